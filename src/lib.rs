@@ -1,0 +1,2 @@
+pub mod margin;
+pub mod window;

@@ -1,0 +1,253 @@
+//! The pure maths of DESIGN.md §2: margin, status, compliance, burn rate, amaze ratio.
+
+use crate::window::Digest;
+
+/// Quantiles exported for every window besides the objective's own.
+pub const REPORTED_QUANTILES: [f64; 3] = [0.5, 0.9, 0.99];
+
+/// The lowest margin reported: "at least one full promise late".
+pub const MARGIN_FLOOR: f64 = -1.0;
+
+/// What an SLA asks of a window's deliveries.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Policy {
+    /// Fraction o of deliveries that must be within the promise, in (0, 1).
+    pub objective: f64,
+    /// The amaze goal: deliver within (1 - target) x promise.
+    pub target_margin: Option<f64>,
+    /// Fewer deliveries than this and the window is not assessed.
+    pub min_deliveries: u64,
+}
+
+impl Policy {
+    /// Quantiles to report: p50, p90, p99 and the objective's, ascending, once each.
+    pub fn quantiles(&self) -> Vec<f64> {
+        let mut qs = REPORTED_QUANTILES.to_vec();
+        if !qs.iter().any(|q| (q - self.objective).abs() < 1e-12) {
+            qs.push(self.objective);
+            qs.sort_by(f64::total_cmp);
+        }
+        qs
+    }
+
+    /// Largest relative time that still counts as amazing.
+    pub fn amazing_limit(&self) -> Option<f64> {
+        self.target_margin.map(|t| 1.0 - t)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Amazing,
+    Meeting,
+    Breaching,
+}
+
+impl Status {
+    pub const ALL: [Status; 3] = [Status::Amazing, Status::Meeting, Status::Breaching];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Amazing => "amazing",
+            Status::Meeting => "meeting",
+            Status::Breaching => "breaching",
+        }
+    }
+}
+
+/// Figures of one series over one window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Figures {
+    pub deliveries: u64,
+    pub bad: u64,
+    /// `None` below `min_deliveries`: low traffic must not page anyone.
+    pub assessment: Option<Assessment>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assessment {
+    /// 1 - q(objective), floored at -1.
+    pub margin: f64,
+    pub status: Status,
+    pub compliance: f64,
+    pub burn_rate: f64,
+    /// Share of deliveries within the target margin, when the SLA sets one.
+    pub amazing_ratio: Option<f64>,
+    /// (q, relative time) for [`Policy::quantiles`]; +inf where failures rank.
+    pub quantiles: Vec<(f64, f64)>,
+}
+
+impl Assessment {
+    /// Error budget left over this window: 1 - burn rate, negative when overspent.
+    pub fn budget_remaining(&self) -> f64 {
+        1.0 - self.burn_rate
+    }
+}
+
+/// Assesses one window's digest against `policy`.
+pub fn assess(digest: &Digest, policy: &Policy) -> Figures {
+    let n = digest.count();
+    let bad = digest.bad();
+    let assessment = (n >= policy.min_deliveries.max(1)).then(|| {
+        let q = digest.quantile(policy.objective).unwrap_or(f64::INFINITY);
+        let margin = (1.0 - q).max(MARGIN_FLOOR);
+        let bad_share = bad as f64 / n as f64;
+        Assessment {
+            margin,
+            status: status(margin, policy.target_margin),
+            compliance: 1.0 - bad_share,
+            burn_rate: bad_share / (1.0 - policy.objective),
+            amazing_ratio: policy
+                .target_margin
+                .map(|_| digest.amazing() as f64 / n as f64),
+            quantiles: policy
+                .quantiles()
+                .into_iter()
+                .map(|q| (q, digest.quantile(q).unwrap_or(f64::INFINITY)))
+                .collect(),
+        }
+    });
+    Figures {
+        deliveries: n,
+        bad,
+        assessment,
+    }
+}
+
+pub fn status(margin: f64, target_margin: Option<f64>) -> Status {
+    match target_margin {
+        _ if margin < 0.0 => Status::Breaching,
+        Some(target) if margin >= target => Status::Amazing,
+        _ => Status::Meeting,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::window::Observation;
+
+    const POLICY: Policy = Policy {
+        objective: 0.99,
+        target_margin: Some(0.5),
+        min_deliveries: 10,
+    };
+
+    fn digest(relatives: &[f64], failed: usize) -> Digest {
+        let limit = POLICY.amazing_limit().unwrap();
+        let mut d = Digest::new();
+        for &r in relatives {
+            d.record(Observation::Delivered {
+                relative: r,
+                amazing: r <= limit,
+            });
+        }
+        for _ in 0..failed {
+            d.record(Observation::Failed);
+        }
+        d
+    }
+
+    fn close(a: f64, b: f64, tol: f64) -> bool {
+        (a - b).abs() <= tol
+    }
+
+    /// 100 deliveries at 0.01, 0.02, ..., 1.00 of the promise.
+    /// p99 rank = floor(0.99 x 99) = 98 -> r = 0.99; margin = 0.01.
+    #[test]
+    fn hundred_evenly_spread_deliveries() {
+        let rs: Vec<f64> = (1..=100).map(|i| i as f64 / 100.0).collect();
+        let f = assess(&digest(&rs, 0), &POLICY);
+        let a = f.assessment.unwrap();
+        assert_eq!(f.deliveries, 100);
+        assert_eq!(f.bad, 0);
+        assert!(close(a.margin, 0.01, 0.99 * 0.01), "{}", a.margin);
+        assert_eq!(a.status, Status::Meeting);
+        assert_eq!(a.compliance, 1.0);
+        assert_eq!(a.burn_rate, 0.0);
+        assert_eq!(a.budget_remaining(), 1.0);
+        // r <= 0.5: 50 of 100.
+        assert_eq!(a.amazing_ratio, Some(0.5));
+    }
+
+    /// 99 fast deliveries at 0.2 and one at 3.0: p99 rank 98 is still 0.2.
+    /// margin = 0.8 -> amazing; compliance 0.99; burn = 0.01/0.01 = 1.
+    #[test]
+    fn one_late_delivery_in_a_hundred_is_within_objective() {
+        let mut rs = vec![0.2; 99];
+        rs.push(3.0);
+        let a = assess(&digest(&rs, 0), &POLICY).assessment.unwrap();
+        assert!(close(a.margin, 0.8, 0.2 * 0.01), "{}", a.margin);
+        assert_eq!(a.status, Status::Amazing);
+        assert!(close(a.compliance, 0.99, 1e-12));
+        assert!(close(a.burn_rate, 1.0, 1e-9));
+        assert!(close(a.budget_remaining(), 0.0, 1e-9));
+    }
+
+    /// Two late of 100 at 1.2: p99 rank 98 lands on 1.2 -> margin -0.2, breaching;
+    /// burn = 0.02 / 0.01 = 2, budget remaining = -1.
+    #[test]
+    fn two_late_deliveries_breach_a_99_percent_objective() {
+        let mut rs = vec![0.2; 98];
+        rs.extend([1.2, 1.2]);
+        let a = assess(&digest(&rs, 0), &POLICY).assessment.unwrap();
+        assert!(close(a.margin, -0.2, 1.2 * 0.01), "{}", a.margin);
+        assert_eq!(a.status, Status::Breaching);
+        assert!(close(a.burn_rate, 2.0, 1e-9));
+        assert!(close(a.budget_remaining(), -1.0, 1e-9));
+    }
+
+    /// Failures alone above 1 - o: the quantile is +inf and the margin -1.
+    #[test]
+    fn failures_beyond_the_budget_floor_the_margin() {
+        let a = assess(&digest(&[0.1; 97], 3), &POLICY).assessment.unwrap();
+        assert_eq!(a.margin, -1.0);
+        assert_eq!(a.status, Status::Breaching);
+        let p99 = a.quantiles.iter().find(|(q, _)| *q == 0.99).unwrap().1;
+        assert_eq!(p99, f64::INFINITY);
+        assert!(close(a.compliance, 0.97, 1e-12));
+    }
+
+    /// Very late deliveries floor the margin at -1 even when finite.
+    #[test]
+    fn margin_is_floored() {
+        let a = assess(&digest(&[5.0; 20], 0), &POLICY).assessment.unwrap();
+        assert_eq!(a.margin, -1.0);
+    }
+
+    #[test]
+    fn low_traffic_is_counted_not_assessed() {
+        let f = assess(&digest(&[3.0; 9], 0), &POLICY);
+        assert_eq!(f.deliveries, 9);
+        assert_eq!(f.bad, 9);
+        assert_eq!(f.assessment, None);
+    }
+
+    #[test]
+    fn without_a_target_nothing_is_amazing() {
+        let policy = Policy {
+            target_margin: None,
+            ..POLICY
+        };
+        let a = assess(&digest(&[0.01; 20], 0), &policy).assessment.unwrap();
+        assert_eq!(a.status, Status::Meeting);
+        assert_eq!(a.amazing_ratio, None);
+    }
+
+    #[test]
+    fn objective_quantile_is_reported_once() {
+        assert_eq!(POLICY.quantiles(), vec![0.5, 0.9, 0.99]);
+        let p = Policy {
+            objective: 0.95,
+            ..POLICY
+        };
+        assert_eq!(p.quantiles(), vec![0.5, 0.9, 0.95, 0.99]);
+    }
+
+    #[test]
+    fn status_boundaries() {
+        assert_eq!(status(0.5, Some(0.5)), Status::Amazing);
+        assert_eq!(status(0.0, Some(0.5)), Status::Meeting);
+        assert_eq!(status(-0.0001, Some(0.5)), Status::Breaching);
+    }
+}

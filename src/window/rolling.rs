@@ -1,0 +1,314 @@
+//! One series' rolling windows: slot rings fed by a base ring, merged at read time.
+//!
+//! Deliveries land in the finest ring (the base). When a base slot closes it is
+//! merged once into the current slot of every coarser ring, so recording costs
+//! one sketch insert whatever the number of windows. A window is read as the
+//! merge of its ring's slots plus the base slot not yet rolled up. Closed slots
+//! of each ring are merged once and cached until the window slides or a late
+//! delivery lands in them.
+
+use std::collections::VecDeque;
+
+use super::{Digest, Millis, Observation, WindowSpec};
+
+#[derive(Debug)]
+pub struct Rolling {
+    /// One ring per window, finest first; ring 0 is the base.
+    rings: Vec<Ring>,
+    /// Newest base slot seen.
+    high: Option<i64>,
+    /// Whether base slot `high` is still to be rolled into the coarser rings.
+    pending: bool,
+}
+
+impl Rolling {
+    /// Rings for `windows`, which must be finest first, each slot a multiple of
+    /// the first window's slot (see [`super::windows_for`]).
+    pub fn new(windows: &[WindowSpec]) -> Self {
+        assert!(!windows.is_empty(), "at least one window");
+        let base = windows[0].slot;
+        assert!(
+            windows.iter().all(|w| w.slot % base == 0 && w.slot > 0),
+            "every slot is a multiple of the base slot"
+        );
+        Rolling {
+            rings: windows.iter().map(Ring::new).collect(),
+            high: None,
+            pending: false,
+        }
+    }
+
+    /// Records one delivery that completed at `at`.
+    pub fn record(&mut self, at: Millis, obs: Observation) {
+        let slot = self.rings[0].slot_no(at);
+        match self.high {
+            Some(high) if slot == high && self.pending => self.rings[0].entry(slot).record(obs),
+            Some(high) if slot <= high => self.record_late(at, high, obs),
+            _ => {
+                self.roll_up();
+                // A new newest slot: also the moment to drop what has aged out,
+                // so memory stays bounded even if nobody reads the windows.
+                for ring in &mut self.rings {
+                    ring.expire(at);
+                }
+                self.high = Some(slot);
+                self.pending = true;
+                self.rings[0].entry(slot).record(obs);
+            }
+        }
+    }
+
+    /// A delivery for a base slot already rolled up goes straight into every
+    /// ring that still keeps its time.
+    fn record_late(&mut self, at: Millis, high: i64, obs: Observation) {
+        let newest = high * self.rings[0].width;
+        for ring in &mut self.rings {
+            let slot = ring.slot_no(at);
+            if slot > ring.slot_no(newest) - ring.len {
+                ring.entry(slot).record(obs);
+            }
+        }
+    }
+
+    /// Merges the pending base slot into every coarser ring.
+    fn roll_up(&mut self) {
+        let Some(high) = self.high.filter(|_| self.pending) else {
+            return;
+        };
+        self.pending = false;
+        let (base, coarser) = self.rings.split_at_mut(1);
+        let Some(digest) = base[0].get(high) else {
+            return;
+        };
+        let at = high * base[0].width;
+        for ring in coarser {
+            let slot = ring.slot_no(at);
+            ring.entry(slot).merge(digest);
+        }
+    }
+
+    /// Moves every window's end to `now`: rolls up a closed base slot and drops
+    /// slots that have left their window.
+    pub fn advance(&mut self, now: Millis) {
+        if let Some(high) = self.high
+            && high < self.rings[0].slot_no(now)
+        {
+            self.roll_up();
+        }
+        for ring in &mut self.rings {
+            ring.expire(now);
+        }
+    }
+
+    /// The digest of window `index` ending at `now`. Call [`Rolling::advance`]
+    /// with the same `now` first.
+    pub fn window(&mut self, index: usize, now: Millis) -> Digest {
+        if index == 0 {
+            return self.rings[0].read(now);
+        }
+        let (base, rest) = self.rings.split_at_mut(1);
+        let mut digest = rest[index - 1].read(now);
+        if let Some(pending) = self.high.filter(|_| self.pending) {
+            if let Some(d) = base[0].get(pending) {
+                digest.merge(d);
+            }
+        }
+        digest
+    }
+
+    pub fn window_count(&self) -> usize {
+        self.rings.len()
+    }
+
+    /// Whether no ring holds any delivery.
+    pub fn is_empty(&self) -> bool {
+        self.rings.iter().all(|r| r.slots.is_empty())
+    }
+
+    /// Heap bytes held by every slot and cache, for memory accounting.
+    pub fn heap_bytes(&self) -> usize {
+        let digest = std::mem::size_of::<(i64, Digest)>();
+        self.rings
+            .iter()
+            .map(|r| {
+                let cache = r.cache.as_ref().map_or(0, |c| digest + c.digest.heap_bytes());
+                let slots: usize = r.slots.iter().map(|(_, d)| digest + d.heap_bytes()).sum();
+                cache + slots
+            })
+            .sum()
+    }
+}
+
+/// Slots of one window: only those holding deliveries, oldest first.
+#[derive(Debug)]
+struct Ring {
+    width: Millis,
+    len: i64,
+    slots: VecDeque<(i64, Digest)>,
+    cache: Option<Closed>,
+}
+
+/// The merge of a ring's closed slots `lo..cur`.
+#[derive(Debug)]
+struct Closed {
+    lo: i64,
+    cur: i64,
+    digest: Digest,
+}
+
+impl Ring {
+    fn new(spec: &WindowSpec) -> Self {
+        Ring {
+            width: spec.slot,
+            len: spec.slots(),
+            slots: VecDeque::new(),
+            cache: None,
+        }
+    }
+
+    fn slot_no(&self, at: Millis) -> i64 {
+        at.div_euclid(self.width)
+    }
+
+    fn get(&self, slot: i64) -> Option<&Digest> {
+        let i = self.slots.binary_search_by_key(&slot, |(no, _)| *no).ok()?;
+        Some(&self.slots[i].1)
+    }
+
+    fn entry(&mut self, slot: i64) -> &mut Digest {
+        if self
+            .cache
+            .as_ref()
+            .is_some_and(|c| (c.lo..c.cur).contains(&slot))
+        {
+            self.cache = None;
+        }
+        // The newest slot is by far the common case.
+        if self.slots.back().is_none_or(|(no, _)| *no < slot) {
+            self.slots.push_back((slot, Digest::new()));
+            let last = self.slots.len() - 1;
+            return &mut self.slots[last].1;
+        }
+        let i = match self.slots.binary_search_by_key(&slot, |(no, _)| *no) {
+            Ok(i) => i,
+            Err(i) => {
+                self.slots.insert(i, (slot, Digest::new()));
+                i
+            }
+        };
+        &mut self.slots[i].1
+    }
+
+    fn expire(&mut self, now: Millis) {
+        let oldest = self.slot_no(now) - self.len + 1;
+        while self.slots.front().is_some_and(|(no, _)| *no < oldest) {
+            self.slots.pop_front();
+        }
+    }
+
+    fn read(&mut self, now: Millis) -> Digest {
+        let cur = self.slot_no(now);
+        let lo = cur - self.len + 1;
+        let cached = self.cache.as_ref().is_some_and(|c| c.lo == lo && c.cur == cur);
+        if !cached {
+            let mut digest = Digest::new();
+            for (_, d) in self.slots.iter().filter(|(no, _)| (lo..cur).contains(no)) {
+                digest.merge(d);
+            }
+            self.cache = Some(Closed { lo, cur, digest });
+        }
+        let mut digest = self.cache.as_ref().map(|c| c.digest.clone()).unwrap_or_default();
+        // The current slot, and any a small clock skew put ahead of it.
+        for (_, d) in self.slots.iter().rev().take_while(|(no, _)| *no >= cur) {
+            digest.merge(d);
+        }
+        digest
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::windows_for;
+    use super::*;
+
+    const MIN: Millis = 60_000;
+
+    fn obs(r: f64) -> Observation {
+        Observation::Delivered {
+            relative: r,
+            amazing: r < 0.5,
+        }
+    }
+
+    fn rolling() -> (Rolling, Vec<WindowSpec>) {
+        let (windows, _) = windows_for(30 * 24 * 60 * MIN);
+        (Rolling::new(&windows), windows)
+    }
+
+    #[test]
+    fn five_minute_window_forgets_after_five_minutes() {
+        let (mut r, _) = rolling();
+        let t0 = 1_700_000_000_000;
+        r.record(t0, obs(0.2));
+        r.advance(t0);
+        assert_eq!(r.window(0, t0).count(), 1);
+        r.advance(t0 + 4 * MIN);
+        assert_eq!(r.window(0, t0 + 4 * MIN).count(), 1);
+        r.advance(t0 + 6 * MIN);
+        assert_eq!(r.window(0, t0 + 6 * MIN).count(), 0);
+        assert_eq!(r.window(1, t0 + 6 * MIN).count(), 1, "30m still has it");
+    }
+
+    #[test]
+    fn every_window_sees_a_fresh_delivery_before_roll_up() {
+        let (mut r, windows) = rolling();
+        let t0 = 1_700_000_000_000;
+        r.record(t0, obs(0.2));
+        r.advance(t0);
+        for i in 0..windows.len() {
+            assert_eq!(r.window(i, t0).count(), 1, "{}", windows[i].label);
+        }
+    }
+
+    #[test]
+    fn late_delivery_lands_in_every_window_that_covers_it() {
+        let (mut r, windows) = rolling();
+        let now = 1_700_000_000_000;
+        r.record(now, obs(0.1));
+        r.record(now - 2 * 60 * MIN, obs(3.0));
+        r.advance(now);
+        let counts: Vec<u64> = (0..windows.len()).map(|i| r.window(i, now).count()).collect();
+        // 5m, 30m, 1h see only the fresh one; 6h and longer see both.
+        assert_eq!(counts, vec![1, 1, 1, 2, 2, 2, 2]);
+        assert_eq!(r.window(3, now).bad(), 1);
+    }
+
+    #[test]
+    fn cache_is_invalidated_by_late_writes() {
+        let (mut r, _) = rolling();
+        let now = 1_700_000_000_000;
+        r.record(now - 3 * MIN, obs(0.1));
+        r.record(now, obs(0.1));
+        r.advance(now);
+        assert_eq!(r.window(0, now).count(), 2);
+        r.record(now - 2 * MIN, obs(0.1));
+        assert_eq!(r.window(0, now).count(), 3);
+    }
+
+    #[test]
+    fn memory_is_bounded_by_slot_count() {
+        let (mut r, windows) = rolling();
+        let t0: Millis = 1_700_000_000_000;
+        let max_slots: i64 = windows.iter().map(|w| w.slots()).sum();
+        // 40 days at one delivery a minute.
+        for m in 0..40 * 24 * 60 {
+            let t = t0 + m * MIN;
+            r.record(t, obs(0.3));
+            if m % 60 == 0 {
+                r.advance(t);
+            }
+        }
+        let held: usize = r.rings.iter().map(|ring| ring.slots.len()).sum();
+        assert!(held as i64 <= max_slots + windows.len() as i64, "{held}");
+    }
+}
