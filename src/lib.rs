@@ -1,2 +1,30 @@
+//! amaze-exporter: how far delivery beats its SLA promise, for Prometheus.
+//!
+//! Code map, in the order data flows:
+//!
+//! - [`cli`]: command-line flags (exporter conventions) and `check`.
+//! - [`app`]: wires everything together and runs until a signal.
+//! - [`config`]: YAML to a validated [`config::Config`], all problems at once.
+//! - [`sla`]: validated SLAs and the catalog deliveries are admitted against.
+//! - [`delivery`]: the one value every source emits, and its admission checks.
+//! - [`ingest`]: sources; today HTTP push (JSON, arrays, NDJSON).
+//! - [`recorder`]: series, rolling windows, counters and ids per SLA.
+//! - [`window`]: slot rings of relative-time sketches; no clock, no I/O.
+//! - [`margin`]: the pure maths of margin, status, compliance and burn.
+//! - [`exposition`]: `/metrics`, every metric name defined once.
+//! - [`http`]: routes and shared handler state.
+//! - [`clock`], [`shutdown`]: time and signals, injected rather than read.
+
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod delivery;
+pub mod exposition;
+pub mod http;
+pub mod ingest;
 pub mod margin;
+pub mod recorder;
+pub mod shutdown;
+pub mod sla;
 pub mod window;

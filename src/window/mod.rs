@@ -16,6 +16,10 @@ const MINUTE: Millis = 60 * SECOND;
 const HOUR: Millis = 60 * MINUTE;
 const DAY: Millis = 24 * HOUR;
 
+/// The longest alert window: deliveries older than this and the compliance
+/// window are refused.
+pub const LONGEST_ALERT_WINDOW: std::time::Duration = std::time::Duration::from_secs(3 * 86400);
+
 /// The finest slot; every window's slot is a whole multiple of it, so a base
 /// slot always lies inside exactly one slot of every other window.
 pub const BASE_SLOT: Millis = 30 * SECOND;

@@ -131,7 +131,10 @@ impl Rolling {
         self.rings
             .iter()
             .map(|r| {
-                let cache = r.cache.as_ref().map_or(0, |c| digest + c.digest.heap_bytes());
+                let cache = r
+                    .cache
+                    .as_ref()
+                    .map_or(0, |c| digest + c.digest.heap_bytes());
                 let slots: usize = r.slots.iter().map(|(_, d)| digest + d.heap_bytes()).sum();
                 cache + slots
             })
@@ -209,7 +212,10 @@ impl Ring {
     fn read(&mut self, now: Millis) -> Digest {
         let cur = self.slot_no(now);
         let lo = cur - self.len + 1;
-        let cached = self.cache.as_ref().is_some_and(|c| c.lo == lo && c.cur == cur);
+        let cached = self
+            .cache
+            .as_ref()
+            .is_some_and(|c| c.lo == lo && c.cur == cur);
         if !cached {
             let mut digest = Digest::new();
             for (_, d) in self.slots.iter().filter(|(no, _)| (lo..cur).contains(no)) {
@@ -217,7 +223,11 @@ impl Ring {
             }
             self.cache = Some(Closed { lo, cur, digest });
         }
-        let mut digest = self.cache.as_ref().map(|c| c.digest.clone()).unwrap_or_default();
+        let mut digest = self
+            .cache
+            .as_ref()
+            .map(|c| c.digest.clone())
+            .unwrap_or_default();
         // The current slot, and any a small clock skew put ahead of it.
         for (_, d) in self.slots.iter().rev().take_while(|(no, _)| *no >= cur) {
             digest.merge(d);
@@ -277,7 +287,9 @@ mod tests {
         r.record(now, obs(0.1));
         r.record(now - 2 * 60 * MIN, obs(3.0));
         r.advance(now);
-        let counts: Vec<u64> = (0..windows.len()).map(|i| r.window(i, now).count()).collect();
+        let counts: Vec<u64> = (0..windows.len())
+            .map(|i| r.window(i, now).count())
+            .collect();
         // 5m, 30m, 1h see only the fresh one; 6h and longer see both.
         assert_eq!(counts, vec![1, 1, 1, 2, 2, 2, 2]);
         assert_eq!(r.window(3, now).bad(), 1);

@@ -1,0 +1,131 @@
+//! Command line: Prometheus exporter flag conventions, plus `check`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "amaze-exporter",
+    version,
+    about = "Exports how far delivery beats its SLA promise: the amaze margin"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate a config file and exit: 0 when valid, 2 with every problem listed.
+    Check {
+        #[arg(long = "config", visible_alias = "config.file", value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// SLA configuration file.
+    #[arg(
+        long = "config.file",
+        value_name = "FILE",
+        default_value = "config/amaze.yaml"
+    )]
+    pub config: PathBuf,
+    /// Address to serve /metrics and the API on. Use `0.0.0.0:9797` to listen on every interface.
+    #[arg(long = "web.listen-address", value_name = "ADDR", default_value = "127.0.0.1:9797", value_parser = listen_address)]
+    pub listen: SocketAddr,
+    /// Path under which metrics are exposed.
+    #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = "/metrics", value_parser = telemetry_path)]
+    pub telemetry_path: String,
+    /// Only log messages at or above this level.
+    #[arg(long = "log.level", value_enum, default_value_t = LogLevel::Info)]
+    pub log_level: LogLevel,
+    /// Log line format.
+    #[arg(long = "log.format", value_enum, default_value_t = LogFormat::Logfmt)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// key=value pairs, one event a line.
+    Logfmt,
+    Json,
+}
+
+/// Accepts `host:port`, and `:port` as every interface (the exporter habit).
+fn listen_address(s: &str) -> Result<SocketAddr, String> {
+    let full = if s.starts_with(':') {
+        format!("0.0.0.0{s}")
+    } else {
+        s.to_owned()
+    };
+    full.parse()
+        .map_err(|e| format!("`{s}` is not a listen address such as 127.0.0.1:9797 or :9797 ({e})"))
+}
+
+fn telemetry_path(s: &str) -> Result<String, String> {
+    let reserved = ["/", "/-/healthy", "/-/ready", "/api/v1/deliveries"];
+    if !s.starts_with('/') || s.len() < 2 || reserved.contains(&s) {
+        return Err(format!(
+            "`{s}` must be a path starting with / that no other endpoint uses"
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exporter_style_flags() {
+        let cli = Cli::try_parse_from([
+            "amaze-exporter",
+            "--config.file=x.yaml",
+            "--web.listen-address=:9100",
+            "--web.telemetry-path=/m",
+            "--log.level=debug",
+            "--log.format=json",
+        ])
+        .unwrap();
+        assert_eq!(cli.run.listen, "0.0.0.0:9100".parse().unwrap());
+        assert_eq!(cli.run.telemetry_path, "/m");
+        assert_eq!(cli.run.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn check_subcommand() {
+        let cli = Cli::try_parse_from(["amaze-exporter", "check", "--config", "c.yaml"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Check { .. })));
+    }
+
+    #[test]
+    fn bad_flags_are_refused() {
+        assert!(Cli::try_parse_from(["amaze-exporter", "--web.listen-address=nowhere"]).is_err());
+        assert!(Cli::try_parse_from(["amaze-exporter", "--web.telemetry-path=metrics"]).is_err());
+    }
+}

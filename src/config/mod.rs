@@ -1,0 +1,87 @@
+//! Configuration: YAML in, a validated [`Config`] out, or every problem at once.
+
+mod raw;
+mod validate;
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::sla::Sla;
+
+pub use validate::Problem;
+
+/// The one config version this build reads.
+pub const VERSION: u32 = 1;
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub limits: Limits,
+    pub slas: Vec<Sla>,
+}
+
+/// Input limits shared by every source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// How far in the future a delivery may claim to have completed.
+    pub max_future_skew: Duration,
+    pub max_label_value_length: usize,
+    /// Delivery ids remembered per SLA for idempotency; the oldest are forgotten first.
+    pub max_tracked_ids: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 16 << 20,
+            max_future_skew: Duration::from_secs(5 * 60),
+            max_label_value_length: 256,
+            max_tracked_ids: 1_000_000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config is not valid YAML for amaze-exporter:\n{0}")]
+    Syntax(String),
+    #[error("config has {} problem{}:\n{}", .0.len(), if .0.len() == 1 { "" } else { "s" }, Problems(.0))]
+    Invalid(Vec<Problem>),
+}
+
+struct Problems<'a>(&'a [Problem]);
+
+impl std::fmt::Display for Problems<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for p in self.0 {
+            writeln!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(&text)
+    }
+
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let raw = raw::parse(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        validate::validate(raw).map_err(ConfigError::Invalid)
+    }
+
+    pub fn sla(&self, name: &str) -> Option<&Sla> {
+        self.slas.iter().find(|s| s.name == name)
+    }
+}

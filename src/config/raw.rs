@@ -1,0 +1,60 @@
+//! The config file as written: serde shapes only, every scalar kept as text with
+//! its location so validation can report all problems at once.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// A scalar as written, with where it was written.
+pub type Text = Spanned<String>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub version: Option<Text>,
+    #[serde(default)]
+    pub limits: RawLimits,
+    pub slas: Option<Vec<RawSla>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub max_body_bytes: Option<Text>,
+    pub max_future_skew: Option<Text>,
+    pub max_label_value_length: Option<Text>,
+    pub max_tracked_ids: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSla {
+    pub name: Option<Text>,
+    pub description: Option<Text>,
+    pub promise: Option<Text>,
+    pub objective: Option<Text>,
+    pub target_margin: Option<Text>,
+    pub alert_margin: Option<Text>,
+    pub window: Option<Text>,
+    pub min_deliveries: Option<Text>,
+    #[serde(default)]
+    pub labels: Vec<Text>,
+    #[serde(default)]
+    pub goals: Vec<RawGoal>,
+    pub max_series: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGoal {
+    #[serde(rename = "match")]
+    pub matches: Option<BTreeMap<String, Text>>,
+    pub promise: Option<Text>,
+}
+
+/// Parses YAML text into the raw shape; the error carries serde-saphyr's
+/// line, column and source snippet.
+pub fn parse(text: &str) -> Result<RawConfig, serde_saphyr::Error> {
+    serde_saphyr::from_str(text)
+}

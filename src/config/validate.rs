@@ -1,0 +1,411 @@
+//! Raw config to domain types, collecting every problem with its YAML path.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::time::Duration;
+
+use super::raw::{RawConfig, RawGoal, RawLimits, RawSla, Text};
+use super::{Config, Limits, VERSION};
+use crate::sla::{Goal, Sla};
+
+/// One thing wrong with the config, where it is and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// YAML path such as `slas[1].promise`.
+    pub path: String,
+    pub line: Option<u64>,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{} (line {line}): {}", self.path, self.message),
+            None => write!(f, "{}: {}", self.path, self.message),
+        }
+    }
+}
+
+/// Longest promise or window accepted: beyond a year a figure means nothing.
+const MAX_SPAN: Duration = Duration::from_secs(400 * 86400);
+const MIN_WINDOW: Duration = Duration::from_secs(3600);
+const DEFAULT_WINDOW: Duration = Duration::from_secs(30 * 86400);
+const DEFAULT_MIN_DELIVERIES: u64 = 10;
+const DEFAULT_MAX_SERIES: usize = 1000;
+const MAX_LABELS: usize = 16;
+/// Label names the exporter itself puts on series.
+pub const RESERVED_LABELS: [&str; 8] = [
+    "sla", "window", "scope", "le", "quantile", "q", "result", "status",
+];
+
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn at(&mut self, path: impl Into<String>, text: Option<&Text>, message: impl Into<String>) {
+        self.0.push(Problem {
+            path: path.into(),
+            line: text.map(|t| t.referenced.line()),
+            message: message.into(),
+        });
+    }
+
+    /// Parses an optional scalar, recording a problem when it does not parse.
+    fn parse<T>(
+        &mut self,
+        path: &str,
+        text: Option<&Text>,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let text = text?;
+        match parse(text.value.trim()) {
+            Ok(v) => Some(v),
+            Err(message) => {
+                self.at(path, Some(text), message);
+                None
+            }
+        }
+    }
+}
+
+pub fn validate(raw: RawConfig) -> Result<Config, Vec<Problem>> {
+    let mut p = Problems::default();
+    match p.parse("version", raw.version.as_ref(), |s| {
+        s.parse::<u32>()
+            .map_err(|_| format!("`{s}` is not a version number"))
+    }) {
+        Some(VERSION) => {}
+        Some(v) => p.at(
+            "version",
+            raw.version.as_ref(),
+            format!("version {v} is not supported; this build reads version {VERSION}"),
+        ),
+        None if raw.version.is_none() => p.at(
+            "version",
+            None,
+            format!("required: add `version: {VERSION}`"),
+        ),
+        None => {}
+    }
+    let limits = limits(&mut p, &raw.limits);
+    let mut slas = Vec::new();
+    match &raw.slas {
+        None => p.at("slas", None, "required: a list of SLAs"),
+        Some(list) if list.is_empty() => p.at("slas", None, "at least one SLA is required"),
+        Some(list) => {
+            let mut names = HashSet::new();
+            for (i, raw_sla) in list.iter().enumerate() {
+                let path = format!("slas[{i}]");
+                if let Some(sla) = sla(&mut p, &path, raw_sla) {
+                    if !names.insert(sla.name.clone()) {
+                        p.at(
+                            format!("{path}.name"),
+                            raw_sla.name.as_ref(),
+                            format!("duplicate SLA name `{}`", sla.name),
+                        );
+                    }
+                    slas.push(sla);
+                }
+            }
+        }
+    }
+    if p.0.is_empty() {
+        Ok(Config { limits, slas })
+    } else {
+        Err(p.0)
+    }
+}
+
+fn limits(p: &mut Problems, raw: &RawLimits) -> Limits {
+    let d = Limits::default();
+    Limits {
+        max_body_bytes: p
+            .parse("limits.max_body_bytes", raw.max_body_bytes.as_ref(), |s| {
+                count(s, 1024, 1 << 30)
+            })
+            .unwrap_or(d.max_body_bytes),
+        max_future_skew: p
+            .parse(
+                "limits.max_future_skew",
+                raw.max_future_skew.as_ref(),
+                |s| duration(s, Duration::ZERO, Duration::from_secs(3600)),
+            )
+            .unwrap_or(d.max_future_skew),
+        max_label_value_length: p
+            .parse(
+                "limits.max_label_value_length",
+                raw.max_label_value_length.as_ref(),
+                |s| count(s, 1, 4096),
+            )
+            .unwrap_or(d.max_label_value_length),
+        max_tracked_ids: p
+            .parse(
+                "limits.max_tracked_ids",
+                raw.max_tracked_ids.as_ref(),
+                |s| count(s, 0, 100_000_000),
+            )
+            .unwrap_or(d.max_tracked_ids),
+    }
+}
+
+fn sla(p: &mut Problems, path: &str, raw: &RawSla) -> Option<Sla> {
+    let errors_before = p.0.len();
+    let name = match &raw.name {
+        None => {
+            p.at(format!("{path}.name"), None, "required");
+            None
+        }
+        Some(t) => p.parse(&format!("{path}.name"), Some(t), |s| {
+            sla_name(s).map(str::to_owned)
+        }),
+    };
+    let promise = required(p, path, "promise", raw.promise.as_ref(), |s| {
+        duration(s, Duration::from_nanos(1), MAX_SPAN)
+    });
+    let objective = required(p, path, "objective", raw.objective.as_ref(), |s| {
+        fraction(s, false)
+    });
+    let target_margin = p.parse(
+        &format!("{path}.target_margin"),
+        raw.target_margin.as_ref(),
+        |s| fraction(s, false),
+    );
+    let alert_margin = p.parse(
+        &format!("{path}.alert_margin"),
+        raw.alert_margin.as_ref(),
+        |s| fraction(s, true),
+    );
+    if let (Some(alert), Some(target)) = (alert_margin, target_margin)
+        && alert > target
+    {
+        p.at(
+            format!("{path}.alert_margin"),
+            raw.alert_margin.as_ref(),
+            format!(
+                "{} is above target_margin {}: the warning would fire while the SLA is amazing",
+                percent(alert),
+                percent(target)
+            ),
+        );
+    }
+    let window = p
+        .parse(&format!("{path}.window"), raw.window.as_ref(), |s| {
+            duration(s, MIN_WINDOW, MAX_SPAN)
+        })
+        .unwrap_or(DEFAULT_WINDOW);
+    let min_deliveries = p
+        .parse(
+            &format!("{path}.min_deliveries"),
+            raw.min_deliveries.as_ref(),
+            |s| count(s, 1, 1 << 40),
+        )
+        .unwrap_or(DEFAULT_MIN_DELIVERIES as usize) as u64;
+    let max_series = p
+        .parse(
+            &format!("{path}.max_series"),
+            raw.max_series.as_ref(),
+            |s| count(s, 1, 1_000_000),
+        )
+        .unwrap_or(DEFAULT_MAX_SERIES);
+    let labels = labels(p, path, &raw.labels);
+    let goals: Vec<Goal> = raw
+        .goals
+        .iter()
+        .enumerate()
+        .filter_map(|(i, g)| goal(p, &format!("{path}.goals[{i}]"), g, &labels))
+        .collect();
+    if p.0.len() > errors_before {
+        return None;
+    }
+    Some(Sla {
+        name: name?,
+        description: raw
+            .description
+            .as_ref()
+            .map(|d| d.value.trim().to_owned())
+            .unwrap_or_default(),
+        promise: promise?,
+        objective: objective?,
+        target_margin,
+        alert_margin: alert_margin.unwrap_or_else(|| target_margin.map_or(0.0, |t| t / 2.0)),
+        window,
+        min_deliveries,
+        labels,
+        goals,
+        max_series,
+    })
+}
+
+fn required<T>(
+    p: &mut Problems,
+    path: &str,
+    field: &str,
+    text: Option<&Text>,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Option<T> {
+    let path = format!("{path}.{field}");
+    if text.is_none() {
+        p.at(path, None, "required");
+        return None;
+    }
+    p.parse(&path, text, parse)
+}
+
+fn labels(p: &mut Problems, path: &str, raw: &[Text]) -> Vec<String> {
+    if raw.len() > MAX_LABELS {
+        p.at(
+            format!("{path}.labels"),
+            raw.first(),
+            format!("{} labels; at most {MAX_LABELS} are allowed", raw.len()),
+        );
+    }
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (i, t) in raw.iter().enumerate() {
+        let key = t.value.trim();
+        let at = format!("{path}.labels[{i}]");
+        if let Err(m) = label_name(key) {
+            p.at(at, Some(t), m);
+        } else if !seen.insert(key.to_owned()) {
+            p.at(at, Some(t), format!("duplicate label `{key}`"));
+        } else {
+            out.push(key.to_owned());
+        }
+    }
+    out
+}
+
+fn goal(p: &mut Problems, path: &str, raw: &RawGoal, labels: &[String]) -> Option<Goal> {
+    let promise = required(p, path, "promise", raw.promise.as_ref(), |s| {
+        duration(s, Duration::from_nanos(1), MAX_SPAN)
+    });
+    let mut matches = Vec::new();
+    match &raw.matches {
+        None => p.at(
+            format!("{path}.match"),
+            None,
+            "required: the labels this goal applies to, e.g. `match: {priority: P1}`",
+        ),
+        Some(m) if m.is_empty() => p.at(
+            format!("{path}.match"),
+            None,
+            "must name at least one label",
+        ),
+        Some(m) => {
+            for (key, value) in m {
+                match labels.iter().position(|l| l == key) {
+                    Some(i) => matches.push((i, value.value.clone())),
+                    None => p.at(
+                        format!("{path}.match.{key}"),
+                        Some(value),
+                        format!(
+                            "`{key}` is not one of this SLA's labels ({})",
+                            if labels.is_empty() {
+                                "it has none".to_owned()
+                            } else {
+                                labels.join(", ")
+                            }
+                        ),
+                    ),
+                }
+            }
+        }
+    }
+    Some(Goal {
+        matches,
+        promise: promise?,
+    })
+}
+
+fn sla_name(s: &str) -> Result<&str, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+    if ok {
+        Ok(s)
+    } else {
+        Err(format!(
+            "`{s}` is not a valid SLA name: use 1-64 letters, digits, `_`, `-` or `.`, starting with a letter"
+        ))
+    }
+}
+
+fn label_name(s: &str) -> Result<(), String> {
+    let ok = s
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !ok {
+        return Err(format!(
+            "`{s}` is not a valid Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)"
+        ));
+    }
+    if s.starts_with("__") || RESERVED_LABELS.contains(&s) {
+        return Err(format!(
+            "`{s}` is reserved by the exporter; reserved: {}, and names starting with __",
+            RESERVED_LABELS.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// A humantime duration such as `300ms` or `4h 30m`, within [min, max].
+pub fn duration(s: &str, min: Duration, max: Duration) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| {
+        format!("`{s}` is not a duration ({e}); write e.g. `300ms`, `4h` or `2h 30m`")
+    })?;
+    if d < min {
+        return Err(format!(
+            "`{s}` is too short: the minimum is {}",
+            humantime::format_duration(min)
+        ));
+    }
+    if d > max {
+        return Err(format!(
+            "`{s}` is too long: the maximum is {}",
+            humantime::format_duration(max)
+        ));
+    }
+    Ok(d)
+}
+
+/// `99%`, `99.9%` or `0.99`; strictly between 0 and 1 (or from 0 when `allow_zero`).
+fn fraction(s: &str, allow_zero: bool) -> Result<f64, String> {
+    let value = match s.strip_suffix('%') {
+        Some(pct) => pct.trim().parse::<f64>().map(|v| v / 100.0),
+        None => s.parse::<f64>(),
+    }
+    .map_err(|_| format!("`{s}` is not a fraction: write e.g. `99%` or `0.99`"))?;
+    let low_ok = if allow_zero {
+        value >= 0.0
+    } else {
+        value > 0.0
+    };
+    if !value.is_finite() || !low_ok || value >= 1.0 {
+        let range = if allow_zero {
+            "from 0% up to (not including) 100%"
+        } else {
+            "strictly between 0% and 100%"
+        };
+        return Err(format!("`{s}` is out of range: must be {range}"));
+    }
+    Ok(value)
+}
+
+fn count(s: &str, min: usize, max: usize) -> Result<usize, String> {
+    let v: usize = s
+        .replace('_', "")
+        .parse()
+        .map_err(|_| format!("`{s}` is not a whole number"))?;
+    if v < min || v > max {
+        return Err(format!("{v} is out of range {min}..={max}"));
+    }
+    Ok(v)
+}
+
+fn percent(v: f64) -> String {
+    format!("{}%", (v * 1e4).round() / 1e2)
+}

@@ -1,0 +1,246 @@
+//! The one value every source emits, and the checks that admit it.
+
+use std::time::Duration;
+
+use crate::sla::Catalog;
+use crate::window::Millis;
+
+/// Longest delivery time accepted; anything longer is a unit mistake.
+pub const MAX_DURATION: Duration = Duration::from_secs(400 * 86400);
+
+/// Separates label values inside a series key; refused inside values.
+pub const KEY_SEPARATOR: char = '\u{1f}';
+
+/// A delivery admitted against a catalog: its SLA resolved, labels checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    /// Index of the SLA in the catalog it was admitted against.
+    pub sla: usize,
+    /// Label values in the SLA's label order, joined by [`KEY_SEPARATOR`].
+    pub key: Box<str>,
+    pub outcome: Outcome,
+    /// When it completed.
+    pub at: Millis,
+    pub id: Option<Box<str>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Outcome {
+    Delivered { seconds: f64 },
+    Failed,
+}
+
+/// How long a delivery took, as a source read it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Timing {
+    /// A measured duration in seconds; completed at `at`, or now.
+    Took { seconds: f64, at: Option<Millis> },
+    /// Started and completed at these times.
+    Between { started: Millis, delivered: Millis },
+    /// Never delivered; failed at `at`, or now.
+    Failed { at: Option<Millis> },
+}
+
+/// A delivery as a source read it, before admission.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    pub sla: &'a str,
+    pub labels: &'a [(&'a str, &'a str)],
+    pub timing: Timing,
+    pub id: Option<&'a str>,
+}
+
+/// Why a delivery was refused, naming the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct Refusal {
+    pub field: String,
+    pub reason: String,
+    pub kind: RefusalKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalKind {
+    UnknownSla,
+    Invalid,
+    TooOld,
+    InFuture,
+}
+
+impl RefusalKind {
+    /// Reason label on the rejected-events counter.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusalKind::UnknownSla => "unknown_sla",
+            RefusalKind::Invalid => "invalid",
+            RefusalKind::TooOld => "too_old",
+            RefusalKind::InFuture => "in_future",
+        }
+    }
+}
+
+impl Refusal {
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Refusal {
+            field: field.into(),
+            reason: reason.into(),
+            kind: RefusalKind::Invalid,
+        }
+    }
+}
+
+impl Catalog {
+    /// Checks `input` against this catalog at time `now`.
+    pub fn admit(&self, input: &Input<'_>, now: Millis) -> Result<Delivery, Refusal> {
+        let sla_index = self.index(input.sla).ok_or_else(|| Refusal {
+            field: "sla".into(),
+            reason: format!(
+                "unknown SLA `{}`; configured: {}",
+                input.sla,
+                self.names().join(", ")
+            ),
+            kind: RefusalKind::UnknownSla,
+        })?;
+        let sla = &self.slas[sla_index];
+        let key = self.series_key(sla_index, input.labels)?;
+        let (outcome, at) = match input.timing {
+            Timing::Took { seconds, at } => (
+                Outcome::Delivered {
+                    seconds: checked_seconds("duration", seconds)?,
+                },
+                at.unwrap_or(now),
+            ),
+            Timing::Between { started, delivered } => {
+                if delivered < started {
+                    return Err(Refusal::invalid("delivered_at", "is before started_at"));
+                }
+                let seconds = (delivered - started) as f64 / 1000.0;
+                (
+                    Outcome::Delivered {
+                        seconds: checked_seconds("started_at", seconds)?,
+                    },
+                    delivered,
+                )
+            }
+            Timing::Failed { at } => (Outcome::Failed, at.unwrap_or(now)),
+        };
+        let oldest = now - millis(sla.window.max(crate::window::LONGEST_ALERT_WINDOW));
+        if at < oldest {
+            return Err(Refusal {
+                field: "delivered_at".into(),
+                reason: format!(
+                    "completed before the SLA's longest window ({}) began",
+                    humantime::format_duration(sla.window.max(crate::window::LONGEST_ALERT_WINDOW))
+                ),
+                kind: RefusalKind::TooOld,
+            });
+        }
+        if at > now + millis(self.limits.max_future_skew) {
+            return Err(Refusal {
+                field: "delivered_at".into(),
+                reason: format!(
+                    "is more than {} in the future",
+                    humantime::format_duration(self.limits.max_future_skew)
+                ),
+                kind: RefusalKind::InFuture,
+            });
+        }
+        if let Some(id) = input.id
+            && (id.is_empty() || id.len() > self.limits.max_label_value_length)
+        {
+            return Err(Refusal::invalid(
+                "id",
+                format!(
+                    "must be 1 to {} bytes long",
+                    self.limits.max_label_value_length
+                ),
+            ));
+        }
+        Ok(Delivery {
+            sla: sla_index,
+            key,
+            outcome,
+            at,
+            id: input.id.map(Box::from),
+        })
+    }
+
+    /// Joins label values in the SLA's label order; unknown keys are refused.
+    fn series_key(&self, sla_index: usize, labels: &[(&str, &str)]) -> Result<Box<str>, Refusal> {
+        let sla = &self.slas[sla_index];
+        if labels.is_empty() {
+            return Ok(Box::from(""));
+        }
+        let mut values = vec![""; sla.labels.len()];
+        for (k, v) in labels {
+            let Some(i) = sla.labels.iter().position(|l| l == k) else {
+                let allowed = if sla.labels.is_empty() {
+                    "none".to_owned()
+                } else {
+                    sla.labels.join(", ")
+                };
+                return Err(Refusal::invalid(
+                    format!("labels.{k}"),
+                    format!(
+                        "`{k}` is not a label of SLA `{}`; allowed: {allowed}",
+                        sla.name
+                    ),
+                ));
+            };
+            if v.len() > self.limits.max_label_value_length {
+                return Err(Refusal::invalid(
+                    format!("labels.{k}"),
+                    format!(
+                        "value is {} bytes; the limit is {}",
+                        v.len(),
+                        self.limits.max_label_value_length
+                    ),
+                ));
+            }
+            if v.chars().any(char::is_control) {
+                return Err(Refusal::invalid(
+                    format!("labels.{k}"),
+                    "value contains a control character",
+                ));
+            }
+            values[i] = v;
+        }
+        let mut key = String::with_capacity(values.iter().map(|v| v.len() + 1).sum());
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                key.push(KEY_SEPARATOR);
+            }
+            key.push_str(v);
+        }
+        Ok(key.into_boxed_str())
+    }
+}
+
+fn checked_seconds(field: &str, seconds: f64) -> Result<f64, Refusal> {
+    if !seconds.is_finite() || seconds < 0.0 {
+        return Err(Refusal::invalid(
+            field,
+            format!("{seconds} s is not a duration: must be zero or more"),
+        ));
+    }
+    if seconds > MAX_DURATION.as_secs_f64() {
+        return Err(Refusal::invalid(
+            field,
+            format!(
+                "{} is longer than the {} limit",
+                humantime::format_duration(Duration::from_secs_f64(seconds.floor())),
+                humantime::format_duration(MAX_DURATION)
+            ),
+        ));
+    }
+    Ok(seconds)
+}
+
+pub fn millis(d: Duration) -> Millis {
+    d.as_millis().min(i64::MAX as u128) as Millis
+}
+
+/// Splits a series key back into its label values.
+pub fn key_values(key: &str) -> impl Iterator<Item = &str> {
+    key.split(KEY_SEPARATOR)
+}

@@ -1,0 +1,38 @@
+//! `/metrics`: SLA figures computed at scrape time plus the exporter's self-metrics.
+
+pub mod collector;
+pub mod names;
+mod self_metrics;
+
+use std::time::Instant;
+
+use prometheus::{Encoder, TextEncoder};
+
+pub use self_metrics::SelfMetrics;
+
+use crate::recorder::Recorder;
+use crate::window::Millis;
+
+/// Content type of the text exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Renders every metric as of `now`.
+pub fn render(
+    recorder: &Recorder,
+    metrics: &SelfMetrics,
+    now: Millis,
+) -> Result<String, prometheus::Error> {
+    let started = Instant::now();
+    let reports = recorder.report(now);
+    let mut families = collector::Families::default();
+    collector::collect(recorder.catalog(), &reports, &mut families);
+    metrics.report_duration.set(started.elapsed().as_secs_f64());
+    metrics
+        .window_memory
+        .set(i64::try_from(recorder.heap_bytes()).unwrap_or(i64::MAX));
+    let mut all = families.into_vec();
+    all.extend(metrics.registry.gather());
+    let mut buf = Vec::with_capacity(64 * 1024);
+    TextEncoder::new().encode(&all, &mut buf)?;
+    String::from_utf8(buf).map_err(|e| prometheus::Error::Msg(e.to_string()))
+}

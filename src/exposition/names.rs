@@ -1,0 +1,83 @@
+//! Every metric name the exporter exposes, with its help text, defined once.
+//!
+//! Rules, dashboards and tests read names from here (see `ALL`), so a rename
+//! is one edit and a test catches any file left behind.
+
+/// Prometheus metric type of a family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Gauge,
+    Counter,
+    Histogram,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Name {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: Kind,
+}
+
+macro_rules! names {
+    ($($id:ident = $name:literal, $kind:ident, $help:literal;)*) => {
+        $(pub const $id: Name = Name { name: $name, help: $help, kind: Kind::$kind };)*
+        /// Every family, for tests that check rules and dashboards use real names.
+        pub const ALL: &[Name] = &[$($id),*];
+    };
+}
+
+names! {
+    // SLA settings, so one static rule file serves every SLA.
+    SLA_INFO = "amaze_sla_info", Gauge, "SLA description; always 1.";
+    SLA_PROMISE = "amaze_sla_promise_seconds", Gauge, "Default promise T of the SLA.";
+    GOAL_PROMISE = "amaze_goal_promise_seconds", Gauge, "Promise that replaces the default for deliveries with these labels.";
+    SLA_OBJECTIVE = "amaze_sla_objective_ratio", Gauge, "Fraction of deliveries that must be within the promise.";
+    SLA_TARGET_MARGIN = "amaze_sla_target_margin_ratio", Gauge, "Amaze goal: margin at or above which the SLA is amazing.";
+    SLA_ALERT_MARGIN = "amaze_sla_alert_margin_ratio", Gauge, "Margin below which the SLA should warn.";
+    SLA_WINDOW = "amaze_sla_window_seconds", Gauge, "Compliance window of the SLA.";
+    SLA_MIN_DELIVERIES = "amaze_sla_min_deliveries", Gauge, "Deliveries a window needs before it is assessed.";
+    // Figures per series and window, computed at scrape time.
+    WINDOW_DELIVERIES = "amaze_window_deliveries", Gauge, "Deliveries completed within the window.";
+    WINDOW_BAD = "amaze_window_bad_deliveries", Gauge, "Deliveries within the window that failed or took longer than the promise.";
+    MARGIN = "amaze_margin_ratio", Gauge, "Amaze margin: 1 minus the objective quantile of delivery time over promise; negative when breached, floored at -1.";
+    STATUS = "amaze_status", Gauge, "1 for the current status (amazing, meeting, breaching), 0 for the others.";
+    COMPLIANCE = "amaze_compliance_ratio", Gauge, "Share of deliveries within the promise.";
+    BURN_RATE = "amaze_burn_rate_ratio", Gauge, "Error budget burn rate: share of bad deliveries over the share the objective allows.";
+    BUDGET_REMAINING = "amaze_error_budget_remaining_ratio", Gauge, "Error budget left over the compliance window; negative when overspent.";
+    AMAZING = "amaze_amazing_ratio", Gauge, "Share of deliveries within the target margin of the promise.";
+    QUANTILE = "amaze_quantile_seconds", Gauge, "Delivery time quantile over the window; +Inf when failures reach it.";
+    // Cumulative counters per series, for PromQL's rate() and histogram_quantile().
+    DELIVERIES = "amaze_deliveries_total", Counter, "Deliveries recorded, by result (within, late, failed).";
+    DURATION = "amaze_delivery_duration_seconds", Histogram, "Delivery time of completed deliveries; bucket edges are fractions of the promise.";
+    SERIES = "amaze_series", Gauge, "Label combinations tracked for the SLA.";
+    SERIES_OVERFLOW = "amaze_series_overflow_total", Counter, "Deliveries folded into the overflow series because the SLA reached max_series.";
+    IDS_FORGOTTEN = "amaze_ids_forgotten_total", Counter, "Delivery ids forgotten early because limits.max_tracked_ids was reached.";
+    // The exporter itself.
+    INGEST_ACCEPTED = "amaze_ingest_accepted_total", Counter, "Deliveries accepted, by source.";
+    INGEST_REJECTED = "amaze_ingest_rejected_total", Counter, "Deliveries rejected, by source and reason.";
+    INGEST_DUPLICATES = "amaze_ingest_duplicates_total", Counter, "Deliveries acknowledged but not counted again because their (sla, id) was already recorded.";
+    REPORT_DURATION = "amaze_report_duration_seconds", Gauge, "Time the previous scrape spent computing figures.";
+    WINDOW_MEMORY = "amaze_window_memory_bytes", Gauge, "Heap bytes held by window sketches.";
+    BUILD_INFO = "amaze_build_info", Gauge, "Build of the running exporter; always 1.";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_follow_conventions() {
+        let mut seen = std::collections::HashSet::new();
+        for n in ALL {
+            assert!(seen.insert(n.name), "duplicate {}", n.name);
+            assert!(n.name.starts_with("amaze_"), "{}", n.name);
+            assert_eq!(
+                n.kind == Kind::Counter,
+                n.name.ends_with("_total"),
+                "{}",
+                n.name
+            );
+            assert!(!n.help.is_empty());
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! `POST /api/v1/deliveries`: all-or-nothing batches with a report of every bad line.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::json::{self, Framing, LineError};
+use crate::delivery::{Delivery, Input, RefusalKind};
+use crate::http::AppState;
+use crate::sla::Catalog;
+use crate::window::Millis;
+
+/// Source label on the ingest self-metrics.
+pub const SOURCE: &str = "http";
+
+/// Bodies above this are decoded off the async workers so `/metrics` stays quick.
+const BLOCKING_DECODE_BYTES: usize = 256 * 1024;
+
+#[derive(Debug, Serialize)]
+pub struct Accepted {
+    pub accepted: u64,
+    pub duplicates: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Rejected {
+    pub error: String,
+    pub errors: Vec<LineError>,
+}
+
+pub async fn handle(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            let status = e.status();
+            let reason = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                format!(
+                    "body is larger than limits.max_body_bytes ({} bytes)",
+                    app.recorder.catalog().limits.max_body_bytes
+                )
+            } else {
+                e.body_text()
+            };
+            app.metrics.rejected(SOURCE, "malformed", 1);
+            return reject(status, reason, Vec::new());
+        }
+    };
+    let framing = Framing::from_content_type(
+        headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let now = app.clock.now();
+    let decoded = if body.len() > BLOCKING_DECODE_BYTES {
+        let catalog = app.recorder.catalog().clone();
+        match tokio::task::spawn_blocking(move || decode(&catalog, &body, framing, now)).await {
+            Ok(d) => d,
+            Err(e) => {
+                return reject(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("decoding failed: {e}"),
+                    Vec::new(),
+                );
+            }
+        }
+    } else {
+        decode(app.recorder.catalog(), &body, framing, now)
+    };
+    match decoded {
+        Ok(batch) => {
+            let r = app.recorder.record(&batch, now);
+            app.metrics.accepted(SOURCE, r.accepted);
+            app.metrics.duplicates(SOURCE, r.duplicates);
+            tracing::debug!(
+                accepted = r.accepted,
+                duplicates = r.duplicates,
+                "push recorded"
+            );
+            Json(Accepted {
+                accepted: r.accepted,
+                duplicates: r.duplicates,
+            })
+            .into_response()
+        }
+        Err(errors) => {
+            for e in &errors {
+                app.metrics.rejected(SOURCE, e.kind, 1);
+            }
+            // Unknown SLAs alone are a "not found"; anything else is a bad request.
+            let status = if errors
+                .iter()
+                .all(|e| e.kind == RefusalKind::UnknownSla.as_str())
+            {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            let summary = format!(
+                "{} delivery line{} rejected; nothing was recorded",
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" }
+            );
+            reject(status, summary, errors)
+        }
+    }
+}
+
+fn reject(status: StatusCode, error: String, errors: Vec<LineError>) -> Response {
+    (status, Json(Rejected { error, errors })).into_response()
+}
+
+/// Decodes and admits a whole body: every delivery, or every error.
+pub fn decode(
+    catalog: &Catalog,
+    body: &[u8],
+    framing: Framing,
+    now: Millis,
+) -> Result<Vec<Delivery>, Vec<LineError>> {
+    let text = std::str::from_utf8(body).map_err(|e| {
+        let line = 1 + memchr::memchr_iter(b'\n', &body[..e.valid_up_to()]).count();
+        vec![LineError {
+            line,
+            field: None,
+            reason: format!("body is not UTF-8: {e}"),
+            kind: "malformed",
+        }]
+    })?;
+    let items = json::split(text, framing).map_err(|e| vec![e])?;
+    let mut batch = Vec::with_capacity(items.len());
+    let mut errors = Vec::new();
+    for (line, item) in items {
+        let raw = match json::parse(line, item) {
+            Ok(raw) => raw,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        let result = json::timing(&raw, line).and_then(|timing| {
+            let labels = json::labels(&raw);
+            let input = Input {
+                sla: &raw.sla,
+                labels: &labels,
+                timing,
+                id: raw.id.as_deref(),
+            };
+            catalog.admit(&input, now).map_err(|r| LineError {
+                line,
+                field: Some(r.field),
+                reason: r.reason,
+                kind: r.kind.as_str(),
+            })
+        });
+        match result {
+            Ok(d) if errors.is_empty() => batch.push(d),
+            Ok(_) => {}
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(batch)
+    } else {
+        Err(errors)
+    }
+}

@@ -1,0 +1,135 @@
+//! Validated SLAs: the promise, objective and margins every figure is judged against.
+
+use std::time::Duration;
+
+use crate::margin::Policy;
+
+/// One named promise, already validated (see `config::validate`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sla {
+    pub name: String,
+    pub description: String,
+    /// The default promise T.
+    pub promise: Duration,
+    /// Fraction of deliveries that must be within the promise, in (0, 1).
+    pub objective: f64,
+    pub target_margin: Option<f64>,
+    /// Warn when the margin falls below this.
+    pub alert_margin: f64,
+    /// Compliance window.
+    pub window: Duration,
+    pub min_deliveries: u64,
+    /// Allowed label keys, in the order series keys are built.
+    pub labels: Vec<String>,
+    /// Per-label promises, first match wins.
+    pub goals: Vec<Goal>,
+    /// Label combinations tracked before new ones fold into the overflow series.
+    pub max_series: usize,
+}
+
+/// A promise that replaces the default for deliveries whose labels match.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Goal {
+    /// (index into `Sla::labels`, required value).
+    pub matches: Vec<(usize, String)>,
+    pub promise: Duration,
+}
+
+impl Goal {
+    pub fn matches(&self, values: &[&str]) -> bool {
+        self.matches
+            .iter()
+            .all(|(i, v)| values.get(*i).is_some_and(|x| x == v))
+    }
+}
+
+impl Sla {
+    /// The promise for a series with these label values (in `labels` order).
+    pub fn promise_for(&self, values: &[&str]) -> Duration {
+        self.goals
+            .iter()
+            .find(|g| g.matches(values))
+            .map_or(self.promise, |g| g.promise)
+    }
+
+    pub fn policy(&self) -> Policy {
+        Policy {
+            objective: self.objective,
+            target_margin: self.target_margin,
+            min_deliveries: self.min_deliveries,
+        }
+    }
+
+    /// Whether every series of this SLA shares one promise.
+    pub fn single_promise(&self) -> bool {
+        self.goals.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn support() -> Sla {
+        Sla {
+            name: "support".into(),
+            description: String::new(),
+            promise: Duration::from_secs(8 * 3600),
+            objective: 0.95,
+            target_margin: Some(0.5),
+            alert_margin: 0.25,
+            window: Duration::from_secs(30 * 86400),
+            min_deliveries: 10,
+            labels: vec!["priority".into(), "channel".into()],
+            goals: vec![Goal {
+                matches: vec![(0, "P1".into())],
+                promise: Duration::from_secs(3600),
+            }],
+            max_series: 100,
+        }
+    }
+
+    #[test]
+    fn goal_overrides_the_promise_for_matching_labels() {
+        let sla = support();
+        assert_eq!(sla.promise_for(&["P1", "email"]), Duration::from_secs(3600));
+        assert_eq!(
+            sla.promise_for(&["P2", "email"]),
+            Duration::from_secs(8 * 3600)
+        );
+        assert_eq!(sla.promise_for(&["", ""]), Duration::from_secs(8 * 3600));
+    }
+}
+
+/// Every SLA of one config, looked up by name, with the limits inputs obey.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    pub slas: Vec<Sla>,
+    pub limits: crate::config::Limits,
+    by_name: std::collections::HashMap<String, usize>,
+}
+
+impl Catalog {
+    pub fn new(config: crate::config::Config) -> Self {
+        let by_name = config
+            .slas
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.clone(), i))
+            .collect();
+        Catalog {
+            slas: config.slas,
+            limits: config.limits,
+            by_name,
+        }
+    }
+
+    pub fn index(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
+    }
+
+    /// Names of every SLA, for error messages.
+    pub fn names(&self) -> Vec<&str> {
+        self.slas.iter().map(|s| s.name.as_str()).collect()
+    }
+}
