@@ -1,7 +1,7 @@
 //! The one recorder every source sends deliveries to: series, windows, counters, ids.
 
 use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -36,8 +36,9 @@ struct SlaState {
     windows: Vec<WindowSpec>,
     compliance: usize,
     amazing_limit: f64,
-    /// Series key -> index into `series`.
-    index: HashMap<Box<str>, usize>,
+    /// Series key -> index into `series`; foldhash is seeded per map, so
+    /// label values chosen by clients cannot force collisions.
+    index: foldhash::HashMap<Box<str>, usize>,
     series: Vec<Series>,
     /// SLA-wide windows; `None` when the SLA has no labels (its one series is it).
     aggregate: Option<Rolling>,
@@ -147,7 +148,7 @@ impl SlaState {
             windows,
             compliance,
             amazing_limit: sla.policy().amazing_limit().unwrap_or(f64::NEG_INFINITY),
-            index: HashMap::new(),
+            index: foldhash::HashMap::default(),
             series: Vec::new(),
             ids: IdSet::default(),
             overflowed: 0,

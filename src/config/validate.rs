@@ -96,16 +96,16 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Problem>> {
             let mut names = HashSet::new();
             for (i, raw_sla) in list.iter().enumerate() {
                 let path = format!("slas[{i}]");
-                if let Some(sla) = sla(&mut p, &path, raw_sla) {
-                    if !names.insert(sla.name.clone()) {
-                        p.at(
-                            format!("{path}.name"),
-                            raw_sla.name.as_ref(),
-                            format!("duplicate SLA name `{}`", sla.name),
-                        );
-                    }
-                    slas.push(sla);
+                if let Some(name) = &raw_sla.name
+                    && !names.insert(name.value.trim())
+                {
+                    p.at(
+                        format!("{path}.name"),
+                        Some(name),
+                        format!("duplicate SLA name `{}`", name.value.trim()),
+                    );
                 }
+                slas.extend(sla(&mut p, &path, raw_sla));
             }
         }
     }

@@ -78,7 +78,8 @@ impl Families {
             for (fraction, count) in BUCKET_FRACTIONS.iter().zip(&counters.buckets) {
                 cumulative += count;
                 let mut b = Bucket::new();
-                b.set_upper_bound(fraction * promise);
+                // Whole nanoseconds, so edges read `0.03`, not `0.030000000000000002`.
+                b.set_upper_bound((fraction * promise * 1e9).round() / 1e9);
                 b.set_cumulative_count(cumulative);
                 h.bucket.push(b);
             }
@@ -98,7 +99,7 @@ pub fn collect(catalog: &Catalog, reports: &[SlaReport], out: &mut Families) {
     for (sla, report) in catalog.slas.iter().zip(reports) {
         settings(sla, out);
         let base = vec![pair("sla", &sla.name)];
-        let aggregate_promise = sla.single_promise().then(|| sla.promise.as_secs_f64());
+        let aggregate_promise = sla.single_promise().then_some(sla.promise.as_secs_f64());
         let scope = with(&base, &[("scope", "sla")]);
         figures(report, &scope, aggregate_promise, &report.aggregate, out);
         for s in &report.series {

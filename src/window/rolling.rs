@@ -108,10 +108,10 @@ impl Rolling {
         }
         let (base, rest) = self.rings.split_at_mut(1);
         let mut digest = rest[index - 1].read(now);
-        if let Some(pending) = self.high.filter(|_| self.pending) {
-            if let Some(d) = base[0].get(pending) {
-                digest.merge(d);
-            }
+        if let Some(pending) = self.high.filter(|_| self.pending)
+            && let Some(d) = base[0].get(pending)
+        {
+            digest.merge(d);
         }
         digest
     }
@@ -275,8 +275,8 @@ mod tests {
         let t0 = 1_700_000_000_000;
         r.record(t0, obs(0.2));
         r.advance(t0);
-        for i in 0..windows.len() {
-            assert_eq!(r.window(i, t0).count(), 1, "{}", windows[i].label);
+        for (i, w) in windows.iter().enumerate() {
+            assert_eq!(r.window(i, t0).count(), 1, "{}", w.label);
         }
     }
 

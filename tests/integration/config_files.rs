@@ -1,0 +1,93 @@
+//! Every config the project ships loads and validates.
+
+use std::path::{Path, PathBuf};
+
+use amaze_exporter::config::Config;
+
+fn shipped() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut files = vec![root.join("amaze.yaml")];
+    if let Ok(dir) = std::fs::read_dir(root.join("examples")) {
+        files.extend(
+            dir.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml")),
+        );
+    }
+    files
+}
+
+#[test]
+fn every_shipped_config_is_valid() {
+    let files = shipped();
+    assert!(files.len() >= 2, "default config plus examples");
+    for f in files {
+        let c = Config::load(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        assert!(!c.slas.is_empty(), "{}", f.display());
+    }
+}
+
+#[test]
+fn default_config_holds_the_three_example_slas() {
+    let c = Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config/amaze.yaml")).unwrap();
+    let names: Vec<&str> = c.slas.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["api_latency", "support_first_response", "order_shipping"]
+    );
+    let support = c.sla("support_first_response").unwrap();
+    assert_eq!(support.promise_for(&["P1", "email"]).as_secs(), 3600);
+    assert_eq!(support.promise_for(&["P3", "email"]).as_secs(), 8 * 3600);
+}
+
+#[test]
+fn semantic_errors_are_all_reported() {
+    let err = Config::parse("version: 2\nslas: []\nlimits:\n  max_future_skew: forever\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("3 problems"), "{err}");
+    assert!(
+        err.contains("version (line 1): version 2 is not supported"),
+        "{err}"
+    );
+    assert!(err.contains("slas: at least one SLA is required"), "{err}");
+    assert!(err.contains("limits.max_future_skew (line 4)"), "{err}");
+}
+
+#[test]
+fn missing_fields_are_named() {
+    let err = Config::parse("version: 1\nslas:\n  - description: nameless\n")
+        .unwrap_err()
+        .to_string();
+    for needle in [
+        "slas[0].name: required",
+        "slas[0].promise: required",
+        "slas[0].objective: required",
+    ] {
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+}
+
+#[test]
+fn fractions_and_durations_read_as_people_write_them() {
+    let c = Config::parse("version: 1\nslas:\n  - name: a\n    promise: 2h 30m\n    objective: 0.999\n    target_margin: 40%\n    window: 7d\n").unwrap();
+    let a = &c.slas[0];
+    assert_eq!(a.promise.as_secs(), 9000);
+    assert!((a.objective - 0.999).abs() < 1e-12);
+    assert_eq!(a.target_margin, Some(0.4));
+    assert!((a.alert_margin - 0.2).abs() < 1e-12);
+    assert_eq!(a.window.as_secs(), 7 * 86400);
+    for bad in ["99", "100%", "0%", "-5%", "abc"] {
+        let yaml =
+            format!("version: 1\nslas:\n  - name: a\n    promise: 1s\n    objective: {bad}\n");
+        assert!(Config::parse(&yaml).is_err(), "{bad} accepted");
+    }
+}
+
+#[test]
+fn syntax_errors_point_at_the_line() {
+    let err = Config::parse("version: 1\nslas: [\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("line 2"), "{err}");
+}

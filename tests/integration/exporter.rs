@@ -1,0 +1,129 @@
+//! The binary as an operator meets it: flags, `check`, exit codes, health.
+
+use std::process::Command;
+
+use crate::server::Exporter;
+
+fn exporter(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_amaze-exporter"))
+        .args(args)
+        .output()
+        .expect("run amaze-exporter")
+}
+
+const BROKEN: &str = r#"
+version: 1
+slas:
+  - name: api
+    promise: 300 furlongs
+    objective: 120%
+    labels: [route, le]
+  - name: api
+    promise: 1s
+    objective: 99%
+    target_margin: 10%
+    alert_margin: 20%
+    window: 5m
+    goals:
+      - match: {tier: gold}
+        promise: 1s
+"#;
+
+#[test]
+fn check_lists_every_problem_with_its_path_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.yaml");
+    std::fs::write(&path, BROKEN).unwrap();
+    let out = exporter(&["check", "--config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "slas[0].promise (line 5)",
+        "slas[0].objective (line 6)",
+        "slas[0].labels[1] (line 7)",
+        "slas[1].name (line 8): duplicate SLA name `api`",
+        "slas[1].alert_margin (line 12)",
+        "slas[1].window (line 13)",
+        "slas[1].goals[0].match.tier",
+    ] {
+        assert!(err.contains(needle), "missing `{needle}` in:\n{err}");
+    }
+}
+
+#[test]
+fn serve_refuses_a_bad_config_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.yaml");
+    std::fs::write(
+        &path,
+        "version: 1\nslas:\n  - name: x\n    promise: 1s\n    objective: 99%\n    surprise: 1\n",
+    )
+    .unwrap();
+    let out = exporter(&[
+        &format!("--config.file={}", path.display()),
+        "--web.listen-address=127.0.0.1:0",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `surprise`"));
+    let out = exporter(&[
+        "--config.file=/nonexistent/amaze.yaml",
+        "--web.listen-address=127.0.0.1:0",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config file"));
+}
+
+#[test]
+fn check_accepts_the_shipped_config() {
+    let out = exporter(&[
+        "check",
+        "--config",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/config/amaze.yaml"),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid, 3 SLAs"));
+}
+
+#[test]
+fn health_endpoints_and_self_metrics() {
+    let ex = Exporter::start(crate::push::CONFIG);
+    assert_eq!(ex.get("/-/healthy").status, 200);
+    assert_eq!(ex.get("/-/ready").status, 200);
+    let m = ex.metrics();
+    assert_eq!(
+        m.value("amaze_sla_promise_seconds", &[("sla", "checkout")]),
+        Some(0.3)
+    );
+    assert_eq!(
+        m.value("amaze_sla_objective_ratio", &[("sla", "checkout")]),
+        Some(0.99)
+    );
+    assert_eq!(
+        m.value("amaze_sla_target_margin_ratio", &[("sla", "checkout")]),
+        Some(0.5)
+    );
+    assert_eq!(
+        m.value("amaze_sla_alert_margin_ratio", &[("sla", "checkout")]),
+        Some(0.25),
+        "defaults to half the target"
+    );
+    assert_eq!(
+        m.value("amaze_sla_window_seconds", &[("sla", "checkout")]),
+        Some(30.0 * 86400.0)
+    );
+    assert_eq!(
+        m.value("amaze_ingest_accepted_total", &[("source", "http")]),
+        Some(0.0)
+    );
+    assert!(m.0.contains("amaze_build_info{"), "build info exported");
+    assert!(
+        m.0.contains("process_resident_memory_bytes"),
+        "process metrics exported"
+    );
+    assert_eq!(ex.get("/nowhere").status, 404);
+}

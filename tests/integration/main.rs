@@ -1,0 +1,9 @@
+//! One integration binary: the real exporter on 127.0.0.1, plus property tests
+//! of the window maths through the public library API.
+
+mod config_files;
+mod exporter;
+mod promtool;
+mod properties;
+mod push;
+mod server;

@@ -1,0 +1,132 @@
+//! Properties of the window maths: sketch accuracy, merge exactness, expiry.
+
+use std::sync::Arc;
+
+use amaze_exporter::config::Config;
+use amaze_exporter::delivery::{Input, Timing};
+use amaze_exporter::recorder::Recorder;
+use amaze_exporter::sla::Catalog;
+use amaze_exporter::window::{
+    Digest, Millis, Observation, RELATIVE_ACCURACY, Rolling, windows_for,
+};
+use proptest::prelude::*;
+
+const DAY: Millis = 86_400_000;
+const T0: Millis = 1_800_000_000_000;
+
+fn exact_lower_quantile(values: &[f64], q: f64) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[(q * (v.len() - 1) as f64) as usize]
+}
+
+fn delivered(r: f64) -> Observation {
+    Observation::Delivered {
+        relative: r,
+        amazing: r <= 0.5,
+    }
+}
+
+/// Log-uniform relative times from a thousandth to a hundred times the promise.
+fn relative() -> impl Strategy<Value = f64> {
+    (-3.0f64..2.0).prop_map(|e| 10f64.powf(e))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn sketch_quantiles_are_within_one_percent(values in prop::collection::vec(relative(), 1..3000), q in 0.0f64..=1.0) {
+        let mut d = Digest::new();
+        for &v in &values {
+            d.record(delivered(v));
+        }
+        let got = d.quantile(q).unwrap();
+        let exact = exact_lower_quantile(&values, q);
+        prop_assert!((got - exact).abs() <= RELATIVE_ACCURACY * exact * (1.0 + 1e-9), "q={} got={} exact={}", q, got, exact);
+    }
+
+    #[test]
+    fn reading_a_window_equals_recording_its_deliveries_in_one_digest(
+        events in prop::collection::vec((0..(4 * DAY), relative(), prop::bool::weighted(0.05)), 1..400),
+        extra in 0..(2 * 3_600_000i64),
+    ) {
+        let (windows, _) = windows_for(30 * DAY);
+        let mut rolling = Rolling::new(&windows);
+        for &(t, r, failed) in &events {
+            rolling.record(T0 + t, if failed { Observation::Failed } else { delivered(r) });
+        }
+        let now = T0 + events.iter().map(|e| e.0).max().unwrap_or(0) + extra;
+        rolling.advance(now);
+        for (i, w) in windows.iter().enumerate() {
+            let oldest_slot = now.div_euclid(w.slot) - w.slots() + 1;
+            let mut expected = Digest::new();
+            for &(t, r, failed) in &events {
+                if (T0 + t).div_euclid(w.slot) >= oldest_slot {
+                    expected.record(if failed { Observation::Failed } else { delivered(r) });
+                }
+            }
+            let got = rolling.window(i, now);
+            prop_assert_eq!(got.count(), expected.count(), "window {}", w.label);
+            prop_assert_eq!(got.bad(), expected.bad());
+            prop_assert_eq!(got.amazing(), expected.amazing());
+            for q in [0.0, 0.25, 0.5, 0.9, 0.99, 1.0] {
+                prop_assert_eq!(got.quantile(q), expected.quantile(q), "window {} q {}", w.label, q);
+            }
+        }
+    }
+}
+
+#[test]
+fn windows_expire_with_injected_time() {
+    let yaml = "version: 1\nslas:\n  - name: a\n    promise: 1s\n    objective: 99%\n    min_deliveries: 1\n";
+    let catalog = Arc::new(Catalog::new(Config::parse(yaml).unwrap()));
+    let recorder = Recorder::new(catalog.clone());
+    let input = Input {
+        sla: "a",
+        labels: &[],
+        timing: Timing::Took {
+            seconds: 0.2,
+            at: None,
+        },
+        id: None,
+    };
+    let d = catalog.admit(&input, T0).unwrap();
+    recorder.record(&[d], T0);
+    let counts = |now: Millis| -> Vec<u64> {
+        recorder.report(now)[0]
+            .aggregate
+            .iter()
+            .map(|f| f.deliveries)
+            .collect()
+    };
+    // Windows: 5m, 30m, 1h, 6h, 1d, 3d, 30d.
+    assert_eq!(counts(T0), vec![1; 7]);
+    assert_eq!(counts(T0 + 6 * 60_000), vec![0, 1, 1, 1, 1, 1, 1]);
+    assert_eq!(counts(T0 + 2 * 3_600_000), vec![0, 0, 0, 1, 1, 1, 1]);
+    assert_eq!(counts(T0 + 4 * DAY), vec![0, 0, 0, 0, 0, 0, 1]);
+    assert_eq!(counts(T0 + 31 * DAY), vec![0; 7]);
+}
+
+#[test]
+fn a_delivery_older_than_every_window_is_refused() {
+    let yaml =
+        "version: 1\nslas:\n  - name: a\n    promise: 1s\n    objective: 99%\n    window: 7d\n";
+    let catalog = Catalog::new(Config::parse(yaml).unwrap());
+    let at = |t| Input {
+        sla: "a",
+        labels: &[],
+        timing: Timing::Took {
+            seconds: 1.0,
+            at: Some(t),
+        },
+        id: None,
+    };
+    assert!(catalog.admit(&at(T0 - 6 * DAY), T0).is_ok());
+    assert!(catalog.admit(&at(T0 - 8 * DAY), T0).is_err());
+    assert!(
+        catalog.admit(&at(T0 + 60_000), T0).is_ok(),
+        "within the 5m skew"
+    );
+    assert!(catalog.admit(&at(T0 + 600_000), T0).is_err());
+}

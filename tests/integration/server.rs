@@ -1,0 +1,179 @@
+//! Starts the real binary on 127.0.0.1 with a free port and stops it on drop.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub struct Exporter {
+    child: Child,
+    pub base: String,
+    agent: ureq::Agent,
+    _dir: tempfile::TempDir,
+}
+
+/// A response reduced to what tests assert on.
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+impl Exporter {
+    /// Starts the exporter with `config` (YAML text) and waits until it listens.
+    pub fn start(config: &str) -> Exporter {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("amaze.yaml");
+        std::fs::write(&path, config).expect("write config");
+        Exporter::start_with(&path, dir)
+    }
+
+    fn start_with(path: &Path, dir: tempfile::TempDir) -> Exporter {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_amaze-exporter"))
+            .arg(format!("--config.file={}", path.display()))
+            .arg("--web.listen-address=127.0.0.1:0")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn amaze-exporter");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("addr=").nth(1) {
+                    let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_owned());
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("exporter did not report its listen address");
+            }
+        };
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .new_agent();
+        Exporter {
+            child,
+            base: format!("http://{addr}"),
+            agent,
+            _dir: dir,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Reply {
+        let mut r = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .call()
+            .expect("GET");
+        Reply {
+            status: r.status().as_u16(),
+            body: r.body_mut().read_to_string().expect("body"),
+        }
+    }
+
+    pub fn post(&self, path: &str, content_type: &str, body: &[u8]) -> Reply {
+        let mut r = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("content-type", content_type)
+            .send(body)
+            .expect("POST");
+        let body = r
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_string()
+            .expect("body");
+        Reply {
+            status: r.status().as_u16(),
+            body,
+        }
+    }
+
+    pub fn push(&self, ndjson: &str) -> Reply {
+        self.post(
+            "/api/v1/deliveries",
+            "application/x-ndjson",
+            ndjson.as_bytes(),
+        )
+    }
+
+    pub fn metrics(&self) -> Metrics {
+        let r = self.get("/metrics");
+        assert_eq!(r.status, 200);
+        Metrics(r.body)
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A scraped exposition, with lookups by metric name and labels.
+pub struct Metrics(pub String);
+
+impl Metrics {
+    /// Value of the one sample of `name` whose labels include every `labels` pair.
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let found: Vec<f64> = self
+            .0
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (series, value) = l.rsplit_once(' ')?;
+                let (metric, rest) = series.split_once('{').unwrap_or((series, "}"));
+                if metric != name {
+                    return None;
+                }
+                let all = labels
+                    .iter()
+                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+                // An unlisted SLA label would make the match ambiguous: require exact label count.
+                let count = rest.matches("=\"").count();
+                (all && count == labels.len()).then(|| parse_value(value))
+            })
+            .collect();
+        assert!(
+            found.len() <= 1,
+            "{name} {labels:?} matched {} samples",
+            found.len()
+        );
+        found.first().copied()
+    }
+}
+
+fn parse_value(v: &str) -> f64 {
+    match v {
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        _ => v.parse().unwrap_or(f64::NAN),
+    }
+}
+
+/// Fails in CI (AMAZE_REQUIRE_TOOLS=1) when `tool` is missing; elsewhere
+/// returns false after saying why the test is skipped.
+pub fn tool_available(tool: &str) -> bool {
+    let found = Command::new(tool).arg("--version").output().is_ok();
+    if !found {
+        assert!(
+            std::env::var("AMAZE_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "{tool} is required (AMAZE_REQUIRE_TOOLS=1) but not installed"
+        );
+        eprintln!("skipping: {tool} is not installed (apt-get install prometheus)");
+    }
+    found
+}
