@@ -187,6 +187,10 @@ impl SlaState {
 
     /// The series for `key` and the promise (seconds) its delivery is judged by.
     fn series_for(&mut self, sla: &Sla, key: &str) -> (usize, f64) {
+        // A label-less SLA has exactly one series: skip the map.
+        if let (true, Some(s)) = (sla.labels.is_empty(), self.series.first()) {
+            return (0, s.promise_seconds);
+        }
         if let Some(&i) = self.index.get(key) {
             let s = &self.series[i];
             if !s.mixed_promise {
