@@ -268,7 +268,7 @@ impl SlaState {
         let counters = if self.aggregate.is_none() {
             self.series
                 .first()
-                .map(|s| (Box::from(""), s.promise_seconds, s.counters()))
+                .map(|s| (s.promise_seconds, s.counters()))
         } else {
             None
         };
@@ -315,7 +315,7 @@ pub struct SlaReport {
     /// SLA-wide figures per window.
     pub aggregate: Vec<Figures>,
     /// For an SLA without labels: its one series' counters and promise.
-    pub single_counters: Option<(Box<str>, f64, Counters)>,
+    pub single_counters: Option<(f64, Counters)>,
     /// Per label combination (empty for an SLA without labels).
     pub series: Vec<SeriesReport>,
     pub overflowed: u64,

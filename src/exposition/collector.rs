@@ -108,7 +108,7 @@ pub fn collect(catalog: &Catalog, reports: &[SlaReport], out: &mut Families) {
             figures(report, &scoped, s.promise_seconds, &s.figures, out);
             counters(&labels, s.promise_seconds, &s.counters, out);
         }
-        if let Some((_, promise, c)) = &report.single_counters {
+        if let Some((promise, c)) = &report.single_counters {
             counters(&base, Some(*promise), c, out);
         }
         out.gauge(
