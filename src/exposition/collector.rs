@@ -97,8 +97,8 @@ impl Families {
 /// Every SLA family: settings, figures per series and window, counters.
 pub fn collect(catalog: &Catalog, reports: &[SlaReport], out: &mut Families) {
     for (sla, report) in catalog.slas.iter().zip(reports) {
-        settings(sla, out);
         let base = vec![pair("sla", &sla.name)];
+        settings(sla, &base, out);
         let aggregate_promise = sla.single_promise().then_some(sla.promise.as_secs_f64());
         let scope = with(&base, &[("scope", "sla")]);
         figures(report, &scope, aggregate_promise, &report.aggregate, out);
@@ -138,11 +138,10 @@ fn series_labels(sla: &Sla, base: &Labels, key: &str) -> Labels {
     labels
 }
 
-fn settings(sla: &Sla, out: &mut Families) {
-    let base = vec![pair("sla", &sla.name)];
+fn settings(sla: &Sla, base: &Labels, out: &mut Families) {
     out.gauge(
         names::SLA_INFO,
-        with(&base, &[("description", &sla.description)]),
+        with(base, &[("description", &sla.description)]),
         1.0,
     );
     out.gauge(names::SLA_PROMISE, base.clone(), sla.promise.as_secs_f64());
@@ -154,7 +153,7 @@ fn settings(sla: &Sla, out: &mut Families) {
             .collect();
         out.gauge(
             names::GOAL_PROMISE,
-            with(&base, &matched),
+            with(base, &matched),
             goal.promise.as_secs_f64(),
         );
     }
@@ -164,7 +163,11 @@ fn settings(sla: &Sla, out: &mut Families) {
     }
     out.gauge(names::SLA_ALERT_MARGIN, base.clone(), sla.alert_margin);
     out.gauge(names::SLA_WINDOW, base.clone(), sla.window.as_secs_f64());
-    out.gauge(names::SLA_MIN_DELIVERIES, base, sla.min_deliveries as f64);
+    out.gauge(
+        names::SLA_MIN_DELIVERIES,
+        base.clone(),
+        sla.min_deliveries as f64,
+    );
 }
 
 fn figures(

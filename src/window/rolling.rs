@@ -116,15 +116,6 @@ impl Rolling {
         digest
     }
 
-    pub fn window_count(&self) -> usize {
-        self.rings.len()
-    }
-
-    /// Whether no ring holds any delivery.
-    pub fn is_empty(&self) -> bool {
-        self.rings.iter().all(|r| r.slots.is_empty())
-    }
-
     /// Heap bytes held by every slot and cache, for memory accounting.
     pub fn heap_bytes(&self) -> usize {
         let digest = std::mem::size_of::<(i64, Digest)>();
