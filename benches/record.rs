@@ -88,7 +88,7 @@ fn record(c: &mut Criterion) {
         let recorder = Recorder::new(cat.clone());
         let deliveries = batch(&cat, sla, routes);
         g.bench_function(name, |b| {
-            b.iter(|| recorder.record(black_box(&deliveries), NOW + 60_000))
+            b.iter(|| recorder.record(black_box(&deliveries), NOW + 60_000, None))
         });
     }
     g.finish();
@@ -119,7 +119,7 @@ fn scrape(c: &mut Criterion) {
         }
     }
     deliveries.sort_by_key(|d| d.at);
-    recorder.record(&deliveries, NOW);
+    recorder.record(&deliveries, NOW, None);
     let metrics = SelfMetrics::new().expect("metrics register");
     let text = exposition::render(&recorder, &metrics, NOW).expect("renders");
     eprintln!(
@@ -149,7 +149,7 @@ fn scrape(c: &mut Criterion) {
         b.iter_batched(
             || {
                 let r = Recorder::new(cat.clone());
-                r.record(&deliveries, NOW);
+                r.record(&deliveries, NOW, None);
                 r
             },
             |r| black_box(exposition::render(&r, &metrics, NOW)),

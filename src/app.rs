@@ -1,21 +1,27 @@
-//! Wires config, recorder, exposition and HTTP together and runs until stopped.
+//! Wires config, storage, exposition and HTTP together and runs until stopped.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::cli::{LogFormat, RunArgs};
-use crate::clock::SystemClock;
+use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::exposition::SelfMetrics;
 use crate::http::{AppState, router};
 use crate::ingest::http_push;
-use crate::recorder::Recorder;
+use crate::persist::{self, Journal, Storage, StorageError};
 use crate::sla::Catalog;
+
+/// Log bytes after which a snapshot is written whatever the interval.
+const SNAPSHOT_LOG_BYTES: u64 = 256 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -39,7 +45,8 @@ pub fn init_logging(args: &RunArgs) {
     }
 }
 
-/// Loads the config, serves until `shutdown` resolves, then drains in-flight requests.
+/// Loads the config, restores state, serves until `shutdown` resolves, then
+/// drains in-flight requests and writes a final snapshot.
 pub async fn run(
     args: RunArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -49,10 +56,40 @@ pub async fn run(
     let catalog = Arc::new(Catalog::new(config));
     let metrics = SelfMetrics::new()?;
     metrics.register_source(http_push::SOURCE, &SelfMetrics::refusal_reasons());
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let options = persist::Options {
+        path: args.storage_path.clone(),
+        snapshot_interval: args.snapshot_interval,
+        snapshot_log_bytes: SNAPSHOT_LOG_BYTES,
+    };
+    let (storage, recovery) = {
+        let (catalog, clock, m) = (catalog.clone(), clock.clone(), metrics.storage.clone());
+        tokio::task::spawn_blocking(move || Storage::open(&options, catalog, clock, m))
+            .await
+            .map_err(|e| AppError::Serve(std::io::Error::other(e)))??
+    };
+    tracing::info!(
+        path = %args.storage_path.display(),
+        snapshot = ?recovery.snapshot.as_ref().map(|(p, _, _)| p.display().to_string()),
+        snapshot_age_s = recovery.snapshot.as_ref().map(|(_, _, at)| (clock.now() - at) / 1000),
+        records = recovery.records,
+        deliveries = recovery.deliveries,
+        took = ?recovery.duration,
+        "state restored"
+    );
+    metrics.reload_ok.set(1);
+    metrics.reload_time.set(clock.now() as f64 / 1000.0);
+    let reloader = Arc::new(Reloader {
+        path: args.config.clone(),
+        journal: storage.journal().clone(),
+        metrics: metrics.clone(),
+        clock: clock.clone(),
+    });
     let state = AppState {
-        recorder: Arc::new(Recorder::new(catalog)),
+        journal: storage.journal().clone(),
         metrics,
-        clock: Arc::new(SystemClock),
+        clock,
+        reloader: reloader.clone(),
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -62,10 +99,66 @@ pub async fn run(
         })?;
     let addr = listener.local_addr().map_err(AppError::Serve)?;
     tracing::info!(%addr, config = %args.config.display(), slas, "amaze-exporter listening");
-    axum::serve(listener, router(state, &args.telemetry_path))
+    let hangups = tokio::spawn(crate::shutdown::on_hangup(move || {
+        let reloader = reloader.clone();
+        async move {
+            // Failures are logged and counted inside.
+            let _ = reloader.reload().await;
+        }
+    }));
+    let served = axum::serve(listener, router(state, &args.telemetry_path))
         .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(AppError::Serve)?;
+        .await;
+    hangups.abort();
+    // Requests are drained; make what they logged durable and snapshot it.
+    storage.close().await;
+    served.map_err(AppError::Serve)?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Re-reads the config file and switches to it, keeping state (SIGHUP and
+/// `POST /-/reload`). An invalid file changes nothing.
+pub struct Reloader {
+    path: PathBuf,
+    journal: Journal,
+    metrics: SelfMetrics,
+    clock: Arc<dyn Clock>,
+}
+
+impl Reloader {
+    /// Returns the number of SLAs now configured, or every problem found.
+    pub async fn reload(&self) -> Result<usize, ReloadError> {
+        let path = self.path.clone();
+        let loaded = tokio::task::spawn_blocking(move || Config::load(&path))
+            .await
+            .map_err(|e| ReloadError::Internal(e.to_string()))?;
+        let config = match loaded {
+            Ok(c) => c,
+            Err(e) => {
+                self.metrics.reload_ok.set(0);
+                tracing::error!(config = %self.path.display(), "reload rejected; the previous config keeps running: {e}");
+                return Err(ReloadError::Config(e));
+            }
+        };
+        let slas = config.slas.len();
+        self.journal
+            .reload(Arc::new(Catalog::new(config)))
+            .await
+            .map_err(|e| ReloadError::Internal(e.to_string()))?;
+        self.metrics.reload_ok.set(1);
+        self.metrics
+            .reload_time
+            .set(self.clock.now() as f64 / 1000.0);
+        tracing::info!(config = %self.path.display(), slas, "config reloaded");
+        Ok(slas)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("reload failed: {0}")]
+    Internal(String),
 }

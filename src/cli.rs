@@ -42,6 +42,13 @@ pub struct RunArgs {
     /// Path under which metrics are exposed.
     #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = "/metrics", value_parser = telemetry_path)]
     pub telemetry_path: String,
+    /// State directory: write-ahead log and snapshots of every window.
+    #[arg(long = "storage.path", value_name = "DIR", default_value = "data")]
+    pub storage_path: PathBuf,
+    /// Write a snapshot at least this often while state changes (also after
+    /// every 256 MiB of log). Shorter means faster restarts, more disk writes.
+    #[arg(long = "storage.snapshot-interval", value_name = "DURATION", default_value = "5m", value_parser = snapshot_interval)]
+    pub snapshot_interval: std::time::Duration,
     /// Only log messages at or above this level.
     #[arg(long = "log.level", value_enum, default_value_t = LogLevel::Info)]
     pub log_level: LogLevel,
@@ -87,8 +94,22 @@ fn listen_address(s: &str) -> Result<SocketAddr, String> {
         .map_err(|e| format!("`{s}` is not a listen address such as 127.0.0.1:9797 or :9797 ({e})"))
 }
 
+fn snapshot_interval(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration: {e}"))?;
+    if d < std::time::Duration::from_millis(100) || d > std::time::Duration::from_secs(86400) {
+        return Err(format!("`{s}` must be between 100ms and 24h"));
+    }
+    Ok(d)
+}
+
 fn telemetry_path(s: &str) -> Result<String, String> {
-    let reserved = ["/", "/-/healthy", "/-/ready", "/api/v1/deliveries"];
+    let reserved = [
+        "/",
+        "/-/healthy",
+        "/-/ready",
+        "/-/reload",
+        "/api/v1/deliveries",
+    ];
     if !s.starts_with('/') || s.len() < 2 || reserved.contains(&s) {
         return Err(format!(
             "`{s}` must be a path starting with / that no other endpoint uses"
@@ -127,5 +148,8 @@ mod tests {
     fn bad_flags_are_refused() {
         assert!(Cli::try_parse_from(["amaze-exporter", "--web.listen-address=nowhere"]).is_err());
         assert!(Cli::try_parse_from(["amaze-exporter", "--web.telemetry-path=metrics"]).is_err());
+        assert!(
+            Cli::try_parse_from(["amaze-exporter", "--storage.snapshot-interval=1ms"]).is_err()
+        );
     }
 }

@@ -8,25 +8,29 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
+use crate::app::{ReloadError, Reloader};
 use crate::clock::Clock;
 use crate::exposition::{self, SelfMetrics};
 use crate::ingest::http_push;
-use crate::recorder::Recorder;
+use crate::persist::Journal;
 
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
-    pub recorder: Arc<Recorder>,
+    pub journal: Journal,
     pub metrics: SelfMetrics,
     pub clock: Arc<dyn Clock>,
+    pub reloader: Arc<Reloader>,
 }
 
 pub fn router(state: AppState, telemetry_path: &str) -> Router {
-    let body_limit = state.recorder.catalog().limits.max_body_bytes;
+    // Taken from the config at start; a reload does not change it.
+    let body_limit = state.journal.recorder().catalog().limits.max_body_bytes;
     Router::new()
         .route(telemetry_path, get(metrics))
         .route("/-/healthy", get(|| async { "Healthy\n" }))
         .route("/-/ready", get(|| async { "Ready\n" }))
+        .route("/-/reload", post(reload).put(reload))
         .route(
             "/api/v1/deliveries",
             post(http_push::handle).layer(DefaultBodyLimit::max(body_limit)),
@@ -34,13 +38,26 @@ pub fn router(state: AppState, telemetry_path: &str) -> Router {
         .with_state(state)
 }
 
+/// Reloads the config file; 400 with every problem when it is invalid.
+async fn reload(State(app): State<AppState>) -> Response {
+    match app.reloader.reload().await {
+        Ok(slas) => format!("config reloaded: {slas} SLAs\n").into_response(),
+        Err(ReloadError::Config(e)) => (
+            StatusCode::BAD_REQUEST,
+            format!("config rejected; the previous config keeps running.\n{e}\n"),
+        )
+            .into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
+    }
+}
+
 async fn metrics(State(app): State<AppState>) -> Response {
     let now = app.clock.now();
+    let recorder = app.journal.recorder();
     // Figures are computed from sketches under per-SLA locks: keep it off the
     // async workers so a large scrape never stalls ingest.
     let rendered =
-        tokio::task::spawn_blocking(move || exposition::render(&app.recorder, &app.metrics, now))
-            .await;
+        tokio::task::spawn_blocking(move || exposition::render(&recorder, &app.metrics, now)).await;
     match rendered {
         Ok(Ok(text)) => ([(header::CONTENT_TYPE, exposition::CONTENT_TYPE)], text).into_response(),
         Ok(Err(e)) => (

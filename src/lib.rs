@@ -8,6 +8,8 @@
 //! - [`sla`]: validated SLAs and the catalog deliveries are admitted against.
 //! - [`delivery`]: the one value every source emits, and its admission checks.
 //! - [`ingest`]: sources; today HTTP push (JSON, arrays, NDJSON).
+//! - [`persist`]: write-ahead log with group commit, snapshots, recovery;
+//!   its journal is the one writer of the recorder.
 //! - [`recorder`]: series, rolling windows, counters and ids per SLA.
 //! - [`window`]: slot rings of relative-time sketches; no clock, no I/O.
 //! - [`margin`]: the pure maths of margin, status, compliance and burn.
@@ -24,6 +26,7 @@ pub mod exposition;
 pub mod http;
 pub mod ingest;
 pub mod margin;
+pub mod persist;
 pub mod recorder;
 pub mod shutdown;
 pub mod sla;

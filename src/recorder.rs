@@ -1,11 +1,16 @@
-//! The one recorder every source sends deliveries to: series, windows, counters, ids.
+//! The one recorder every source's deliveries end in: series, windows, counters, ids.
+//!
+//! Each SLA's state sits behind its own lock and is shared between the
+//! recorders of successive configs, so a reload keeps every window.
 
-use std::collections::hash_map::RandomState;
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::delivery::{Delivery, Outcome, key_values, millis};
+use serde::{Deserialize, Serialize};
+use siphasher::sip128::SipHasher13;
+
+use crate::delivery::{Delivery, KEY_SEPARATOR, Outcome, key_values, millis};
 use crate::margin::{self, Figures};
 use crate::sla::{Catalog, Sla};
 use crate::window::{
@@ -18,6 +23,9 @@ pub const BUCKET_FRACTIONS: [f64; 9] = [0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.5, 2.0
 /// Label value every label of the overflow series carries.
 pub const OVERFLOW_VALUE: &str = "__overflow__";
 
+/// Position in the write-ahead log just past a record; 0 is "before any".
+pub type Lsn = u64;
+
 /// Outcome of recording a batch.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Recorded {
@@ -28,25 +36,34 @@ pub struct Recorded {
 
 pub struct Recorder {
     catalog: Arc<Catalog>,
-    slas: Vec<Mutex<SlaState>>,
+    slas: Vec<Arc<Mutex<SlaState>>>,
 }
 
-/// Everything kept for one SLA.
-struct SlaState {
+/// Everything kept for one SLA: what its config implies, and its data.
+pub struct SlaState {
     windows: Vec<WindowSpec>,
     compliance: usize,
     amazing_limit: f64,
-    /// Series key -> index into `series`; foldhash is seeded per map, so
+    /// Series key -> index into `data.series`; foldhash is seeded per map, so
     /// label values chosen by clients cannot force collisions.
     index: foldhash::HashMap<Box<str>, usize>,
+    data: SlaData,
+}
+
+/// The part of an SLA's state that snapshots keep.
+#[derive(Serialize, Deserialize)]
+pub struct SlaData {
+    /// Label keys, in the order series keys hold their values.
+    labels: Vec<String>,
     series: Vec<Series>,
-    /// SLA-wide windows; `None` when the SLA has no labels (its one series is it).
-    aggregate: Option<Rolling>,
     ids: IdSet,
     overflowed: u64,
+    /// Log records up to here are applied to this SLA; later ones are not.
+    lsn: Lsn,
 }
 
 /// One label combination: windows plus the cumulative Prometheus counters.
+#[derive(Serialize, Deserialize)]
 struct Series {
     key: Box<str>,
     promise_seconds: f64,
@@ -63,10 +80,40 @@ struct Series {
 
 impl Recorder {
     pub fn new(catalog: Arc<Catalog>) -> Self {
+        Recorder::with_states(catalog, |_| None)
+    }
+
+    /// A recorder for `catalog` that takes over the state of every SLA it
+    /// shares by name with `self`, adapted to its new settings. SLAs gone from
+    /// `catalog` are dropped.
+    pub fn reconfigure(&self, catalog: Arc<Catalog>) -> Recorder {
+        Recorder::with_states(catalog, |sla| {
+            let i = self.catalog.index(&sla.name)?;
+            let shared = self.slas[i].clone();
+            lock(&shared).reconfigure(sla);
+            Some(shared)
+        })
+    }
+
+    /// A recorder for `catalog` holding restored data, by SLA name.
+    pub fn restore(
+        catalog: Arc<Catalog>,
+        mut data: std::collections::HashMap<String, SlaData>,
+    ) -> Recorder {
+        Recorder::with_states(catalog, |sla| {
+            let data = data.remove(&sla.name)?;
+            Some(Arc::new(Mutex::new(SlaState::restore(data, sla))))
+        })
+    }
+
+    fn with_states(
+        catalog: Arc<Catalog>,
+        mut existing: impl FnMut(&Sla) -> Option<Arc<Mutex<SlaState>>>,
+    ) -> Recorder {
         let slas = catalog
             .slas
             .iter()
-            .map(|s| Mutex::new(SlaState::new(s)))
+            .map(|s| existing(s).unwrap_or_else(|| Arc::new(Mutex::new(SlaState::new(s)))))
             .collect();
         Recorder { catalog, slas }
     }
@@ -75,10 +122,14 @@ impl Recorder {
         &self.catalog
     }
 
-    /// Records admitted deliveries (admitted against [`Recorder::catalog`]).
-    pub fn record(&self, batch: &[Delivery], now: Millis) -> Recorded {
+    /// Records deliveries admitted against [`Recorder::catalog`]. `lsn` is the
+    /// end of the log record holding them, if logged: deliveries of an SLA
+    /// whose state already covers it (restored from a snapshot) are skipped.
+    pub fn record(&self, batch: &[Delivery], now: Millis, lsn: Option<Lsn>) -> Recorded {
         let mut out = Recorded::default();
         let mut held: Option<(usize, MutexGuard<'_, SlaState>)> = None;
+        // Per SLA met in this batch: whether its state already holds the record.
+        let mut covered: Vec<(usize, bool)> = Vec::new();
         for d in batch {
             // Batches are usually one SLA: keep its lock across the run.
             let state = match &mut held {
@@ -88,11 +139,28 @@ impl Recorder {
                     &mut held.insert((d.sla, lock(&self.slas[d.sla]))).1
                 }
             };
+            if let Some(lsn) = lsn {
+                let skip = match covered.iter().find(|(sla, _)| *sla == d.sla) {
+                    Some((_, skip)) => *skip,
+                    None => {
+                        let skip = state.data.lsn >= lsn;
+                        covered.push((d.sla, skip));
+                        state.data.lsn = state.data.lsn.max(lsn);
+                        skip
+                    }
+                };
+                if skip {
+                    continue;
+                }
+            }
             let sla = &self.catalog.slas[d.sla];
             if let Some(id) = &d.id
-                && !state
-                    .ids
-                    .insert(id, now, retention(sla), self.catalog.limits.max_tracked_ids)
+                && !state.data.ids.insert(
+                    id,
+                    now,
+                    retention(sla),
+                    self.catalog.limits.max_tracked_ids,
+                )
             {
                 out.duplicates += 1;
                 continue;
@@ -113,17 +181,37 @@ impl Recorder {
             .collect()
     }
 
+    /// Calls `f` with each SLA's name and data, one SLA locked at a time.
+    pub fn for_each_data<E>(
+        &self,
+        mut f: impl FnMut(&str, &SlaData) -> Result<(), E>,
+    ) -> Result<(), E> {
+        for (sla, state) in self.catalog.slas.iter().zip(&self.slas) {
+            f(&sla.name, &lock(state).data)?;
+        }
+        Ok(())
+    }
+
+    /// Drops every slot that has left its window by `now`.
+    pub fn advance(&self, now: Millis) {
+        for state in &self.slas {
+            for s in &mut lock(state).data.series {
+                s.rolling.advance(now);
+            }
+        }
+    }
+
     /// Heap bytes held by windows, for the memory self-metric.
     pub fn heap_bytes(&self) -> usize {
         self.slas
             .iter()
             .map(|s| {
                 let s = lock(s);
-                s.series
+                s.data
+                    .series
                     .iter()
                     .map(|x| x.rolling.heap_bytes())
                     .sum::<usize>()
-                    + s.aggregate.as_ref().map_or(0, Rolling::heap_bytes)
             })
             .sum()
     }
@@ -140,24 +228,107 @@ fn retention(sla: &Sla) -> Millis {
     millis(sla.window.max(LONGEST_ALERT_WINDOW))
 }
 
+fn overflow_key(labels: usize) -> Box<str> {
+    vec![OVERFLOW_VALUE; labels]
+        .join(&KEY_SEPARATOR.to_string())
+        .into()
+}
+
 impl SlaState {
     fn new(sla: &Sla) -> Self {
+        SlaState::restore(
+            SlaData {
+                labels: sla.labels.clone(),
+                series: Vec::new(),
+                ids: IdSet::default(),
+                overflowed: 0,
+                lsn: 0,
+            },
+            sla,
+        )
+    }
+
+    /// State for `sla` from data kept under possibly different settings.
+    fn restore(data: SlaData, sla: &Sla) -> Self {
         let (windows, compliance) = windows_for(millis(sla.window));
-        SlaState {
-            aggregate: (!sla.labels.is_empty()).then(|| Rolling::new(&windows)),
+        let mut state = SlaState {
             windows,
             compliance,
-            amazing_limit: sla.policy().amazing_limit().unwrap_or(f64::NEG_INFINITY),
+            amazing_limit: f64::NEG_INFINITY,
             index: foldhash::HashMap::default(),
-            series: Vec::new(),
-            ids: IdSet::default(),
-            overflowed: 0,
+            data,
+        };
+        state.data.ids.rebuild();
+        state.reconfigure(sla);
+        state
+    }
+
+    /// Adapts data to `sla`'s (possibly new) settings, keeping every delivery.
+    ///
+    /// New deliveries are judged against the new promise; recorded ones keep
+    /// the relative time they were judged by. Series keys follow the new
+    /// label keys (a dropped key merges the series that differed only by it);
+    /// a changed compliance window is re-sliced from the old one.
+    fn reconfigure(&mut self, sla: &Sla) {
+        let (windows, compliance) = windows_for(millis(sla.window));
+        let reshape = windows != self.windows;
+        self.windows = windows;
+        self.compliance = compliance;
+        self.amazing_limit = sla.policy().amazing_limit().unwrap_or(f64::NEG_INFINITY);
+        let old_labels = std::mem::replace(&mut self.data.labels, sla.labels.clone());
+        let old = std::mem::take(&mut self.data.series);
+        self.index.clear();
+        let overflow = overflow_key(sla.labels.len());
+        let old_overflow = overflow_key(old_labels.len());
+        for mut s in old {
+            if reshape {
+                s.rolling = s.rolling.reshape(&self.windows);
+            }
+            let key = if old_labels == sla.labels {
+                s.key.clone()
+            } else if s.key == old_overflow {
+                overflow.clone()
+            } else {
+                let values: Vec<&str> = key_values(&s.key).collect();
+                sla.labels
+                    .iter()
+                    .map(|l| {
+                        old_labels
+                            .iter()
+                            .position(|o| o == l)
+                            .and_then(|i| values.get(i).copied())
+                            .unwrap_or("")
+                    })
+                    .collect::<Vec<_>>()
+                    .join(&KEY_SEPARATOR.to_string())
+                    .into()
+            };
+            let key = if self.index.contains_key(&key) || self.data.series.len() < sla.max_series {
+                key
+            } else {
+                overflow.clone()
+            };
+            let values: Vec<&str> = key_values(&key).collect();
+            s.mixed_promise = key == overflow && !sla.single_promise();
+            s.promise_seconds = if s.mixed_promise {
+                sla.promise.as_secs_f64()
+            } else {
+                sla.promise_for(&values).as_secs_f64()
+            };
+            match self.index.get(&key) {
+                Some(&i) => self.data.series[i].absorb(s),
+                None => {
+                    s.key = key.clone();
+                    self.index.insert(key, self.data.series.len());
+                    self.data.series.push(s);
+                }
+            }
         }
     }
 
     fn record(&mut self, sla: &Sla, d: &Delivery) {
         let (i, promise) = self.series_for(sla, &d.key);
-        let series = &mut self.series[i];
+        let series = &mut self.data.series[i];
         let obs = match d.outcome {
             Outcome::Delivered { seconds } => {
                 let relative = seconds / promise;
@@ -180,19 +351,16 @@ impl SlaState {
             }
         };
         series.rolling.record(d.at, obs);
-        if let Some(aggregate) = &mut self.aggregate {
-            aggregate.record(d.at, obs);
-        }
     }
 
     /// The series for `key` and the promise (seconds) its delivery is judged by.
     fn series_for(&mut self, sla: &Sla, key: &str) -> (usize, f64) {
         // A label-less SLA has exactly one series: skip the map.
-        if let (true, Some(s)) = (sla.labels.is_empty(), self.series.first()) {
+        if let (true, Some(s)) = (sla.labels.is_empty(), self.data.series.first()) {
             return (0, s.promise_seconds);
         }
         if let Some(&i) = self.index.get(key) {
-            let s = &self.series[i];
+            let s = &self.data.series[i];
             if !s.mixed_promise {
                 return (i, s.promise_seconds);
             }
@@ -202,20 +370,19 @@ impl SlaState {
         if let Some(&i) = self.index.get(key) {
             return (i, promise);
         }
-        let (key, mixed): (Box<str>, bool) = if self.series.len() < sla.max_series {
+        let (key, mixed): (Box<str>, bool) = if self.data.series.len() < sla.max_series {
             (key.into(), false)
         } else {
-            self.overflowed += 1;
-            let overflow = vec![OVERFLOW_VALUE; sla.labels.len()]
-                .join(&crate::delivery::KEY_SEPARATOR.to_string());
-            if let Some(&i) = self.index.get(overflow.as_str()) {
+            self.data.overflowed += 1;
+            let overflow = overflow_key(sla.labels.len());
+            if let Some(&i) = self.index.get(&overflow) {
                 return (i, promise);
             }
-            (overflow.into(), !sla.single_promise())
+            (overflow, !sla.single_promise())
         };
-        let i = self.series.len();
+        let i = self.data.series.len();
         self.index.insert(key.clone(), i);
-        self.series.push(Series {
+        self.data.series.push(Series {
             key,
             promise_seconds: if mixed {
                 sla.promise.as_secs_f64()
@@ -236,50 +403,45 @@ impl SlaState {
     fn report(&mut self, sla: &Sla, now: Millis) -> SlaReport {
         let policy = sla.policy();
         let n = self.windows.len();
-        let figures_of = |rolling: &mut Rolling| -> Vec<Figures> {
-            rolling.advance(now);
-            (0..n)
-                .map(|w| margin::assess(&rolling.window(w, now), &policy))
-                .collect()
-        };
-        let aggregate = match &mut self.aggregate {
-            Some(rolling) => figures_of(rolling),
-            None => match self.series.first_mut() {
-                Some(s) => figures_of(&mut s.rolling),
-                None => (0..n)
-                    .map(|_| margin::assess(&Digest::new(), &policy))
-                    .collect(),
-            },
-        };
-        let series = if self.aggregate.is_some() {
-            self.series
-                .iter_mut()
-                .map(|s| SeriesReport {
+        // The SLA-wide digest of each window is the merge of its series'.
+        let mut merged: Vec<Digest> = (0..n).map(|_| Digest::new()).collect();
+        let labelled = !sla.labels.is_empty();
+        let mut series = Vec::new();
+        for s in &mut self.data.series {
+            s.rolling.advance(now);
+            let mut figures = Vec::with_capacity(if labelled { n } else { 0 });
+            for (w, total) in merged.iter_mut().enumerate() {
+                let digest = s.rolling.window(w, now);
+                if labelled {
+                    figures.push(margin::assess(&digest, &policy));
+                }
+                total.merge(&digest);
+            }
+            if labelled {
+                series.push(SeriesReport {
                     key: s.key.clone(),
                     promise_seconds: (!s.mixed_promise).then_some(s.promise_seconds),
-                    figures: figures_of(&mut s.rolling),
+                    figures,
                     counters: s.counters(),
-                })
-                .collect()
+                });
+            }
+        }
+        let single_counters = if labelled {
+            None
         } else {
-            Vec::new()
-        };
-        // Counters of the single series of a label-less SLA.
-        let counters = if self.aggregate.is_none() {
-            self.series
+            self.data
+                .series
                 .first()
                 .map(|s| (s.promise_seconds, s.counters()))
-        } else {
-            None
         };
         SlaReport {
             windows: self.windows.clone(),
             compliance: self.compliance,
-            aggregate,
-            single_counters: counters,
+            aggregate: merged.iter().map(|d| margin::assess(d, &policy)).collect(),
+            single_counters,
             series,
-            overflowed: self.overflowed,
-            forgotten_ids: self.ids.forgotten,
+            overflowed: self.data.overflowed,
+            forgotten_ids: self.data.ids.forgotten,
         }
     }
 }
@@ -293,6 +455,18 @@ impl Series {
             buckets: self.buckets,
             sum_seconds: self.sum_seconds,
         }
+    }
+
+    /// Takes over `other`'s deliveries and counts (a label key was dropped).
+    fn absorb(&mut self, other: Series) {
+        self.rolling.absorb(other.rolling);
+        self.within += other.within;
+        self.late += other.late;
+        self.failed += other.failed;
+        for (mine, theirs) in self.buckets.iter_mut().zip(other.buckets) {
+            *mine += theirs;
+        }
+        self.sum_seconds += other.sum_seconds;
     }
 }
 
@@ -331,20 +505,25 @@ pub struct SeriesReport {
     pub counters: Counters,
 }
 
-/// Ids seen recently, as 128-bit hashes, forgotten after their retention or
-/// oldest first past the cap.
+/// Ids seen recently, as keyed 128-bit SipHash values (stable, so snapshots
+/// keep them; keyed per SLA, so clients cannot aim collisions), forgotten
+/// after their retention or oldest first past the cap.
+#[derive(Serialize, Deserialize)]
 struct IdSet {
-    hashers: (RandomState, RandomState),
-    seen: HashSet<u128>,
+    keys: (u64, u64),
+    #[serde(skip)]
+    seen: foldhash::HashSet<u128>,
     order: VecDeque<(Millis, u128)>,
     forgotten: u64,
 }
 
 impl Default for IdSet {
     fn default() -> Self {
+        // RandomState is the standard library's source of per-process keys.
+        let random = || std::collections::hash_map::RandomState::new().hash_one(0u8);
         IdSet {
-            hashers: (RandomState::new(), RandomState::new()),
-            seen: HashSet::new(),
+            keys: (random(), random()),
+            seen: foldhash::HashSet::default(),
             order: VecDeque::new(),
             forgotten: 0,
         }
@@ -352,6 +531,11 @@ impl Default for IdSet {
 }
 
 impl IdSet {
+    /// Restores the lookup set after a snapshot load.
+    fn rebuild(&mut self) {
+        self.seen = self.order.iter().map(|(_, h)| *h).collect();
+    }
+
     /// False when `id` was already seen.
     fn insert(&mut self, id: &str, now: Millis, retention: Millis, cap: usize) -> bool {
         while self
@@ -363,8 +547,9 @@ impl IdSet {
                 self.seen.remove(&h);
             }
         }
-        let h = (u128::from(self.hashers.0.hash_one(id)) << 64)
-            | u128::from(self.hashers.1.hash_one(id));
+        let h = SipHasher13::new_with_keys(self.keys.0, self.keys.1)
+            .hash(id.as_bytes())
+            .as_u128();
         if !self.seen.insert(h) {
             return false;
         }

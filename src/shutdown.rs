@@ -1,4 +1,4 @@
-//! Waits for SIGTERM or SIGINT, the signals an orchestrator or a terminal sends.
+//! Signals: SIGTERM or SIGINT to stop (an orchestrator, a terminal), SIGHUP to reload.
 
 /// Resolves when the process is asked to stop.
 pub async fn signal() {
@@ -26,4 +26,22 @@ pub async fn signal() {
         () = interrupt => tracing::info!("SIGINT received, shutting down"),
         () = terminate => tracing::info!("SIGTERM received, shutting down"),
     }
+}
+
+/// Calls `reload` on every SIGHUP until the process stops.
+pub async fn on_hangup<F: std::future::Future<Output = ()>>(mut reload: impl FnMut() -> F) {
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(mut s) => {
+            while s.recv().await.is_some() {
+                tracing::info!("SIGHUP received, reloading the config");
+                reload().await;
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGHUP; reload with POST /-/reload")
+        }
+    }
+    #[cfg(not(unix))]
+    std::future::pending::<()>().await;
 }

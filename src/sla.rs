@@ -25,6 +25,40 @@ pub struct Sla {
     pub goals: Vec<Goal>,
     /// Label combinations tracked before new ones fold into the overflow series.
     pub max_series: usize,
+    pub durability: Durability,
+}
+
+/// When a push of this SLA's deliveries is acknowledged (DESIGN.md §5).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// After the batch is in the log and fdatasync'd: survives power loss.
+    #[default]
+    Sync,
+    /// After the batch is written to the log; synced within a second. Survives
+    /// a crash of the exporter, may lose the last second on power loss.
+    Async,
+    /// Not logged; kept by snapshots only. A crash loses what arrived since
+    /// the last snapshot. For very high-volume latency data.
+    None,
+}
+
+impl Durability {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "sync" => Some(Durability::Sync),
+            "async" => Some(Durability::Async),
+            "none" => Some(Durability::None),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Durability::Sync => "sync",
+            Durability::Async => "async",
+            Durability::None => "none",
+        }
+    }
 }
 
 /// A promise that replaces the default for deliveries whose labels match.
@@ -86,6 +120,7 @@ mod tests {
                 promise: Duration::from_secs(3600),
             }],
             max_series: 100,
+            durability: Durability::Sync,
         }
     }
 

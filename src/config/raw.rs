@@ -43,6 +43,7 @@ pub struct RawSla {
     #[serde(default)]
     pub goals: Vec<RawGoal>,
     pub max_series: Option<Text>,
+    pub durability: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

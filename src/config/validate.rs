@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::raw::{RawConfig, RawGoal, RawLimits, RawSla, Text};
 use super::{Config, Limits, VERSION};
-use crate::sla::{Goal, Sla};
+use crate::sla::{Durability, Goal, Sla};
 
 /// One thing wrong with the config, where it is and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,6 +207,16 @@ fn sla(p: &mut Problems, path: &str, raw: &RawSla) -> Option<Sla> {
             |s| count(s, 1, 1_000_000),
         )
         .unwrap_or(DEFAULT_MAX_SERIES);
+    let durability = p
+        .parse(
+            &format!("{path}.durability"),
+            raw.durability.as_ref(),
+            |s| {
+                Durability::parse(s)
+                    .ok_or_else(|| format!("`{s}` is not a durability; use sync, async or none"))
+            },
+        )
+        .unwrap_or_default();
     let labels = labels(p, path, &raw.labels);
     let goals: Vec<Goal> = raw
         .goals
@@ -233,6 +243,7 @@ fn sla(p: &mut Problems, path: &str, raw: &RawSla) -> Option<Sla> {
         labels,
         goals,
         max_series,
+        durability,
     })
 }
 

@@ -141,7 +141,13 @@ fn series_labels(sla: &Sla, base: &Labels, key: &str) -> Labels {
 fn settings(sla: &Sla, base: &Labels, out: &mut Families) {
     out.gauge(
         names::SLA_INFO,
-        with(base, &[("description", &sla.description)]),
+        with(
+            base,
+            &[
+                ("description", &sla.description),
+                ("durability", sla.durability.as_str()),
+            ],
+        ),
         1.0,
     );
     out.gauge(names::SLA_PROMISE, base.clone(), sla.promise.as_secs_f64());

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use prometheus::{Encoder, TextEncoder};
 
-pub use self_metrics::SelfMetrics;
+pub use self_metrics::{OVERLOADED, SelfMetrics, StorageMetrics, UNAVAILABLE};
 
 use crate::recorder::Recorder;
 use crate::window::Millis;

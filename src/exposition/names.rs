@@ -28,7 +28,7 @@ macro_rules! names {
 
 names! {
     // SLA settings, so one static rule file serves every SLA.
-    SLA_INFO = "amaze_sla_info", Gauge, "SLA description; always 1.";
+    SLA_INFO = "amaze_sla_info", Gauge, "SLA description and durability mode (sync, async, none); always 1.";
     SLA_PROMISE = "amaze_sla_promise_seconds", Gauge, "Default promise T of the SLA.";
     GOAL_PROMISE = "amaze_goal_promise_seconds", Gauge, "Promise that replaces the default for deliveries with these labels.";
     SLA_OBJECTIVE = "amaze_sla_objective_ratio", Gauge, "Fraction of deliveries that must be within the promise.";
@@ -59,6 +59,20 @@ names! {
     REPORT_DURATION = "amaze_report_duration_seconds", Gauge, "Time the previous scrape spent computing figures.";
     WINDOW_MEMORY = "amaze_window_memory_bytes", Gauge, "Heap bytes held by window sketches.";
     BUILD_INFO = "amaze_build_info", Gauge, "Build of the running exporter; always 1.";
+    CONFIG_RELOAD_OK = "amaze_config_last_reload_successful", Gauge, "1 if the last config reload succeeded (or none was tried), 0 if it was rejected.";
+    CONFIG_RELOAD_TIME = "amaze_config_last_reload_success_timestamp_seconds", Gauge, "When the config was last loaded successfully.";
+    // Durable state.
+    STORAGE_WRITABLE = "amaze_storage_writable", Gauge, "1 while the state directory takes writes; 0 while ingest answers 503.";
+    STORAGE_ERRORS = "amaze_storage_errors_total", Counter, "Failed writes to the state directory, by operation (append, sync, snapshot).";
+    WAL_SYNCS = "amaze_wal_syncs_total", Counter, "fdatasync calls on the write-ahead log; each covers a group of requests.";
+    WAL_WRITTEN = "amaze_wal_written_bytes_total", Counter, "Bytes appended to the write-ahead log.";
+    WAL_BYTES = "amaze_wal_bytes", Gauge, "Bytes the write-ahead log holds on disk.";
+    SNAPSHOT_TIME = "amaze_snapshot_last_success_timestamp_seconds", Gauge, "When the last snapshot was written.";
+    SNAPSHOT_BYTES = "amaze_snapshot_bytes", Gauge, "Size of the last snapshot written.";
+    SNAPSHOT_DURATION = "amaze_snapshot_duration_seconds", Gauge, "Time the last snapshot took to write.";
+    RECOVERY_DURATION = "amaze_recovery_duration_seconds", Gauge, "Time the last start spent loading the snapshot and replaying the log.";
+    RECOVERY_RECORDS = "amaze_recovery_replayed_records", Gauge, "Log records replayed at the last start.";
+    RECOVERY_CUT = "amaze_recovery_cut_bytes", Gauge, "Bytes of torn or corrupt log tail cut off at the last start.";
 }
 
 #[cfg(test)]

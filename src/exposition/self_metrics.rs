@@ -1,9 +1,15 @@
 //! The exporter's own health: ingest outcomes, scrape cost, memory, build.
 
-use prometheus::{Gauge, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::core::Collector;
+use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 use super::names::{self, Name};
 use crate::delivery::RefusalKind;
+
+/// Rejection reason: the state directory cannot take the write.
+pub const UNAVAILABLE: &str = "storage_unavailable";
+/// Rejection reason: the log writer's queue is full.
+pub const OVERLOADED: &str = "overloaded";
 
 /// Counters every source updates, registered once.
 #[derive(Clone)]
@@ -14,6 +20,69 @@ pub struct SelfMetrics {
     duplicates: IntCounterVec,
     pub report_duration: Gauge,
     pub window_memory: IntGauge,
+    pub reload_ok: IntGauge,
+    pub reload_time: Gauge,
+    pub storage: StorageMetrics,
+}
+
+/// Health of the state directory, updated by the log writer and snapshotter.
+#[derive(Clone)]
+pub struct StorageMetrics {
+    pub writable: IntGauge,
+    errors: IntCounterVec,
+    pub syncs: IntCounter,
+    pub written: IntCounter,
+    pub wal_bytes: IntGauge,
+    pub snapshot_time: Gauge,
+    pub snapshot_bytes: IntGauge,
+    pub snapshot_duration: Gauge,
+    pub recovery_duration: Gauge,
+    pub recovery_records: IntGauge,
+    pub recovery_cut: IntGauge,
+}
+
+impl StorageMetrics {
+    fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let errors = IntCounterVec::new(opts(names::STORAGE_ERRORS), &["operation"])?;
+        for op in ["append", "sync", "snapshot"] {
+            errors.with_label_values(&[op]);
+        }
+        let m = StorageMetrics {
+            writable: IntGauge::with_opts(opts(names::STORAGE_WRITABLE))?,
+            errors,
+            syncs: IntCounter::with_opts(opts(names::WAL_SYNCS))?,
+            written: IntCounter::with_opts(opts(names::WAL_WRITTEN))?,
+            wal_bytes: IntGauge::with_opts(opts(names::WAL_BYTES))?,
+            snapshot_time: Gauge::with_opts(opts(names::SNAPSHOT_TIME))?,
+            snapshot_bytes: IntGauge::with_opts(opts(names::SNAPSHOT_BYTES))?,
+            snapshot_duration: Gauge::with_opts(opts(names::SNAPSHOT_DURATION))?,
+            recovery_duration: Gauge::with_opts(opts(names::RECOVERY_DURATION))?,
+            recovery_records: IntGauge::with_opts(opts(names::RECOVERY_RECORDS))?,
+            recovery_cut: IntGauge::with_opts(opts(names::RECOVERY_CUT))?,
+        };
+        let all: [Box<dyn Collector>; 11] = [
+            Box::new(m.writable.clone()),
+            Box::new(m.errors.clone()),
+            Box::new(m.syncs.clone()),
+            Box::new(m.written.clone()),
+            Box::new(m.wal_bytes.clone()),
+            Box::new(m.snapshot_time.clone()),
+            Box::new(m.snapshot_bytes.clone()),
+            Box::new(m.snapshot_duration.clone()),
+            Box::new(m.recovery_duration.clone()),
+            Box::new(m.recovery_records.clone()),
+            Box::new(m.recovery_cut.clone()),
+        ];
+        for c in all {
+            registry.register(c)?;
+        }
+        Ok(m)
+    }
+
+    /// Counts a failed write; `operation` is append, sync or snapshot.
+    pub fn error(&self, operation: &str) {
+        self.errors.with_label_values(&[operation]).inc();
+    }
 }
 
 fn opts(name: Name) -> Opts {
@@ -38,6 +107,11 @@ impl SelfMetrics {
                 ),
         )?;
         build.set(1);
+        let reload_ok = IntGauge::with_opts(opts(names::CONFIG_RELOAD_OK))?;
+        let reload_time = Gauge::with_opts(opts(names::CONFIG_RELOAD_TIME))?;
+        registry.register(Box::new(reload_ok.clone()))?;
+        registry.register(Box::new(reload_time.clone()))?;
+        let storage = StorageMetrics::new(&registry)?;
         registry.register(Box::new(accepted.clone()))?;
         registry.register(Box::new(rejected.clone()))?;
         registry.register(Box::new(duplicates.clone()))?;
@@ -54,6 +128,9 @@ impl SelfMetrics {
             duplicates,
             report_duration,
             window_memory,
+            reload_ok,
+            reload_time,
+            storage,
         })
     }
 
@@ -89,7 +166,7 @@ impl SelfMetrics {
         .iter()
         .map(|k| k.as_str())
         .collect();
-        r.push("malformed");
+        r.extend(["malformed", UNAVAILABLE, OVERLOADED]);
         r
     }
 }

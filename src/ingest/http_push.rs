@@ -10,7 +10,9 @@ use serde::Serialize;
 
 use super::json::{self, Framing, LineError};
 use crate::delivery::{Delivery, Input, RefusalKind};
+use crate::exposition::{OVERLOADED, UNAVAILABLE};
 use crate::http::AppState;
+use crate::persist::{CommitError, Pending};
 use crate::sla::Catalog;
 use crate::window::Millis;
 
@@ -19,6 +21,9 @@ pub const SOURCE: &str = "http";
 
 /// Bodies above this are decoded off the async workers so `/metrics` stays quick.
 const BLOCKING_DECODE_BYTES: usize = 256 * 1024;
+
+/// Admissions tried when reloads keep overtaking a batch.
+const RELOAD_RETRIES: usize = 3;
 
 #[derive(Debug, Serialize)]
 pub struct Accepted {
@@ -44,7 +49,7 @@ pub async fn handle(
             let reason = if status == StatusCode::PAYLOAD_TOO_LARGE {
                 format!(
                     "body is larger than limits.max_body_bytes ({} bytes)",
-                    app.recorder.catalog().limits.max_body_bytes
+                    app.journal.recorder().catalog().limits.max_body_bytes
                 )
             } else {
                 e.body_text()
@@ -58,59 +63,91 @@ pub async fn handle(
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok()),
     );
-    let now = app.clock.now();
-    let decoded = if body.len() > BLOCKING_DECODE_BYTES {
-        let catalog = app.recorder.catalog().clone();
-        match tokio::task::spawn_blocking(move || decode(&catalog, &body, framing, now)).await {
-            Ok(d) => d,
-            Err(e) => {
-                return reject(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("decoding failed: {e}"),
-                    Vec::new(),
+    // A reload between admission and commit makes the batch stale: admit it
+    // again under the new config.
+    for _ in 0..RELOAD_RETRIES {
+        let catalog = app.journal.recorder().catalog().clone();
+        let now = app.clock.now();
+        let prepare = {
+            let body = body.clone();
+            move || decode(&catalog, &body, framing, now).map(|b| Pending::new(catalog, b, now))
+        };
+        let prepared = if body.len() > BLOCKING_DECODE_BYTES {
+            match tokio::task::spawn_blocking(prepare).await {
+                Ok(p) => p,
+                Err(e) => {
+                    return reject(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("decoding failed: {e}"),
+                        Vec::new(),
+                    );
+                }
+            }
+        } else {
+            prepare()
+        };
+        let pending = match prepared {
+            Ok(p) => p,
+            Err(errors) => return refused(&app, errors),
+        };
+        let deliveries = pending.len() as u64;
+        match app.journal.commit(pending).await {
+            Ok(r) => {
+                app.metrics.accepted(SOURCE, r.accepted);
+                app.metrics.duplicates(SOURCE, r.duplicates);
+                tracing::debug!(
+                    accepted = r.accepted,
+                    duplicates = r.duplicates,
+                    "push recorded"
                 );
+                return Json(Accepted {
+                    accepted: r.accepted,
+                    duplicates: r.duplicates,
+                })
+                .into_response();
             }
-        }
-    } else {
-        decode(app.recorder.catalog(), &body, framing, now)
-    };
-    match decoded {
-        Ok(batch) => {
-            let r = app.recorder.record(&batch, now);
-            app.metrics.accepted(SOURCE, r.accepted);
-            app.metrics.duplicates(SOURCE, r.duplicates);
-            tracing::debug!(
-                accepted = r.accepted,
-                duplicates = r.duplicates,
-                "push recorded"
-            );
-            Json(Accepted {
-                accepted: r.accepted,
-                duplicates: r.duplicates,
-            })
-            .into_response()
-        }
-        Err(errors) => {
-            for e in &errors {
-                app.metrics.rejected(SOURCE, e.kind, 1);
+            Err(CommitError::Stale) => continue,
+            Err(e) => {
+                let reason = match e {
+                    CommitError::Overloaded => OVERLOADED,
+                    _ => UNAVAILABLE,
+                };
+                app.metrics.rejected(SOURCE, reason, deliveries);
+                return unavailable(format!("{e}; nothing was recorded, retry later"));
             }
-            // Unknown SLAs alone are a "not found"; anything else is a bad request.
-            let status = if errors
-                .iter()
-                .all(|e| e.kind == RefusalKind::UnknownSla.as_str())
-            {
-                StatusCode::NOT_FOUND
-            } else {
-                StatusCode::BAD_REQUEST
-            };
-            let summary = format!(
-                "{} delivery line{} rejected; nothing was recorded",
-                errors.len(),
-                if errors.len() == 1 { "" } else { "s" }
-            );
-            reject(status, summary, errors)
         }
     }
+    unavailable("the config kept changing while the batch was in flight; retry".into())
+}
+
+/// Every line's error; unknown SLAs alone are a "not found".
+fn refused(app: &AppState, errors: Vec<LineError>) -> Response {
+    for e in &errors {
+        app.metrics.rejected(SOURCE, e.kind, 1);
+    }
+    let status = if errors
+        .iter()
+        .all(|e| e.kind == RefusalKind::UnknownSla.as_str())
+    {
+        StatusCode::NOT_FOUND
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    let summary = format!(
+        "{} delivery line{} rejected; nothing was recorded",
+        errors.len(),
+        if errors.len() == 1 { "" } else { "s" }
+    );
+    reject(status, summary, errors)
+}
+
+/// 503 with a hint to come back shortly: the condition is expected to clear.
+fn unavailable(error: String) -> Response {
+    let mut response = reject(StatusCode::SERVICE_UNAVAILABLE, error, Vec::new());
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    response
 }
 
 fn reject(status: StatusCode, error: String, errors: Vec<LineError>) -> Response {

@@ -6,13 +6,17 @@ use sketches_ddsketch::{Config, DDSketch};
 
 /// Relative accuracy of every quantile (DESIGN.md §2: alpha 1%).
 pub const RELATIVE_ACCURACY: f64 = 0.01;
-/// Bins per sketch: 1024 bins of gamma ~1.0202 span a ratio of ~7e8 between the
-/// smallest and largest value kept apart; beyond it the lowest bins collapse,
-/// which only blurs the lowest quantiles. Caps one sketch at 8 KiB of bins.
-const MAX_BINS: u32 = 1024;
-/// Relative times below this (a millionth of the promise) count as instant.
+/// Bins per sketch: 2048 bins of gamma ~1.0202 span a ratio of ~1e18 between
+/// the smallest and largest value kept apart; beyond it the lowest bins
+/// collapse, which only blurs the lowest quantiles. Bins grow in chunks of
+/// 128 as values spread, so typical sketches hold far fewer.
+const MAX_BINS: u32 = 2048;
+/// Relative times below this (a billionth of the promise) count as instant.
 const MIN_RELATIVE: f64 = 1e-9;
 
+/// The sketch settings. They equal the crate's defaults on purpose: its
+/// standard binary decoding (used by snapshots) rebuilds sketches with the
+/// default config, and only sketches of equal config merge.
 fn sketch_config() -> Config {
     Config::new(RELATIVE_ACCURACY, MAX_BINS, MIN_RELATIVE)
 }
@@ -135,6 +139,48 @@ impl Digest {
     }
 }
 
+/// A digest as snapshots store it: the sketch in DataDog's standard binary
+/// encoding (stable across crate versions) beside the exact counts.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Stored {
+    sketch: Vec<u8>,
+    failed: u64,
+    late: u64,
+    amazing: u64,
+}
+
+impl serde::Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Stored {
+            sketch: self.sketch.to_java_bytes(),
+            failed: self.failed,
+            late: self.late,
+            amazing: self.amazing,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let stored = Stored::deserialize(d)?;
+        let sketch = DDSketch::from_java_bytes(&stored.sketch)
+            .map_err(|e| D::Error::custom(format!("bad sketch: {e}")))?;
+        // Decoding rebuilds the crate's default config; anything else could
+        // never merge with live digests.
+        let mut digest = Digest::new();
+        digest
+            .sketch
+            .merge(&sketch)
+            .map_err(|_| D::Error::custom("sketch has a different accuracy"))?;
+        digest.failed = stored.failed;
+        digest.late = stored.late;
+        digest.amazing = stored.amazing;
+        Ok(digest)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +218,28 @@ mod tests {
         // rank(0.97) = floor(96.03) = 96: still a delivered value.
         let q = d.quantile(0.97).unwrap();
         assert!((q - 0.2).abs() <= 0.2 * RELATIVE_ACCURACY, "{q}");
+    }
+
+    #[test]
+    fn stored_digest_reads_back_identical() {
+        let mut d = Digest::new();
+        for i in 1..2000 {
+            d.record(delivered(f64::from(i) / 700.0));
+        }
+        d.record(Observation::Failed);
+        let bytes = postcard::to_stdvec(&d).unwrap();
+        let back: Digest = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back.count(), d.count());
+        assert_eq!(
+            (back.failed, back.late, back.amazing),
+            (d.failed, d.late, d.amazing)
+        );
+        for q in [0.0, 0.1, 0.5, 0.9, 0.99, 0.999, 1.0] {
+            assert_eq!(back.quantile(q), d.quantile(q), "q={q}");
+        }
+        let mut merged = back.clone();
+        merged.merge(&d);
+        assert_eq!(merged.count(), 2 * d.count());
     }
 
     #[test]

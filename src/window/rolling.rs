@@ -11,7 +11,8 @@ use std::collections::VecDeque;
 
 use super::{Digest, Millis, Observation, WindowSpec};
 
-#[derive(Debug)]
+/// Serializable for snapshots; the read caches are rebuilt on demand.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Rolling {
     /// One ring per window, finest first; ring 0 is the base.
     rings: Vec<Ring>,
@@ -116,6 +117,64 @@ impl Rolling {
         digest
     }
 
+    /// Re-slices these windows into `windows` (a config change): rings of
+    /// unchanged width and length carry over as they are; a new ring is filled
+    /// from the widest old ring, each old slot placed by its start time, so its
+    /// edge is blurred by one old slot until the window rolls over.
+    pub fn reshape(mut self, windows: &[WindowSpec]) -> Rolling {
+        self.roll_up();
+        let mut old: Vec<Option<Ring>> = self.rings.into_iter().map(Some).collect();
+        let widest = old
+            .iter()
+            .flatten()
+            .map(|r| r.width * r.len)
+            .enumerate()
+            .max_by_key(|(_, span)| *span)
+            .map(|(i, _)| i);
+        let mut fresh = Vec::new();
+        let mut rings: Vec<Ring> = windows.iter().map(Ring::new).collect();
+        for (i, ring) in rings.iter_mut().enumerate() {
+            let same = old
+                .iter_mut()
+                .find(|r| {
+                    r.as_ref()
+                        .is_some_and(|r| r.width == ring.width && r.len == ring.len)
+                })
+                .and_then(Option::take);
+            match same {
+                Some(same) => *ring = same,
+                None => fresh.push(i),
+            }
+        }
+        // The widest ring is never taken above unless it is unchanged, in
+        // which case no ring is fresh.
+        if let Some(source) = widest.and_then(|i| old[i].as_ref()) {
+            for &i in &fresh {
+                let ring = &mut rings[i];
+                for (no, digest) in &source.slots {
+                    ring.entry(ring.slot_no(no * source.width)).merge(digest);
+                }
+            }
+        }
+        Rolling {
+            rings,
+            high: self.high,
+            pending: false,
+        }
+    }
+
+    /// Folds `other` (same windows) into this one: two series become one.
+    pub fn absorb(&mut self, mut other: Rolling) {
+        self.roll_up();
+        other.roll_up();
+        for (mine, theirs) in self.rings.iter_mut().zip(other.rings) {
+            for (no, digest) in theirs.slots {
+                mine.entry(no).merge(&digest);
+            }
+        }
+        self.high = self.high.max(other.high);
+    }
+
     /// Heap bytes held by every slot and cache, for memory accounting.
     pub fn heap_bytes(&self) -> usize {
         let digest = std::mem::size_of::<(i64, Digest)>();
@@ -134,11 +193,12 @@ impl Rolling {
 }
 
 /// Slots of one window: only those holding deliveries, oldest first.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Ring {
     width: Millis,
     len: i64,
     slots: VecDeque<(i64, Digest)>,
+    #[serde(skip)]
     cache: Option<Closed>,
 }
 

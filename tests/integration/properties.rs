@@ -92,7 +92,7 @@ fn windows_expire_with_injected_time() {
         id: None,
     };
     let d = catalog.admit(&input, T0).unwrap();
-    recorder.record(&[d], T0);
+    recorder.record(&[d], T0, None);
     let counts = |now: Millis| -> Vec<u64> {
         recorder.report(now)[0]
             .aggregate

@@ -1,16 +1,17 @@
 //! Starts the real binary on 127.0.0.1 with a free port and stops it on drop.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 pub struct Exporter {
     child: Child,
     pub base: String,
     agent: ureq::Agent,
-    _dir: tempfile::TempDir,
+    log: Arc<Mutex<Vec<String>>>,
+    _home: Option<Home>,
 }
 
 /// A response reduced to what tests assert on.
@@ -25,48 +26,127 @@ impl Reply {
     }
 }
 
-impl Exporter {
-    /// Starts the exporter with `config` (YAML text) and waits until it listens.
-    pub fn start(config: &str) -> Exporter {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("amaze.yaml");
-        std::fs::write(&path, config).expect("write config");
-        Exporter::start_with(&path, dir)
+/// A config file and a state directory that outlive any one exporter process.
+pub struct Home {
+    dir: tempfile::TempDir,
+}
+
+impl Home {
+    pub fn new(config: &str) -> Home {
+        let home = Home {
+            dir: tempfile::tempdir().expect("temp dir"),
+        };
+        home.write_config(config);
+        home
     }
 
-    fn start_with(path: &Path, dir: tempfile::TempDir) -> Exporter {
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("amaze.yaml")
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn write_config(&self, config: &str) {
+        std::fs::write(self.config(), config).expect("write config");
+    }
+
+    /// Starts an exporter on this home with extra flags.
+    pub fn start(&self, flags: &[&str]) -> Exporter {
+        self.try_start(flags)
+            .unwrap_or_else(|log| panic!("exporter did not start:\n{log}"))
+    }
+
+    /// Starts an exporter, or returns what it logged before it exited.
+    pub fn try_start(&self, flags: &[&str]) -> Result<Exporter, String> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_amaze-exporter"))
-            .arg(format!("--config.file={}", path.display()))
+            .arg(format!("--config.file={}", self.config().display()))
+            .arg(format!("--storage.path={}", self.data().display()))
             .arg("--web.listen-address=127.0.0.1:0")
+            .args(flags)
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
             .expect("spawn amaze-exporter");
         let stderr = child.stderr.take().expect("stderr piped");
         let (tx, rx) = mpsc::channel();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let lines = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("addr=").nth(1) {
+                if let Some(addr) = line.split(" addr=").nth(1) {
                     let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_owned());
                 }
+                lines.lock().unwrap().push(line);
             }
         });
-        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(addr) => addr,
             Err(_) => {
                 let _ = child.kill();
-                panic!("exporter did not report its listen address");
+                let _ = child.wait();
+                // Let the reader thread drain what is left.
+                std::thread::sleep(Duration::from_millis(100));
+                return Err(log.lock().unwrap().join("\n"));
             }
         };
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .build()
             .new_agent();
-        Exporter {
+        Ok(Exporter {
             child,
             base: format!("http://{addr}"),
             agent,
-            _dir: dir,
+            log,
+            _home: None,
+        })
+    }
+}
+
+impl Exporter {
+    /// Starts the exporter with `config` (YAML text) in a fresh home and waits until it listens.
+    pub fn start(config: &str) -> Exporter {
+        let home = Home::new(config);
+        let mut ex = home.start(&[]);
+        ex._home = Some(home);
+        ex
+    }
+
+    /// Everything the exporter logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(ok.success(), "kill -{name} failed");
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn crash(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for the exit code.
+    pub fn stop(mut self) -> Option<i32> {
+        self.signal("TERM");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "exporter did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

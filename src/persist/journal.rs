@@ -1,0 +1,362 @@
+//! The journal: the one writer of the log and of the live recorder.
+//!
+//! Sources hand it admitted batches. One thread appends a whole group of
+//! them to the log with one write and, if any asks for it, one fdatasync
+//! (group commit), then applies them to the recorder in log order and
+//! answers each. Applying in log order is what lets a snapshot name the log
+//! position it holds. Config reloads pass through the same queue, so no batch
+//! is ever applied under a catalog it was not admitted against.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use tokio::sync::oneshot;
+
+use super::record;
+use super::wal::Writer;
+use crate::delivery::Delivery;
+use crate::exposition::StorageMetrics;
+use crate::recorder::{Lsn, Recorded, Recorder};
+use crate::sla::{Catalog, Durability};
+use crate::window::Millis;
+
+/// Batches waiting for the writer; beyond this, ingest sheds with 503.
+const QUEUE: usize = 4096;
+/// A group stops growing past this many bytes of records.
+const GROUP_BYTES: usize = 8 << 20;
+/// Async-durability records reach the disk within this.
+pub const ASYNC_SYNC_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Why a batch was not recorded. Nothing of it was applied.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum CommitError {
+    /// The config changed after the batch was admitted: admit it again.
+    #[error("the config was reloaded while the batch was in flight")]
+    Stale,
+    #[error("the state directory cannot take writes: {0}")]
+    Unavailable(String),
+    #[error("the log writer is overloaded")]
+    Overloaded,
+    #[error("the exporter is shutting down")]
+    Closed,
+}
+
+/// A batch ready for the writer: admitted, and encoded if it is to be logged.
+pub struct Pending {
+    catalog: Arc<Catalog>,
+    batch: Vec<Delivery>,
+    now: Millis,
+    record: Vec<u8>,
+    sync: bool,
+}
+
+impl Pending {
+    /// Prepares `batch`, admitted against `catalog` at `now`. The strictest
+    /// durability among its SLAs applies to the whole batch.
+    pub fn new(catalog: Arc<Catalog>, batch: Vec<Delivery>, now: Millis) -> Pending {
+        let durability = batch
+            .iter()
+            .map(|d| catalog.slas[d.sla].durability)
+            .min_by_key(|d| match d {
+                Durability::Sync => 0,
+                Durability::Async => 1,
+                Durability::None => 2,
+            })
+            .unwrap_or(Durability::None);
+        let mut record = Vec::new();
+        if durability != Durability::None {
+            record::encode(&catalog, &batch, now, &mut record);
+        }
+        Pending {
+            catalog,
+            batch,
+            now,
+            record,
+            sync: durability == Durability::Sync,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.batch.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.batch.is_empty()
+    }
+}
+
+enum Command {
+    Commit(Pending, oneshot::Sender<Result<Recorded, CommitError>>),
+    Reload(Arc<Catalog>, oneshot::Sender<()>),
+    Close(oneshot::Sender<()>),
+}
+
+/// What the writer shares with the snapshotter and handlers.
+pub struct Progress {
+    /// Every log record up to here is applied.
+    pub applied: AtomicU64,
+    /// Bumped by every change of state, logged or not.
+    pub changes: AtomicU64,
+    /// Why the state directory refuses writes, while it does.
+    fault: Mutex<Option<String>>,
+}
+
+impl Progress {
+    pub fn new(applied: Lsn) -> Self {
+        Progress {
+            applied: AtomicU64::new(applied),
+            changes: AtomicU64::new(0),
+            fault: Mutex::new(None),
+        }
+    }
+
+    pub fn fault(&self) -> Option<String> {
+        self.fault.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set_fault(&self, fault: Option<String>) -> bool {
+        let mut slot = self.fault.lock().unwrap_or_else(|e| e.into_inner());
+        let changed = slot.is_some() != fault.is_some();
+        *slot = fault;
+        changed
+    }
+}
+
+/// Handle to the writer thread; cheap to clone.
+#[derive(Clone)]
+pub struct Journal {
+    tx: SyncSender<Command>,
+    live: Arc<ArcSwap<Recorder>>,
+    progress: Arc<Progress>,
+}
+
+impl Journal {
+    /// Starts the writer thread over `writer`, applying to the recorder in `live`.
+    pub fn start(
+        live: Arc<ArcSwap<Recorder>>,
+        writer: Writer,
+        progress: Arc<Progress>,
+        metrics: StorageMetrics,
+        on_logged: impl Fn(u64) + Send + 'static,
+    ) -> std::io::Result<(Journal, std::thread::JoinHandle<()>)> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+        let thread = Committer {
+            live: live.clone(),
+            writer,
+            progress: progress.clone(),
+            metrics,
+            on_logged: Box::new(on_logged),
+            last_sync: Instant::now(),
+            buf: Vec::new(),
+        };
+        let handle = std::thread::Builder::new()
+            .name("amaze-journal".into())
+            .spawn(move || thread.run(rx))?;
+        Ok((Journal { tx, live, progress }, handle))
+    }
+
+    /// The recorder of the current config.
+    pub fn recorder(&self) -> Arc<Recorder> {
+        self.live.load_full()
+    }
+
+    pub fn progress(&self) -> &Arc<Progress> {
+        &self.progress
+    }
+
+    /// Logs and applies a batch; resolves once it is as durable as its SLAs ask.
+    pub async fn commit(&self, pending: Pending) -> Result<Recorded, CommitError> {
+        let (reply, answer) = oneshot::channel();
+        match self.tx.try_send(Command::Commit(pending, reply)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err(CommitError::Overloaded),
+            Err(TrySendError::Disconnected(_)) => return Err(CommitError::Closed),
+        }
+        answer.await.unwrap_or(Err(CommitError::Closed))
+    }
+
+    /// Switches to `catalog`, keeping the state of every SLA it still names.
+    pub async fn reload(&self, catalog: Arc<Catalog>) -> Result<(), CommitError> {
+        let (reply, done) = oneshot::channel();
+        self.send(Command::Reload(catalog, reply)).await?;
+        done.await.map_err(|_| CommitError::Closed)
+    }
+
+    /// Writes out and syncs everything queued, then stops the writer thread.
+    pub async fn close(&self) {
+        let (reply, done) = oneshot::channel();
+        if self.send(Command::Close(reply)).await.is_ok() {
+            let _ = done.await;
+        }
+    }
+
+    /// Sends a control command, waiting for room rather than shedding it.
+    async fn send(&self, mut command: Command) -> Result<(), CommitError> {
+        loop {
+            match self.tx.try_send(command) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Full(c)) => {
+                    command = c;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err(TrySendError::Disconnected(_)) => return Err(CommitError::Closed),
+            }
+        }
+    }
+}
+
+struct Committer {
+    live: Arc<ArcSwap<Recorder>>,
+    writer: Writer,
+    progress: Arc<Progress>,
+    metrics: StorageMetrics,
+    /// Told how many bytes each group logged (the snapshotter's trigger).
+    on_logged: Box<dyn Fn(u64) + Send>,
+    last_sync: Instant,
+    buf: Vec<u8>,
+}
+
+type Reply = oneshot::Sender<Result<Recorded, CommitError>>;
+
+impl Committer {
+    fn run(mut self, rx: Receiver<Command>) {
+        self.metrics.writable.set(1);
+        let mut group: Vec<(Pending, Reply)> = Vec::new();
+        loop {
+            let first = match rx.recv_timeout(ASYNC_SYNC_INTERVAL / 4) {
+                Ok(c) => c,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.sync_async();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut bytes = 0;
+            let mut next = Some(first);
+            while let Some(command) = next.take() {
+                match command {
+                    Command::Commit(p, reply) => {
+                        bytes += p.record.len();
+                        group.push((p, reply));
+                    }
+                    Command::Reload(catalog, done) => {
+                        self.flush(&mut group);
+                        let old = self.live.load_full();
+                        self.live.store(Arc::new(old.reconfigure(catalog)));
+                        self.progress.changes.fetch_add(1, Ordering::Release);
+                        let _ = done.send(());
+                    }
+                    Command::Close(done) => {
+                        self.flush(&mut group);
+                        if let Err(e) = self.writer.sync() {
+                            tracing::error!(error = %e, "final log sync failed");
+                        }
+                        let _ = done.send(());
+                        return;
+                    }
+                }
+                if bytes < GROUP_BYTES {
+                    next = rx.try_recv().ok();
+                }
+            }
+            self.flush(&mut group);
+            self.sync_async();
+        }
+        if let Err(e) = self.writer.sync() {
+            tracing::error!(error = %e, "final log sync failed");
+        }
+    }
+
+    /// Logs, syncs and applies one group, then answers every batch in it.
+    fn flush(&mut self, group: &mut Vec<(Pending, Reply)>) {
+        if group.is_empty() {
+            return;
+        }
+        let recorder = self.live.load_full();
+        let (fresh, stale): (Vec<_>, Vec<_>) = group
+            .drain(..)
+            .partition(|(p, _)| Arc::ptr_eq(&p.catalog, recorder.catalog()));
+        for (_, reply) in stale {
+            let _ = reply.send(Err(CommitError::Stale));
+        }
+        self.buf.clear();
+        let mut sync = false;
+        for (p, _) in &fresh {
+            self.buf.extend_from_slice(&p.record);
+            sync |= p.sync;
+        }
+        let end = match self.write(sync) {
+            Ok(end) => end,
+            Err(reason) => {
+                for (_, reply) in fresh {
+                    let _ = reply.send(Err(CommitError::Unavailable(reason.clone())));
+                }
+                return;
+            }
+        };
+        let mut lsn = end - self.buf.len() as Lsn;
+        for (p, reply) in fresh {
+            let logged = (!p.record.is_empty()).then(|| {
+                lsn += p.record.len() as Lsn;
+                lsn
+            });
+            let recorded = recorder.record(&p.batch, p.now, logged);
+            let _ = reply.send(Ok(recorded));
+        }
+        self.progress.applied.store(end, Ordering::Release);
+        self.progress.changes.fetch_add(1, Ordering::Release);
+    }
+
+    /// Appends the group's records and syncs if asked. Returns the log end.
+    fn write(&mut self, sync: bool) -> Result<Lsn, String> {
+        if self.buf.is_empty() {
+            return Ok(self.writer.lsn());
+        }
+        let end = self.writer.append(&self.buf).map_err(|e| {
+            self.metrics.error("append");
+            self.fault(&e)
+        })?;
+        self.metrics.written.inc_by(self.buf.len() as u64);
+        self.metrics.wal_bytes.add(self.buf.len() as i64);
+        (self.on_logged)(self.buf.len() as u64);
+        if sync {
+            self.sync().map_err(|e| self.fault(&e))?;
+        }
+        if self.progress.set_fault(None) {
+            self.metrics.writable.set(1);
+            tracing::info!("state directory takes writes again; ingest resumed");
+        }
+        Ok(end)
+    }
+
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.writer
+            .sync()
+            .inspect_err(|_| self.metrics.error("sync"))?;
+        self.metrics.syncs.inc();
+        self.last_sync = Instant::now();
+        Ok(())
+    }
+
+    /// Syncs what async-durability batches left unsynced, once it is due.
+    fn sync_async(&mut self) {
+        if self.writer.dirty()
+            && self.last_sync.elapsed() >= ASYNC_SYNC_INTERVAL
+            && let Err(e) = self.sync()
+        {
+            self.fault(&e);
+        }
+    }
+
+    fn fault(&self, e: &std::io::Error) -> String {
+        let reason = format!("{e}");
+        if self.progress.set_fault(Some(reason.clone())) {
+            self.metrics.writable.set(0);
+            tracing::error!(error = %reason, "cannot write the log; ingest answers 503 until the disk recovers");
+        }
+        reason
+    }
+}

@@ -1,0 +1,316 @@
+//! Durable state (DESIGN.md §5): write-ahead log, snapshots, and recovery from both.
+//!
+//! Layout of the state directory:
+//! `lock` (held while running), `snapshot-<lsn>.snap` (newest two), and
+//! `wal/<lsn>.wal` segments holding every record since the older snapshot.
+
+mod atomic_file;
+mod journal;
+mod record;
+mod snapshot;
+mod wal;
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+
+pub use journal::{ASYNC_SYNC_INTERVAL, CommitError, Journal, Pending, Progress};
+pub use snapshot::SNAPSHOT_VERSION;
+
+use crate::clock::Clock;
+use crate::exposition::StorageMetrics;
+use crate::recorder::{Lsn, Recorder};
+use crate::sla::Catalog;
+
+/// Where state lives and how often it is snapshotted.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub path: PathBuf,
+    /// A snapshot is written at least this often while state changes.
+    pub snapshot_interval: Duration,
+    /// ...and whenever this many log bytes were written since the last one,
+    /// which bounds both disk use and replay time.
+    pub snapshot_log_bytes: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("cannot use state directory {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "state directory {0} is in use by another amaze-exporter; give each its own --storage.path"
+    )]
+    Locked(PathBuf),
+    #[error(transparent)]
+    Snapshot(#[from] snapshot::LoadError),
+    #[error("cannot replay the log: {0}")]
+    Replay(#[from] wal::ReplayError<record::RecordError>),
+    #[error("cannot start the storage threads: {0}")]
+    Thread(std::io::Error),
+}
+
+/// What a start found on disk.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    /// The snapshot loaded: its file, log position and when it was taken.
+    pub snapshot: Option<(PathBuf, Lsn, crate::window::Millis)>,
+    pub records: u64,
+    pub deliveries: u64,
+    /// Logged deliveries of SLAs or labels the config no longer has.
+    pub dropped: u64,
+    pub cut: Option<(u64, &'static str)>,
+    pub duration: Duration,
+}
+
+/// The open state directory: the journal plus the snapshotter behind it.
+pub struct Storage {
+    journal: Journal,
+    snapshots: SyncSender<Trigger>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    _lock: Option<File>,
+}
+
+enum Trigger {
+    Now,
+    Final(std::sync::mpsc::Sender<()>),
+}
+
+impl Storage {
+    /// Opens `options.path`, restores the newest snapshot, replays the log
+    /// after it, drops what has aged out by now, and starts the writer.
+    pub fn open(
+        options: &Options,
+        catalog: Arc<Catalog>,
+        clock: Arc<dyn Clock>,
+        metrics: StorageMetrics,
+    ) -> Result<(Storage, Recovery), StorageError> {
+        let started = Instant::now();
+        let dir = options.path.clone();
+        let wal_dir = dir.join("wal");
+        fs::create_dir_all(&wal_dir).map_err(|source| StorageError::Dir {
+            path: wal_dir.clone(),
+            source,
+        })?;
+        let lock = lock(&dir)?;
+        if let Err(e) = atomic_file::remove_leftovers(&dir) {
+            tracing::warn!(error = %e, "cannot remove temp files left by a crash");
+        }
+
+        let mut recovery = Recovery::default();
+        let loaded = snapshot::load_newest(&dir)?;
+        let (recorder, from) = match loaded {
+            Some(s) => {
+                metrics.snapshot_time.set(s.taken_at as f64 / 1000.0);
+                if let Ok(m) = fs::metadata(&s.path) {
+                    metrics.snapshot_bytes.set(to_i64(m.len()));
+                }
+                recovery.snapshot = Some((s.path, s.lsn, s.taken_at));
+                (Recorder::restore(catalog.clone(), s.slas), s.lsn)
+            }
+            None => (Recorder::new(catalog.clone()), 0),
+        };
+        let end = wal::replay(&wal_dir, from, |lsn, payload| {
+            let replayed = record::decode(payload, &catalog)?;
+            recovery.deliveries += replayed.deliveries.len() as u64;
+            recovery.dropped += replayed.dropped;
+            recorder.record(&replayed.deliveries, replayed.now, Some(lsn));
+            Ok(())
+        })?;
+        recorder.advance(clock.now());
+        recovery.records = end.records;
+        recovery.cut = end.cut;
+        recovery.duration = started.elapsed();
+        if let Some((bytes, why)) = end.cut {
+            tracing::warn!(bytes, why, "cut the log's tail: it was not a whole record");
+        }
+        if recovery.dropped > 0 {
+            tracing::warn!(
+                deliveries = recovery.dropped,
+                "logged deliveries of SLAs or labels no longer configured were dropped"
+            );
+        }
+        metrics
+            .recovery_duration
+            .set(recovery.duration.as_secs_f64());
+        metrics.recovery_records.set(to_i64(recovery.records));
+        metrics
+            .recovery_cut
+            .set(to_i64(recovery.cut.map_or(0, |c| c.0)));
+        metrics.wal_bytes.set(to_i64(wal::disk_bytes(&wal_dir)));
+
+        let live = Arc::new(ArcSwap::from_pointee(recorder));
+        let progress = Arc::new(Progress::new(end.lsn));
+        let (snapshots, triggers) = std::sync::mpsc::sync_channel(1);
+        let logged = Arc::new(AtomicU64::new(0));
+        let on_logged = {
+            let (logged, snapshots, limit) = (
+                logged.clone(),
+                snapshots.clone(),
+                options.snapshot_log_bytes,
+            );
+            move |bytes| {
+                if logged.fetch_add(bytes, Ordering::Relaxed) + bytes >= limit {
+                    logged.store(0, Ordering::Relaxed);
+                    // Full means one is already asked for.
+                    let _ = snapshots.try_send(Trigger::Now);
+                }
+            }
+        };
+        let (journal, writer_thread) = Journal::start(
+            live.clone(),
+            wal::Writer::new(&wal_dir, end.lsn),
+            progress.clone(),
+            metrics.clone(),
+            on_logged,
+        )
+        .map_err(StorageError::Thread)?;
+        let snapshotter = Snapshotter {
+            dir,
+            wal_dir,
+            live,
+            progress,
+            clock,
+            metrics,
+            taken: None,
+        };
+        let interval = options.snapshot_interval;
+        let snapshot_thread = std::thread::Builder::new()
+            .name("amaze-snapshot".into())
+            .spawn(move || snapshotter.run(triggers, interval))
+            .map_err(StorageError::Thread)?;
+        Ok((
+            Storage {
+                journal,
+                snapshots,
+                threads: Mutex::new(vec![writer_thread, snapshot_thread]),
+                _lock: lock,
+            },
+            recovery,
+        ))
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// Drains the writer, writes a final snapshot and stops both threads.
+    pub async fn close(&self) {
+        self.journal.close().await;
+        let (done, finished) = std::sync::mpsc::channel();
+        if self.snapshots.send(Trigger::Final(done)).is_ok() {
+            let _ = tokio::task::spawn_blocking(move || finished.recv()).await;
+        }
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+    }
+}
+
+/// Takes the directory's lock so two exporters never share one log. A
+/// read-only directory cannot be locked; it is used anyway (ingest answers
+/// 503 until it is writable).
+fn lock(dir: &Path) -> Result<Option<File>, StorageError> {
+    let path = dir.join("lock");
+    let file = match File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .or_else(|_| File::open(&path))
+    {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(error = %e, path = %path.display(), "cannot create the lock file; going on unlocked");
+            return Ok(None);
+        }
+    };
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StorageError::Locked(dir.to_owned())),
+        Err(std::fs::TryLockError::Error(e)) => {
+            tracing::warn!(error = %e, "cannot lock the state directory; going on unlocked");
+            Ok(Some(file))
+        }
+    }
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Writes snapshots on a timer or when asked, and prunes what they cover.
+struct Snapshotter {
+    dir: PathBuf,
+    wal_dir: PathBuf,
+    live: Arc<ArcSwap<Recorder>>,
+    progress: Arc<Progress>,
+    clock: Arc<dyn Clock>,
+    metrics: StorageMetrics,
+    /// `Progress::changes` when the last snapshot was taken.
+    taken: Option<u64>,
+}
+
+impl Snapshotter {
+    fn run(mut self, triggers: Receiver<Trigger>, interval: Duration) {
+        loop {
+            match triggers.recv_timeout(interval) {
+                Ok(Trigger::Now) | Err(RecvTimeoutError::Timeout) => self.take(),
+                Ok(Trigger::Final(done)) => {
+                    self.take();
+                    let _ = done.send(());
+                    return;
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+
+    fn take(&mut self) {
+        let changes = self.progress.changes.load(Ordering::Acquire);
+        if self.taken == Some(changes) {
+            return;
+        }
+        // The position first, then the recorder: every record up to `lsn`
+        // was applied to this recorder or an older one it took state from.
+        let lsn = self.progress.applied.load(Ordering::Acquire);
+        let recorder = self.live.load_full();
+        let started = Instant::now();
+        match snapshot::write(&self.dir, &recorder, lsn, self.clock.now()) {
+            Ok(bytes) => {
+                self.taken = Some(changes);
+                let took = started.elapsed();
+                self.metrics.snapshot_bytes.set(to_i64(bytes));
+                self.metrics.snapshot_duration.set(took.as_secs_f64());
+                self.metrics
+                    .snapshot_time
+                    .set(self.clock.now() as f64 / 1000.0);
+                tracing::debug!(lsn, bytes, took = ?took, "snapshot written");
+                let pruned = snapshot::prune(&self.dir)
+                    .and_then(|oldest| oldest.map_or(Ok(0), |o| wal::prune(&self.wal_dir, o)));
+                if let Err(e) = pruned {
+                    tracing::warn!(error = %e, "cannot remove old snapshots or log segments");
+                }
+                self.metrics
+                    .wal_bytes
+                    .set(to_i64(wal::disk_bytes(&self.wal_dir)));
+            }
+            Err(e) => {
+                self.metrics.error("snapshot");
+                tracing::error!(error = %e, "cannot write a snapshot; the log keeps growing until one succeeds");
+            }
+        }
+    }
+}

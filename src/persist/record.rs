@@ -1,0 +1,302 @@
+//! Log records: one acknowledged batch each, framed with its length and CRC.
+//!
+//! A record names its SLAs and their label keys, so it replays correctly
+//! under a later config: deliveries are re-admitted by SLA name and label
+//! name, never by position.
+//!
+//! Frame: `len: u32 LE | crc32c(payload): u32 LE | payload`, where payload is
+//! `RECORD_VERSION: u8` followed by a postcard-encoded [`Batch`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::delivery::{Delivery, KEY_SEPARATOR, Outcome, key_values};
+use crate::sla::Catalog;
+use crate::window::Millis;
+
+/// Bump when [`Batch`] changes shape.
+pub const RECORD_VERSION: u8 = 1;
+pub const HEADER_BYTES: usize = 8;
+/// No batch comes near this; a larger length means a corrupt header.
+pub const MAX_RECORD_BYTES: usize = 1 << 30;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Batch<'a> {
+    /// When the batch was admitted: ids are remembered from then.
+    now: Millis,
+    #[serde(borrow)]
+    slas: Vec<LoggedSla<'a>>,
+    #[serde(borrow)]
+    deliveries: Vec<Logged<'a>>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct LoggedSla<'a> {
+    name: &'a str,
+    #[serde(borrow)]
+    labels: Vec<&'a str>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Logged<'a> {
+    /// Index into `Batch::slas`.
+    sla: u32,
+    /// Label values joined by [`KEY_SEPARATOR`]; `None` repeats the previous.
+    key: Option<&'a str>,
+    /// Completion time, relative to `Batch::now`.
+    at: i64,
+    /// `None` for a failed delivery.
+    seconds: Option<f64>,
+    id: Option<&'a str>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("record version {0} is unknown; this build writes version {RECORD_VERSION}")]
+    Version(u8),
+    #[error("record does not decode: {0}")]
+    Decode(#[from] postcard::Error),
+}
+
+/// Appends the framed record of `batch` (admitted against `catalog` at `now`) to `out`.
+pub fn encode(catalog: &Catalog, batch: &[Delivery], now: Millis, out: &mut Vec<u8>) {
+    let mut slas: Vec<(usize, LoggedSla<'_>)> = Vec::new();
+    let mut deliveries = Vec::with_capacity(batch.len());
+    let mut previous: Option<(usize, &str)> = None;
+    for d in batch {
+        let sla = match slas.iter().position(|(i, _)| *i == d.sla) {
+            Some(i) => i,
+            None => {
+                let sla = &catalog.slas[d.sla];
+                slas.push((
+                    d.sla,
+                    LoggedSla {
+                        name: &sla.name,
+                        labels: sla.labels.iter().map(String::as_str).collect(),
+                    },
+                ));
+                slas.len() - 1
+            }
+        };
+        let same_key = previous == Some((sla, &*d.key));
+        previous = Some((sla, &d.key));
+        deliveries.push(Logged {
+            sla: sla as u32,
+            key: (!same_key).then_some(&*d.key),
+            at: d.at - now,
+            seconds: match d.outcome {
+                Outcome::Delivered { seconds } => Some(seconds),
+                Outcome::Failed => None,
+            },
+            id: d.id.as_deref(),
+        });
+    }
+    let record = Batch {
+        now,
+        slas: slas.into_iter().map(|(_, s)| s).collect(),
+        deliveries,
+    };
+    let start = out.len();
+    out.extend_from_slice(&[0; HEADER_BYTES]);
+    out.push(RECORD_VERSION);
+    // Writing into a Vec cannot fail.
+    let framed = postcard::to_io(&record, &mut *out);
+    debug_assert!(framed.is_ok());
+    let payload = &out[start + HEADER_BYTES..];
+    let len = payload.len() as u32;
+    let crc = crc32c::crc32c(payload);
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// What the start of `buf` holds.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Frame<'a> {
+    /// A whole record whose checksum matches, and its framed length.
+    Record { payload: &'a [u8], framed: usize },
+    /// Nothing, or a record cut short: the end of what was written.
+    End,
+    /// A record whose checksum or length is wrong.
+    Corrupt(&'static str),
+}
+
+pub fn frame(buf: &[u8]) -> Frame<'_> {
+    if buf.len() < HEADER_BYTES {
+        return Frame::End;
+    }
+    let len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+    let crc = u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]);
+    if len == 0 || len > MAX_RECORD_BYTES {
+        return Frame::Corrupt("impossible record length");
+    }
+    let Some(payload) = buf.get(HEADER_BYTES..HEADER_BYTES + len) else {
+        return Frame::End;
+    };
+    if crc32c::crc32c(payload) != crc {
+        return Frame::Corrupt("checksum mismatch");
+    }
+    Frame::Record {
+        payload,
+        framed: HEADER_BYTES + len,
+    }
+}
+
+/// A decoded record, re-admitted against the current catalog.
+pub struct Replayed {
+    pub now: Millis,
+    pub deliveries: Vec<Delivery>,
+    /// Deliveries whose SLA or label keys the current config no longer has.
+    pub dropped: u64,
+}
+
+pub fn decode(payload: &[u8], catalog: &Catalog) -> Result<Replayed, RecordError> {
+    let (&version, body) = payload.split_first().ok_or(RecordError::Decode(
+        postcard::Error::DeserializeUnexpectedEnd,
+    ))?;
+    if version != RECORD_VERSION {
+        return Err(RecordError::Version(version));
+    }
+    let batch: Batch<'_> = postcard::from_bytes(body)?;
+    // Per logged SLA: its index now, and for each current label the position
+    // of its value in logged keys (None: the label is new, value "").
+    type Mapping = Option<(usize, Option<Vec<Option<usize>>>)>;
+    let mapping: Vec<Mapping> = batch
+        .slas
+        .iter()
+        .map(|logged| {
+            let i = catalog.index(logged.name)?;
+            let now = &catalog.slas[i].labels;
+            let same = now.len() == logged.labels.len()
+                && now.iter().zip(&logged.labels).all(|(a, b)| a == b);
+            if same {
+                return Some((i, None));
+            }
+            // A logged label the config dropped makes the key ambiguous.
+            if logged.labels.iter().any(|l| !now.iter().any(|n| n == l)) {
+                return None;
+            }
+            let positions = now
+                .iter()
+                .map(|n| logged.labels.iter().position(|l| l == n))
+                .collect();
+            Some((i, Some(positions)))
+        })
+        .collect();
+    let mut out = Replayed {
+        now: batch.now,
+        deliveries: Vec::with_capacity(batch.deliveries.len()),
+        dropped: 0,
+    };
+    let mut key = "";
+    for logged in &batch.deliveries {
+        if let Some(k) = logged.key {
+            key = k;
+        }
+        let Some(Some((sla, positions))) = mapping.get(logged.sla as usize) else {
+            out.dropped += 1;
+            continue;
+        };
+        let key: Box<str> = match positions {
+            None => key.into(),
+            Some(positions) => {
+                let values: Vec<&str> = key_values(key).collect();
+                positions
+                    .iter()
+                    .map(|p| p.and_then(|p| values.get(p).copied()).unwrap_or(""))
+                    .collect::<Vec<_>>()
+                    .join(&KEY_SEPARATOR.to_string())
+                    .into()
+            }
+        };
+        out.deliveries.push(Delivery {
+            sla: *sla,
+            key,
+            outcome: match logged.seconds {
+                Some(seconds) => Outcome::Delivered { seconds },
+                None => Outcome::Failed,
+            },
+            at: batch.now + logged.at,
+            id: logged.id.map(Box::from),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::delivery::{Input, Timing};
+
+    fn catalog(labels: &str) -> Arc<Catalog> {
+        let yaml = format!(
+            "version: 1\nslas:\n  - name: api\n    promise: 1s\n    objective: 99%\n    labels: [{labels}]\n"
+        );
+        Arc::new(Catalog::new(Config::parse(&yaml).unwrap()))
+    }
+
+    fn delivery(c: &Catalog, route: &str, seconds: f64, id: Option<&str>) -> Delivery {
+        let input = Input {
+            sla: "api",
+            labels: &[("route", route)],
+            timing: Timing::Took {
+                seconds,
+                at: Some(990),
+            },
+            id,
+        };
+        c.admit(&input, 1_000).unwrap()
+    }
+
+    fn framed(c: &Catalog, batch: &[Delivery]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode(c, batch, 1_000, &mut out);
+        out
+    }
+
+    #[test]
+    fn records_read_back_as_written() {
+        let c = catalog("route, method");
+        let batch = vec![
+            delivery(&c, "/a", 0.5, Some("x")),
+            delivery(&c, "/a", 1.5, None),
+            delivery(&c, "/b", 0.1, None),
+        ];
+        let bytes = framed(&c, &batch);
+        let Frame::Record { payload, framed } = frame(&bytes) else {
+            panic!("not a record");
+        };
+        assert_eq!(framed, bytes.len());
+        let back = decode(payload, &c).unwrap();
+        assert_eq!(back.now, 1_000);
+        assert_eq!(back.deliveries, batch);
+        assert_eq!(back.dropped, 0);
+    }
+
+    #[test]
+    fn labels_follow_their_names_across_config_changes() {
+        let before = catalog("route");
+        let bytes = framed(&before, &[delivery(&before, "/a", 0.5, None)]);
+        let Frame::Record { payload, .. } = frame(&bytes) else {
+            panic!("not a record");
+        };
+        let after = catalog("method, route");
+        let back = decode(payload, &after).unwrap();
+        assert_eq!(&*back.deliveries[0].key, "\u{1f}/a");
+        let dropped = catalog("method");
+        assert_eq!(decode(payload, &dropped).unwrap().dropped, 1);
+    }
+
+    #[test]
+    fn torn_and_corrupt_frames_are_told_apart() {
+        let c = catalog("route");
+        let mut bytes = framed(&c, &[delivery(&c, "/a", 0.5, None)]);
+        assert_eq!(frame(&bytes[..bytes.len() - 1]), Frame::End);
+        assert_eq!(frame(&bytes[..3]), Frame::End);
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        assert_eq!(frame(&bytes), Frame::Corrupt("checksum mismatch"));
+        assert_eq!(frame(&[0; 16]), Frame::Corrupt("impossible record length"));
+    }
+}

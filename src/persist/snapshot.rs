@@ -1,0 +1,178 @@
+//! Snapshots: every SLA's windows as of one log position, versioned and checksummed.
+//!
+//! File: `MAGIC | version: u32 LE | postcard body | crc32c of all before: u32 LE`.
+//! The newest [`KEEP`] snapshots are kept, so a damaged newest one falls back
+//! to the one before, whose log is still on disk.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::ser::SerializeSeq;
+
+use super::atomic_file;
+use crate::recorder::{Lsn, Recorder, SlaData};
+use crate::window::Millis;
+
+/// Bump when anything stored changes shape.
+pub const SNAPSHOT_VERSION: u32 = 1;
+const MAGIC: &[u8; 8] = b"AMZSNAP\n";
+const PREFIX: &str = "snapshot-";
+const SUFFIX: &str = ".snap";
+pub const KEEP: usize = 2;
+
+fn name(lsn: Lsn) -> String {
+    format!("{PREFIX}{lsn:020}{SUFFIX}")
+}
+
+/// Log positions of the snapshots in `dir`, newest first.
+fn list(dir: &Path) -> io::Result<Vec<Lsn>> {
+    let mut found: Vec<Lsn> = fs::read_dir(dir)?
+        .filter_map(|e| {
+            let name = e.ok()?.file_name();
+            let name = name.to_str()?;
+            name.strip_prefix(PREFIX)?
+                .strip_suffix(SUFFIX)?
+                .parse()
+                .ok()
+        })
+        .collect();
+    found.sort_unstable_by(|a, b| b.cmp(a));
+    Ok(found)
+}
+
+/// Every SLA, each serialized under its own lock.
+struct AllSlas<'a>(&'a Recorder);
+
+impl Serialize for AllSlas<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.catalog().slas.len()))?;
+        self.0
+            .for_each_data(|name, data| seq.serialize_element(&(name, data)))?;
+        seq.end()
+    }
+}
+
+/// A writer that checksums what passes through it.
+struct Checksummed<W> {
+    inner: W,
+    crc: u32,
+}
+
+impl<W: Write> Write for Checksummed<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc = crc32c::crc32c_append(self.crc, &buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes a snapshot of `recorder`, which holds every log record up to `lsn`.
+/// Returns its size in bytes.
+pub fn write(dir: &Path, recorder: &Recorder, lsn: Lsn, now: Millis) -> io::Result<u64> {
+    atomic_file::write(dir, &name(lsn), |out| {
+        let mut w = Checksummed { inner: out, crc: 0 };
+        w.write_all(MAGIC)?;
+        w.write_all(&SNAPSHOT_VERSION.to_le_bytes())?;
+        let w = postcard::to_io(&(now, lsn, AllSlas(recorder)), w)
+            .map_err(|e| io::Error::other(format!("cannot encode snapshot: {e}")))?;
+        let crc = w.crc;
+        w.inner.write_all(&crc.to_le_bytes())
+    })
+}
+
+/// A snapshot read back.
+pub struct Loaded {
+    pub path: PathBuf,
+    pub lsn: Lsn,
+    pub taken_at: Millis,
+    pub slas: HashMap<String, SlaData>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(
+        "snapshot {path} has format version {version}; this build reads version {SNAPSHOT_VERSION}. \
+         It was written by another amaze-exporter release: run that release, or move the file away \
+         to start from the log alone"
+    )]
+    UnknownVersion { path: PathBuf, version: u32 },
+    #[error("cannot read snapshots in {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+}
+
+/// The newest snapshot that reads back whole. Damaged ones are skipped with
+/// a warning; one from another format version stops the start, since going
+/// on without it would throw its state away.
+pub fn load_newest(dir: &Path) -> Result<Option<Loaded>, LoadError> {
+    let io_err = |path: &Path| {
+        let path = path.to_owned();
+        move |source| LoadError::Io { path, source }
+    };
+    for lsn in list(dir).map_err(io_err(dir))? {
+        let path = dir.join(name(lsn));
+        let bytes = fs::read(&path).map_err(io_err(&path))?;
+        match parse(&bytes) {
+            Ok((taken_at, stored_lsn, slas)) if stored_lsn == lsn => {
+                return Ok(Some(Loaded {
+                    path,
+                    lsn,
+                    taken_at,
+                    slas: slas.into_iter().collect(),
+                }));
+            }
+            Ok(_) => {
+                tracing::warn!(path = %path.display(), "snapshot name and content disagree; skipped")
+            }
+            Err(Damage::Version(version)) => {
+                return Err(LoadError::UnknownVersion { path, version });
+            }
+            Err(Damage::Corrupt(why)) => {
+                tracing::warn!(path = %path.display(), why, "snapshot is damaged; trying an older one");
+            }
+        }
+    }
+    Ok(None)
+}
+
+enum Damage {
+    Version(u32),
+    Corrupt(String),
+}
+
+type Body = (Millis, Lsn, Vec<(String, SlaData)>);
+
+fn parse(bytes: &[u8]) -> Result<Body, Damage> {
+    let corrupt = |why: &str| Damage::Corrupt(why.to_owned());
+    if bytes.len() < MAGIC.len() + 8 || !bytes.starts_with(MAGIC) {
+        return Err(corrupt("not a snapshot file"));
+    }
+    let (content, crc) = bytes.split_at(bytes.len() - 4);
+    // The version first: another release may frame its files differently.
+    let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+    if version != SNAPSHOT_VERSION {
+        return Err(Damage::Version(version));
+    }
+    if crc32c::crc32c(content) != u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]) {
+        return Err(corrupt("checksum mismatch"));
+    }
+    postcard::from_bytes(&content[MAGIC.len() + 4..]).map_err(|e| Damage::Corrupt(e.to_string()))
+}
+
+/// Removes all but the newest [`KEEP`] snapshots. Returns the log position
+/// of the oldest kept: the log before it is no longer needed.
+pub fn prune(dir: &Path) -> io::Result<Option<Lsn>> {
+    let found = list(dir)?;
+    for &old in found.iter().skip(KEEP) {
+        fs::remove_file(dir.join(name(old)))?;
+    }
+    Ok(found
+        .get(..KEEP.min(found.len()))
+        .and_then(|k| k.last().copied()))
+}
