@@ -125,48 +125,42 @@ impl Recorder {
     /// Records deliveries admitted against [`Recorder::catalog`]. `lsn` is the
     /// end of the log record holding them, if logged: deliveries of an SLA
     /// whose state already covers it (restored from a snapshot) are skipped.
+    ///
+    /// Each SLA's share of the batch is applied under one hold of its lock,
+    /// so a snapshot sees all of a record for an SLA or none of it.
     pub fn record(&self, batch: &[Delivery], now: Millis, lsn: Option<Lsn>) -> Recorded {
         let mut out = Recorded::default();
-        let mut held: Option<(usize, MutexGuard<'_, SlaState>)> = None;
-        // Per SLA met in this batch: whether its state already holds the record.
-        let mut covered: Vec<(usize, bool)> = Vec::new();
-        for d in batch {
-            // Batches are usually one SLA: keep its lock across the run.
-            let state = match &mut held {
-                Some((sla, guard)) if *sla == d.sla => guard,
-                _ => {
-                    held = None;
-                    &mut held.insert((d.sla, lock(&self.slas[d.sla]))).1
-                }
-            };
+        let mut first = 0;
+        while let Some(pos) = batch[first..].iter().position(|d| {
+            // The first delivery of an SLA not met before in this batch.
+            !batch[..first].iter().any(|e| e.sla == d.sla)
+        }) {
+            let start = first + pos;
+            let sla_index = batch[start].sla;
+            first = start + 1;
+            let mut state = lock(&self.slas[sla_index]);
             if let Some(lsn) = lsn {
-                let skip = match covered.iter().find(|(sla, _)| *sla == d.sla) {
-                    Some((_, skip)) => *skip,
-                    None => {
-                        let skip = state.data.lsn >= lsn;
-                        covered.push((d.sla, skip));
-                        state.data.lsn = state.data.lsn.max(lsn);
-                        skip
-                    }
-                };
-                if skip {
+                if state.data.lsn >= lsn {
                     continue;
                 }
+                state.data.lsn = lsn;
             }
-            let sla = &self.catalog.slas[d.sla];
-            if let Some(id) = &d.id
-                && !state.data.ids.insert(
-                    id,
-                    now,
-                    retention(sla),
-                    self.catalog.limits.max_tracked_ids,
-                )
-            {
-                out.duplicates += 1;
-                continue;
+            let sla = &self.catalog.slas[sla_index];
+            for d in batch[start..].iter().filter(|d| d.sla == sla_index) {
+                if let Some(id) = &d.id
+                    && !state.data.ids.insert(
+                        id,
+                        now,
+                        retention(sla),
+                        self.catalog.limits.max_tracked_ids,
+                    )
+                {
+                    out.duplicates += 1;
+                    continue;
+                }
+                state.record(sla, d);
+                out.accepted += 1;
             }
-            state.record(sla, d);
-            out.accepted += 1;
         }
         out
     }

@@ -88,6 +88,16 @@ impl Pending {
     }
 }
 
+/// What the writer tells the snapshotter.
+#[derive(Debug, Clone, Copy)]
+pub enum Change {
+    /// A group of this many bytes was logged.
+    Logged(u64),
+    /// The config changed: records logged before it would replay under the
+    /// new one, so state should be snapshotted now.
+    Reloaded,
+}
+
 enum Command {
     Commit(Pending, oneshot::Sender<Result<Recorded, CommitError>>),
     Reload(Arc<Catalog>, oneshot::Sender<()>),
@@ -140,7 +150,7 @@ impl Journal {
         writer: Writer,
         progress: Arc<Progress>,
         metrics: StorageMetrics,
-        on_logged: impl Fn(u64) + Send + 'static,
+        on_change: impl Fn(Change) + Send + 'static,
     ) -> std::io::Result<(Journal, std::thread::JoinHandle<()>)> {
         let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
         let thread = Committer {
@@ -148,7 +158,7 @@ impl Journal {
             writer,
             progress: progress.clone(),
             metrics,
-            on_logged: Box::new(on_logged),
+            on_change: Box::new(on_change),
             last_sync: Instant::now(),
             buf: Vec::new(),
         };
@@ -213,8 +223,8 @@ struct Committer {
     writer: Writer,
     progress: Arc<Progress>,
     metrics: StorageMetrics,
-    /// Told how many bytes each group logged (the snapshotter's trigger).
-    on_logged: Box<dyn Fn(u64) + Send>,
+    /// Tells the snapshotter what changed, so it can decide to run early.
+    on_change: Box<dyn Fn(Change) + Send>,
     last_sync: Instant,
     buf: Vec<u8>,
 }
@@ -247,6 +257,7 @@ impl Committer {
                         let old = self.live.load_full();
                         self.live.store(Arc::new(old.reconfigure(catalog)));
                         self.progress.changes.fetch_add(1, Ordering::Release);
+                        (self.on_change)(Change::Reloaded);
                         let _ = done.send(());
                     }
                     Command::Close(done) => {
@@ -321,7 +332,7 @@ impl Committer {
         })?;
         self.metrics.written.inc_by(self.buf.len() as u64);
         self.metrics.wal_bytes.add(self.buf.len() as i64);
-        (self.on_logged)(self.buf.len() as u64);
+        (self.on_change)(Change::Logged(self.buf.len() as u64));
         if sync {
             self.sync().map_err(|e| self.fault(&e))?;
         }

@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 
 pub use journal::{ASYNC_SYNC_INTERVAL, CommitError, Journal, Pending, Progress};
+
+use journal::Change;
 pub use snapshot::SNAPSHOT_VERSION;
 
 use crate::clock::Clock;
@@ -150,15 +152,17 @@ impl Storage {
         let live = Arc::new(ArcSwap::from_pointee(recorder));
         let progress = Arc::new(Progress::new(end.lsn));
         let (snapshots, triggers) = std::sync::mpsc::sync_channel(1);
-        let logged = Arc::new(AtomicU64::new(0));
-        let on_logged = {
-            let (logged, snapshots, limit) = (
-                logged.clone(),
-                snapshots.clone(),
-                options.snapshot_log_bytes,
-            );
-            move |bytes| {
-                if logged.fetch_add(bytes, Ordering::Relaxed) + bytes >= limit {
+        let logged = AtomicU64::new(0);
+        let on_change = {
+            let (snapshots, limit) = (snapshots.clone(), options.snapshot_log_bytes);
+            move |change| {
+                let due = match change {
+                    Change::Logged(bytes) => {
+                        logged.fetch_add(bytes, Ordering::Relaxed) + bytes >= limit
+                    }
+                    Change::Reloaded => true,
+                };
+                if due {
                     logged.store(0, Ordering::Relaxed);
                     // Full means one is already asked for.
                     let _ = snapshots.try_send(Trigger::Now);
@@ -170,7 +174,7 @@ impl Storage {
             wal::Writer::new(&wal_dir, end.lsn),
             progress.clone(),
             metrics.clone(),
-            on_logged,
+            on_change,
         )
         .map_err(StorageError::Thread)?;
         let snapshotter = Snapshotter {

@@ -2,6 +2,8 @@
 //! of the window maths through the public library API.
 
 mod config_files;
+mod crash;
+mod durability;
 mod exporter;
 mod promtool;
 mod properties;

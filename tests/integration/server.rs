@@ -29,15 +29,25 @@ impl Reply {
 /// A config file and a state directory that outlive any one exporter process.
 pub struct Home {
     dir: tempfile::TempDir,
+    data: Option<PathBuf>,
 }
 
 impl Home {
     pub fn new(config: &str) -> Home {
         let home = Home {
             dir: tempfile::tempdir().expect("temp dir"),
+            data: None,
         };
         home.write_config(config);
         home
+    }
+
+    /// A home whose state directory is `data` (a mount point, say).
+    pub fn with_data(config: &str, data: PathBuf) -> Home {
+        Home {
+            data: Some(data),
+            ..Home::new(config)
+        }
     }
 
     pub fn config(&self) -> PathBuf {
@@ -45,7 +55,9 @@ impl Home {
     }
 
     pub fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data
+            .clone()
+            .unwrap_or_else(|| self.dir.path().join("data"))
     }
 
     pub fn write_config(&self, config: &str) {
@@ -181,6 +193,10 @@ impl Exporter {
         }
     }
 
+    pub fn reload(&self) -> Reply {
+        self.post("/-/reload", "text/plain", b"")
+    }
+
     pub fn push(&self, ndjson: &str) -> Reply {
         self.post(
             "/api/v1/deliveries",
@@ -233,6 +249,45 @@ impl Metrics {
             found.len()
         );
         found.first().copied()
+    }
+}
+
+impl Metrics {
+    /// Sum of every sample of `name` whose labels include every `labels` pair.
+    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.0
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (series, value) = l.rsplit_once(' ')?;
+                let (metric, rest) = series.split_once('{').unwrap_or((series, "}"));
+                let all = labels
+                    .iter()
+                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+                (metric == name && all).then(|| parse_value(value))
+            })
+            .sum()
+    }
+
+    /// The SLA figures and settings alone: every `amaze_` sample but the
+    /// exporter's own health, which legitimately differs between processes.
+    pub fn figures(&self) -> Vec<String> {
+        const OWN: [&str; 9] = [
+            "amaze_ingest_",
+            "amaze_report_",
+            "amaze_window_memory",
+            "amaze_build_",
+            "amaze_config_",
+            "amaze_storage_",
+            "amaze_wal_",
+            "amaze_snapshot_",
+            "amaze_recovery_",
+        ];
+        self.0
+            .lines()
+            .filter(|l| l.starts_with("amaze_") && !OWN.iter().any(|o| l.starts_with(o)))
+            .map(str::to_owned)
+            .collect()
     }
 }
 
