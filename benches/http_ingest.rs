@@ -1,10 +1,14 @@
 //! Load generator: NDJSON push throughput through the real binary on 127.0.0.1.
 //!
 //! `cargo bench --bench http_ingest [-- SECONDS CONNECTIONS]`. Starts the
-//! release exporter on a free port, then measures, each for a bounded time
-//! with the same client threads and keep-alive connections:
+//! release exporter on a free port with a state directory in a temp dir,
+//! then measures, each for a bounded time with keep-alive connections:
 //! - baseline: `GET /-/healthy`, the server answering an empty request;
-//! - NDJSON batches of 1,000 and 10,000 deliveries.
+//! - NDJSON batches of 1,000 and 10,000 deliveries, for an SLA of each
+//!   durability (none: no log; async: logged, synced each second; sync:
+//!   logged and fdatasync'd before 2xx), with log bytes per delivery;
+//! - single-delivery sync POSTs over 64 connections, against the baseline
+//!   over the same 64 connections.
 //!
 //! Bodies are built before timing starts, so the client spends its CPU on I/O.
 
@@ -14,14 +18,24 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-const CONFIG: &str = "version: 1\nslas:\n  - name: api\n    promise: 300ms\n    objective: 99%\n    target_margin: 50%\n    labels: [route, method]\n";
+const MODES: [&str; 3] = ["none", "async", "sync"];
 
-fn body(lines: usize) -> Vec<u8> {
+fn config() -> String {
+    let mut c = String::from("version: 1\nslas:\n");
+    for mode in MODES {
+        c.push_str(&format!(
+            "  - name: api_{mode}\n    promise: 300ms\n    objective: 99%\n    target_margin: 50%\n    labels: [route, method]\n    durability: {mode}\n"
+        ));
+    }
+    c
+}
+
+fn body(mode: &str, lines: usize) -> Vec<u8> {
     let mut s = String::with_capacity(lines * 100);
     for i in 0..lines {
         let ms = 5 + (i * 7919) % 400;
         s.push_str(&format!(
-            "{{\"sla\":\"api\",\"duration_seconds\":{}.{:03},\"labels\":{{\"route\":\"/r/{}\",\"method\":\"GET\"}}}}\n",
+            "{{\"sla\":\"api_{mode}\",\"duration_seconds\":{}.{:03},\"labels\":{{\"route\":\"/r/{}\",\"method\":\"GET\"}}}}\n",
             ms / 1000,
             ms % 1000,
             i % 10
@@ -95,23 +109,30 @@ fn main() {
     let connections = args.get(1).copied().unwrap_or(4).clamp(1, 64) as usize;
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = dir.path().join("amaze.yaml");
-    std::fs::write(&config, CONFIG).expect("write config");
+    let config_path = dir.path().join("amaze.yaml");
+    std::fs::write(&config_path, config()).expect("write config");
     let mut child = Command::new(env!("CARGO_BIN_EXE_amaze-exporter"))
-        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--config.file={}", config_path.display()))
+        .arg(format!(
+            "--storage.path={}",
+            dir.path().join("data").display()
+        ))
         .arg("--web.listen-address=127.0.0.1:0")
         .stderr(Stdio::piped())
         .spawn()
         .expect("start exporter");
     let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
     let mut addr = String::new();
-    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-        if let Some(a) = line.split("addr=").nth(1) {
+    for line in lines.by_ref().map_while(Result::ok) {
+        if let Some(a) = line.split(" addr=").nth(1) {
             addr = a.split_whitespace().next().unwrap_or("").to_owned();
             break;
         }
     }
     assert!(!addr.is_empty(), "exporter did not report its address");
+    // Keep draining the exporter's log so it never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
     let base = format!("http://{addr}");
 
     println!(
@@ -122,20 +143,57 @@ fn main() {
     let baseline_rps = baseline.requests as f64 / baseline.elapsed.as_secs_f64();
     println!("baseline GET /-/healthy: {:>10.0} requests/s", baseline_rps);
     for lines in [1_000usize, 10_000] {
-        let b = Arc::new(body(lines));
-        let r = run(&base, connections, seconds, Some(b.clone()), lines as u64);
-        let secs = r.elapsed.as_secs_f64();
-        let dps = r.deliveries as f64 / secs;
-        let rps = r.requests as f64 / secs;
+        let mut none_dps = 0.0;
+        for mode in MODES {
+            let b = Arc::new(body(mode, lines));
+            let written = scrape(&base, "amaze_wal_written_bytes_total");
+            let r = run(&base, connections, seconds, Some(b.clone()), lines as u64);
+            let logged = scrape(&base, "amaze_wal_written_bytes_total") - written;
+            let secs = r.elapsed.as_secs_f64();
+            let dps = r.deliveries as f64 / secs;
+            if mode == "none" {
+                none_dps = dps;
+            }
+            println!(
+                "NDJSON x{lines:>6} ({:>4} KiB) durability {mode:>5}: {:>10.0} deliveries/s ({:.2} of durability none), {:>6.0} requests/s, {:.1} log bytes/delivery",
+                b.len() / 1024,
+                dps,
+                dps / none_dps,
+                r.requests as f64 / secs,
+                logged / r.deliveries as f64,
+            );
+        }
+    }
+    let wide = 64;
+    let baseline = run(&base, wide, seconds, None, 0);
+    let baseline_rps = baseline.requests as f64 / baseline.elapsed.as_secs_f64();
+    println!("baseline GET /-/healthy, {wide} connections: {baseline_rps:>10.0} requests/s");
+    for mode in ["none", "sync"] {
+        let syncs = scrape(&base, "amaze_wal_syncs_total");
+        let r = run(&base, wide, seconds, Some(Arc::new(body(mode, 1))), 1);
+        let syncs = scrape(&base, "amaze_wal_syncs_total") - syncs;
+        let rps = r.requests as f64 / r.elapsed.as_secs_f64();
         println!(
-            "NDJSON x{lines:>6} ({:>4} KiB): {:>10.0} deliveries/s, {:>7.0} requests/s ({:.4} of baseline requests/s), {:.0} MB/s",
-            b.len() / 1024,
-            dps,
-            rps,
+            "single-delivery POSTs durability {mode:>4}, {wide} connections: {rps:>10.0} deliveries/s ({:.3} of baseline), {:.1} requests per fdatasync",
             rps / baseline_rps,
-            rps * b.len() as f64 / 1e6
+            if syncs > 0.0 {
+                r.requests as f64 / syncs
+            } else {
+                0.0
+            },
         );
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// The value of an unlabelled sample on `/metrics`.
+fn scrape(base: &str, name: &str) -> f64 {
+    let text = ureq::get(format!("{base}/metrics"))
+        .call()
+        .and_then(|mut r| r.body_mut().with_config().limit(64 << 20).read_to_string())
+        .expect("scrape");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
 }

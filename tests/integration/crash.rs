@@ -50,7 +50,7 @@ fn batch(rng: &mut Rng, round: usize, client: usize, seq: usize) -> Sent {
     for i in 0..lines {
         let ms = 1 + rng.below(150);
         let id = format!("{round}-{client}-{seq}-{i}");
-        if (seq + i as usize) % 2 == 0 {
+        if (seq + i as usize).is_multiple_of(2) {
             body.push_str(&format!(
                 "{{\"sla\":\"crash_sync\",\"duration\":\"{ms}ms\",\"id\":\"{id}\",\"labels\":{{\"client\":\"c{client}\"}}}}\n"
             ));
@@ -137,7 +137,10 @@ fn kill_9_under_load_loses_and_doubles_nothing() {
     }
     let sent = std::mem::take(&mut *sent.lock().unwrap());
     let acked: u64 = sent.iter().filter(|s| s.acked).map(|s| s.lines).sum();
-    assert!(acked > 1000, "too little load to prove anything: {acked} acknowledged");
+    assert!(
+        acked > 1000,
+        "too little load to prove anything: {acked} acknowledged"
+    );
 
     let ex = home.start(&[]);
     let counted = total(&ex);

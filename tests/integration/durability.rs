@@ -66,13 +66,22 @@ fn graceful_restart_reproduces_every_figure() {
     assert_eq!(ex.stop(), Some(0), "SIGTERM exits 0");
     let snapshots = std::fs::read_dir(home.data())
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".snap"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".snap")
+        })
         .count();
     assert_eq!(snapshots, 1, "a final snapshot is written on SIGTERM");
     let ex = home.start(&[]);
     let after = ex.metrics();
     assert_same(&before, &after);
-    assert_eq!(after.value("amaze_recovery_replayed_records", &[]), Some(0.0));
+    assert_eq!(
+        after.value("amaze_recovery_replayed_records", &[]),
+        Some(0.0)
+    );
     // Ids survive too: a retry after the restart is a duplicate.
     let r = ex.push(&traffic(1));
     assert_eq!(r.json()["duplicates"].as_u64(), Some(400), "{}", r.body);
@@ -112,7 +121,10 @@ fn snapshot_plus_log_tail_reproduces_every_figure() {
     let after = ex.metrics();
     assert_same(&before, &after);
     let replayed = after.value("amaze_recovery_replayed_records", &[]).unwrap();
-    assert!(replayed <= 2.0, "the snapshot covered the first batch: {replayed}");
+    assert!(
+        replayed <= 2.0,
+        "the snapshot covered the first batch: {replayed}"
+    );
 }
 
 fn segments(home: &Home) -> Vec<std::path::PathBuf> {
@@ -239,8 +251,14 @@ fn reload_keeps_state_applies_new_promises_and_drops_removed_slas() {
         after.value("amaze_sla_promise_seconds", &[("sla", "checkout")]),
         Some(0.6)
     );
-    assert!(!after.0.contains("sla=\"tickets\""), "removed SLA still exported");
-    assert_eq!(after.value("amaze_config_last_reload_successful", &[]), Some(1.0));
+    assert!(
+        !after.0.contains("sla=\"tickets\""),
+        "removed SLA still exported"
+    );
+    assert_eq!(
+        after.value("amaze_config_last_reload_successful", &[]),
+        Some(1.0)
+    );
     // A delivery of 450ms is late under 300ms but within the new 600ms.
     push_ok(
         &ex,
@@ -252,8 +270,14 @@ fn reload_keeps_state_applies_new_promises_and_drops_removed_slas() {
         before.value("amaze_deliveries_total", &late),
         "judged by the new promise"
     );
-    assert_eq!(ex.push("{\"sla\":\"tickets\",\"duration\":\"1m\"}").status, 404);
-    assert_eq!(ex.push("{\"sla\":\"signup\",\"duration\":\"1s\"}").status, 200);
+    assert_eq!(
+        ex.push("{\"sla\":\"tickets\",\"duration\":\"1m\"}").status,
+        404
+    );
+    assert_eq!(
+        ex.push("{\"sla\":\"signup\",\"duration\":\"1s\"}").status,
+        200
+    );
     // The reloaded state is what a restart restores.
     let before = ex.metrics();
     assert_eq!(ex.stop(), Some(0));
@@ -274,10 +298,16 @@ fn invalid_reload_is_rejected_with_every_problem_and_changes_nothing() {
     assert!(r.body.contains("slas[0].promise"), "{}", r.body);
     assert!(r.body.contains("slas[0].objective"), "{}", r.body);
     let after = ex.metrics();
-    assert_eq!(after.value("amaze_config_last_reload_successful", &[]), Some(0.0));
+    assert_eq!(
+        after.value("amaze_config_last_reload_successful", &[]),
+        Some(0.0)
+    );
     assert_same(&before, &after);
     // The old config keeps running: its SLAs still take deliveries.
-    assert_eq!(ex.push("{\"sla\":\"tickets\",\"duration\":\"1m\"}").status, 200);
+    assert_eq!(
+        ex.push("{\"sla\":\"tickets\",\"duration\":\"1m\"}").status,
+        200
+    );
 }
 
 #[test]

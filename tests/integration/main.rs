@@ -3,6 +3,7 @@
 
 mod config_files;
 mod crash;
+mod disk_faults;
 mod durability;
 mod exporter;
 mod promtool;
