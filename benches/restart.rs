@@ -193,6 +193,7 @@ fn main() {
         })
         .collect();
     let base = report("baseline (empty state)", &baseline, 0.0);
+    std::thread::sleep(Duration::from_secs(3));
     let snap: Vec<_> = (0..runs).map(|_| start(&config_path, &data)).collect();
     report("snapshot + empty log tail", &snap, base);
     let moved = dir.path().join("moved");

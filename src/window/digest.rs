@@ -165,15 +165,18 @@ impl<'de> serde::Deserialize<'de> for Digest {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
         let stored = Stored::deserialize(d)?;
-        let sketch = DDSketch::from_java_bytes(&stored.sketch)
+        let mut sketch = DDSketch::from_java_bytes(&stored.sketch)
             .map_err(|e| D::Error::custom(format!("bad sketch: {e}")))?;
-        // Decoding rebuilds the crate's default config; anything else could
-        // never merge with live digests.
-        let mut digest = Digest::new();
-        digest
-            .sketch
-            .merge(&sketch)
+        // Decoding rebuilds the crate's default config; merging an empty
+        // sketch of ours proves it equals ours (merge refuses any other)
+        // without copying the bins.
+        sketch
+            .merge(&DDSketch::new(sketch_config()))
             .map_err(|_| D::Error::custom("sketch has a different accuracy"))?;
+        let mut digest = Digest {
+            sketch,
+            ..Digest::new()
+        };
         digest.failed = stored.failed;
         digest.late = stored.late;
         digest.amazing = stored.amazing;
