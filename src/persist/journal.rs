@@ -7,9 +7,9 @@
 //! position it holds. Config reloads pass through the same queue, so no batch
 //! is ever applied under a catalog it was not admitted against.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -104,14 +104,12 @@ enum Command {
     Close(oneshot::Sender<()>),
 }
 
-/// What the writer shares with the snapshotter and handlers.
+/// What the writer tells the snapshotter about the state it applied.
 pub struct Progress {
     /// Every log record up to here is applied.
     pub applied: AtomicU64,
     /// Bumped by every change of state, logged or not.
     pub changes: AtomicU64,
-    /// Why the state directory refuses writes, while it does.
-    fault: Mutex<Option<String>>,
 }
 
 impl Progress {
@@ -119,19 +117,7 @@ impl Progress {
         Progress {
             applied: AtomicU64::new(applied),
             changes: AtomicU64::new(0),
-            fault: Mutex::new(None),
         }
-    }
-
-    pub fn fault(&self) -> Option<String> {
-        self.fault.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    fn set_fault(&self, fault: Option<String>) -> bool {
-        let mut slot = self.fault.lock().unwrap_or_else(|e| e.into_inner());
-        let changed = slot.is_some() != fault.is_some();
-        *slot = fault;
-        changed
     }
 }
 
@@ -140,7 +126,6 @@ impl Progress {
 pub struct Journal {
     tx: SyncSender<Command>,
     live: Arc<ArcSwap<Recorder>>,
-    progress: Arc<Progress>,
 }
 
 impl Journal {
@@ -156,25 +141,22 @@ impl Journal {
         let thread = Committer {
             live: live.clone(),
             writer,
-            progress: progress.clone(),
+            progress,
             metrics,
             on_change: Box::new(on_change),
             last_sync: Instant::now(),
             buf: Vec::new(),
+            faulted: false,
         };
         let handle = std::thread::Builder::new()
             .name("amaze-journal".into())
             .spawn(move || thread.run(rx))?;
-        Ok((Journal { tx, live, progress }, handle))
+        Ok((Journal { tx, live }, handle))
     }
 
     /// The recorder of the current config.
     pub fn recorder(&self) -> Arc<Recorder> {
         self.live.load_full()
-    }
-
-    pub fn progress(&self) -> &Arc<Progress> {
-        &self.progress
     }
 
     /// Logs and applies a batch; resolves once it is as durable as its SLAs ask.
@@ -227,6 +209,8 @@ struct Committer {
     on_change: Box<dyn Fn(Change) + Send>,
     last_sync: Instant,
     buf: Vec<u8>,
+    /// Whether the last write failed: recovery and failure are logged once.
+    faulted: bool,
 }
 
 type Reply = oneshot::Sender<Result<Recorded, CommitError>>;
@@ -336,7 +320,7 @@ impl Committer {
         if sync {
             self.sync().map_err(|e| self.fault(&e))?;
         }
-        if self.progress.set_fault(None) {
+        if std::mem::replace(&mut self.faulted, false) {
             self.metrics.writable.set(1);
             tracing::info!("state directory takes writes again; ingest resumed");
         }
@@ -362,9 +346,9 @@ impl Committer {
         }
     }
 
-    fn fault(&self, e: &std::io::Error) -> String {
+    fn fault(&mut self, e: &std::io::Error) -> String {
         let reason = format!("{e}");
-        if self.progress.set_fault(Some(reason.clone())) {
+        if !std::mem::replace(&mut self.faulted, true) {
             self.metrics.writable.set(0);
             tracing::error!(error = %reason, "cannot write the log; ingest answers 503 until the disk recovers");
         }

@@ -20,10 +20,9 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
-pub use journal::{ASYNC_SYNC_INTERVAL, CommitError, Journal, Pending, Progress};
+pub use journal::{CommitError, Journal, Pending};
 
-use journal::Change;
-pub use snapshot::SNAPSHOT_VERSION;
+use journal::{Change, Progress};
 
 use crate::clock::Clock;
 use crate::exposition::StorageMetrics;
