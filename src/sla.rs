@@ -26,6 +26,8 @@ pub struct Sla {
     /// Label combinations tracked before new ones fold into the overflow series.
     pub max_series: usize,
     pub durability: Durability,
+    /// Warn when the margin's trend reaches zero within this.
+    pub forecast_horizon: Duration,
 }
 
 /// When a push of this SLA's deliveries is acknowledged (DESIGN.md §5).
@@ -121,6 +123,7 @@ mod tests {
             }],
             max_series: 100,
             durability: Durability::Sync,
+            forecast_horizon: Duration::from_secs(86400),
         }
     }
 

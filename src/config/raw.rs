@@ -44,6 +44,7 @@ pub struct RawSla {
     pub goals: Vec<RawGoal>,
     pub max_series: Option<Text>,
     pub durability: Option<Text>,
+    pub forecast_horizon: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -32,6 +32,7 @@ const MIN_WINDOW: Duration = Duration::from_secs(3600);
 const DEFAULT_WINDOW: Duration = Duration::from_secs(30 * 86400);
 const DEFAULT_MIN_DELIVERIES: u64 = 10;
 const DEFAULT_MAX_SERIES: usize = 1000;
+const DEFAULT_FORECAST_HORIZON: Duration = Duration::from_secs(86400);
 const MAX_LABELS: usize = 16;
 /// Label names the exporter itself puts on series.
 pub const RESERVED_LABELS: [&str; 8] = [
@@ -217,6 +218,13 @@ fn sla(p: &mut Problems, path: &str, raw: &RawSla) -> Option<Sla> {
             },
         )
         .unwrap_or_default();
+    let forecast_horizon = p
+        .parse(
+            &format!("{path}.forecast_horizon"),
+            raw.forecast_horizon.as_ref(),
+            |s| duration(s, Duration::from_secs(60), MAX_SPAN),
+        )
+        .unwrap_or(DEFAULT_FORECAST_HORIZON);
     let labels = labels(p, path, &raw.labels);
     let goals: Vec<Goal> = raw
         .goals
@@ -244,6 +252,7 @@ fn sla(p: &mut Problems, path: &str, raw: &RawSla) -> Option<Sla> {
         goals,
         max_series,
         durability,
+        forecast_horizon,
     })
 }
 

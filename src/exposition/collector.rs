@@ -174,6 +174,11 @@ fn settings(sla: &Sla, base: &Labels, out: &mut Families) {
         base.clone(),
         sla.min_deliveries as f64,
     );
+    out.gauge(
+        names::SLA_FORECAST_HORIZON,
+        base.clone(),
+        sla.forecast_horizon.as_secs_f64(),
+    );
 }
 
 fn figures(

@@ -36,6 +36,7 @@ names! {
     SLA_ALERT_MARGIN = "amaze_sla_alert_margin_ratio", Gauge, "Margin below which the SLA should warn.";
     SLA_WINDOW = "amaze_sla_window_seconds", Gauge, "Compliance window of the SLA.";
     SLA_MIN_DELIVERIES = "amaze_sla_min_deliveries", Gauge, "Deliveries a window needs before it is assessed.";
+    SLA_FORECAST_HORIZON = "amaze_sla_forecast_horizon_seconds", Gauge, "Warn when the margin's trend reaches zero within this.";
     // Figures per series and window, computed at scrape time.
     WINDOW_DELIVERIES = "amaze_window_deliveries", Gauge, "Deliveries completed within the window.";
     WINDOW_BAD = "amaze_window_bad_deliveries", Gauge, "Deliveries within the window that failed or took longer than the promise.";

@@ -9,4 +9,5 @@ mod exporter;
 mod promtool;
 mod properties;
 mod push;
+mod rules;
 mod server;
