@@ -24,9 +24,14 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState, telemetry_path: &str) -> Router {
+    let landing_metrics = telemetry_path.to_owned();
     // Taken from the config at start; a reload does not change it.
     let body_limit = state.journal.recorder().catalog().limits.max_body_bytes;
     Router::new()
+        .route(
+            "/",
+            get(move |State(app): State<AppState>| landing(app, landing_metrics)),
+        )
         .route(telemetry_path, get(metrics))
         .route("/-/healthy", get(|| async { "Healthy\n" }))
         .route("/-/ready", get(|| async { "Ready\n" }))
@@ -36,6 +41,23 @@ pub fn router(state: AppState, telemetry_path: &str) -> Router {
             post(http_push::handle).layer(DefaultBodyLimit::max(body_limit)),
         )
         .with_state(state)
+}
+
+async fn landing(app: AppState, telemetry_path: String) -> Response {
+    let now = app.clock.now();
+    let recorder = app.journal.recorder();
+    let page = tokio::task::spawn_blocking(move || {
+        exposition::landing::render(&recorder, &telemetry_path, now)
+    })
+    .await;
+    match page {
+        Ok(html) => axum::response::Html(html).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("landing page failed: {e}\n"),
+        )
+            .into_response(),
+    }
 }
 
 /// Reloads the config file; 400 with every problem when it is invalid.

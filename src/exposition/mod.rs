@@ -1,6 +1,8 @@
-//! `/metrics`: SLA figures computed at scrape time plus the exporter's self-metrics.
+//! `/metrics`: SLA figures computed at scrape time plus the exporter's self-metrics;
+//! and the landing page that shows them to people.
 
 pub mod collector;
+pub mod landing;
 pub mod names;
 mod self_metrics;
 

@@ -127,3 +127,44 @@ fn health_endpoints_and_self_metrics() {
     );
     assert_eq!(ex.get("/nowhere").status, 404);
 }
+
+#[test]
+fn landing_page_lists_every_sla_with_its_margin_and_status() {
+    let ex = Exporter::start(crate::push::CONFIG);
+    let body: String = (0..100)
+        .map(|i| {
+            format!(
+                "{{\"sla\":\"checkout\",\"duration\":\"{}ms\"}}\n",
+                10 + i % 50
+            )
+        })
+        .collect();
+    assert_eq!(ex.push(&body).status, 200);
+    let page = ex.get("/");
+    assert_eq!(page.status, 200);
+    for expected in [
+        "<strong>checkout</strong>",
+        "<strong>tickets</strong>",
+        "300ms",
+        "4h",
+        "30d margin",
+        "class=\"amazing\"",
+        "href=\"/metrics\"",
+        "POST /api/v1/deliveries",
+    ] {
+        assert!(
+            page.body.contains(expected),
+            "missing {expected}:\n{}",
+            page.body
+        );
+    }
+    // p99 of 10..59ms against 300ms: margin 1 - 0.059/0.3 = 80.3% (sketch within 1%).
+    let margin = page
+        .body
+        .split("30d margin<br><b>")
+        .nth(1)
+        .and_then(|s| s.split('%').next())
+        .and_then(|m| m.parse::<f64>().ok())
+        .expect("margin on the page");
+    assert!((margin - 80.3).abs() < 0.7, "{margin}");
+}
