@@ -21,12 +21,12 @@ pub fn render(recorder: &Recorder, telemetry_path: &str, now: Millis) -> String 
             Some(s) => format!("<td class=\"{0}\">{0}</td>", s.as_str()),
             None => "<td class=\"quiet\">too few deliveries</td>".to_owned(),
         };
-        let _ = write!(
+        let _ = writeln!(
             rows,
             "<tr><td><strong>{name}</strong><br><small>{description}</small></td>\
              <td>{promise}</td><td>{objective}</td><td>{target}</td>\
              <td>{window} margin<br><b>{margin}</b></td><td>{hour_margin}</td>{status_cell}\
-             <td>{deliveries}</td></tr>\n",
+             <td>{deliveries}</td></tr>",
             name = escape(&sla.name),
             description = escape(&sla.description),
             promise = humantime::format_duration(sla.promise),
