@@ -25,6 +25,28 @@ pub enum Command {
         #[arg(long = "config", visible_alias = "config.file", value_name = "FILE")]
         config: PathBuf,
     },
+    /// Push realistic deliveries for every SLA of a config to a running
+    /// exporter, one SLA's margin eroding, to see dashboards and alerts live.
+    Demo {
+        #[arg(
+            long = "config.file",
+            value_name = "FILE",
+            default_value = "config/amaze.yaml"
+        )]
+        config: PathBuf,
+        /// Base URL of the exporter.
+        #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:9797")]
+        target: String,
+        /// SLA whose margin erodes (default: the first with a promise under a minute).
+        #[arg(long, value_name = "SLA")]
+        erode: Option<String>,
+        /// How long until the eroding SLA breaks its promise.
+        #[arg(long = "breach-after", value_name = "DURATION", default_value = "15m", value_parser = humantime::parse_duration)]
+        breach_after: std::time::Duration,
+        /// Stop after this long (default: run until interrupted).
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        duration: Option<std::time::Duration>,
+    },
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -16,12 +16,14 @@
 //! - [`exposition`]: `/metrics`, every metric name defined once.
 //! - [`http`]: routes and shared handler state.
 //! - [`clock`], [`shutdown`]: time and signals, injected rather than read.
+//! - [`demo`]: `amaze-exporter demo`, live traffic for the shipped SLAs.
 
 pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod delivery;
+pub mod demo;
 pub mod exposition;
 pub mod http;
 pub mod ingest;

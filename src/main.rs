@@ -3,6 +3,7 @@ use std::process::ExitCode;
 use amaze_exporter::app::{self, AppError};
 use amaze_exporter::cli::{Cli, Command};
 use amaze_exporter::config::Config;
+use amaze_exporter::demo::{self, DemoArgs, DemoError};
 use clap::Parser;
 
 // Scrapes build tens of thousands of small label strings; mimalloc halves their cost.
@@ -27,6 +28,33 @@ fn main() -> ExitCode {
             Err(e) => {
                 eprintln!("{}: {e}", config.display());
                 ExitCode::from(2)
+            }
+        };
+    }
+    if let Some(Command::Demo {
+        config,
+        target,
+        erode,
+        breach_after,
+        duration,
+    }) = cli.command
+    {
+        let args = DemoArgs {
+            config,
+            target,
+            erode,
+            breach_after,
+            duration,
+        };
+        return match demo::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("amaze-exporter demo: {e}");
+                ExitCode::from(if matches!(e, DemoError::Config(_)) {
+                    2
+                } else {
+                    1
+                })
             }
         };
     }
