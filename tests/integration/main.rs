@@ -3,8 +3,10 @@
 
 mod config_files;
 mod crash;
+mod dashboards;
 mod disk_faults;
 mod durability;
+mod e2e;
 mod exporter;
 mod promtool;
 mod properties;
