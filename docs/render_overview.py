@@ -47,7 +47,7 @@ def main():
              for r in api(base, "/api/v1/query", query="amaze_sla_alert_margin_ratio")}
     series.sort(key=lambda r: r["metric"]["sla"])
 
-    w, h, left, top, chart_h = 900, 430, 70, 150, 230
+    w, h, left, top, chart_h = 900, 460, 70, 150, 230
     chart_w = w - left - 30
     lo, hi = -0.4, 1.0
     y = lambda v: top + (hi - max(lo, min(hi, v))) / (hi - lo) * chart_h
@@ -85,7 +85,7 @@ def main():
         lx = left + i * 240
         out.append(f'<rect x="{lx}" y="{ly - 10}" width="14" height="4" fill="{color}"/>')
         out.append(f'<text x="{lx + 20}" y="{ly - 4}">{sla}</text>')
-    out.append(f'<text x="{left}" y="{h - 12}" fill="#777">dotted: each SLA\'s alert_margin; '
+    out.append(f'<text x="{left}" y="{h - 10}" fill="#777">dotted: each SLA\'s alert_margin; '
                'margin = 1 - objective quantile / promise</text>')
     out.append("</svg>")
     print("\n".join(out))
