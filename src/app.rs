@@ -9,7 +9,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::exposition::SelfMetrics;
 use crate::http::{AppState, router};
-use crate::ingest::http_push;
+use crate::ingest::{Shutdown, SourceContext, http_push, statsd};
 use crate::persist::{self, Journal, Storage, StorageError};
 use crate::sla::Catalog;
 
@@ -53,6 +53,7 @@ pub async fn run(
 ) -> Result<(), AppError> {
     let config = Config::load(&args.config)?;
     let slas = config.slas.len();
+    let sources = config.sources.clone();
     let catalog = Arc::new(Catalog::new(config));
     let metrics = SelfMetrics::new()?;
     metrics.register_source(http_push::SOURCE, &SelfMetrics::refusal_reasons());
@@ -85,6 +86,24 @@ pub async fn run(
         metrics: metrics.clone(),
         clock: clock.clone(),
     });
+    let (stop_sources, shutdown_sources) = Shutdown::new();
+    let context = SourceContext {
+        journal: storage.journal().clone(),
+        metrics: metrics.clone(),
+        clock: clock.clone(),
+        shutdown: shutdown_sources,
+    };
+    let mut running = Vec::new();
+    if let Some(config) = sources.statsd {
+        let socket = statsd::bind(&config)
+            .await
+            .map_err(|source| AppError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        metrics.register_source(statsd::SOURCE, &statsd::reasons());
+        running.push(tokio::spawn(statsd::run(socket, config, context.clone())));
+    }
     let state = AppState {
         journal: storage.journal().clone(),
         metrics,
@@ -110,7 +129,11 @@ pub async fn run(
         .with_graceful_shutdown(shutdown)
         .await;
     hangups.abort();
-    // Requests are drained; make what they logged durable and snapshot it.
+    stop_sources.stop();
+    for source in running {
+        let _ = source.await;
+    }
+    // Requests and sources are drained; make what they logged durable and snapshot it.
     storage.close().await;
     served.map_err(AppError::Serve)?;
     tracing::info!("stopped");

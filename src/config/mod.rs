@@ -1,6 +1,7 @@
 //! Configuration: YAML in, a validated [`Config`] out, or every problem at once.
 
 mod raw;
+mod sources;
 mod validate;
 
 use std::path::Path;
@@ -18,6 +19,13 @@ pub const VERSION: u32 = 1;
 pub struct Config {
     pub limits: Limits,
     pub slas: Vec<Sla>,
+    pub sources: Sources,
+}
+
+/// Sources beyond HTTP push (which is always on), each off unless configured.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sources {
+    pub statsd: Option<crate::ingest::statsd::StatsdConfig>,
 }
 
 /// Input limits shared by every source.

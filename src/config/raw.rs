@@ -16,6 +16,31 @@ pub struct RawConfig {
     #[serde(default)]
     pub limits: RawLimits,
     pub slas: Option<Vec<RawSla>>,
+    #[serde(default)]
+    pub sources: RawSources,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSources {
+    pub statsd: Option<RawStatsd>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStatsd {
+    pub listen: Option<Text>,
+    #[serde(default)]
+    pub mappings: Vec<RawMapping>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMapping {
+    pub metric: Option<Text>,
+    pub sla: Option<Text>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]

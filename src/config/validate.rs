@@ -40,10 +40,15 @@ pub const RESERVED_LABELS: [&str; 8] = [
 ];
 
 #[derive(Default)]
-struct Problems(Vec<Problem>);
+pub(super) struct Problems(Vec<Problem>);
 
 impl Problems {
-    fn at(&mut self, path: impl Into<String>, text: Option<&Text>, message: impl Into<String>) {
+    pub(super) fn at(
+        &mut self,
+        path: impl Into<String>,
+        text: Option<&Text>,
+        message: impl Into<String>,
+    ) {
         self.0.push(Problem {
             path: path.into(),
             line: text.map(|t| t.referenced.line()),
@@ -52,7 +57,7 @@ impl Problems {
     }
 
     /// Parses an optional scalar, recording a problem when it does not parse.
-    fn parse<T>(
+    pub(super) fn parse<T>(
         &mut self,
         path: &str,
         text: Option<&Text>,
@@ -110,8 +115,13 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Problem>> {
             }
         }
     }
+    let sources = super::sources::validate(&mut p, &raw.sources, &slas);
     if p.0.is_empty() {
-        Ok(Config { limits, slas })
+        Ok(Config {
+            limits,
+            slas,
+            sources,
+        })
     } else {
         Err(p.0)
     }
@@ -256,7 +266,7 @@ fn sla(p: &mut Problems, path: &str, raw: &RawSla) -> Option<Sla> {
     })
 }
 
-fn required<T>(
+pub(super) fn required<T>(
     p: &mut Problems,
     path: &str,
     field: &str,

@@ -57,6 +57,7 @@ names! {
     INGEST_ACCEPTED = "amaze_ingest_accepted_total", Counter, "Deliveries accepted, by source.";
     INGEST_REJECTED = "amaze_ingest_rejected_total", Counter, "Deliveries rejected, by source and reason.";
     INGEST_DUPLICATES = "amaze_ingest_duplicates_total", Counter, "Deliveries acknowledged but not counted again because their (sla, id) was already recorded.";
+    STATSD_PACKETS = "amaze_statsd_packets_total", Counter, "UDP packets received by the StatsD source.";
     REPORT_DURATION = "amaze_report_duration_seconds", Gauge, "Time the previous scrape spent computing figures.";
     WINDOW_MEMORY = "amaze_window_memory_bytes", Gauge, "Heap bytes held by window sketches.";
     BUILD_INFO = "amaze_build_info", Gauge, "Build of the running exporter; always 1.";

@@ -22,6 +22,7 @@ pub struct SelfMetrics {
     pub window_memory: IntGauge,
     pub reload_ok: IntGauge,
     pub reload_time: Gauge,
+    pub statsd_packets: IntCounter,
     pub storage: StorageMetrics,
 }
 
@@ -112,6 +113,8 @@ impl SelfMetrics {
         registry.register(Box::new(reload_ok.clone()))?;
         registry.register(Box::new(reload_time.clone()))?;
         let storage = StorageMetrics::new(&registry)?;
+        let statsd_packets = IntCounter::with_opts(opts(names::STATSD_PACKETS))?;
+        registry.register(Box::new(statsd_packets.clone()))?;
         registry.register(Box::new(accepted.clone()))?;
         registry.register(Box::new(rejected.clone()))?;
         registry.register(Box::new(duplicates.clone()))?;
@@ -130,6 +133,7 @@ impl SelfMetrics {
             window_memory,
             reload_ok,
             reload_time,
+            statsd_packets,
             storage,
         })
     }

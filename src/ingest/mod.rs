@@ -1,4 +1,123 @@
-//! Sources: each turns its input into [`crate::delivery::Input`]s and hands them on.
+//! Sources: each turns its input into deliveries and hands them to the
+//! journal through a [`SourceContext`], the one contract every source shares.
 
 pub mod http_push;
 pub mod json;
+pub mod statsd;
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::clock::Clock;
+use crate::delivery::{Input, Timing};
+use crate::exposition::{OVERLOADED, SelfMetrics, UNAVAILABLE};
+use crate::persist::{CommitError, Journal, Pending};
+use crate::recorder::Recorded;
+
+/// A delivery as a source read it, owning its text; [`Input`] is the
+/// borrowed form that admission checks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    pub sla: String,
+    pub labels: Vec<(String, String)>,
+    pub timing: Timing,
+    pub id: Option<String>,
+}
+
+/// What every source gets: where deliveries go, what to count, the time,
+/// and when to stop.
+#[derive(Clone)]
+pub struct SourceContext {
+    pub journal: Journal,
+    pub metrics: SelfMetrics,
+    pub clock: Arc<dyn Clock>,
+    pub shutdown: Shutdown,
+}
+
+/// Resolves when the exporter stops; cheap to clone into every task.
+#[derive(Clone)]
+pub struct Shutdown(watch::Receiver<bool>);
+
+/// Sets every [`Shutdown`] made with it.
+pub struct StopSources(watch::Sender<bool>);
+
+impl Shutdown {
+    pub fn new() -> (StopSources, Shutdown) {
+        let (tx, rx) = watch::channel(false);
+        (StopSources(tx), Shutdown(rx))
+    }
+
+    pub async fn wait(&mut self) {
+        // An error means the sender is gone: stopping too.
+        let _ = self.0.wait_for(|stop| *stop).await;
+    }
+}
+
+impl StopSources {
+    pub fn stop(&self) {
+        let _ = self.0.send(true);
+    }
+}
+
+impl SourceContext {
+    /// Admits each reading on its own: refused ones are counted by reason
+    /// and dropped, one bad line never holding back the rest. The admitted
+    /// ones are committed as one batch.
+    pub async fn deliver(
+        &self,
+        source: &str,
+        readings: &[Reading],
+    ) -> Result<Recorded, CommitError> {
+        let mut counted = false;
+        // A reload between admission and commit makes the batch stale.
+        for _ in 0..3 {
+            let catalog = self.journal.recorder().catalog().clone();
+            let now = self.clock.now();
+            let mut batch = Vec::with_capacity(readings.len());
+            for r in readings {
+                let labels: Vec<(&str, &str)> = r
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                let input = Input {
+                    sla: &r.sla,
+                    labels: &labels,
+                    timing: r.timing,
+                    id: r.id.as_deref(),
+                };
+                match catalog.admit(&input, now) {
+                    Ok(d) => batch.push(d),
+                    Err(refusal) if !counted => {
+                        self.metrics.rejected(source, refusal.kind.as_str(), 1);
+                    }
+                    Err(_) => {}
+                }
+            }
+            counted = true;
+            if batch.is_empty() {
+                return Ok(Recorded::default());
+            }
+            let n = batch.len() as u64;
+            match self.journal.commit(Pending::new(catalog, batch, now)).await {
+                Ok(r) => {
+                    self.metrics.accepted(source, r.accepted);
+                    self.metrics.duplicates(source, r.duplicates);
+                    return Ok(r);
+                }
+                Err(CommitError::Stale) => continue,
+                Err(e) => {
+                    let reason = if e == CommitError::Overloaded {
+                        OVERLOADED
+                    } else {
+                        UNAVAILABLE
+                    };
+                    self.metrics.rejected(source, reason, n);
+                    return Err(e);
+                }
+            }
+        }
+        Err(CommitError::Stale)
+    }
+}

@@ -91,3 +91,38 @@ fn syntax_errors_point_at_the_line() {
         .to_string();
     assert!(err.contains("line 2"), "{err}");
 }
+
+#[test]
+fn statsd_source_problems_are_all_reported_with_paths() {
+    let yaml = r#"
+version: 1
+slas:
+  - name: api
+    promise: 300ms
+    objective: 99%
+    labels: [route]
+sources:
+  statsd:
+    listen: nowhere
+    mappings:
+      - metric: api.*.latency
+        sla: api
+        labels:
+          route: $2
+          colour: blue
+      - metric: api.lat*
+        sla: missing
+      - sla: api
+"#;
+    let err = Config::parse(yaml).unwrap_err().to_string();
+    for expected in [
+        "sources.statsd.listen (line 10): `nowhere` is not a listen address",
+        "sources.statsd.mappings[0].labels.route (line 15): `$2`: the metric pattern has 1 `*` to capture",
+        "sources.statsd.mappings[0].labels.colour (line 16): `colour` is not a label of SLA `api` (route)",
+        "sources.statsd.mappings[1].metric (line 17): `api.lat*`: `*` must stand for a whole segment",
+        "sources.statsd.mappings[1].sla (line 18): unknown SLA `missing`; configured: api",
+        "sources.statsd.mappings[2].metric: required",
+    ] {
+        assert!(err.contains(expected), "missing `{expected}` in:\n{err}");
+    }
+}

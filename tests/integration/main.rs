@@ -2,6 +2,7 @@
 //! of the window maths through the public library API.
 
 mod config_files;
+mod conformance;
 mod crash;
 mod dashboards;
 mod disk_faults;
@@ -13,3 +14,4 @@ mod properties;
 mod push;
 mod rules;
 mod server;
+mod statsd;

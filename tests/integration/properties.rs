@@ -130,3 +130,22 @@ fn a_delivery_older_than_every_window_is_refused() {
     );
     assert!(catalog.admit(&at(T0 + 600_000), T0).is_err());
 }
+
+proptest! {
+    /// No byte string makes the StatsD parser panic, and every line is
+    /// either parsed or refused with a reason.
+    #[test]
+    fn statsd_parser_takes_any_bytes(packet in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        for line in amaze_exporter::ingest::statsd::parser::lines(&packet) {
+            if let Err(e) = line {
+                prop_assert!(!e.reason().is_empty());
+            }
+        }
+    }
+
+    /// Lines built from StatsD's own alphabet, the likeliest to find edge cases.
+    #[test]
+    fn statsd_parser_takes_statsd_shaped_noise(line in "[a-z.:|@#,0-9\\-eE+]{0,64}") {
+        let _ = amaze_exporter::ingest::statsd::parser::line(&line);
+    }
+}

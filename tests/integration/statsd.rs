@@ -1,0 +1,165 @@
+//! StatsD over UDP through the real binary.
+
+use std::net::UdpSocket;
+
+use crate::conformance::{self, Source, wait_for};
+use crate::server::{Exporter, Home};
+
+const CONFIG: &str = r#"
+version: 1
+slas:
+  - name: api
+    promise: 300ms
+    objective: 99%
+    min_deliveries: 1
+    labels: [route, method]
+sources:
+  statsd:
+    listen: 127.0.0.1:0
+    mappings:
+      - metric: api.*.latency
+        sla: api
+        labels:
+          route: $1
+          method: tag:method
+"#;
+
+/// The exporter, its home (kept alive beside it) and the UDP address its
+/// StatsD source bound.
+fn start() -> (Home, Exporter, String) {
+    let home = Home::new(CONFIG);
+    let ex = home.start(&[]);
+    let mut udp = String::new();
+    wait_for("the statsd address in the log", || {
+        udp = ex
+            .log()
+            .lines()
+            .find_map(|l| l.split(" udp=").nth(1))
+            .map(|a| a.split_whitespace().next().unwrap_or("").to_owned())
+            .unwrap_or_default();
+        !udp.is_empty()
+    });
+    (home, ex, udp)
+}
+
+fn send(to: &str, packet: &[u8]) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.send_to(packet, to).unwrap();
+}
+
+#[test]
+fn statsd_meets_the_source_contract() {
+    let (_home, ex, udp) = start();
+    let (good, bad) = (udp.clone(), udp);
+    conformance::check(
+        ex,
+        &Source {
+            name: "statsd",
+            sla: "api",
+            feed_good: &move |_| {
+                let packet = "api.checkout.latency:12|ms|#method:GET\n".repeat(20);
+                send(&good, packet.as_bytes());
+                20
+            },
+            feed_bad: &move |_| send(&bad, b"\xff\x00garbage|||\napi.x.latency:-1|ms\n"),
+        },
+    );
+}
+
+#[test]
+fn timers_become_labelled_deliveries_and_sample_rates_count() {
+    let (_home, ex, udp) = start();
+    let mut packet = String::new();
+    for i in 0..50 {
+        packet.push_str(&format!(
+            "api.checkout.latency:{}|ms|#method:POST\n",
+            10 + i
+        ));
+    }
+    // Two lines sampled at 25%: each stands for four deliveries.
+    packet.push_str("api.search.latency:400|ms|@0.25|#method:GET\n");
+    packet.push_str("api.search.latency:100|ms|@0.25|#method:GET\n");
+    packet.push_str("hits:1|c\nother.metric:5|ms\n");
+    send(&udp, packet.as_bytes());
+    let series = |route: &str, method: &str| {
+        ex.metrics().value(
+            "amaze_window_deliveries",
+            &[
+                ("sla", "api"),
+                ("scope", "series"),
+                ("window", "5m"),
+                ("route", route),
+                ("method", method),
+            ],
+        )
+    };
+    wait_for("the search deliveries", || {
+        series("search", "GET") == Some(8.0)
+    });
+    assert_eq!(series("checkout", "POST"), Some(50.0));
+    let m = ex.metrics();
+    // 400ms is late against 300ms; it stands for four deliveries.
+    assert_eq!(
+        m.value(
+            "amaze_window_bad_deliveries",
+            &[
+                ("sla", "api"),
+                ("scope", "series"),
+                ("window", "5m"),
+                ("route", "search"),
+                ("method", "GET")
+            ]
+        ),
+        Some(4.0)
+    );
+    let rejected = |reason: &str| {
+        m.value(
+            "amaze_ingest_rejected_total",
+            &[("source", "statsd"), ("reason", reason)],
+        )
+    };
+    assert_eq!(rejected("not_a_timer"), Some(1.0));
+    assert_eq!(rejected("unmapped"), Some(1.0));
+    assert_eq!(m.value("amaze_statsd_packets_total", &[]), Some(1.0));
+}
+
+#[test]
+fn garbage_packets_are_counted_by_reason_and_never_stop_the_socket() {
+    let (_home, ex, udp) = start();
+    for packet in [
+        &b"\xff\xfe\xfd"[..],
+        b"no-colon|ms",
+        b"a:1",
+        b"api.x.latency:abc|ms",
+        b"api.x.latency:1|ms|@7",
+        b"api.x.latency:1|ms|#,",
+        b"\n\n\n",
+        &[0u8; 1500][..],
+    ] {
+        send(&udp, packet);
+    }
+    send(&udp, b"api.ok.latency:5|ms\n");
+    wait_for("the good line after the garbage", || {
+        ex.metrics().value(
+            "amaze_window_deliveries",
+            &[("sla", "api"), ("scope", "sla"), ("window", "5m")],
+        ) == Some(1.0)
+    });
+    let m = ex.metrics();
+    for reason in [
+        "not_utf8",
+        "no_value",
+        "no_type",
+        "bad_value",
+        "bad_sample_rate",
+        "bad_tags",
+    ] {
+        assert!(
+            m.value(
+                "amaze_ingest_rejected_total",
+                &[("source", "statsd"), ("reason", reason)]
+            ) >= Some(1.0),
+            "{reason} not counted"
+        );
+    }
+}
