@@ -9,7 +9,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::exposition::SelfMetrics;
 use crate::http::{AppState, router};
-use crate::ingest::{Shutdown, SourceContext, http_push, statsd};
+use crate::ingest::{Shutdown, SourceContext, http_push, log_tail, statsd};
 use crate::persist::{self, Journal, Storage, StorageError};
 use crate::sla::Catalog;
 
@@ -103,6 +103,18 @@ pub async fn run(
             })?;
         metrics.register_source(statsd::SOURCE, &statsd::reasons());
         running.push(tokio::spawn(statsd::run(socket, config, context.clone())));
+    }
+    if !sources.log_tail.is_empty() {
+        let mut reasons = log_tail::reasons();
+        reasons.extend(SelfMetrics::refusal_reasons());
+        metrics.register_source(log_tail::SOURCE, &reasons);
+    }
+    for config in sources.log_tail {
+        running.push(tokio::spawn(log_tail::run(
+            config,
+            args.storage_path.clone(),
+            context.clone(),
+        )));
     }
     let state = AppState {
         journal: storage.journal().clone(),

@@ -26,6 +26,7 @@ pub struct Config {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Sources {
     pub statsd: Option<crate::ingest::statsd::StatsdConfig>,
+    pub log_tail: Vec<crate::ingest::log_tail::LogTailConfig>,
 }
 
 /// Input limits shared by every source.

@@ -24,6 +24,27 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub struct RawSources {
     pub statsd: Option<RawStatsd>,
+    #[serde(default)]
+    pub log_tail: Vec<RawLogTail>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLogTail {
+    pub name: Option<Text>,
+    #[serde(default)]
+    pub paths: Vec<Text>,
+    pub start_at: Option<Text>,
+    pub format: Option<Text>,
+    pub regex: Option<Text>,
+    pub sla: Option<Text>,
+    pub sla_field: Option<Text>,
+    pub duration_field: Option<Text>,
+    pub duration_unit: Option<Text>,
+    pub timestamp_field: Option<Text>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, Text>,
+    pub poll_interval: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

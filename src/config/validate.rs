@@ -43,6 +43,10 @@ pub const RESERVED_LABELS: [&str; 8] = [
 pub(super) struct Problems(Vec<Problem>);
 
 impl Problems {
+    pub(super) fn len(&self) -> usize {
+        self.0.len()
+    }
+
     pub(super) fn at(
         &mut self,
         path: impl Into<String>,

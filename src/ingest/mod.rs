@@ -3,6 +3,7 @@
 
 pub mod http_push;
 pub mod json;
+pub mod log_tail;
 pub mod statsd;
 
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 //! `lock` (held while running), `snapshot-<lsn>.snap` (newest two), and
 //! `wal/<lsn>.wal` segments holding every record since the older snapshot.
 
-mod atomic_file;
+pub mod atomic_file;
 mod journal;
 mod record;
 mod snapshot;

@@ -126,3 +126,41 @@ sources:
         assert!(err.contains(expected), "missing `{expected}` in:\n{err}");
     }
 }
+
+#[test]
+fn log_tail_source_problems_are_all_reported_with_paths() {
+    let yaml = r#"
+version: 1
+slas:
+  - name: web
+    promise: 300ms
+    objective: 99%
+    labels: [route]
+sources:
+  log_tail:
+    - paths: ["/var/log/[.log"]
+      regex: '^(?P<ms>\d+)$'
+      sla: web
+      duration_field: took
+      duration_unit: minutes
+      labels: {route: path, colour: c}
+      start_at: middle
+    - regex: '('
+      sla: nope
+"#;
+    let err = Config::parse(yaml).unwrap_err().to_string();
+    for expected in [
+        "sources.log_tail[0].paths[0] (line 10): `/var/log/[.log` is not a path glob",
+        "sources.log_tail[0].start_at (line 16): `middle` is not a start",
+        "sources.log_tail[0].duration_unit (line 14): `minutes` is not a unit",
+        "sources.log_tail[0].labels.colour (line 15): `colour` is not a label of SLA `web`",
+        "sources.log_tail[0].labels.route: the regex has no named capture `path`",
+        "sources.log_tail[0].duration_field: the regex has no named capture `took`",
+        "sources.log_tail[1].paths: required",
+        "sources.log_tail[1].regex (line 17): not a regular expression",
+        "sources.log_tail[1].sla (line 18): unknown SLA `nope`",
+        "sources.log_tail[1].duration_field: required",
+    ] {
+        assert!(err.contains(expected), "missing `{expected}` in:\n{err}");
+    }
+}

@@ -149,3 +149,22 @@ proptest! {
         let _ = amaze_exporter::ingest::statsd::parser::line(&line);
     }
 }
+
+proptest! {
+    /// No line makes the log line reader panic, JSON or regex.
+    #[test]
+    fn log_line_reader_takes_any_text(line in "\\PC{0,200}") {
+        use amaze_exporter::ingest::log_tail::line::{Format, LineSpec, SlaFrom, Unit};
+        for format in [Format::Json, Format::Regex(regex::Regex::new(r"^(?P<d>\S+) (?P<t>\S+)").unwrap())] {
+            let spec = LineSpec {
+                format,
+                sla: SlaFrom::Field("d".into()),
+                duration_field: "d".into(),
+                unit: Unit::Humantime,
+                timestamp_field: Some("t".into()),
+                labels: vec![("l".into(), "t".into())],
+            };
+            let _ = spec.read(&line);
+        }
+    }
+}

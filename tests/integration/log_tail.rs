@@ -1,0 +1,177 @@
+//! Log tailing through the real binary: rotation, truncation, checkpoints.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::conformance::{self, Source, wait_for};
+use crate::server::{Exporter, Home};
+
+fn config(dir: &Path, start_at: &str) -> String {
+    format!(
+        r#"
+version: 1
+slas:
+  - name: web
+    promise: 300ms
+    objective: 99%
+    min_deliveries: 1
+    labels: [route]
+sources:
+  log_tail:
+    - name: access
+      paths: ["{}/app.log"]
+      start_at: {start_at}
+      regex: '^(?P<route>\S+) (?P<ms>\d+)ms$'
+      sla: web
+      duration_field: ms
+      duration_unit: ms
+      labels: {{route: route}}
+      poll_interval: 20ms
+"#,
+        dir.display()
+    )
+}
+
+fn append(path: &Path, lines: usize, route: &str) {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    for i in 0..lines {
+        writeln!(f, "{route} {}ms", 10 + i % 200).unwrap();
+    }
+}
+
+fn counted(ex: &Exporter) -> f64 {
+    ex.metrics()
+        .value(
+            "amaze_window_deliveries",
+            &[("sla", "web"), ("scope", "sla"), ("window", "5m")],
+        )
+        .unwrap_or(0.0)
+}
+
+fn wait_counted(ex: &Exporter, n: f64) {
+    wait_for(&format!("{n} deliveries"), || counted(ex) == n);
+    // And no more arrive after a few more polls.
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    assert_eq!(counted(ex), n);
+}
+
+struct Logs {
+    dir: tempfile::TempDir,
+}
+
+impl Logs {
+    fn new() -> Logs {
+        Logs {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn log(&self) -> PathBuf {
+        self.dir.path().join("app.log")
+    }
+}
+
+#[test]
+fn log_tail_meets_the_source_contract() {
+    let logs = Logs::new();
+    let home = Home::new(&config(logs.dir.path(), "beginning"));
+    let ex = home.start(&[]);
+    let path = logs.log();
+    let bad = path.clone();
+    conformance::check(
+        ex,
+        &Source {
+            name: "log",
+            sla: "web",
+            feed_good: &move |_| {
+                append(&path, 30, "/a");
+                30
+            },
+            feed_bad: &move |_| append(&bad, 1, "not a timing line:"),
+        },
+    );
+}
+
+#[test]
+fn rename_rotation_loses_nothing_written_to_either_file() {
+    let logs = Logs::new();
+    let home = Home::new(&config(logs.dir.path(), "beginning"));
+    let ex = home.start(&[]);
+    let log = logs.log();
+    let mut old = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .unwrap();
+    for i in 0..100 {
+        writeln!(old, "/old {}ms", i).unwrap();
+    }
+    wait_counted(&ex, 100.0);
+    // Rotate: rename, keep writing to the old handle a little, then a new file.
+    std::fs::rename(&log, logs.dir.path().join("app.log.1")).unwrap();
+    for i in 0..50 {
+        writeln!(old, "/old {}ms", i).unwrap();
+    }
+    drop(old);
+    append(&log, 70, "/new");
+    wait_counted(&ex, 220.0);
+}
+
+#[test]
+fn copytruncate_rotation_reads_the_new_content_from_the_start() {
+    let logs = Logs::new();
+    let home = Home::new(&config(logs.dir.path(), "beginning"));
+    let ex = home.start(&[]);
+    let log = logs.log();
+    append(&log, 100, "/a");
+    wait_counted(&ex, 100.0);
+    std::fs::copy(&log, logs.dir.path().join("app.log.1")).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&log, 30, "/b");
+    wait_counted(&ex, 130.0);
+    assert!(ex.log().contains("truncated"), "{}", ex.log());
+}
+
+#[test]
+fn restart_resumes_at_the_checkpoint_without_skipping_or_doubling() {
+    let logs = Logs::new();
+    let home = Home::new(&config(logs.dir.path(), "beginning"));
+    let log = logs.log();
+    let ex = home.start(&[]);
+    append(&log, 100, "/a");
+    wait_counted(&ex, 100.0);
+    assert_eq!(ex.stop(), Some(0));
+    // Written while the exporter was down.
+    append(&log, 50, "/b");
+    let ex = home.start(&[]);
+    wait_counted(&ex, 150.0);
+    // kill -9 right after lines are counted: lines between the last
+    // checkpoint and the crash are read again, and counted once.
+    append(&log, 40, "/c");
+    wait_counted(&ex, 190.0);
+    ex.crash();
+    append(&log, 10, "/d");
+    let ex = home.start(&[]);
+    wait_counted(&ex, 200.0);
+}
+
+#[test]
+fn start_at_end_skips_what_was_there_before_the_first_start() {
+    let logs = Logs::new();
+    append(&logs.log(), 100, "/old");
+    let home = Home::new(&config(logs.dir.path(), "end"));
+    let ex = home.start(&[]);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    append(&logs.log(), 7, "/new");
+    wait_counted(&ex, 7.0);
+}
