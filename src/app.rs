@@ -9,7 +9,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::exposition::SelfMetrics;
 use crate::http::{AppState, router};
-use crate::ingest::{Shutdown, SourceContext, http_push, log_tail, statsd};
+use crate::ingest::{Shutdown, SourceContext, http_push, log_tail, probe, statsd};
 use crate::persist::{self, Journal, Storage, StorageError};
 use crate::sla::Catalog;
 
@@ -108,6 +108,12 @@ pub async fn run(
         let mut reasons = log_tail::reasons();
         reasons.extend(SelfMetrics::refusal_reasons());
         metrics.register_source(log_tail::SOURCE, &reasons);
+    }
+    if !sources.probes.is_empty() {
+        metrics.register_source(probe::SOURCE, &SelfMetrics::refusal_reasons());
+    }
+    for config in sources.probes {
+        running.push(tokio::spawn(probe::run(config, context.clone())));
     }
     for config in sources.log_tail {
         running.push(tokio::spawn(log_tail::run(

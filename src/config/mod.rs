@@ -27,6 +27,7 @@ pub struct Config {
 pub struct Sources {
     pub statsd: Option<crate::ingest::statsd::StatsdConfig>,
     pub log_tail: Vec<crate::ingest::log_tail::LogTailConfig>,
+    pub probes: Vec<crate::ingest::probe::ProbeConfig>,
 }
 
 /// Input limits shared by every source.

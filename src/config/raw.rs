@@ -26,6 +26,24 @@ pub struct RawSources {
     pub statsd: Option<RawStatsd>,
     #[serde(default)]
     pub log_tail: Vec<RawLogTail>,
+    #[serde(default)]
+    pub probes: Vec<RawProbe>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProbe {
+    pub name: Option<Text>,
+    pub url: Option<Text>,
+    pub method: Option<Text>,
+    pub sla: Option<Text>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, Text>,
+    pub interval: Option<Text>,
+    pub timeout: Option<Text>,
+    #[serde(default)]
+    pub expect_status: Vec<Text>,
+    pub expect_body: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,10 +4,11 @@ use super::Sources;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use super::raw::{RawLogTail, RawMapping, RawSources, RawStatsd};
+use super::raw::{RawLogTail, RawMapping, RawProbe, RawSources, RawStatsd};
 use super::validate::{Problems, duration, required};
 use crate::ingest::log_tail::line::{Format, LineSpec, SlaFrom, Unit};
 use crate::ingest::log_tail::{LogTailConfig, StartAt};
+use crate::ingest::probe::{Method, ProbeConfig};
 use crate::ingest::statsd::{LabelValue, Mapping, Segment, StatsdConfig};
 use crate::sla::Sla;
 
@@ -29,7 +30,108 @@ pub(super) fn validate(p: &mut Problems, raw: &RawSources, slas: &[Sla]) -> Sour
                 })
                 .collect()
         },
+        probes: raw
+            .probes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| probe(p, &format!("sources.probes[{i}]"), i, r, slas))
+            .collect(),
     }
+}
+
+fn probe(
+    p: &mut Problems,
+    path: &str,
+    index: usize,
+    raw: &RawProbe,
+    slas: &[Sla],
+) -> Option<ProbeConfig> {
+    let before = p.len();
+    let url = required(p, path, "url", raw.url.as_ref(), |s| {
+        if s.starts_with("http://") || s.starts_with("https://") {
+            Ok(s.to_owned())
+        } else {
+            Err(format!("`{s}` is not an http:// or https:// URL"))
+        }
+    });
+    let method = p
+        .parse(
+            &format!("{path}.method"),
+            raw.method.as_ref(),
+            |s| match s {
+                "GET" => Ok(Method::Get),
+                "HEAD" => Ok(Method::Head),
+                "POST" => Ok(Method::Post),
+                _ => Err(format!("`{s}` is not a method: use GET, HEAD or POST")),
+            },
+        )
+        .unwrap_or(Method::Get);
+    let sla = required(p, path, "sla", raw.sla.as_ref(), |s| known_sla(slas, s));
+    let mut labels = Vec::new();
+    for (key, value) in &raw.labels {
+        if let Some(sla) = sla
+            && !sla.labels.iter().any(|l| l == key)
+        {
+            p.at(
+                format!("{path}.labels.{key}"),
+                Some(value),
+                format!(
+                    "`{key}` is not a label of SLA `{}` ({})",
+                    sla.name,
+                    sla.labels.join(", ")
+                ),
+            );
+            continue;
+        }
+        labels.push((key.clone(), value.value.trim().to_owned()));
+    }
+    let interval = p
+        .parse(&format!("{path}.interval"), raw.interval.as_ref(), |s| {
+            duration(s, Duration::from_millis(100), Duration::from_secs(86400))
+        })
+        .unwrap_or(Duration::from_secs(15));
+    let timeout = p
+        .parse(&format!("{path}.timeout"), raw.timeout.as_ref(), |s| {
+            duration(s, Duration::from_millis(10), Duration::from_secs(300))
+        })
+        .unwrap_or(Duration::from_secs(5).min(interval));
+    if timeout > interval {
+        p.at(
+            format!("{path}.timeout"),
+            raw.timeout.as_ref(),
+            "longer than the interval: checks would overlap",
+        );
+    }
+    let expect_status = raw
+        .expect_status
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| {
+            p.parse(&format!("{path}.expect_status[{i}]"), Some(t), |s| {
+                s.parse::<u16>()
+                    .ok()
+                    .filter(|c| (100..600).contains(c))
+                    .ok_or_else(|| format!("`{s}` is not an HTTP status"))
+            })
+        })
+        .collect();
+    if p.len() > before {
+        return None;
+    }
+    Some(ProbeConfig {
+        name: raw
+            .name
+            .as_ref()
+            .map_or(format!("probe{index}"), |n| n.value.trim().to_owned()),
+        url: url?,
+        method,
+        sla: sla?.name.clone(),
+        labels,
+        interval,
+        timeout,
+        expect_status,
+        expect_body: raw.expect_body.as_ref().map(|t| t.value.clone()),
+    })
 }
 
 fn log_tail(

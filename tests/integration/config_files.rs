@@ -164,3 +164,36 @@ sources:
         assert!(err.contains(expected), "missing `{expected}` in:\n{err}");
     }
 }
+
+#[test]
+fn probe_problems_are_all_reported_with_paths() {
+    let yaml = r#"
+version: 1
+slas:
+  - name: site
+    promise: 1s
+    objective: 99%
+sources:
+  probes:
+    - url: ftp://example.com
+      sla: site
+      method: DELETE
+      interval: 1s
+      timeout: 2s
+      expect_status: [200, 999]
+      labels: {region: eu}
+    - sla: gone
+"#;
+    let err = Config::parse(yaml).unwrap_err().to_string();
+    for expected in [
+        "sources.probes[0].url (line 9): `ftp://example.com` is not an http:// or https:// URL",
+        "sources.probes[0].method (line 11): `DELETE` is not a method",
+        "sources.probes[0].timeout (line 13): longer than the interval",
+        "sources.probes[0].expect_status[1] (line 14): `999` is not an HTTP status",
+        "sources.probes[0].labels.region (line 15): `region` is not a label of SLA `site`",
+        "sources.probes[1].url: required",
+        "sources.probes[1].sla (line 16): unknown SLA `gone`",
+    ] {
+        assert!(err.contains(expected), "missing `{expected}` in:\n{err}");
+    }
+}

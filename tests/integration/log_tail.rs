@@ -92,7 +92,7 @@ fn log_tail_meets_the_source_contract() {
                 append(&path, 30, "/a");
                 30
             },
-            feed_bad: &move |_| append(&bad, 1, "not a timing line:"),
+            feed_bad: Some(&move |_| append(&bad, 1, "not a timing line:")),
         },
     );
 }

@@ -10,6 +10,7 @@ mod durability;
 mod e2e;
 mod exporter;
 mod log_tail;
+mod probe;
 mod promtool;
 mod properties;
 mod push;

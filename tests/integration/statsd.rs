@@ -61,7 +61,7 @@ fn statsd_meets_the_source_contract() {
                 send(&good, packet.as_bytes());
                 20
             },
-            feed_bad: &move |_| send(&bad, b"\xff\x00garbage|||\napi.x.latency:-1|ms\n"),
+            feed_bad: Some(&move |_| send(&bad, b"\xff\x00garbage|||\napi.x.latency:-1|ms\n")),
         },
     );
 }
