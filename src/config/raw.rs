@@ -63,6 +63,7 @@ pub struct RawLogTail {
     #[serde(default)]
     pub labels: BTreeMap<String, Text>,
     pub poll_interval: Option<Text>,
+    pub exactly_once: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -324,6 +324,16 @@ fn log_tail(
             |s| duration(s, Duration::from_millis(10), Duration::from_secs(60)),
         )
         .unwrap_or(Duration::from_millis(250));
+    let exactly_once = p
+        .parse(
+            &format!("{path}.exactly_once"),
+            raw.exactly_once.as_ref(),
+            |s| {
+                s.parse::<bool>()
+                    .map_err(|_| format!("`{s}` is not true or false"))
+            },
+        )
+        .unwrap_or(true);
     if p.len() > before {
         return None;
     }
@@ -340,6 +350,7 @@ fn log_tail(
             labels,
         },
         poll_interval,
+        exactly_once,
     })
 }
 

@@ -77,12 +77,10 @@ impl SourceContext {
             let catalog = self.journal.recorder().catalog().clone();
             let now = self.clock.now();
             let mut batch = Vec::with_capacity(readings.len());
+            let mut labels: Vec<(&str, &str)> = Vec::new();
             for r in readings {
-                let labels: Vec<(&str, &str)> = r
-                    .labels
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .collect();
+                labels.clear();
+                labels.extend(r.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
                 let input = Input {
                     sla: &r.sla,
                     labels: &labels,

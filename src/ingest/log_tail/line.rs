@@ -1,6 +1,8 @@
 //! One log line to one reading: regex named captures or JSON fields, mapped
 //! to an SLA, a duration, labels and an optional completion time.
 
+use std::borrow::Cow;
+
 use regex::Regex;
 
 use crate::delivery::Timing;
@@ -91,7 +93,7 @@ impl LineSpec {
         match &self.format {
             Format::Regex(re) => {
                 let caps = re.captures(line).ok_or(LineError::NoMatch)?;
-                self.build(|name| caps.name(name).map(|m| m.as_str().to_owned()))
+                self.build(|name| caps.name(name).map(|m| Cow::Borrowed(m.as_str())))
             }
             Format::Json => {
                 let value: serde_json::Value =
@@ -99,9 +101,9 @@ impl LineSpec {
                 let object = value.as_object().ok_or(LineError::NotJson)?;
                 self.build(|name| {
                     object.get(name).and_then(|v| match v {
-                        serde_json::Value::String(s) => Some(s.clone()),
-                        serde_json::Value::Number(n) => Some(n.to_string()),
-                        serde_json::Value::Bool(b) => Some(b.to_string()),
+                        serde_json::Value::String(s) => Some(Cow::Borrowed(s.as_str())),
+                        serde_json::Value::Number(n) => Some(Cow::Owned(n.to_string())),
+                        serde_json::Value::Bool(b) => Some(Cow::Owned(b.to_string())),
                         _ => None,
                     })
                 })
@@ -109,10 +111,15 @@ impl LineSpec {
         }
     }
 
-    fn build(&self, field: impl Fn(&str) -> Option<String>) -> Result<Reading, LineError> {
+    /// Fields are borrowed from the line where they can be: a line is read
+    /// millions of times a minute.
+    fn build<'a>(
+        &self,
+        field: impl Fn(&str) -> Option<Cow<'a, str>>,
+    ) -> Result<Reading, LineError> {
         let sla = match &self.sla {
             SlaFrom::Fixed(s) => s.clone(),
-            SlaFrom::Field(f) => field(f).ok_or(LineError::MissingField)?,
+            SlaFrom::Field(f) => field(f).ok_or(LineError::MissingField)?.into_owned(),
         };
         let text = field(&self.duration_field).ok_or(LineError::MissingField)?;
         let seconds = match self.unit {
@@ -135,7 +142,12 @@ impl LineSpec {
         let labels = self
             .labels
             .iter()
-            .map(|(label, f)| (label.clone(), field(f).unwrap_or_default()))
+            .map(|(label, f)| {
+                (
+                    label.clone(),
+                    field(f).map(Cow::into_owned).unwrap_or_default(),
+                )
+            })
             .collect();
         Ok(Reading {
             sla,
