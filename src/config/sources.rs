@@ -69,18 +69,7 @@ fn probe(
     let sla = required(p, path, "sla", raw.sla.as_ref(), |s| known_sla(slas, s));
     let mut labels = Vec::new();
     for (key, value) in &raw.labels {
-        if let Some(sla) = sla
-            && !sla.labels.iter().any(|l| l == key)
-        {
-            p.at(
-                format!("{path}.labels.{key}"),
-                Some(value),
-                format!(
-                    "`{key}` is not a label of SLA `{}` ({})",
-                    sla.name,
-                    sla.labels.join(", ")
-                ),
-            );
+        if !is_label(p, format!("{path}.labels.{key}"), value, sla, key) {
             continue;
         }
         labels.push((key.clone(), value.value.trim().to_owned()));
@@ -271,18 +260,7 @@ fn log_tail(
     };
     let mut labels = Vec::new();
     for (key, field) in &raw.labels {
-        if let Some(sla) = fixed
-            && !sla.labels.iter().any(|l| l == key)
-        {
-            p.at(
-                format!("{path}.labels.{key}"),
-                Some(field),
-                format!(
-                    "`{key}` is not a label of SLA `{}` ({})",
-                    sla.name,
-                    sla.labels.join(", ")
-                ),
-            );
+        if !is_label(p, format!("{path}.labels.{key}"), field, fixed, key) {
             continue;
         }
         labels.push((key.clone(), field.value.trim().to_owned()));
@@ -354,6 +332,32 @@ fn log_tail(
     })
 }
 
+/// Whether `key` is a label of `sla` (when the SLA is known); records the
+/// problem at `at` when it is not.
+fn is_label(
+    p: &mut Problems,
+    at: impl Into<String>,
+    value: &super::raw::Text,
+    sla: Option<&Sla>,
+    key: &str,
+) -> bool {
+    let Some(sla) = sla else { return true };
+    if sla.labels.iter().any(|l| l == key) {
+        return true;
+    }
+    let allowed = if sla.labels.is_empty() {
+        "it has none".to_owned()
+    } else {
+        sla.labels.join(", ")
+    };
+    p.at(
+        at,
+        Some(value),
+        format!("`{key}` is not a label of SLA `{}` ({allowed})", sla.name),
+    );
+    false
+}
+
 fn known_sla<'a>(slas: &'a [Sla], name: &str) -> Result<&'a Sla, String> {
     slas.iter().find(|x| x.name == name).ok_or_else(|| {
         let names: Vec<&str> = slas.iter().map(|x| x.name.as_str()).collect();
@@ -402,22 +406,7 @@ fn mapping(p: &mut Problems, path: &str, raw: &RawMapping, slas: &[Sla]) -> Opti
     let mut labels = Vec::new();
     for (key, value) in &raw.labels {
         let at = format!("{path}.labels.{key}");
-        if let Some(sla) = sla
-            && !sla.labels.iter().any(|l| l == key)
-        {
-            p.at(
-                &at,
-                Some(value),
-                format!(
-                    "`{key}` is not a label of SLA `{}` ({})",
-                    sla.name,
-                    if sla.labels.is_empty() {
-                        "it has none".to_owned()
-                    } else {
-                        sla.labels.join(", ")
-                    }
-                ),
-            );
+        if !is_label(p, &at, value, sla, key) {
             continue;
         }
         let parsed = p.parse(&at, Some(value), |v| label_value(v, captures));
