@@ -144,7 +144,8 @@ mod tests {
 pub struct Catalog {
     pub slas: Vec<Sla>,
     pub limits: crate::config::Limits,
-    by_name: std::collections::HashMap<String, usize>,
+    /// Looked up for every delivery: foldhash, not SipHash.
+    by_name: foldhash::HashMap<String, usize>,
 }
 
 impl Catalog {

@@ -114,7 +114,7 @@ fn probe(
             .map_or(format!("probe{index}"), |n| n.value.trim().to_owned()),
         url: url?,
         method,
-        sla: sla?.name.clone(),
+        sla: sla?.name.as_str().into(),
         labels,
         interval,
         timeout,
@@ -214,7 +214,7 @@ fn log_tail(
     let sla = match (&raw.sla, &raw.sla_field) {
         (Some(t), None) => p
             .parse(&format!("{path}.sla"), Some(t), |s| known_sla(slas, s))
-            .map(|s| SlaFrom::Fixed(s.name.clone())),
+            .map(|s| SlaFrom::Fixed(s.name.as_str().into())),
         (None, Some(t)) => Some(SlaFrom::Field(t.value.trim().to_owned())),
         (Some(_), Some(t)) => {
             p.at(
@@ -255,7 +255,7 @@ fn log_tail(
         .as_ref()
         .map(|t| t.value.trim().to_owned());
     let fixed = match &sla {
-        Some(SlaFrom::Fixed(name)) => slas.iter().find(|s| &s.name == name),
+        Some(SlaFrom::Fixed(name)) => slas.iter().find(|s| *s.name == **name),
         _ => None,
     };
     let mut labels = Vec::new();
@@ -414,7 +414,7 @@ fn mapping(p: &mut Problems, path: &str, raw: &RawMapping, slas: &[Sla]) -> Opti
     }
     Some(Mapping {
         pattern: pattern?,
-        sla: sla?.name.clone(),
+        sla: sla?.name.as_str().into(),
         labels,
     })
 }

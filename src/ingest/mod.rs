@@ -21,7 +21,8 @@ use crate::recorder::Recorded;
 /// borrowed form that admission checks.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reading {
-    pub sla: String,
+    /// Shared: a source names the same SLA for millions of readings.
+    pub sla: Arc<str>,
     pub labels: Vec<(String, String)>,
     pub timing: Timing,
     pub id: Option<String>,

@@ -24,7 +24,7 @@ pub struct ProbeConfig {
     pub name: String,
     pub url: String,
     pub method: Method,
-    pub sla: String,
+    pub sla: std::sync::Arc<str>,
     pub labels: Vec<(String, String)>,
     pub interval: Duration,
     pub timeout: Duration,

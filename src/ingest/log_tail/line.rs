@@ -20,7 +20,7 @@ pub enum Format {
 /// Where the SLA name comes from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SlaFrom {
-    Fixed(String),
+    Fixed(std::sync::Arc<str>),
     Field(String),
 }
 
@@ -119,7 +119,7 @@ impl LineSpec {
     ) -> Result<Reading, LineError> {
         let sla = match &self.sla {
             SlaFrom::Fixed(s) => s.clone(),
-            SlaFrom::Field(f) => field(f).ok_or(LineError::MissingField)?.into_owned(),
+            SlaFrom::Field(f) => field(f).ok_or(LineError::MissingField)?.as_ref().into(),
         };
         let text = field(&self.duration_field).ok_or(LineError::MissingField)?;
         let seconds = match self.unit {
@@ -195,7 +195,7 @@ mod tests {
         let r = regex_spec()
             .read("2026-11-23T10:00:00Z /checkout 200 183.5ms")
             .unwrap();
-        assert_eq!(r.sla, "api");
+        assert_eq!(&*r.sla, "api");
         assert_eq!(r.labels, vec![("route".into(), "/checkout".into())]);
         assert_eq!(
             r.timing,

@@ -28,7 +28,7 @@ use line::{LineError, LineSpec};
 /// Source label on the ingest self-metrics.
 pub const SOURCE: &str = "log";
 /// Bytes read from one file per poll, so one busy file cannot starve the rest.
-const READ_CHUNK: usize = 4 << 20;
+const READ_CHUNK: usize = 1 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartAt {
@@ -273,18 +273,19 @@ fn read(
     if t.file.seek(SeekFrom::Start(from)).is_err() {
         return false;
     }
-    let mut chunk = Vec::with_capacity(64 * 1024);
+    // Straight after any partial line: the chunk is not copied again.
+    let kept = t.partial.len();
     let n = match (&mut t.file)
         .take(READ_CHUNK as u64)
-        .read_to_end(&mut chunk)
+        .read_to_end(&mut t.partial)
     {
         Ok(n) => n,
         Err(e) => {
+            t.partial.truncate(kept);
             tracing::warn!(path = %t.path.display(), error = %e, "cannot read log file");
             return false;
         }
     };
-    t.partial.extend_from_slice(&chunk);
     let mut start = 0;
     while let Some(end) = memchr::memchr(b'\n', &t.partial[start..]) {
         let bytes = &t.partial[start..start + end];

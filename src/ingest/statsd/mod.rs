@@ -37,7 +37,7 @@ pub struct StatsdConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mapping {
     pub pattern: Vec<Segment>,
-    pub sla: String,
+    pub sla: std::sync::Arc<str>,
     pub labels: Vec<(String, LabelValue)>,
 }
 
