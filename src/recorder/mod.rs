@@ -3,12 +3,13 @@
 //! Each SLA's state sits behind its own lock and is shared between the
 //! recorders of successive configs, so a reload keeps every window.
 
-use std::collections::VecDeque;
-use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
-use siphasher::sip128::SipHasher13;
+
+mod id_set;
+
+use id_set::IdSet;
 
 use crate::delivery::{Delivery, KEY_SEPARATOR, Outcome, key_values, millis};
 use crate::margin::{self, Figures};
@@ -497,63 +498,4 @@ pub struct SeriesReport {
     pub promise_seconds: Option<f64>,
     pub figures: Vec<Figures>,
     pub counters: Counters,
-}
-
-/// Ids seen recently, as keyed 128-bit SipHash values (stable, so snapshots
-/// keep them; keyed per SLA, so clients cannot aim collisions), forgotten
-/// after their retention or oldest first past the cap.
-#[derive(Serialize, Deserialize)]
-struct IdSet {
-    keys: (u64, u64),
-    #[serde(skip)]
-    seen: foldhash::HashSet<u128>,
-    order: VecDeque<(Millis, u128)>,
-    forgotten: u64,
-}
-
-impl Default for IdSet {
-    fn default() -> Self {
-        // RandomState is the standard library's source of per-process keys.
-        let random = || std::collections::hash_map::RandomState::new().hash_one(0u8);
-        IdSet {
-            keys: (random(), random()),
-            seen: foldhash::HashSet::default(),
-            order: VecDeque::new(),
-            forgotten: 0,
-        }
-    }
-}
-
-impl IdSet {
-    /// Restores the lookup set after a snapshot load.
-    fn rebuild(&mut self) {
-        self.seen = self.order.iter().map(|(_, h)| *h).collect();
-    }
-
-    /// False when `id` was already seen.
-    fn insert(&mut self, id: &str, now: Millis, retention: Millis, cap: usize) -> bool {
-        while self
-            .order
-            .front()
-            .is_some_and(|(expires, _)| *expires <= now)
-        {
-            if let Some((_, h)) = self.order.pop_front() {
-                self.seen.remove(&h);
-            }
-        }
-        let h = SipHasher13::new_with_keys(self.keys.0, self.keys.1)
-            .hash(id.as_bytes())
-            .as_u128();
-        if !self.seen.insert(h) {
-            return false;
-        }
-        self.order.push_back((now + retention, h));
-        while self.order.len() > cap {
-            if let Some((_, old)) = self.order.pop_front() {
-                self.seen.remove(&old);
-                self.forgotten += 1;
-            }
-        }
-        true
-    }
 }
