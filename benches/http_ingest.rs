@@ -12,11 +12,14 @@
 //!
 //! Bodies are built before timing starts, so the client spends its CPU on I/O.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+#[path = "support/exporter.rs"]
+mod exporter;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use exporter::Exporter;
 
 const MODES: [&str; 3] = ["none", "async", "sync"];
 
@@ -111,33 +114,12 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let config_path = dir.path().join("amaze.yaml");
     std::fs::write(&config_path, config()).expect("write config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_amaze-exporter"))
-        .arg(format!("--config.file={}", config_path.display()))
-        .arg(format!(
-            "--storage.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg("--web.listen-address=127.0.0.1:0")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start exporter");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let mut addr = String::new();
-    for line in lines.by_ref().map_while(Result::ok) {
-        if let Some(a) = line.split(" addr=").nth(1) {
-            addr = a.split_whitespace().next().unwrap_or("").to_owned();
-            break;
-        }
-    }
-    assert!(!addr.is_empty(), "exporter did not report its address");
-    // Keep draining the exporter's log so it never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    let base = format!("http://{addr}");
+    let exporter = Exporter::start(&config_path, &dir.path().join("data"));
+    let base = exporter.base.clone();
 
     println!(
         "http_ingest: {seconds}s per run, {connections} connections, 127.0.0.1, exporter pid {}",
-        child.id()
+        exporter.child.id()
     );
     let baseline = run(&base, connections, seconds, None, 0);
     let baseline_rps = baseline.requests as f64 / baseline.elapsed.as_secs_f64();
@@ -183,8 +165,7 @@ fn main() {
             },
         );
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    exporter.kill();
 }
 
 /// The value of an unlabelled sample on `/metrics`.

@@ -10,10 +10,15 @@
 //! Reports wall time, lines/s, CPU seconds per million lines and peak RSS,
 //! and checks that both count the same lines in every bucket.
 
-use std::io::{BufRead, BufReader, Write};
+#[path = "support/exporter.rs"]
+mod exporter;
+
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+use exporter::Exporter;
 
 /// The promise; bucket edges are these fractions of it (as the exporter's).
 const PROMISE_MS: f64 = 300.0;
@@ -136,26 +141,9 @@ fn sample(text: &str, prefix: &str) -> f64 {
 fn run_exporter(config: &Path, data: &Path, lines: usize) -> Run {
     let _ = std::fs::remove_dir_all(data);
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_amaze-exporter"))
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.path={}", data.display()))
-        .arg("--web.listen-address=127.0.0.1:0")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start exporter");
-    let pid = child.id();
-    let mut log = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let addr = log
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| {
-            l.split(" addr=")
-                .nth(1)
-                .map(|a| a.split_whitespace().next().unwrap_or("").to_owned())
-        })
-        .expect("listen address");
-    std::thread::spawn(move || log.for_each(drop));
-    let base = format!("http://{addr}");
+    let exporter = Exporter::start(config, data);
+    let pid = exporter.child.id();
+    let base = exporter.base.clone();
     let deadline = Instant::now() + Duration::from_secs(600);
     let text = loop {
         let text = scrape(&base);
@@ -208,8 +196,7 @@ fn run_exporter(config: &Path, data: &Path, lines: usize) -> Run {
         buckets.push(v as u64);
     }
     buckets.push(sample(&text, "amaze_delivery_duration_seconds_count{sla=\"web\"}") as u64);
-    let _ = child.kill();
-    let _ = child.wait();
+    exporter.kill();
     Run {
         wall,
         cpu,

@@ -7,11 +7,14 @@
 //! - snapshot: the state above, restored from its snapshot;
 //! - log only: the snapshots moved away, so every logged delivery is replayed.
 
-use std::io::{BufRead, BufReader};
+#[path = "support/exporter.rs"]
+mod exporter;
+
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use exporter::Exporter;
 
 use amaze_exporter::clock::{Clock, SystemClock};
 use amaze_exporter::config::Config;
@@ -102,29 +105,11 @@ fn build(dir: &Path, catalog: Arc<Catalog>) -> u64 {
 
 /// Spawns the binary, returns (spawn-to-listening, the restore time it logged).
 fn start(config: &Path, data: &Path) -> (Duration, String) {
-    let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_amaze-exporter"))
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.path={}", data.display()))
-        .arg("--web.listen-address=127.0.0.1:0")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start exporter");
-    let mut took = String::new();
-    let stderr = child.stderr.take().expect("stderr");
-    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-        if let Some(t) = line.split(" took=").nth(1) {
-            took = t.split_whitespace().next().unwrap_or("").to_owned();
-        }
-        if line.contains(" addr=") {
-            break;
-        }
-    }
-    let elapsed = started.elapsed();
+    let exporter = Exporter::start(config, data);
+    let measured = (exporter.startup, exporter.took.clone().unwrap_or_default());
     // kill -9: a clean stop would write yet another snapshot.
-    let _ = child.kill();
-    let _ = child.wait();
-    (elapsed, took)
+    exporter.kill();
+    measured
 }
 
 fn size(dir: &Path, ext: &str) -> u64 {

@@ -7,12 +7,15 @@
 //! received, and deliveries recorded. The baseline is the same sender against
 //! a bare UDP socket in this process that only counts packets, in the same run.
 
-use std::io::{BufRead, BufReader};
+#[path = "support/exporter.rs"]
+mod exporter;
+
 use std::net::UdpSocket;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use exporter::Exporter;
 
 const CONFIG: &str = "version: 1\nslas:\n  - name: api\n    promise: 300ms\n    objective: 99%\n    labels: [route]\n    durability: none\nsources:\n  statsd:\n    listen: 127.0.0.1:0\n    mappings:\n      - metric: api.*.latency\n        sla: api\n        labels: {route: $1}\n";
 
@@ -87,29 +90,9 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("amaze.yaml");
     std::fs::write(&config, CONFIG).expect("config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_amaze-exporter"))
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg("--web.listen-address=127.0.0.1:0")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start exporter");
-    let mut log = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let (mut udp, mut http) = (String::new(), String::new());
-    for line in log.by_ref().map_while(Result::ok) {
-        if let Some(a) = line.split(" udp=").nth(1) {
-            udp = a.split_whitespace().next().unwrap_or("").to_owned();
-        }
-        if let Some(a) = line.split(" addr=").nth(1) {
-            http = a.split_whitespace().next().unwrap_or("").to_owned();
-            break;
-        }
-    }
-    std::thread::spawn(move || log.for_each(drop));
-    let base = format!("http://{http}");
+    let exporter = Exporter::start(&config, &dir.path().join("data"));
+    let base = exporter.base.clone();
+    let udp = exporter.udp.clone().expect("the statsd address in the log");
     let (sent, secs) = blast(&udp, &body, seconds);
     // Let the exporter drain its socket buffer.
     let mut got = -1.0;
@@ -122,8 +105,7 @@ fn main() {
         got = now;
     }
     let recorded = scrape(&base, "amaze_ingest_accepted_total{source=\"statsd\"}");
-    let _ = child.kill();
-    let _ = child.wait();
+    exporter.kill();
     let pct = |lost: f64, of: f64| if of > 0.0 { 100.0 * lost / of } else { 0.0 };
     println!(
         "statsd_ingest: {seconds}s, {lines} timer lines per packet ({} bytes), one sender, 127.0.0.1",
