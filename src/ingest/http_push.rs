@@ -8,9 +8,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use super::count_commit;
 use super::json::{self, Framing, LineError};
 use crate::delivery::{Delivery, Input, RefusalKind};
-use crate::exposition::{OVERLOADED, UNAVAILABLE};
 use crate::http::AppState;
 use crate::persist::{CommitError, Pending};
 use crate::sla::Catalog;
@@ -91,10 +91,10 @@ pub async fn handle(
             Err(errors) => return refused(&app, errors),
         };
         let deliveries = pending.len() as u64;
-        match app.journal.commit(pending).await {
+        let result = app.journal.commit(pending).await;
+        count_commit(&app.metrics, SOURCE, deliveries, &result);
+        match result {
             Ok(r) => {
-                app.metrics.accepted(SOURCE, r.accepted);
-                app.metrics.duplicates(SOURCE, r.duplicates);
                 tracing::debug!(
                     accepted = r.accepted,
                     duplicates = r.duplicates,
@@ -107,14 +107,7 @@ pub async fn handle(
                 .into_response();
             }
             Err(CommitError::Stale) => continue,
-            Err(e) => {
-                let reason = match e {
-                    CommitError::Overloaded => OVERLOADED,
-                    _ => UNAVAILABLE,
-                };
-                app.metrics.rejected(SOURCE, reason, deliveries);
-                return unavailable(format!("{e}; nothing was recorded, retry later"));
-            }
+            Err(e) => return unavailable(format!("{e}; nothing was recorded, retry later")),
         }
     }
     unavailable("the config kept changing while the batch was in flight; retry".into())

@@ -101,24 +101,31 @@ impl SourceContext {
                 return Ok(Recorded::default());
             }
             let n = batch.len() as u64;
-            match self.journal.commit(Pending::new(catalog, batch, now)).await {
-                Ok(r) => {
-                    self.metrics.accepted(source, r.accepted);
-                    self.metrics.duplicates(source, r.duplicates);
-                    return Ok(r);
-                }
-                Err(CommitError::Stale) => continue,
-                Err(e) => {
-                    let reason = if e == CommitError::Overloaded {
-                        OVERLOADED
-                    } else {
-                        UNAVAILABLE
-                    };
-                    self.metrics.rejected(source, reason, n);
-                    return Err(e);
-                }
+            let result = self.journal.commit(Pending::new(catalog, batch, now)).await;
+            count_commit(&self.metrics, source, n, &result);
+            if result != Err(CommitError::Stale) {
+                return result;
             }
         }
         Err(CommitError::Stale)
+    }
+}
+
+/// Counts how a commit of `deliveries` went, for every source alike. A stale
+/// batch is admitted again, so it is not counted.
+pub fn count_commit(
+    metrics: &SelfMetrics,
+    source: &str,
+    deliveries: u64,
+    result: &Result<Recorded, CommitError>,
+) {
+    match result {
+        Ok(r) => {
+            metrics.accepted(source, r.accepted);
+            metrics.duplicates(source, r.duplicates);
+        }
+        Err(CommitError::Stale) => {}
+        Err(CommitError::Overloaded) => metrics.rejected(source, OVERLOADED, deliveries),
+        Err(_) => metrics.rejected(source, UNAVAILABLE, deliveries),
     }
 }
