@@ -219,14 +219,16 @@ impl Committer {
     fn run(mut self, rx: Receiver<Command>) {
         self.metrics.writable.set(1);
         let mut group: Vec<(Pending, Reply)> = Vec::new();
-        loop {
+        // Who asked to close, answered once the log is synced.
+        let mut closing = None;
+        'serve: loop {
             let first = match rx.recv_timeout(ASYNC_SYNC_INTERVAL / 4) {
                 Ok(c) => c,
                 Err(RecvTimeoutError::Timeout) => {
                     self.sync_async();
                     continue;
                 }
-                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Disconnected) => break 'serve,
             };
             let mut bytes = 0;
             let mut next = Some(first);
@@ -246,11 +248,8 @@ impl Committer {
                     }
                     Command::Close(done) => {
                         self.flush(&mut group);
-                        if let Err(e) = self.writer.sync() {
-                            tracing::error!(error = %e, "final log sync failed");
-                        }
-                        let _ = done.send(());
-                        return;
+                        closing = Some(done);
+                        break 'serve;
                     }
                 }
                 if bytes < GROUP_BYTES {
@@ -262,6 +261,9 @@ impl Committer {
         }
         if let Err(e) = self.writer.sync() {
             tracing::error!(error = %e, "final log sync failed");
+        }
+        if let Some(done) = closing {
+            let _ = done.send(());
         }
     }
 
