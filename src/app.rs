@@ -116,11 +116,7 @@ pub async fn run(
         running.push(tokio::spawn(probe::run(config, context.clone())));
     }
     for config in sources.log_tail {
-        running.push(tokio::spawn(log_tail::run(
-            config,
-            args.storage_path.clone(),
-            context.clone(),
-        )));
+        running.push(tokio::spawn(log_tail::run(config, context.clone())));
     }
     let state = AppState {
         journal: storage.journal().clone(),

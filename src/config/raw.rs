@@ -63,7 +63,6 @@ pub struct RawLogTail {
     #[serde(default)]
     pub labels: BTreeMap<String, Text>,
     pub poll_interval: Option<Text>,
-    pub exactly_once: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

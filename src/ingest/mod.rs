@@ -15,7 +15,7 @@ use crate::clock::Clock;
 use crate::delivery::{Input, Timing};
 use crate::exposition::{OVERLOADED, SelfMetrics, UNAVAILABLE};
 use crate::persist::{CommitError, Journal, Pending};
-use crate::recorder::Recorded;
+use crate::recorder::{Mark, Recorded};
 
 /// A delivery as a source read it, owning its text; [`Input`] is the
 /// borrowed form that admission checks.
@@ -72,6 +72,18 @@ impl SourceContext {
         source: &str,
         readings: &[Reading],
     ) -> Result<Recorded, CommitError> {
+        self.deliver_marked(source, readings, None).await
+    }
+
+    /// As [`SourceContext::deliver`], for a source that read its input up to
+    /// `mark`: the mark is recorded with the batch, even when every reading
+    /// was refused, so the source resumes after these readings.
+    pub async fn deliver_marked(
+        &self,
+        source: &str,
+        readings: &[Reading],
+        mark: Option<Mark>,
+    ) -> Result<Recorded, CommitError> {
         let mut counted = false;
         // A reload between admission and commit makes the batch stale.
         for _ in 0..3 {
@@ -97,11 +109,12 @@ impl SourceContext {
                 }
             }
             counted = true;
-            if batch.is_empty() {
+            if batch.is_empty() && mark.is_none() {
                 return Ok(Recorded::default());
             }
             let n = batch.len() as u64;
-            let result = self.journal.commit(Pending::new(catalog, batch, now)).await;
+            let pending = Pending::marked(catalog, batch, now, mark.clone());
+            let result = self.journal.commit(pending).await;
             count_commit(&self.metrics, source, n, &result);
             if result != Err(CommitError::Stale) {
                 return result;

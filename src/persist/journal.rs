@@ -19,7 +19,7 @@ use super::record;
 use super::wal::Writer;
 use crate::delivery::Delivery;
 use crate::exposition::StorageMetrics;
-use crate::recorder::{Lsn, Recorded, Recorder};
+use crate::recorder::{Lsn, Mark, Recorded, Recorder};
 use crate::sla::{Catalog, Durability};
 use crate::window::Millis;
 
@@ -51,12 +51,24 @@ pub struct Pending {
     now: Millis,
     record: Vec<u8>,
     sync: bool,
+    mark: Option<Mark>,
 }
 
 impl Pending {
     /// Prepares `batch`, admitted against `catalog` at `now`. The strictest
     /// durability among its SLAs applies to the whole batch.
     pub fn new(catalog: Arc<Catalog>, batch: Vec<Delivery>, now: Millis) -> Pending {
+        Pending::marked(catalog, batch, now, None)
+    }
+
+    /// As [`Pending::new`], for a source that read its input up to `mark`:
+    /// the mark is logged and applied with the batch.
+    pub fn marked(
+        catalog: Arc<Catalog>,
+        batch: Vec<Delivery>,
+        now: Millis,
+        mark: Option<Mark>,
+    ) -> Pending {
         let durability = batch
             .iter()
             .map(|d| catalog.slas[d.sla].durability)
@@ -68,7 +80,7 @@ impl Pending {
             .unwrap_or(Durability::None);
         let mut record = Vec::new();
         if durability != Durability::None {
-            record::encode(&catalog, &batch, now, &mut record);
+            record::encode(&catalog, &batch, now, mark.as_ref(), &mut record);
         }
         Pending {
             catalog,
@@ -76,6 +88,7 @@ impl Pending {
             now,
             record,
             sync: durability == Durability::Sync,
+            mark,
         }
     }
 
@@ -300,6 +313,9 @@ impl Committer {
                 lsn += p.record.len() as Lsn;
                 lsn
             });
+            if let Some(mark) = &p.mark {
+                recorder.apply_mark(mark, lsn, logged.is_some());
+            }
             let recorded = recorder.record(&p.batch, p.now, logged);
             let _ = reply.send(Ok(recorded));
         }

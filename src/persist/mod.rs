@@ -115,7 +115,7 @@ impl Storage {
                     metrics.snapshot_bytes.set(to_i64(m.len()));
                 }
                 recovery.snapshot = Some((s.path, s.lsn, s.taken_at));
-                (Recorder::restore(catalog.clone(), s.slas), s.lsn)
+                (Recorder::restore(catalog.clone(), s.slas, s.marks), s.lsn)
             }
             None => (Recorder::new(catalog.clone()), 0),
         };
@@ -123,6 +123,9 @@ impl Storage {
             let replayed = record::decode(payload, &catalog)?;
             recovery.deliveries += replayed.deliveries.len() as u64;
             recovery.dropped += replayed.dropped;
+            if let Some(mark) = &replayed.mark {
+                recorder.apply_mark(mark, lsn, true);
+            }
             recorder.record(&replayed.deliveries, replayed.now, Some(lsn));
             Ok(())
         })?;

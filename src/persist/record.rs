@@ -5,16 +5,20 @@
 //! name, never by position.
 //!
 //! Frame: `len: u32 LE | crc32c(payload): u32 LE | payload`, where payload is
-//! `RECORD_VERSION: u8` followed by a postcard-encoded [`Batch`].
+//! `RECORD_VERSION: u8` followed by a postcard-encoded [`Batch`] and, from
+//! version 2, the source [`Mark`] that came with it, if any.
 
 use serde::{Deserialize, Serialize};
 
 use crate::delivery::{Delivery, KEY_SEPARATOR, Outcome, key_values};
+use crate::recorder::Mark;
 use crate::sla::Catalog;
 use crate::window::Millis;
 
 /// Bump when [`Batch`] changes shape.
-pub const RECORD_VERSION: u8 = 1;
+pub const RECORD_VERSION: u8 = 2;
+/// Oldest version this build still replays: version 1 has no marks.
+const OLDEST_READABLE: u8 = 1;
 pub const HEADER_BYTES: usize = 8;
 /// No batch comes near this; a larger length means a corrupt header.
 pub const MAX_RECORD_BYTES: usize = 1 << 30;
@@ -51,14 +55,23 @@ struct Logged<'a> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
-    #[error("record version {0} is unknown; this build writes version {RECORD_VERSION}")]
+    #[error(
+        "record version {0} is unknown; this build reads versions {OLDEST_READABLE} to {RECORD_VERSION}"
+    )]
     Version(u8),
     #[error("record does not decode: {0}")]
     Decode(#[from] postcard::Error),
 }
 
-/// Appends the framed record of `batch` (admitted against `catalog` at `now`) to `out`.
-pub fn encode(catalog: &Catalog, batch: &[Delivery], now: Millis, out: &mut Vec<u8>) {
+/// Appends the framed record of `batch` (admitted against `catalog` at `now`,
+/// read by a source up to `mark`) to `out`.
+pub fn encode(
+    catalog: &Catalog,
+    batch: &[Delivery],
+    now: Millis,
+    mark: Option<&Mark>,
+    out: &mut Vec<u8>,
+) {
     let mut slas: Vec<(usize, LoggedSla<'_>)> = Vec::new();
     let mut deliveries = Vec::with_capacity(batch.len());
     let mut previous: Option<(usize, &str)> = None;
@@ -77,7 +90,11 @@ pub fn encode(catalog: &Catalog, batch: &[Delivery], now: Millis, out: &mut Vec<
                 slas.len() - 1
             }
         };
-        let same_key = previous == Some((sla, &*d.key));
+        // Lengths first: most keys differ in length or are empty, and a
+        // memcmp call per delivery showed in profiles.
+        let same_key = previous.is_some_and(|(s, k): (usize, &str)| {
+            s == sla && k.len() == d.key.len() && (k.is_empty() || k == &*d.key)
+        });
         previous = Some((sla, &d.key));
         deliveries.push(Logged {
             sla: sla as u32,
@@ -99,7 +116,8 @@ pub fn encode(catalog: &Catalog, batch: &[Delivery], now: Millis, out: &mut Vec<
     out.extend_from_slice(&[0; HEADER_BYTES]);
     out.push(RECORD_VERSION);
     // Writing into a Vec cannot fail.
-    let framed = postcard::to_io(&record, &mut *out);
+    let framed =
+        postcard::to_io(&record, &mut *out).and_then(|out| postcard::to_io(&mark, out).map(drop));
     debug_assert!(framed.is_ok());
     let payload = &out[start + HEADER_BYTES..];
     let len = payload.len() as u32;
@@ -146,16 +164,21 @@ pub struct Replayed {
     pub deliveries: Vec<Delivery>,
     /// Deliveries whose SLA or label keys the current config no longer has.
     pub dropped: u64,
+    pub mark: Option<Mark>,
 }
 
 pub fn decode(payload: &[u8], catalog: &Catalog) -> Result<Replayed, RecordError> {
     let (&version, body) = payload.split_first().ok_or(RecordError::Decode(
         postcard::Error::DeserializeUnexpectedEnd,
     ))?;
-    if version != RECORD_VERSION {
+    if !(OLDEST_READABLE..=RECORD_VERSION).contains(&version) {
         return Err(RecordError::Version(version));
     }
-    let batch: Batch<'_> = postcard::from_bytes(body)?;
+    let (batch, rest): (Batch<'_>, _) = postcard::take_from_bytes(body)?;
+    let mark = match version {
+        1 => None,
+        _ => postcard::from_bytes(rest)?,
+    };
     // Per logged SLA: its index now, and for each current label the position
     // of its value in logged keys (None: the label is new, value "").
     type Mapping = Option<(usize, Option<Vec<Option<usize>>>)>;
@@ -185,6 +208,7 @@ pub fn decode(payload: &[u8], catalog: &Catalog) -> Result<Replayed, RecordError
         now: batch.now,
         deliveries: Vec::with_capacity(batch.deliveries.len()),
         dropped: 0,
+        mark,
     };
     let mut key = "";
     for logged in &batch.deliveries {
@@ -251,7 +275,7 @@ mod tests {
 
     fn framed(c: &Catalog, batch: &[Delivery]) -> Vec<u8> {
         let mut out = Vec::new();
-        encode(c, batch, 1_000, &mut out);
+        encode(c, batch, 1_000, None, &mut out);
         out
     }
 
@@ -263,7 +287,12 @@ mod tests {
             delivery(&c, "/a", 1.5, None),
             delivery(&c, "/b", 0.1, None),
         ];
-        let bytes = framed(&c, &batch);
+        let mark = Mark {
+            source: "log_tail/web".into(),
+            position: vec![1, 2, 3],
+        };
+        let mut bytes = Vec::new();
+        encode(&c, &batch, 1_000, Some(&mark), &mut bytes);
         let Frame::Record { payload, framed } = frame(&bytes) else {
             panic!("not a record");
         };
@@ -272,6 +301,25 @@ mod tests {
         assert_eq!(back.now, 1_000);
         assert_eq!(back.deliveries, batch);
         assert_eq!(back.dropped, 0);
+        assert_eq!(back.mark, Some(mark));
+    }
+
+    #[test]
+    fn version_1_records_without_marks_still_replay() {
+        let c = catalog("route");
+        let batch = vec![delivery(&c, "/a", 0.5, None)];
+        let bytes = framed(&c, &batch);
+        let Frame::Record { payload, .. } = frame(&bytes) else {
+            panic!("not a record");
+        };
+        // Version 1 is version 2 without the trailing `None` mark byte.
+        let mut v1 = payload[..payload.len() - 1].to_vec();
+        v1[0] = 1;
+        let back = decode(&v1, &c).unwrap();
+        assert_eq!(back.deliveries, batch);
+        assert_eq!(back.mark, None);
+        v1[0] = 3;
+        assert!(matches!(decode(&v1, &c), Err(RecordError::Version(3))));
     }
 
     #[test]

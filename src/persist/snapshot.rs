@@ -1,6 +1,8 @@
 //! Snapshots: every SLA's windows as of one log position, versioned and checksummed.
 //!
 //! File: `MAGIC | version: u32 LE | postcard body | crc32c of all before: u32 LE`.
+//! The body is `(taken_at, lsn, [(sla name, data)])`, then, from version 2,
+//! the source marks, read after every SLA (see [`Recorder::apply_mark`]).
 //! The newest [`KEEP`] snapshots are kept, so a damaged newest one falls back
 //! to the one before, whose log is still on disk.
 
@@ -13,11 +15,13 @@ use serde::Serialize;
 use serde::ser::SerializeSeq;
 
 use super::atomic_file;
-use crate::recorder::{Lsn, Recorder, SlaData};
+use crate::recorder::{Lsn, Marks, Recorder, SlaData};
 use crate::window::Millis;
 
 /// Bump when anything stored changes shape.
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_VERSION: u32 = 2;
+/// Oldest version this build still reads: version 1 has no marks.
+const OLDEST_READABLE: u32 = 1;
 const MAGIC: &[u8; 8] = b"AMZSNAP\n";
 const PREFIX: &str = "snapshot-";
 const SUFFIX: &str = ".snap";
@@ -80,8 +84,10 @@ pub fn write(dir: &Path, recorder: &Recorder, lsn: Lsn, now: Millis) -> io::Resu
         let mut w = Checksummed { inner: out, crc: 0 };
         w.write_all(MAGIC)?;
         w.write_all(&SNAPSHOT_VERSION.to_le_bytes())?;
-        let w = postcard::to_io(&(now, lsn, AllSlas(recorder)), w)
-            .map_err(|e| io::Error::other(format!("cannot encode snapshot: {e}")))?;
+        let encoding =
+            |e: postcard::Error| io::Error::other(format!("cannot encode snapshot: {e}"));
+        let w = postcard::to_io(&(now, lsn, AllSlas(recorder)), w).map_err(encoding)?;
+        let w = postcard::to_io(&recorder.marks(), w).map_err(encoding)?;
         let crc = w.crc;
         w.inner.write_all(&crc.to_le_bytes())
     })
@@ -93,12 +99,13 @@ pub struct Loaded {
     pub lsn: Lsn,
     pub taken_at: Millis,
     pub slas: HashMap<String, SlaData>,
+    pub marks: Marks,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error(
-        "snapshot {path} has format version {version}; this build reads version {SNAPSHOT_VERSION}. \
+        "snapshot {path} has format version {version}; this build reads versions {OLDEST_READABLE} to {SNAPSHOT_VERSION}. \
          It was written by another amaze-exporter release: run that release, or move the file away \
          to start from the log alone"
     )]
@@ -119,12 +126,13 @@ pub fn load_newest(dir: &Path) -> Result<Option<Loaded>, LoadError> {
         let path = dir.join(name(lsn));
         let bytes = fs::read(&path).map_err(io_err(&path))?;
         match parse(&bytes) {
-            Ok((taken_at, stored_lsn, slas)) if stored_lsn == lsn => {
+            Ok(((taken_at, stored_lsn, slas), marks)) if stored_lsn == lsn => {
                 return Ok(Some(Loaded {
                     path,
                     lsn,
                     taken_at,
                     slas: slas.into_iter().collect(),
+                    marks,
                 }));
             }
             Ok(_) => {
@@ -148,7 +156,7 @@ enum Damage {
 
 type Body = (Millis, Lsn, Vec<(String, SlaData)>);
 
-fn parse(bytes: &[u8]) -> Result<Body, Damage> {
+fn parse(bytes: &[u8]) -> Result<(Body, Marks), Damage> {
     let corrupt = |why: &str| Damage::Corrupt(why.to_owned());
     if bytes.len() < MAGIC.len() + 8 || !bytes.starts_with(MAGIC) {
         return Err(corrupt("not a snapshot file"));
@@ -156,13 +164,19 @@ fn parse(bytes: &[u8]) -> Result<Body, Damage> {
     let (content, crc) = bytes.split_at(bytes.len() - 4);
     // The version first: another release may frame its files differently.
     let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-    if version != SNAPSHOT_VERSION {
+    if !(OLDEST_READABLE..=SNAPSHOT_VERSION).contains(&version) {
         return Err(Damage::Version(version));
     }
     if crc32c::crc32c(content) != u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]) {
         return Err(corrupt("checksum mismatch"));
     }
-    postcard::from_bytes(&content[MAGIC.len() + 4..]).map_err(|e| Damage::Corrupt(e.to_string()))
+    let decoding = |e: postcard::Error| Damage::Corrupt(e.to_string());
+    let (body, rest) = postcard::take_from_bytes(&content[MAGIC.len() + 4..]).map_err(decoding)?;
+    let marks = match version {
+        1 => Marks::default(),
+        _ => postcard::from_bytes(rest).map_err(decoding)?,
+    };
+    Ok((body, marks))
 }
 
 /// Removes all but the newest [`KEEP`] snapshots. Returns the log position
@@ -175,4 +189,49 @@ pub fn prune(dir: &Path) -> io::Result<Option<Lsn>> {
     Ok(found
         .get(..KEEP.min(found.len()))
         .and_then(|k| k.last().copied()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::recorder::Mark;
+    use crate::sla::Catalog;
+
+    fn recorder() -> Recorder {
+        let yaml = "version: 1\nslas:\n  - name: api\n    promise: 1s\n    objective: 99%\n";
+        Recorder::new(Arc::new(Catalog::new(Config::parse(yaml).unwrap())))
+    }
+
+    #[test]
+    fn marks_read_back_and_version_1_files_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = recorder();
+        let mark = Mark {
+            source: "log_tail/web".into(),
+            position: vec![7, 8],
+        };
+        r.apply_mark(&mark, 40, true);
+        write(dir.path(), &r, 42, 1_000).unwrap();
+        let loaded = load_newest(dir.path()).unwrap().unwrap();
+        assert_eq!((loaded.lsn, loaded.taken_at), (42, 1_000));
+        assert_eq!(loaded.marks.get("log_tail/web"), Some(&[7, 8][..]));
+        assert!(loaded.slas.contains_key("api"));
+
+        // Version 1: the same body without marks (an empty map is one byte).
+        let empty = recorder();
+        write(dir.path(), &empty, 43, 2_000).unwrap();
+        let path = dir.path().join(name(43));
+        let bytes = fs::read(&path).unwrap();
+        let mut v1 = bytes[..bytes.len() - 5].to_vec();
+        v1[8..12].copy_from_slice(&1u32.to_le_bytes());
+        let crc = crc32c::crc32c(&v1);
+        v1.extend_from_slice(&crc.to_le_bytes());
+        fs::write(&path, &v1).unwrap();
+        let loaded = load_newest(dir.path()).unwrap().unwrap();
+        assert_eq!((loaded.lsn, loaded.marks), (43, Marks::default()));
+        assert!(loaded.slas.contains_key("api"));
+    }
 }

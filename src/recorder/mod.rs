@@ -8,8 +8,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 
 mod id_set;
+mod marks;
 
 use id_set::IdSet;
+pub use marks::{Mark, Marks};
 
 use crate::delivery::{Delivery, KEY_SEPARATOR, Outcome, key_values, millis};
 use crate::margin::{self, Figures};
@@ -38,6 +40,8 @@ pub struct Recorded {
 pub struct Recorder {
     catalog: Arc<Catalog>,
     slas: Vec<Arc<Mutex<SlaState>>>,
+    /// Shared between configs like the SLA states.
+    marks: Arc<Mutex<Marks>>,
 }
 
 /// Everything kept for one SLA: what its config implies, and its data.
@@ -81,14 +85,14 @@ struct Series {
 
 impl Recorder {
     pub fn new(catalog: Arc<Catalog>) -> Self {
-        Recorder::with_states(catalog, |_| None)
+        Recorder::with_states(catalog, Arc::default(), |_| None)
     }
 
     /// A recorder for `catalog` that takes over the state of every SLA it
     /// shares by name with `self`, adapted to its new settings. SLAs gone from
     /// `catalog` are dropped.
     pub fn reconfigure(&self, catalog: Arc<Catalog>) -> Recorder {
-        Recorder::with_states(catalog, |sla| {
+        Recorder::with_states(catalog, self.marks.clone(), |sla| {
             let i = self.catalog.index(&sla.name)?;
             let shared = self.slas[i].clone();
             lock(&shared).reconfigure(sla);
@@ -100,8 +104,9 @@ impl Recorder {
     pub fn restore(
         catalog: Arc<Catalog>,
         mut data: std::collections::HashMap<String, SlaData>,
+        marks: Marks,
     ) -> Recorder {
-        Recorder::with_states(catalog, |sla| {
+        Recorder::with_states(catalog, Arc::new(Mutex::new(marks)), |sla| {
             let data = data.remove(&sla.name)?;
             Some(Arc::new(Mutex::new(SlaState::restore(data, sla))))
         })
@@ -109,6 +114,7 @@ impl Recorder {
 
     fn with_states(
         catalog: Arc<Catalog>,
+        marks: Arc<Mutex<Marks>>,
         mut existing: impl FnMut(&Sla) -> Option<Arc<Mutex<SlaState>>>,
     ) -> Recorder {
         let slas = catalog
@@ -116,7 +122,11 @@ impl Recorder {
             .iter()
             .map(|s| existing(s).unwrap_or_else(|| Arc::new(Mutex::new(SlaState::new(s)))))
             .collect();
-        Recorder { catalog, slas }
+        Recorder {
+            catalog,
+            slas,
+            marks,
+        }
     }
 
     pub fn catalog(&self) -> &Arc<Catalog> {
@@ -164,6 +174,23 @@ impl Recorder {
             }
         }
         out
+    }
+
+    /// Takes a source's mark (see [`Marks::apply`]). Called before the
+    /// deliveries that came with it are recorded, while snapshots read marks
+    /// after every SLA: a snapshot never holds deliveries read past its mark.
+    pub fn apply_mark(&self, mark: &Mark, lsn: Lsn, logged: bool) {
+        lock_marks(&self.marks).apply(mark, lsn, logged);
+    }
+
+    /// Where `source` had read up to, by its last recorded batch.
+    pub fn mark(&self, source: &str) -> Option<Vec<u8>> {
+        lock_marks(&self.marks).get(source).map(<[u8]>::to_vec)
+    }
+
+    /// Every source's mark, for a snapshot.
+    pub fn marks(&self) -> Marks {
+        lock_marks(&self.marks).clone()
     }
 
     /// Figures of every SLA at `now`, computed now (never cached between scrapes).
@@ -215,6 +242,10 @@ impl Recorder {
 /// A poisoned lock only means another thread panicked mid-record; the state
 /// is still counts and sketches, so keep serving rather than cascade.
 fn lock(m: &Mutex<SlaState>) -> MutexGuard<'_, SlaState> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn lock_marks(m: &Mutex<Marks>) -> MutexGuard<'_, Marks> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 

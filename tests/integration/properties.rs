@@ -151,11 +151,12 @@ proptest! {
 }
 
 proptest! {
-    /// No line makes the log line reader panic, JSON or regex.
+    /// No line makes the log line reader panic, JSON or regex, and a reader
+    /// reads the same line the same way after any other.
     #[test]
-    fn log_line_reader_takes_any_text(line in "\\PC{0,200}") {
-        use amaze_exporter::ingest::log_tail::line::{Format, LineSpec, SlaFrom, Unit};
-        for format in [Format::Json, Format::Regex(regex::Regex::new(r"^(?P<d>\S+) (?P<t>\S+)").unwrap())] {
+    fn log_line_reader_takes_any_bytes(line in proptest::collection::vec(any::<u8>(), 0..200)) {
+        use amaze_exporter::ingest::log_tail::line::{Format, LineSpec, Pattern, SlaFrom, Unit};
+        for format in [Format::Json, Format::Regex(Pattern::new(r"^(?P<d>\S+) (?P<t>\S+)").unwrap())] {
             let spec = LineSpec {
                 format,
                 sla: SlaFrom::Field("d".into()),
@@ -164,7 +165,11 @@ proptest! {
                 timestamp_field: Some("t".into()),
                 labels: vec![("l".into(), "t".into())],
             };
-            let _ = spec.read(&line);
+            let mut reader = spec.reader();
+            let first = reader.read(&line);
+            prop_assert_eq!(&spec.reader().read(&line), &first);
+            let _ = reader.read(b"1s 2026-11-23T10:00:00Z");
+            prop_assert_eq!(&reader.read(&line), &first);
         }
     }
 }

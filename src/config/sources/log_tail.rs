@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::super::raw::RawLogTail;
 use super::super::validate::{Problems, duration, required};
 use super::{is_label, known_sla};
-use crate::ingest::log_tail::line::{Format, LineSpec, SlaFrom, Unit};
+use crate::ingest::log_tail::line::{Format, LineSpec, Pattern, SlaFrom, Unit};
 use crate::ingest::log_tail::{LogTailConfig, StartAt};
 use crate::sla::Sla;
 
@@ -75,7 +75,7 @@ pub(super) fn log_tail(
         .unwrap_or(StartAt::End);
     let regex = raw.regex.as_ref().and_then(|t| {
         p.parse(&format!("{path}.regex"), Some(t), |s| {
-            regex::Regex::new(s).map_err(|e| format!("not a regular expression: {e}"))
+            Pattern::new(s).map_err(|e| format!("not a regular expression: {e}"))
         })
     });
     let format = match raw.format.as_ref().map(|t| t.value.trim()) {
@@ -154,7 +154,6 @@ pub(super) fn log_tail(
     }
     // Every field a regex source reads must be a named capture.
     if let Some(Format::Regex(re)) = &format {
-        let names: HashSet<&str> = re.capture_names().flatten().collect();
         let mut fields: Vec<(String, &str)> = labels
             .iter()
             .map(|(k, f)| (format!("labels.{k}"), f.as_str()))
@@ -173,7 +172,7 @@ pub(super) fn log_tail(
             fields.push(("sla_field".to_owned(), f));
         }
         for (at, field) in fields {
-            if !names.contains(field) {
+            if !re.has_group(field) {
                 p.at(
                     format!("{path}.{at}"),
                     None,
@@ -189,16 +188,6 @@ pub(super) fn log_tail(
             |s| duration(s, Duration::from_millis(10), Duration::from_secs(60)),
         )
         .unwrap_or(Duration::from_millis(250));
-    let exactly_once = p
-        .parse(
-            &format!("{path}.exactly_once"),
-            raw.exactly_once.as_ref(),
-            |s| {
-                s.parse::<bool>()
-                    .map_err(|_| format!("`{s}` is not true or false"))
-            },
-        )
-        .unwrap_or(true);
     if p.len() > before {
         return None;
     }
@@ -215,6 +204,5 @@ pub(super) fn log_tail(
             labels,
         },
         poll_interval,
-        exactly_once,
     })
 }

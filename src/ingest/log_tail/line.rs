@@ -3,7 +3,8 @@
 
 use std::borrow::Cow;
 
-use regex::Regex;
+use regex_automata::meta;
+use regex_automata::util::captures::Captures;
 
 use crate::delivery::Timing;
 use crate::ingest::Reading;
@@ -12,9 +13,41 @@ use crate::ingest::Reading;
 #[derive(Debug, Clone)]
 pub enum Format {
     /// Named captures (`(?P<name>...)`) are the fields.
-    Regex(Regex),
+    Regex(Pattern),
     /// Each line is a JSON object; top-level keys are the fields.
     Json,
+}
+
+/// A compiled regex and the text it came from, by which configs compare.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    text: String,
+    re: meta::Regex,
+}
+
+impl Pattern {
+    pub fn new(text: &str) -> Result<Pattern, String> {
+        let re = meta::Regex::new(text).map_err(|e| e.to_string())?;
+        Ok(Pattern {
+            text: text.to_owned(),
+            re,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether the regex has a capture group named `name`.
+    pub fn has_group(&self, name: &str) -> bool {
+        self.group(name).is_some()
+    }
+
+    fn group(&self, name: &str) -> Option<usize> {
+        self.re
+            .group_info()
+            .to_index(regex_automata::PatternID::ZERO, name)
+    }
 }
 
 /// Where the SLA name comes from.
@@ -62,6 +95,7 @@ pub struct LineSpec {
 pub enum LineError {
     NoMatch,
     NotJson,
+    NotUtf8,
     MissingField,
     BadDuration,
     BadTimestamp,
@@ -72,91 +106,177 @@ impl LineError {
         match self {
             LineError::NoMatch => "no_match",
             LineError::NotJson => "not_json",
+            LineError::NotUtf8 => "not_utf8",
             LineError::MissingField => "missing_field",
             LineError::BadDuration => "bad_duration",
             LineError::BadTimestamp => "bad_timestamp",
         }
     }
 
-    pub const ALL: [LineError; 5] = [
+    pub const ALL: [LineError; 6] = [
         LineError::NoMatch,
         LineError::NotJson,
+        LineError::NotUtf8,
         LineError::MissingField,
         LineError::BadDuration,
         LineError::BadTimestamp,
     ];
 }
 
+/// Where each field of a reading is found: capture group indices for a
+/// regex, key names for JSON.
+#[derive(Debug)]
+struct Fields<K> {
+    /// `None` when the spec names a fixed SLA.
+    sla: Option<K>,
+    duration: K,
+    timestamp: Option<K>,
+    labels: Vec<(String, K)>,
+}
+
 impl LineSpec {
-    /// Reads one line (without its newline).
-    pub fn read(&self, line: &str) -> Result<Reading, LineError> {
-        match &self.format {
-            Format::Regex(re) => {
-                let caps = re.captures(line).ok_or(LineError::NoMatch)?;
-                self.build(|name| caps.name(name).map(|m| Cow::Borrowed(m.as_str())))
+    /// A reader of lines by this spec.
+    pub fn reader(&self) -> LineReader {
+        let plan = match &self.format {
+            Format::Regex(p) => Plan::Regex(Box::new(RegexPlan {
+                fields: self.fields(|name| p.group(name)),
+                cache: p.re.create_cache(),
+                caps: p.re.create_captures(),
+                re: p.re.clone(),
+            })),
+            Format::Json => Plan::Json(self.fields(str::to_owned)),
+        };
+        LineReader {
+            spec: self.clone(),
+            plan,
+        }
+    }
+
+    fn fields<K>(&self, at: impl Fn(&str) -> K) -> Fields<K> {
+        Fields {
+            sla: match &self.sla {
+                SlaFrom::Fixed(_) => None,
+                SlaFrom::Field(f) => Some(at(f)),
+            },
+            duration: at(&self.duration_field),
+            timestamp: self.timestamp_field.as_deref().map(&at),
+            labels: self
+                .labels
+                .iter()
+                .map(|(l, f)| (l.clone(), at(f)))
+                .collect(),
+        }
+    }
+}
+
+/// Reads lines by one spec. Fields are resolved to capture groups once, and
+/// the regex's scratch space is owned here rather than taken from a pool
+/// shared between threads: a line is read millions of times a minute.
+pub struct LineReader {
+    spec: LineSpec,
+    plan: Plan,
+}
+
+enum Plan {
+    Regex(Box<RegexPlan>),
+    Json(Fields<String>),
+}
+
+struct RegexPlan {
+    re: meta::Regex,
+    cache: meta::Cache,
+    caps: Captures,
+    /// `None`: the regex has no such group.
+    fields: Fields<Option<usize>>,
+}
+
+impl LineReader {
+    /// Reads one line (without its newline), which may be any bytes.
+    pub fn read(&mut self, line: &[u8]) -> Result<Reading, LineError> {
+        match &mut self.plan {
+            Plan::Regex(plan) => {
+                let RegexPlan {
+                    re,
+                    cache,
+                    caps,
+                    fields,
+                } = &mut **plan;
+                re.search_captures_with(cache, &regex_automata::Input::new(line), caps);
+                if !caps.is_match() {
+                    return Err(LineError::NoMatch);
+                }
+                let caps = &*caps;
+                build(&self.spec, fields, |group| {
+                    let span = caps.get_group((*group)?)?;
+                    Some(
+                        std::str::from_utf8(&line[span.range()])
+                            .map(Cow::Borrowed)
+                            .map_err(|_| LineError::NotUtf8),
+                    )
+                })
             }
-            Format::Json => {
+            Plan::Json(fields) => {
                 let value: serde_json::Value =
-                    serde_json::from_str(line).map_err(|_| LineError::NotJson)?;
+                    serde_json::from_slice(line).map_err(|_| LineError::NotJson)?;
                 let object = value.as_object().ok_or(LineError::NotJson)?;
-                self.build(|name| {
+                build(&self.spec, fields, |name| {
                     object.get(name).and_then(|v| match v {
-                        serde_json::Value::String(s) => Some(Cow::Borrowed(s.as_str())),
-                        serde_json::Value::Number(n) => Some(Cow::Owned(n.to_string())),
-                        serde_json::Value::Bool(b) => Some(Cow::Owned(b.to_string())),
+                        serde_json::Value::String(s) => Some(Ok(Cow::Borrowed(s.as_str()))),
+                        serde_json::Value::Number(n) => Some(Ok(Cow::Owned(n.to_string()))),
+                        serde_json::Value::Bool(b) => Some(Ok(Cow::Owned(b.to_string()))),
                         _ => None,
                     })
                 })
             }
         }
     }
+}
 
-    /// Fields are borrowed from the line where they can be: a line is read
-    /// millions of times a minute.
-    fn build<'a>(
-        &self,
-        field: impl Fn(&str) -> Option<Cow<'a, str>>,
-    ) -> Result<Reading, LineError> {
-        let sla = match &self.sla {
-            SlaFrom::Fixed(s) => s.clone(),
-            SlaFrom::Field(f) => field(f).ok_or(LineError::MissingField)?.as_ref().into(),
-        };
-        let text = field(&self.duration_field).ok_or(LineError::MissingField)?;
-        let seconds = match self.unit {
-            Unit::Humantime => humantime::parse_duration(text.trim())
-                .map(|d| d.as_secs_f64())
-                .map_err(|_| LineError::BadDuration)?,
-            unit => {
-                let v: f64 = text.trim().parse().map_err(|_| LineError::BadDuration)?;
-                v / match unit {
-                    Unit::Seconds => 1.0,
-                    Unit::Millis => 1e3,
-                    _ => 1e6,
-                }
+/// A field's text: absent, or present but not text.
+type FieldText<'a> = Option<Result<Cow<'a, str>, LineError>>;
+
+/// Fields are borrowed from the line where they can be.
+fn build<'a, K>(
+    spec: &LineSpec,
+    fields: &Fields<K>,
+    field: impl Fn(&K) -> FieldText<'a>,
+) -> Result<Reading, LineError> {
+    let required = |k: &K| field(k).ok_or(LineError::MissingField)?;
+    let sla = match (&spec.sla, &fields.sla) {
+        (SlaFrom::Fixed(s), _) => s.clone(),
+        (SlaFrom::Field(_), Some(k)) => required(k)?.as_ref().into(),
+        (SlaFrom::Field(_), None) => return Err(LineError::MissingField),
+    };
+    let text = required(&fields.duration)?;
+    let seconds = match spec.unit {
+        Unit::Humantime => humantime::parse_duration(text.trim())
+            .map(|d| d.as_secs_f64())
+            .map_err(|_| LineError::BadDuration)?,
+        unit => {
+            let v: f64 = text.trim().parse().map_err(|_| LineError::BadDuration)?;
+            v / match unit {
+                Unit::Seconds => 1.0,
+                Unit::Millis => 1e3,
+                _ => 1e6,
             }
-        };
-        let at = match &self.timestamp_field {
-            None => None,
-            Some(f) => Some(timestamp(&field(f).ok_or(LineError::MissingField)?)?),
-        };
-        let labels = self
-            .labels
-            .iter()
-            .map(|(label, f)| {
-                (
-                    label.clone(),
-                    field(f).map(Cow::into_owned).unwrap_or_default(),
-                )
-            })
-            .collect();
-        Ok(Reading {
-            sla,
-            labels,
-            // Admission checks the range (negative, absurd) like every source's.
-            timing: Timing::Took { seconds, at },
-            id: None,
-        })
+        }
+    };
+    let at = match &fields.timestamp {
+        None => None,
+        Some(k) => Some(timestamp(&required(k)?)?),
+    };
+    let mut labels = Vec::with_capacity(fields.labels.len());
+    for (label, k) in &fields.labels {
+        let value = field(k).transpose()?.map(Cow::into_owned);
+        labels.push((label.clone(), value.unwrap_or_default()));
     }
+    Ok(Reading {
+        sla,
+        labels,
+        // Admission checks the range (negative, absurd) like every source's.
+        timing: Timing::Took { seconds, at },
+        id: None,
+    })
 }
 
 /// RFC 3339, or unix seconds with an optional fraction; unix milliseconds out.
@@ -176,10 +296,14 @@ fn timestamp(text: &str) -> Result<i64, LineError> {
 mod tests {
     use super::*;
 
+    fn read(spec: &LineSpec, line: &str) -> Result<Reading, LineError> {
+        spec.reader().read(line.as_bytes())
+    }
+
     fn regex_spec() -> LineSpec {
         LineSpec {
             format: Format::Regex(
-                Regex::new(r#"^(?P<ts>\S+) (?P<route>\S+) (?P<status>\d+) (?P<ms>[\d.]+)ms$"#)
+                Pattern::new(r#"^(?P<ts>\S+) (?P<route>\S+) (?P<status>\d+) (?P<ms>[\d.]+)ms$"#)
                     .unwrap(),
             ),
             sla: SlaFrom::Fixed("api".into()),
@@ -192,9 +316,7 @@ mod tests {
 
     #[test]
     fn regex_lines_give_duration_time_and_labels() {
-        let r = regex_spec()
-            .read("2026-11-23T10:00:00Z /checkout 200 183.5ms")
-            .unwrap();
+        let r = read(&regex_spec(), "2026-11-23T10:00:00Z /checkout 200 183.5ms").unwrap();
         assert_eq!(&*r.sla, "api");
         assert_eq!(r.labels, vec![("route".into(), "/checkout".into())]);
         assert_eq!(
@@ -216,9 +338,11 @@ mod tests {
             timestamp_field: Some("at".into()),
             labels: vec![("code".into(), "status".into())],
         };
-        let r = spec
-            .read(r#"{"sla":"api","took":"2m 3s","at":1795428000.5,"status":200}"#)
-            .unwrap();
+        let r = read(
+            &spec,
+            r#"{"sla":"api","took":"2m 3s","at":1795428000.5,"status":200}"#,
+        )
+        .unwrap();
         assert_eq!(r.labels, vec![("code".into(), "200".into())]);
         assert_eq!(
             r.timing,
@@ -232,24 +356,35 @@ mod tests {
     #[test]
     fn bad_lines_say_why() {
         let spec = regex_spec();
-        assert_eq!(spec.read("garbage").unwrap_err(), LineError::NoMatch);
+        let mut reader = spec.reader();
         assert_eq!(
-            spec.read("yesterday /a 200 5ms").unwrap_err(),
+            reader.read(b"\xff\xfe /a 200 5ms").unwrap_err(),
+            LineError::NoMatch
+        );
+        assert_eq!(
+            reader
+                .read(b"2026-11-23T10:00:00Z /a 200 5ms")
+                .map(|r| r.labels),
+            Ok(vec![("route".into(), "/a".into())]),
+            "a reader goes on after a bad line"
+        );
+        assert_eq!(read(&spec, "garbage").unwrap_err(), LineError::NoMatch);
+        assert_eq!(
+            read(&spec, "yesterday /a 200 5ms").unwrap_err(),
             LineError::BadTimestamp
         );
         let json = LineSpec {
             format: Format::Json,
             ..regex_spec()
         };
-        assert_eq!(json.read("{not json").unwrap_err(), LineError::NotJson);
-        assert_eq!(json.read("[1,2]").unwrap_err(), LineError::NotJson);
+        assert_eq!(read(&json, "{not json").unwrap_err(), LineError::NotJson);
+        assert_eq!(read(&json, "[1,2]").unwrap_err(), LineError::NotJson);
         assert_eq!(
-            json.read(r#"{"ts":"x"}"#).unwrap_err(),
+            read(&json, r#"{"ts":"x"}"#).unwrap_err(),
             LineError::MissingField
         );
         assert_eq!(
-            json.read(r#"{"ms":"fast","ts":"2026-11-23T10:00:00Z"}"#)
-                .unwrap_err(),
+            read(&json, r#"{"ms":"fast","ts":"2026-11-23T10:00:00Z"}"#).unwrap_err(),
             LineError::BadDuration
         );
     }

@@ -6,10 +6,10 @@
 //! file at the path is read from its start. A file that shrinks below the read
 //! position was truncated in place (copytruncate) and is read again from 0.
 //!
-//! Offsets are checkpointed in the state directory after each batch is
-//! committed, so a restart never skips a line; each line's delivery id is its
-//! file identity and offset, so lines read again after a crash between commit
-//! and checkpoint are counted once.
+//! Each batch of lines is recorded with a [`Mark`] of every file's read
+//! position, in the same log record and snapshot as its deliveries. A restart
+//! resumes from the recorded mark: no line is skipped or counted twice, even
+//! after `kill -9`, and no per-line id is needed.
 
 pub mod line;
 
@@ -17,18 +17,19 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::{Reading, SourceContext};
-use line::{LineError, LineSpec};
+use crate::recorder::Mark;
+use line::{LineError, LineReader, LineSpec};
 
 /// Source label on the ingest self-metrics.
 pub const SOURCE: &str = "log";
 /// Bytes read from one file per poll, so one busy file cannot starve the rest.
-const READ_CHUNK: usize = 1 << 20;
+const READ_CHUNK: usize = 1 << 18;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartAt {
@@ -45,9 +46,6 @@ pub struct LogTailConfig {
     pub start_at: StartAt,
     pub spec: LineSpec,
     pub poll_interval: Duration,
-    /// Give each line an id (file, truncation count, offset) so lines read
-    /// again after a crash count once. Costs a hash-set insert per line.
-    pub exactly_once: bool,
 }
 
 impl PartialEq for LogTailConfig {
@@ -61,7 +59,6 @@ impl PartialEq for LogTailConfig {
             && self.paths == other.paths
             && self.start_at == other.start_at
             && self.poll_interval == other.poll_interval
-            && self.exactly_once == other.exactly_once
             && fmt(&self.spec) == fmt(&other.spec)
             && self.spec.sla == other.spec.sla
             && self.spec.duration_field == other.spec.duration_field
@@ -74,6 +71,7 @@ impl PartialEq for LogTailConfig {
 /// Device and inode: a file's identity across renames.
 type FileId = (u64, u64);
 
+/// Every followed file's read position: the content of this source's mark.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Checkpoint {
     files: Vec<Entry>,
@@ -84,9 +82,9 @@ struct Entry {
     dev: u64,
     ino: u64,
     offset: u64,
-    /// Truncations seen; part of line ids, since offsets repeat after one.
-    #[serde(default)]
+    /// Truncations seen, so a restart knows a shorter file was truncated.
     generation: u64,
+    /// For reading a mark by eye; files are known by `dev` and `ino`.
     path: PathBuf,
 }
 
@@ -109,8 +107,9 @@ struct Tracked {
 /// The files of one log source and how far each is read.
 pub struct Follower {
     config: LogTailConfig,
+    reader: LineReader,
     tracked: Vec<Tracked>,
-    /// Offset and generation per file, as last checkpointed.
+    /// Offset and generation per file, as last recorded.
     checkpoint: HashMap<FileId, (u64, u64)>,
     first_scan: bool,
 }
@@ -123,15 +122,23 @@ pub struct Polled {
     /// Each file's read position after this poll: committed once the
     /// readings are recorded.
     marks: Vec<(FileId, u64)>,
+    /// The same positions as this source's mark, recorded with the readings.
+    pub mark: Mark,
     /// Whether a file had more than one chunk waiting: poll again at once.
     pub more: bool,
 }
 
 impl Follower {
-    pub fn new(config: LogTailConfig, state_dir: &Path) -> Follower {
-        let checkpoint = std::fs::read(checkpoint_path(state_dir, &config.name))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Checkpoint>(&b).ok())
+    /// A follower resuming at `mark`, the last one recorded for this source.
+    pub fn new(config: LogTailConfig, mark: Option<&[u8]>) -> Follower {
+        let checkpoint = mark
+            .and_then(|b| match postcard::from_bytes::<Checkpoint>(b) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!(name = %config.name, error = %e, "recorded log positions do not decode; starting as configured by start_at");
+                    None
+                }
+            })
             .map(|c| {
                 c.files
                     .into_iter()
@@ -140,6 +147,7 @@ impl Follower {
             })
             .unwrap_or_default();
         Follower {
+            reader: config.spec.reader(),
             config,
             tracked: Vec::new(),
             checkpoint,
@@ -190,18 +198,35 @@ impl Follower {
         self.first_scan = false;
         let mut out = Polled::default();
         for t in &mut self.tracked {
-            out.more |= read(
-                t,
-                &self.config.spec,
-                self.config.exactly_once,
-                &mut out.readings,
-                &mut out.refused,
-            );
+            out.more |= read(t, &mut self.reader, &mut out.readings, &mut out.refused);
         }
         out.marks = self.tracked.iter().map(|t| (t.id, t.offset)).collect();
         // Renamed away or deleted, and read to the end since: let go.
         self.tracked.retain(|t| t.missing < 2);
+        out.mark = self.position();
         out
+    }
+
+    /// Every tracked file's read position, as this source's mark.
+    fn position(&self) -> Mark {
+        let checkpoint = Checkpoint {
+            files: self
+                .tracked
+                .iter()
+                .map(|t| Entry {
+                    dev: t.id.0,
+                    ino: t.id.1,
+                    offset: t.offset,
+                    generation: t.generation,
+                    path: t.path.clone(),
+                })
+                .collect(),
+        };
+        Mark {
+            source: mark_source(&self.config.name),
+            // Plain integers and paths: encoding into a Vec cannot fail.
+            position: postcard::to_allocvec(&checkpoint).unwrap_or_default(),
+        }
     }
 
     /// Every file matching the globs, by identity, with its path and length.
@@ -223,33 +248,12 @@ impl Follower {
     }
 
     /// The lines of a poll are recorded (or held nothing to record).
-    fn mark(&mut self, marks: &[(FileId, u64)]) {
+    fn committed(&mut self, marks: &[(FileId, u64)]) {
         for (id, offset) in marks {
             if let Some(t) = self.tracked.iter_mut().find(|t| t.id == *id) {
                 t.committed = *offset;
             }
         }
-    }
-
-    /// Writes the committed positions to the checkpoint file.
-    fn save(&self, state_dir: &Path) -> std::io::Result<()> {
-        let checkpoint = Checkpoint {
-            files: self
-                .tracked
-                .iter()
-                .map(|t| Entry {
-                    dev: t.id.0,
-                    ino: t.id.1,
-                    offset: t.committed,
-                    generation: t.generation,
-                    path: t.path.clone(),
-                })
-                .collect(),
-        };
-        crate::persist::atomic_file::write(state_dir, &checkpoint_file(&self.config.name), |w| {
-            serde_json::to_writer(w, &checkpoint).map_err(std::io::Error::other)
-        })
-        .map(drop)
     }
 
     /// The batch was not recorded: read its lines again next time.
@@ -264,8 +268,7 @@ impl Follower {
 /// Reads what is new in `t` into readings; true if more is waiting.
 fn read(
     t: &mut Tracked,
-    spec: &LineSpec,
-    with_ids: bool,
+    reader: &mut LineReader,
     out: &mut Vec<Reading>,
     refused: &mut Vec<LineError>,
 ) -> bool {
@@ -290,19 +293,11 @@ fn read(
     while let Some(end) = memchr::memchr(b'\n', &t.partial[start..]) {
         let bytes = &t.partial[start..start + end];
         let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-        let at = t.offset + start as u64;
-        match std::str::from_utf8(bytes) {
-            Ok("") => {}
-            Ok(text) => match spec.read(text) {
-                Ok(mut r) => {
-                    if with_ids {
-                        r.id = Some(line_id(t.id, t.generation, at));
-                    }
-                    out.push(r);
-                }
+        if !bytes.is_empty() {
+            match reader.read(bytes) {
+                Ok(r) => out.push(r),
                 Err(e) => refused.push(e),
-            },
-            Err(_) => refused.push(LineError::NoMatch),
+            }
         }
         start += end + 1;
     }
@@ -311,33 +306,9 @@ fn read(
     n == READ_CHUNK
 }
 
-/// `dev.ino.generation.offset` in hex: unique per line for as long as the
-/// file exists. Written by hand: `format!` was a tenth of the tail's cost.
-fn line_id((dev, ino): FileId, generation: u64, offset: u64) -> String {
-    let mut id = String::with_capacity(40);
-    for (i, n) in [dev, ino, generation, offset].into_iter().enumerate() {
-        if i > 0 {
-            id.push('.');
-        }
-        let digits = (64 - n.leading_zeros()).div_ceil(4).max(1);
-        for d in (0..digits).rev() {
-            let nibble = ((n >> (d * 4)) & 0xf) as u8;
-            id.push(char::from(if nibble < 10 {
-                b'0' + nibble
-            } else {
-                b'a' + nibble - 10
-            }));
-        }
-    }
-    id
-}
-
-fn checkpoint_file(name: &str) -> String {
-    format!("log_tail-{name}.json")
-}
-
-fn checkpoint_path(state_dir: &Path, name: &str) -> PathBuf {
-    state_dir.join(checkpoint_file(name))
+/// The name this source's mark is recorded under.
+fn mark_source(name: &str) -> String {
+    format!("log_tail/{name}")
 }
 
 /// Every reason a log line can be refused for, for pre-created counters.
@@ -347,10 +318,11 @@ pub fn reasons() -> Vec<&'static str> {
 
 /// Follows the files until shutdown. Reading the next lines overlaps
 /// recording the previous ones, so both cores work.
-pub async fn run(config: LogTailConfig, state_dir: PathBuf, ctx: SourceContext) {
+pub async fn run(config: LogTailConfig, ctx: SourceContext) {
     let poll_interval = config.poll_interval;
     tracing::info!(name = %config.name, paths = ?config.paths, "log tail following");
-    let mut follower = Follower::new(config, &state_dir);
+    let mark = ctx.journal.recorder().mark(&mark_source(&config.name));
+    let mut follower = Follower::new(config, mark.as_deref());
     let mut shutdown = ctx.shutdown.clone();
     let mut inflight: Option<(Recording, Vec<(FileId, u64)>)> = None;
     loop {
@@ -364,7 +336,7 @@ pub async fn run(config: LogTailConfig, state_dir: PathBuf, ctx: SourceContext) 
         };
         follower = f;
         if let Some((recording, marks)) = inflight.take()
-            && !finish(recording, &marks, &mut follower, &state_dir).await
+            && !finish(recording, &marks, &mut follower).await
         {
             // Read everything after the last committed line again.
             follower.rewind();
@@ -374,12 +346,16 @@ pub async fn run(config: LogTailConfig, state_dir: PathBuf, ctx: SourceContext) 
         for e in &polled.refused {
             ctx.metrics.rejected(SOURCE, e.reason(), 1);
         }
-        if polled.readings.is_empty() {
-            follower.mark(&polled.marks);
+        if polled.readings.is_empty() && polled.refused.is_empty() {
+            // Nothing to record (blank lines at most): no need to move the mark.
+            follower.committed(&polled.marks);
         } else {
             let ctx = ctx.clone();
-            let readings = polled.readings;
-            let recording = tokio::spawn(async move { ctx.deliver(SOURCE, &readings).await });
+            let (readings, mark) = (polled.readings, polled.mark);
+            let recording =
+                tokio::spawn(
+                    async move { ctx.deliver_marked(SOURCE, &readings, Some(mark)).await },
+                );
             inflight = Some((recording, polled.marks));
         }
         if polled.more {
@@ -391,7 +367,7 @@ pub async fn run(config: LogTailConfig, state_dir: PathBuf, ctx: SourceContext) 
         }
     }
     if let Some((recording, marks)) = inflight.take() {
-        finish(recording, &marks, &mut follower, &state_dir).await;
+        finish(recording, &marks, &mut follower).await;
     }
     tracing::info!("log tail stopped");
 }
@@ -399,20 +375,11 @@ pub async fn run(config: LogTailConfig, state_dir: PathBuf, ctx: SourceContext) 
 type Recording =
     tokio::task::JoinHandle<Result<crate::recorder::Recorded, crate::persist::CommitError>>;
 
-/// Waits for a batch to be recorded and checkpoints it; false if it was not.
-async fn finish(
-    recording: Recording,
-    marks: &[(FileId, u64)],
-    follower: &mut Follower,
-    state_dir: &Path,
-) -> bool {
+/// Waits for a batch to be recorded; false if it was not.
+async fn finish(recording: Recording, marks: &[(FileId, u64)], follower: &mut Follower) -> bool {
     match recording.await {
         Ok(Ok(_)) => {
-            follower.mark(marks);
-            // Two fsyncs: tell the runtime this worker blocks for a moment.
-            if let Err(e) = tokio::task::block_in_place(|| follower.save(state_dir)) {
-                tracing::warn!(error = %e, "cannot write the log tail checkpoint");
-            }
+            follower.committed(marks);
             true
         }
         Ok(Err(e)) => {
@@ -423,17 +390,5 @@ async fn finish(
             tracing::warn!(error = %e, "log tail commit task failed");
             false
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn line_ids_are_hex_fields() {
-        assert_eq!(super::line_id((0x803, 0x1a2b), 0, 0xff), "803.1a2b.0.ff");
-        assert_eq!(
-            super::line_id((0, u64::MAX), 3, 16),
-            "0.ffffffffffffffff.3.10"
-        );
     }
 }
