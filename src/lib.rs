@@ -7,7 +7,8 @@
 //! - [`config`]: YAML to a validated [`config::Config`], all problems at once.
 //! - [`sla`]: validated SLAs and the catalog deliveries are admitted against.
 //! - [`delivery`]: the one value every source emits, and its admission checks.
-//! - [`ingest`]: sources; today HTTP push (JSON, arrays, NDJSON).
+//! - [`calendar`]: business hours in a time zone: working time between instants.
+//! - [`ingest`]: sources: HTTP push, open deliveries, StatsD, log tail, probes.
 //! - [`persist`]: write-ahead log with group commit, snapshots, recovery;
 //!   its journal is the one writer of the recorder.
 //! - [`recorder`]: series, rolling windows, counters and ids per SLA.
@@ -19,6 +20,7 @@
 //! - [`demo`]: `amaze-exporter demo`, live traffic for the shipped SLAs.
 
 pub mod app;
+pub mod calendar;
 pub mod cli;
 pub mod clock;
 pub mod config;
