@@ -25,7 +25,7 @@ const SEARCH_LIMIT: Millis = 10 * 366 * DAY;
 /// sorted and not overlapping; `end` may be 1440 (24:00).
 pub type DayHours = Vec<(u32, u32)>;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Calendar {
     pub name: String,
     pub tz: TimeZone,
@@ -197,7 +197,10 @@ mod tests {
     }
 
     fn at(s: &str) -> Millis {
-        s.parse::<jiff::Zoned>().unwrap().timestamp().as_millisecond()
+        s.parse::<jiff::Zoned>()
+            .unwrap()
+            .timestamp()
+            .as_millisecond()
     }
 
     const HOUR: Millis = 3_600_000;
@@ -301,7 +304,11 @@ mod tests {
                     week,
                     holidays: holidays
                         .into_iter()
-                        .map(|d| Date::constant(2026, 3, 20).checked_add(jiff::Span::new().days(d)).unwrap())
+                        .map(|d| {
+                            Date::constant(2026, 3, 20)
+                                .checked_add(jiff::Span::new().days(d))
+                                .unwrap()
+                        })
                         .collect(),
                 }
             })

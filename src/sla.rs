@@ -1,6 +1,9 @@
 //! Validated SLAs: the promise, objective and margins every figure is judged against.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::calendar::Calendar;
 
 use crate::margin::Policy;
 
@@ -28,6 +31,11 @@ pub struct Sla {
     pub durability: Durability,
     /// Warn when the margin's trend reaches zero within this.
     pub forecast_horizon: Duration,
+    /// Business hours every clock of this SLA runs on; `None` runs round the clock.
+    pub calendar: Option<Arc<Calendar>>,
+    /// Report compliance per calendar month (in the calendar's zone, else
+    /// UTC) besides the rolling windows.
+    pub calendar_month: bool,
 }
 
 /// When a push of this SLA's deliveries is acknowledged (DESIGN.md §5).
@@ -124,6 +132,8 @@ mod tests {
             max_series: 100,
             durability: Durability::Sync,
             forecast_horizon: Duration::from_secs(86400),
+            calendar: None,
+            calendar_month: false,
         }
     }
 

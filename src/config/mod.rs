@@ -1,5 +1,6 @@
 //! Configuration: YAML in, a validated [`Config`] out, or every problem at once.
 
+mod calendars;
 mod raw;
 mod sources;
 mod validate;

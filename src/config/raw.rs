@@ -15,9 +15,23 @@ pub struct RawConfig {
     pub version: Option<Text>,
     #[serde(default)]
     pub limits: RawLimits,
+    #[serde(default)]
+    pub calendars: Vec<RawCalendar>,
     pub slas: Option<Vec<RawSla>>,
     #[serde(default)]
     pub sources: RawSources,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCalendar {
+    pub name: Option<Text>,
+    pub timezone: Option<Text>,
+    /// Day or day range (`mon`, `mon-fri`) to time ranges.
+    #[serde(default)]
+    pub hours: BTreeMap<String, Text>,
+    #[serde(default)]
+    pub holidays: Vec<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -109,6 +123,7 @@ pub struct RawSla {
     pub max_series: Option<Text>,
     pub durability: Option<Text>,
     pub forecast_horizon: Option<Text>,
+    pub calendar: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,11 +1,13 @@
 //! Raw config to domain types, collecting every problem with its YAML path.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::raw::{RawConfig, RawGoal, RawLimits, RawSla, Text};
 use super::{Config, Limits, VERSION};
+use crate::calendar::Calendar;
 use crate::sla::{Durability, Goal, Sla};
 
 /// One thing wrong with the config, where it is and why.
@@ -30,6 +32,9 @@ impl fmt::Display for Problem {
 const MAX_SPAN: Duration = Duration::from_secs(400 * 86400);
 const MIN_WINDOW: Duration = Duration::from_secs(3600);
 const DEFAULT_WINDOW: Duration = Duration::from_secs(30 * 86400);
+/// `window: calendar_month` reports per calendar month.
+pub const CALENDAR_MONTH: &str = "calendar_month";
+const MONTH_SPAN: Duration = Duration::from_secs(31 * 86400);
 const DEFAULT_MIN_DELIVERIES: u64 = 10;
 const DEFAULT_MAX_SERIES: usize = 1000;
 const DEFAULT_FORECAST_HORIZON: Duration = Duration::from_secs(86400);
@@ -98,6 +103,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Problem>> {
         None => {}
     }
     let limits = limits(&mut p, &raw.limits);
+    let calendars = super::calendars::validate(&mut p, &raw.calendars);
     let mut slas = Vec::new();
     match &raw.slas {
         None => p.at("slas", None, "required: a list of SLAs"),
@@ -115,7 +121,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Problem>> {
                         format!("duplicate SLA name `{}`", name.value.trim()),
                     );
                 }
-                slas.extend(sla(&mut p, &path, raw_sla));
+                slas.extend(sla(&mut p, &path, raw_sla, &calendars));
             }
         }
     }
@@ -163,7 +169,12 @@ fn limits(p: &mut Problems, raw: &RawLimits) -> Limits {
     }
 }
 
-fn sla(p: &mut Problems, path: &str, raw: &RawSla) -> Option<Sla> {
+fn sla(
+    p: &mut Problems,
+    path: &str,
+    raw: &RawSla,
+    calendars: &HashMap<String, Arc<Calendar>>,
+) -> Option<Sla> {
     let errors_before = p.0.len();
     let name = match &raw.name {
         None => {
@@ -203,11 +214,36 @@ fn sla(p: &mut Problems, path: &str, raw: &RawSla) -> Option<Sla> {
             ),
         );
     }
-    let window = p
-        .parse(&format!("{path}.window"), raw.window.as_ref(), |s| {
+    let calendar_month = raw
+        .window
+        .as_ref()
+        .is_some_and(|w| w.value.trim() == CALENDAR_MONTH);
+    let window = if calendar_month {
+        // Rolling figures over the longest month, besides the month's own.
+        Some(MONTH_SPAN)
+    } else {
+        p.parse(&format!("{path}.window"), raw.window.as_ref(), |s| {
             duration(s, MIN_WINDOW, MAX_SPAN)
+                .map_err(|e| format!("{e}; or `{CALENDAR_MONTH}` for calendar months"))
         })
-        .unwrap_or(DEFAULT_WINDOW);
+    }
+    .unwrap_or(DEFAULT_WINDOW);
+    let calendar = raw.calendar.as_ref().and_then(|t| {
+        p.parse(&format!("{path}.calendar"), Some(t), |s| {
+            calendars.get(s).cloned().ok_or_else(|| {
+                let mut known: Vec<&str> = calendars.keys().map(String::as_str).collect();
+                known.sort_unstable();
+                format!(
+                    "no calendar named `{s}`; defined: {}",
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                )
+            })
+        })
+    });
     let min_deliveries = p
         .parse(
             &format!("{path}.min_deliveries"),
@@ -267,6 +303,8 @@ fn sla(p: &mut Problems, path: &str, raw: &RawSla) -> Option<Sla> {
         max_series,
         durability,
         forecast_horizon,
+        calendar,
+        calendar_month,
     })
 }
 

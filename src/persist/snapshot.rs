@@ -15,12 +15,13 @@ use serde::Serialize;
 use serde::ser::SerializeSeq;
 
 use super::atomic_file;
-use crate::recorder::{Lsn, Marks, Recorder, SlaData};
+use crate::recorder::{Lsn, Marks, Recorder, SlaData, SlaDataV2};
 use crate::window::Millis;
 
 /// Bump when anything stored changes shape.
-pub const SNAPSHOT_VERSION: u32 = 2;
-/// Oldest version this build still reads: version 1 has no marks.
+pub const SNAPSHOT_VERSION: u32 = 3;
+/// Oldest version this build still reads: version 1 has no marks, and
+/// versions 1 and 2 no open deliveries.
 const OLDEST_READABLE: u32 = 1;
 const MAGIC: &[u8; 8] = b"AMZSNAP\n";
 const PREFIX: &str = "snapshot-";
@@ -155,6 +156,7 @@ enum Damage {
 }
 
 type Body = (Millis, Lsn, Vec<(String, SlaData)>);
+type BodyV2 = (Millis, Lsn, Vec<(String, SlaDataV2)>);
 
 fn parse(bytes: &[u8]) -> Result<(Body, Marks), Damage> {
     let corrupt = |why: &str| Damage::Corrupt(why.to_owned());
@@ -171,7 +173,15 @@ fn parse(bytes: &[u8]) -> Result<(Body, Marks), Damage> {
         return Err(corrupt("checksum mismatch"));
     }
     let decoding = |e: postcard::Error| Damage::Corrupt(e.to_string());
-    let (body, rest) = postcard::take_from_bytes(&content[MAGIC.len() + 4..]).map_err(decoding)?;
+    let body = &content[MAGIC.len() + 4..];
+    let (body, rest): (Body, &[u8]) = if version >= 3 {
+        postcard::take_from_bytes(body).map_err(decoding)?
+    } else {
+        let ((at, lsn, slas), rest): (BodyV2, _) =
+            postcard::take_from_bytes(body).map_err(decoding)?;
+        let slas = slas.into_iter().map(|(n, d)| (n, d.into())).collect();
+        ((at, lsn, slas), rest)
+    };
     let marks = match version {
         1 => Marks::default(),
         _ => postcard::from_bytes(rest).map_err(decoding)?,
@@ -220,12 +230,16 @@ mod tests {
         assert_eq!(loaded.marks.get("log_tail/web"), Some(&[7, 8][..]));
         assert!(loaded.slas.contains_key("api"));
 
-        // Version 1: the same body without marks (an empty map is one byte).
+        // Version 1: the same body without marks (an empty map is one byte)
+        // and without open deliveries (one byte and a zero counter, the
+        // last of the SLA's data).
         let empty = recorder();
         write(dir.path(), &empty, 43, 2_000).unwrap();
         let path = dir.path().join(name(43));
         let bytes = fs::read(&path).unwrap();
-        let mut v1 = bytes[..bytes.len() - 5].to_vec();
+        let body_end = bytes.len() - 5;
+        assert_eq!(&bytes[body_end - 2..body_end], &[0, 0]);
+        let mut v1 = bytes[..body_end - 2].to_vec();
         v1[8..12].copy_from_slice(&1u32.to_le_bytes());
         let crc = crc32c::crc32c(&v1);
         v1.extend_from_slice(&crc.to_le_bytes());

@@ -39,6 +39,17 @@ impl IdSet {
         self.seen = self.order.iter().map(|(_, h)| *h).collect();
     }
 
+    /// Whether `id` was seen (and not yet forgotten).
+    pub(super) fn contains(&self, id: &str) -> bool {
+        self.seen.contains(&self.hash(id))
+    }
+
+    fn hash(&self, id: &str) -> u128 {
+        SipHasher13::new_with_keys(self.keys.0, self.keys.1)
+            .hash(id.as_bytes())
+            .as_u128()
+    }
+
     /// False when `id` was already seen.
     pub(super) fn insert(&mut self, id: &str, now: Millis, retention: Millis, cap: usize) -> bool {
         while self
@@ -50,9 +61,7 @@ impl IdSet {
                 self.seen.remove(&h);
             }
         }
-        let h = SipHasher13::new_with_keys(self.keys.0, self.keys.1)
-            .hash(id.as_bytes())
-            .as_u128();
+        let h = self.hash(id);
         if !self.seen.insert(h) {
             return false;
         }

@@ -7,11 +7,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
+mod clocks;
 mod id_set;
 mod marks;
+pub mod open;
 
+pub use clocks::{OpenSummary, OpenView};
 use id_set::IdSet;
 pub use marks::{Mark, Marks};
+use open::{EventError, OpenItems, Transition};
 
 use crate::delivery::{Delivery, KEY_SEPARATOR, Outcome, key_values, millis};
 use crate::margin::{self, Figures};
@@ -30,11 +34,13 @@ pub const OVERFLOW_VALUE: &str = "__overflow__";
 pub type Lsn = u64;
 
 /// Outcome of recording a batch.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Recorded {
     pub accepted: u64,
     /// Already seen `(sla, id)`: acknowledged, counted once.
     pub duplicates: u64,
+    /// What each open-delivery event did, in order.
+    pub events: Vec<Result<Transition, EventError>>,
 }
 
 pub struct Recorder {
@@ -65,6 +71,30 @@ pub struct SlaData {
     overflowed: u64,
     /// Log records up to here are applied to this SLA; later ones are not.
     lsn: Lsn,
+    open: OpenItems,
+}
+
+/// [`SlaData`] as snapshot versions 1 and 2 stored it: no open deliveries.
+#[derive(Deserialize)]
+pub struct SlaDataV2 {
+    labels: Vec<String>,
+    series: Vec<Series>,
+    ids: IdSet,
+    overflowed: u64,
+    lsn: Lsn,
+}
+
+impl From<SlaDataV2> for SlaData {
+    fn from(v: SlaDataV2) -> SlaData {
+        SlaData {
+            labels: v.labels,
+            series: v.series,
+            ids: v.ids,
+            overflowed: v.overflowed,
+            lsn: v.lsn,
+            open: OpenItems::default(),
+        }
+    }
 }
 
 /// One label combination: windows plus the cumulative Prometheus counters.
@@ -269,6 +299,7 @@ impl SlaState {
                 ids: IdSet::default(),
                 overflowed: 0,
                 lsn: 0,
+                open: OpenItems::default(),
             },
             sla,
         )

@@ -1,0 +1,175 @@
+//! The recorder's side of open deliveries: events applied under each SLA's
+//! lock (a finish records its delivery there too), at-risk summaries for
+//! `/metrics`, and the open-items listing.
+
+use serde::Serialize;
+
+use super::open::{Event, Finished, OpenItems, OpenState, Transition};
+use super::{Lsn, Recorded, Recorder, lock, retention};
+use crate::calendar::Calendar;
+use crate::delivery::{Delivery, Outcome, key_values, millis};
+use crate::sla::Sla;
+use crate::window::Millis;
+
+/// An SLA's open deliveries at one instant, for `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OpenSummary {
+    /// Open deliveries per [`OpenState::ALL`].
+    pub by_state: [u64; 3],
+    /// Largest elapsed / promise among open deliveries; 0 when none.
+    pub oldest_ratio: f64,
+    pub became_overdue: u64,
+}
+
+/// One open delivery as `GET /api/v1/open` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpenView {
+    pub sla: String,
+    pub id: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub state: OpenState,
+    pub paused: bool,
+    pub started_at: String,
+    pub promise_seconds: f64,
+    pub elapsed_seconds: f64,
+    /// Negative once overdue.
+    pub remaining_seconds: f64,
+    /// When it falls due if its clock keeps running; null while paused.
+    pub due_at: Option<String>,
+}
+
+/// The clock an SLA's open deliveries run on.
+fn calendar_of(sla: &Sla) -> std::borrow::Cow<'_, Calendar> {
+    match &sla.calendar {
+        Some(c) => std::borrow::Cow::Borrowed(&**c),
+        None => std::borrow::Cow::Owned(Calendar::always()),
+    }
+}
+
+/// Fraction of the promise past which an open delivery is at risk.
+fn at_risk_after(sla: &Sla) -> f64 {
+    1.0 - sla.alert_margin
+}
+
+impl Recorder {
+    /// Applies open-delivery events admitted against [`Recorder::catalog`],
+    /// each SLA's share under one hold of its lock; `lsn` as for
+    /// [`Recorder::record`]. A log record holds events or deliveries, never
+    /// both, so the two never share an SLA's `lsn` step.
+    pub fn apply_events(&self, events: &[Event], now: Millis, lsn: Option<Lsn>) -> Recorded {
+        let mut out = Recorded {
+            events: vec![Ok(Transition::Unchanged); events.len()],
+            ..Recorded::default()
+        };
+        let mut done = vec![false; self.slas.len()];
+        for e in events {
+            if std::mem::replace(&mut done[e.sla], true) {
+                continue;
+            }
+            let mut state = lock(&self.slas[e.sla]);
+            if let Some(lsn) = lsn {
+                if state.data.lsn >= lsn {
+                    continue;
+                }
+                state.data.lsn = lsn;
+            }
+            let sla = &self.catalog.slas[e.sla];
+            let calendar = calendar_of(sla);
+            for (i, e) in events.iter().enumerate().filter(|(_, x)| x.sla == e.sla) {
+                let values: Vec<&str> = key_values(&e.key).collect();
+                let promise = millis(sla.promise_for(&values));
+                let finished = state.data.ids.contains(&e.id);
+                let applied = state.data.open.apply(e, &calendar, promise, finished);
+                out.events[i] = applied.map(|(transition, finish)| {
+                    if let Some(Finished { key, seconds, at }) = finish {
+                        let d = Delivery {
+                            sla: e.sla,
+                            key,
+                            outcome: seconds
+                                .map_or(Outcome::Failed, |seconds| Outcome::Delivered { seconds }),
+                            at,
+                            id: Some(e.id.clone()),
+                        };
+                        state.data.ids.insert(
+                            &e.id,
+                            now,
+                            retention(sla),
+                            self.catalog.limits.max_tracked_ids,
+                        );
+                        state.record(sla, &d);
+                        out.accepted += 1;
+                    }
+                    transition
+                });
+            }
+        }
+        out
+    }
+
+    /// Every SLA's open deliveries at `now`, counting the ones that just
+    /// went overdue.
+    pub fn open_summaries(&self, now: Millis) -> Vec<OpenSummary> {
+        self.catalog
+            .slas
+            .iter()
+            .zip(&self.slas)
+            .map(|(sla, state)| {
+                let mut state = lock(state);
+                let calendar = calendar_of(sla);
+                let open: &mut OpenItems = &mut state.data.open;
+                open.count_overdue(&calendar, now);
+                let mut summary = OpenSummary {
+                    became_overdue: open.became_overdue,
+                    ..OpenSummary::default()
+                };
+                for (_, item) in open.iter() {
+                    let elapsed = item.elapsed(&calendar, now);
+                    let s = item.state(elapsed, at_risk_after(sla));
+                    summary.by_state[OpenState::ALL.iter().position(|x| *x == s).unwrap_or(0)] += 1;
+                    let ratio = elapsed as f64 / item.promise_ms.max(1) as f64;
+                    summary.oldest_ratio = summary.oldest_ratio.max(ratio);
+                }
+                summary
+            })
+            .collect()
+    }
+
+    /// Open deliveries at `now` that `keep` accepts, soonest due first.
+    pub fn open_items(&self, now: Millis, keep: impl Fn(&OpenView) -> bool) -> Vec<OpenView> {
+        let mut out = Vec::new();
+        for (sla, state) in self.catalog.slas.iter().zip(&self.slas) {
+            let state = lock(state);
+            let calendar = calendar_of(sla);
+            for (id, item) in state.data.open.iter() {
+                let elapsed = item.elapsed(&calendar, now);
+                let view = OpenView {
+                    sla: sla.name.clone(),
+                    id: id.to_owned(),
+                    labels: sla
+                        .labels
+                        .iter()
+                        .cloned()
+                        .zip(key_values(&item.key).map(str::to_owned))
+                        .filter(|(_, v)| !v.is_empty())
+                        .collect(),
+                    state: item.state(elapsed, at_risk_after(sla)),
+                    paused: item.paused(),
+                    started_at: rfc3339(item.started),
+                    promise_seconds: item.promise_ms as f64 / 1000.0,
+                    elapsed_seconds: elapsed as f64 / 1000.0,
+                    remaining_seconds: (item.promise_ms - elapsed) as f64 / 1000.0,
+                    due_at: item.due(&calendar, now, elapsed).map(rfc3339),
+                };
+                if keep(&view) {
+                    out.push(view);
+                }
+            }
+        }
+        out.sort_by(|a, b| a.remaining_seconds.total_cmp(&b.remaining_seconds));
+        out
+    }
+}
+
+fn rfc3339(ms: Millis) -> String {
+    jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
+}

@@ -1,0 +1,426 @@
+//! Open deliveries: started, maybe paused, not yet finished. The state
+//! machine every start, pause, resume and finish goes through, and each
+//! item's clock, which runs on its SLA's calendar.
+//!
+//! A repeated event changes nothing and succeeds: an event repeats the last
+//! one when it is of the same kind and either gives no `at` or the same `at`.
+//! Anything else that does not follow (resume while running, an event dated
+//! before the previous one, finish of an unknown id) is refused.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::calendar::Calendar;
+use crate::window::Millis;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Kind {
+    Start,
+    Pause,
+    Resume,
+    Finish,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Start => "start",
+            Kind::Pause => "pause",
+            Kind::Resume => "resume",
+            Kind::Finish => "finish",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        [Kind::Start, Kind::Pause, Kind::Resume, Kind::Finish]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+/// An event admitted against a catalog.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Index of the SLA in the catalog.
+    pub sla: usize,
+    pub id: Box<str>,
+    pub kind: Kind,
+    /// Series key (label values); set on start only.
+    pub key: Box<str>,
+    /// Failed finish: never delivered.
+    pub failed: bool,
+    pub at: Millis,
+    /// Whether the client gave `at` (else it is the time of arrival).
+    pub explicit_at: bool,
+}
+
+/// What an event did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Transition {
+    Started,
+    Paused,
+    Resumed,
+    /// Recorded as a delivery of this many seconds of clock time.
+    Finished {
+        seconds: Option<f64>,
+        within_promise: bool,
+    },
+    /// A repeat of the last event, or a finish of a finished delivery.
+    Unchanged,
+}
+
+/// Why an event was refused; nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    #[error("no open delivery `{0}` for this SLA; start it first")]
+    Unknown(String),
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl EventError {
+    /// The HTTP status that says it.
+    pub fn status(&self) -> u16 {
+        match self {
+            EventError::Unknown(_) => 404,
+            EventError::Conflict(_) => 409,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpenState {
+    OnTrack,
+    AtRisk,
+    Overdue,
+}
+
+impl OpenState {
+    pub const ALL: [OpenState; 3] = [OpenState::OnTrack, OpenState::AtRisk, OpenState::Overdue];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpenState::OnTrack => "on_track",
+            OpenState::AtRisk => "at_risk",
+            OpenState::Overdue => "overdue",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<OpenState> {
+        OpenState::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+}
+
+/// One open delivery.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenItem {
+    pub key: Box<str>,
+    /// Its promise by its labels, fixed at start.
+    pub promise_ms: Millis,
+    pub started: Millis,
+    last: (Kind, Millis),
+    /// Clock time of the running stretches before the last pause.
+    banked: Millis,
+    /// When the clock last started running; `None` while paused.
+    running_since: Option<Millis>,
+    overdue_counted: bool,
+}
+
+impl OpenItem {
+    /// Clock time at `now`: working time while not paused.
+    pub fn elapsed(&self, calendar: &Calendar, now: Millis) -> Millis {
+        self.banked
+            + self
+                .running_since
+                .map_or(0, |since| calendar.working_between(since, now))
+    }
+
+    pub fn paused(&self) -> bool {
+        self.running_since.is_none()
+    }
+
+    /// `at_risk_after`: the fraction of the promise past which it is at risk.
+    pub fn state(&self, elapsed: Millis, at_risk_after: f64) -> OpenState {
+        if elapsed > self.promise_ms {
+            OpenState::Overdue
+        } else if elapsed as f64 > at_risk_after * self.promise_ms as f64 {
+            OpenState::AtRisk
+        } else {
+            OpenState::OnTrack
+        }
+    }
+
+    /// When it falls due if its clock keeps running; `None` while paused.
+    pub fn due(&self, calendar: &Calendar, now: Millis, elapsed: Millis) -> Option<Millis> {
+        let left = self.promise_ms - elapsed;
+        if self.paused() {
+            return None;
+        }
+        if left <= 0 {
+            // Already due: when the promise ran out (at or before now).
+            return Some(now);
+        }
+        calendar.add_working(now, left)
+    }
+}
+
+/// An SLA's open deliveries, and how many ever went overdue.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenItems {
+    items: BTreeMap<Box<str>, OpenItem>,
+    pub became_overdue: u64,
+}
+
+/// A finish's delivery: the item's key, clock seconds (None if failed), when.
+#[derive(Debug, PartialEq)]
+pub struct Finished {
+    pub key: Box<str>,
+    pub seconds: Option<f64>,
+    pub at: Millis,
+}
+
+impl OpenItems {
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &OpenItem)> {
+        self.items.iter().map(|(k, v)| (&**k, v))
+    }
+
+    /// Applies `e`. `finished` tells whether the id was already finished;
+    /// `promise_ms` is the promise for the event's labels.
+    pub fn apply(
+        &mut self,
+        e: &Event,
+        calendar: &Calendar,
+        promise_ms: Millis,
+        finished: bool,
+    ) -> Result<(Transition, Option<Finished>), EventError> {
+        let Some(item) = self.items.get_mut(&e.id) else {
+            return match (e.kind, finished) {
+                (Kind::Start, false) => {
+                    self.items.insert(
+                        e.id.clone(),
+                        OpenItem {
+                            key: e.key.clone(),
+                            promise_ms,
+                            started: e.at,
+                            last: (Kind::Start, e.at),
+                            banked: 0,
+                            running_since: Some(e.at),
+                            overdue_counted: false,
+                        },
+                    );
+                    Ok((Transition::Started, None))
+                }
+                (Kind::Finish, true) => Ok((Transition::Unchanged, None)),
+                (_, true) => Err(EventError::Conflict(format!(
+                    "delivery `{}` is already finished",
+                    e.id
+                ))),
+                (_, false) => Err(EventError::Unknown(e.id.to_string())),
+            };
+        };
+        let (last_kind, last_at) = item.last;
+        let repeat = e.kind == last_kind && (!e.explicit_at || e.at == last_at);
+        if repeat && e.kind != Kind::Finish && (e.kind != Kind::Start || e.key == item.key) {
+            return Ok((Transition::Unchanged, None));
+        }
+        if e.at < last_at {
+            return Err(EventError::Conflict(format!(
+                "{} at {} is before the delivery's last event ({} at {})",
+                e.kind.as_str(),
+                rfc3339(e.at),
+                last_kind.as_str(),
+                rfc3339(last_at)
+            )));
+        }
+        match (e.kind, item.running_since) {
+            (Kind::Start, _) => Err(EventError::Conflict(format!(
+                "delivery `{}` is already open since {}{}",
+                e.id,
+                rfc3339(item.started),
+                if e.key != item.key {
+                    " with other labels"
+                } else {
+                    ""
+                }
+            ))),
+            (Kind::Pause, None) => Err(EventError::Conflict(format!(
+                "delivery `{}` is already paused since {}",
+                e.id,
+                rfc3339(last_at)
+            ))),
+            (Kind::Resume, Some(_)) => Err(EventError::Conflict(format!(
+                "delivery `{}` is not paused",
+                e.id
+            ))),
+            (Kind::Pause, Some(since)) => {
+                item.banked += calendar.working_between(since, e.at);
+                item.running_since = None;
+                item.last = (Kind::Pause, e.at);
+                Ok((Transition::Paused, None))
+            }
+            (Kind::Resume, None) => {
+                item.running_since = Some(e.at);
+                item.last = (Kind::Resume, e.at);
+                Ok((Transition::Resumed, None))
+            }
+            (Kind::Finish, _) => {
+                let elapsed = item.elapsed(calendar, e.at);
+                if elapsed > item.promise_ms && !item.overdue_counted {
+                    self.became_overdue += 1;
+                }
+                let within_promise = !e.failed && elapsed <= item.promise_ms;
+                let seconds = (!e.failed).then_some(elapsed as f64 / 1000.0);
+                let key = item.key.clone();
+                self.items.remove(&e.id);
+                Ok((
+                    Transition::Finished {
+                        seconds,
+                        within_promise,
+                    },
+                    Some(Finished {
+                        key,
+                        seconds,
+                        at: e.at,
+                    }),
+                ))
+            }
+        }
+    }
+
+    /// Counts items that went overdue by `now` and were not counted yet.
+    pub fn count_overdue(&mut self, calendar: &Calendar, now: Millis) {
+        for item in self.items.values_mut() {
+            if !item.overdue_counted && item.elapsed(calendar, now) > item.promise_ms {
+                item.overdue_counted = true;
+                self.became_overdue += 1;
+            }
+        }
+    }
+}
+
+fn rfc3339(ms: Millis) -> String {
+    jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: Millis = 3_600_000;
+
+    fn event(kind: Kind, at: Millis) -> Event {
+        Event {
+            sla: 0,
+            id: "T-1".into(),
+            kind,
+            key: "".into(),
+            failed: false,
+            at,
+            explicit_at: true,
+        }
+    }
+
+    #[test]
+    fn a_paused_clock_stops_and_the_finish_records_clock_time() {
+        let cal = Calendar::always();
+        let mut open = OpenItems::default();
+        let apply =
+            |open: &mut OpenItems, kind, at| open.apply(&event(kind, at), &cal, 4 * H, false);
+        assert_eq!(
+            apply(&mut open, Kind::Start, 0).unwrap().0,
+            Transition::Started
+        );
+        assert_eq!(
+            apply(&mut open, Kind::Pause, H).unwrap().0,
+            Transition::Paused
+        );
+        let item = open.iter().next().unwrap().1.clone();
+        assert_eq!(item.elapsed(&cal, 10 * H), H);
+        assert_eq!(item.due(&cal, 10 * H, H), None);
+        assert_eq!(
+            apply(&mut open, Kind::Resume, 10 * H).unwrap().0,
+            Transition::Resumed
+        );
+        let item = open.iter().next().unwrap().1.clone();
+        assert_eq!(
+            item.state(item.elapsed(&cal, 12 * H), 0.75),
+            OpenState::OnTrack
+        );
+        assert_eq!(
+            item.state(item.elapsed(&cal, 12 * H + H / 2), 0.75),
+            OpenState::AtRisk
+        );
+        assert_eq!(item.due(&cal, 11 * H, 2 * H), Some(13 * H));
+        let (t, f) = apply(&mut open, Kind::Finish, 12 * H).unwrap();
+        assert_eq!(
+            t,
+            Transition::Finished {
+                seconds: Some(3.0 * 3600.0),
+                within_promise: true
+            }
+        );
+        assert_eq!(f.unwrap().at, 12 * H);
+        assert!(open.is_empty());
+    }
+
+    #[test]
+    fn repeats_change_nothing_and_impossible_transitions_are_refused() {
+        let cal = Calendar::always();
+        let mut open = OpenItems::default();
+        let mut apply = |kind, at, finished| open.apply(&event(kind, at), &cal, 4 * H, finished);
+        assert_eq!(
+            apply(Kind::Pause, 0, false),
+            Err(EventError::Unknown("T-1".into()))
+        );
+        assert_eq!(apply(Kind::Finish, 0, false).unwrap_err().status(), 404);
+        apply(Kind::Start, H, false).unwrap();
+        assert_eq!(
+            apply(Kind::Start, H, false).unwrap().0,
+            Transition::Unchanged
+        );
+        assert_eq!(apply(Kind::Start, 2 * H, false).unwrap_err().status(), 409);
+        let resume = apply(Kind::Resume, 2 * H, false).unwrap_err();
+        assert!(resume.to_string().contains("not paused"), "{resume}");
+        let early = apply(Kind::Pause, 0, false).unwrap_err();
+        assert!(early.to_string().contains("before"), "{early}");
+        apply(Kind::Pause, 2 * H, false).unwrap();
+        assert_eq!(
+            apply(Kind::Pause, 2 * H, false).unwrap().0,
+            Transition::Unchanged
+        );
+        assert_eq!(apply(Kind::Pause, 3 * H, false).unwrap_err().status(), 409);
+        apply(Kind::Finish, 3 * H, false).unwrap();
+        // Finished: a repeated finish succeeds, anything else conflicts.
+        assert_eq!(
+            apply(Kind::Finish, 3 * H, true).unwrap().0,
+            Transition::Unchanged
+        );
+        assert_eq!(apply(Kind::Resume, 4 * H, true).unwrap_err().status(), 409);
+        assert_eq!(apply(Kind::Start, 4 * H, true).unwrap_err().status(), 409);
+    }
+
+    #[test]
+    fn overdue_items_are_counted_once() {
+        let cal = Calendar::always();
+        let mut open = OpenItems::default();
+        open.apply(&event(Kind::Start, 0), &cal, H, false).unwrap();
+        open.count_overdue(&cal, H / 2);
+        assert_eq!(open.became_overdue, 0);
+        open.count_overdue(&cal, 2 * H);
+        open.count_overdue(&cal, 3 * H);
+        open.apply(&event(Kind::Finish, 4 * H), &cal, H, false)
+            .unwrap();
+        assert_eq!(open.became_overdue, 1);
+    }
+}
