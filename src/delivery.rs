@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::recorder::open::{Event, Kind};
 use crate::sla::Catalog;
 use crate::window::Millis;
 
@@ -50,6 +51,18 @@ pub struct Input<'a> {
     pub id: Option<&'a str>,
 }
 
+/// An open-delivery event as a client sent it, before admission.
+#[derive(Debug, Clone, Copy)]
+pub struct EventInput<'a> {
+    pub sla: &'a str,
+    pub id: &'a str,
+    pub kind: Kind,
+    /// Start only.
+    pub labels: &'a [(&'a str, &'a str)],
+    pub failed: bool,
+    pub at: Option<Millis>,
+}
+
 /// Why a delivery was refused, naming the field at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {reason}")]
@@ -92,15 +105,7 @@ impl Refusal {
 impl Catalog {
     /// Checks `input` against this catalog at time `now`.
     pub fn admit(&self, input: &Input<'_>, now: Millis) -> Result<Delivery, Refusal> {
-        let sla_index = self.index(input.sla).ok_or_else(|| Refusal {
-            field: "sla".into(),
-            reason: format!(
-                "unknown SLA `{}`; configured: {}",
-                input.sla,
-                self.names().join(", ")
-            ),
-            kind: RefusalKind::UnknownSla,
-        })?;
+        let sla_index = self.sla_index(input.sla)?;
         let sla = &self.slas[sla_index];
         let key = self.series_key(sla_index, input.labels)?;
         let (outcome, at) = match input.timing {
@@ -114,47 +119,23 @@ impl Catalog {
                 if delivered < started {
                     return Err(Refusal::invalid("delivered_at", "is before started_at"));
                 }
-                let seconds = (delivered - started) as f64 / 1000.0;
+                // An SLA with business hours counts working time only.
+                let clock = match &sla.calendar {
+                    Some(c) => c.working_between(started, delivered),
+                    None => delivered - started,
+                };
                 (
                     Outcome::Delivered {
-                        seconds: checked_seconds("started_at", seconds)?,
+                        seconds: checked_seconds("started_at", clock as f64 / 1000.0)?,
                     },
                     delivered,
                 )
             }
             Timing::Failed { at } => (Outcome::Failed, at.unwrap_or(now)),
         };
-        let oldest = now - millis(sla.window.max(crate::window::LONGEST_ALERT_WINDOW));
-        if at < oldest {
-            return Err(Refusal {
-                field: "delivered_at".into(),
-                reason: format!(
-                    "completed before the SLA's longest window ({}) began",
-                    humantime::format_duration(sla.window.max(crate::window::LONGEST_ALERT_WINDOW))
-                ),
-                kind: RefusalKind::TooOld,
-            });
-        }
-        if at > now + millis(self.limits.max_future_skew) {
-            return Err(Refusal {
-                field: "delivered_at".into(),
-                reason: format!(
-                    "is more than {} in the future",
-                    humantime::format_duration(self.limits.max_future_skew)
-                ),
-                kind: RefusalKind::InFuture,
-            });
-        }
-        if let Some(id) = input.id
-            && (id.is_empty() || id.len() > self.limits.max_label_value_length)
-        {
-            return Err(Refusal::invalid(
-                "id",
-                format!(
-                    "must be 1 to {} bytes long",
-                    self.limits.max_label_value_length
-                ),
-            ));
+        self.check_time(sla_index, "delivered_at", at, now)?;
+        if let Some(id) = input.id {
+            self.check_id(id)?;
         }
         Ok(Delivery {
             sla: sla_index,
@@ -163,6 +144,85 @@ impl Catalog {
             at,
             id: input.id.map(Box::from),
         })
+    }
+
+    /// Checks an open-delivery event against this catalog at time `now`.
+    /// Whether it follows the delivery's earlier events is decided when it
+    /// is applied, in log order.
+    pub fn admit_event(&self, input: &EventInput<'_>, now: Millis) -> Result<Event, Refusal> {
+        let sla = self.sla_index(input.sla)?;
+        self.check_id(input.id)?;
+        let key = match input.kind {
+            Kind::Start => self.series_key(sla, input.labels)?,
+            _ if !input.labels.is_empty() => {
+                return Err(Refusal::invalid("labels", "labels are given on start only"));
+            }
+            _ => Box::from(""),
+        };
+        if input.failed && input.kind != Kind::Finish {
+            return Err(Refusal::invalid("failed", "only a finish can fail"));
+        }
+        let at = input.at.unwrap_or(now);
+        self.check_time(sla, "at", at, now)?;
+        Ok(Event {
+            sla,
+            id: input.id.into(),
+            kind: input.kind,
+            key,
+            failed: input.failed,
+            at,
+            explicit_at: input.at.is_some(),
+        })
+    }
+
+    fn sla_index(&self, name: &str) -> Result<usize, Refusal> {
+        self.index(name).ok_or_else(|| Refusal {
+            field: "sla".into(),
+            reason: format!(
+                "unknown SLA `{name}`; configured: {}",
+                self.names().join(", ")
+            ),
+            kind: RefusalKind::UnknownSla,
+        })
+    }
+
+    /// `at` must lie within the SLA's longest window and not in the future.
+    fn check_time(&self, sla: usize, field: &str, at: Millis, now: Millis) -> Result<(), Refusal> {
+        let span = self.slas[sla].window.max(crate::window::LONGEST_ALERT_WINDOW);
+        if at < now - millis(span) {
+            return Err(Refusal {
+                field: field.into(),
+                reason: format!(
+                    "is before the SLA's longest window ({}) began",
+                    humantime::format_duration(span)
+                ),
+                kind: RefusalKind::TooOld,
+            });
+        }
+        if at > now + millis(self.limits.max_future_skew) {
+            return Err(Refusal {
+                field: field.into(),
+                reason: format!(
+                    "is more than {} in the future",
+                    humantime::format_duration(self.limits.max_future_skew)
+                ),
+                kind: RefusalKind::InFuture,
+            });
+        }
+        Ok(())
+    }
+
+    fn check_id(&self, id: &str) -> Result<(), Refusal> {
+        if id.is_empty() || id.len() > self.limits.max_label_value_length {
+            return Err(Refusal::invalid(
+                "id",
+                format!(
+                    "must be 1 to {} bytes long",
+                    self.limits.max_label_value_length
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Joins label values in the SLA's label order; unknown keys are refused.

@@ -19,6 +19,7 @@ use super::record;
 use super::wal::Writer;
 use crate::delivery::Delivery;
 use crate::exposition::StorageMetrics;
+use crate::recorder::open::Event;
 use crate::recorder::{Lsn, Mark, Recorded, Recorder};
 use crate::sla::{Catalog, Durability};
 use crate::window::Millis;
@@ -52,6 +53,8 @@ pub struct Pending {
     record: Vec<u8>,
     sync: bool,
     mark: Option<Mark>,
+    /// Open-delivery events; a batch holds these or deliveries, not both.
+    events: Vec<Event>,
 }
 
 impl Pending {
@@ -69,9 +72,27 @@ impl Pending {
         now: Millis,
         mark: Option<Mark>,
     ) -> Pending {
+        Pending::build(catalog, batch, Vec::new(), now, mark)
+    }
+
+    /// Open-delivery events admitted against `catalog` at `now`, logged
+    /// as their SLAs' durability asks, like deliveries.
+    pub fn events(catalog: Arc<Catalog>, events: Vec<Event>, now: Millis) -> Pending {
+        Pending::build(catalog, Vec::new(), events, now, None)
+    }
+
+    fn build(
+        catalog: Arc<Catalog>,
+        batch: Vec<Delivery>,
+        events: Vec<Event>,
+        now: Millis,
+        mark: Option<Mark>,
+    ) -> Pending {
         let durability = batch
             .iter()
-            .map(|d| catalog.slas[d.sla].durability)
+            .map(|d| d.sla)
+            .chain(events.iter().map(|e| e.sla))
+            .map(|sla| catalog.slas[sla].durability)
             .min_by_key(|d| match d {
                 Durability::Sync => 0,
                 Durability::Async => 1,
@@ -80,7 +101,11 @@ impl Pending {
             .unwrap_or(Durability::None);
         let mut record = Vec::new();
         if durability != Durability::None {
-            record::encode(&catalog, &batch, now, mark.as_ref(), &mut record);
+            let extras = record::Extras {
+                mark: mark.as_ref(),
+                events: &events,
+            };
+            record::encode(&catalog, &batch, now, extras, &mut record);
         }
         Pending {
             catalog,
@@ -89,6 +114,7 @@ impl Pending {
             record,
             sync: durability == Durability::Sync,
             mark,
+            events,
         }
     }
 
@@ -316,7 +342,11 @@ impl Committer {
             if let Some(mark) = &p.mark {
                 recorder.apply_mark(mark, lsn, logged.is_some());
             }
-            let recorded = recorder.record(&p.batch, p.now, logged);
+            let recorded = if p.events.is_empty() {
+                recorder.record(&p.batch, p.now, logged)
+            } else {
+                recorder.apply_events(&p.events, p.now, logged)
+            };
             let _ = reply.send(Ok(recorded));
         }
         self.progress.applied.store(end, Ordering::Release);

@@ -127,6 +127,7 @@ impl Storage {
                 recorder.apply_mark(mark, lsn, true);
             }
             recorder.record(&replayed.deliveries, replayed.now, Some(lsn));
+            recorder.apply_events(&replayed.events, replayed.now, Some(lsn));
             Ok(())
         })?;
         recorder.advance(clock.now());

@@ -5,19 +5,22 @@
 //! name, never by position.
 //!
 //! Frame: `len: u32 LE | crc32c(payload): u32 LE | payload`, where payload is
-//! `RECORD_VERSION: u8` followed by a postcard-encoded [`Batch`] and, from
-//! version 2, the source [`Mark`] that came with it, if any.
+//! `RECORD_VERSION: u8` followed by a postcard-encoded [`Batch`], from
+//! version 2 the source [`Mark`] that came with it (if any), and from
+//! version 3 the open-delivery events of the batch.
 
 use serde::{Deserialize, Serialize};
 
 use crate::delivery::{Delivery, KEY_SEPARATOR, Outcome, key_values};
 use crate::recorder::Mark;
+use crate::recorder::open::{Event, Kind};
 use crate::sla::Catalog;
 use crate::window::Millis;
 
 /// Bump when [`Batch`] changes shape.
-pub const RECORD_VERSION: u8 = 2;
-/// Oldest version this build still replays: version 1 has no marks.
+pub const RECORD_VERSION: u8 = 3;
+/// Oldest version this build still replays: version 1 has no marks, and
+/// versions 1 and 2 no events.
 const OLDEST_READABLE: u8 = 1;
 pub const HEADER_BYTES: usize = 8;
 /// No batch comes near this; a larger length means a corrupt header.
@@ -53,6 +56,19 @@ struct Logged<'a> {
     id: Option<&'a str>,
 }
 
+/// An open-delivery event; SLAs index `Batch::slas` as deliveries do.
+#[derive(Debug, Serialize, Deserialize)]
+struct LoggedEvent<'a> {
+    sla: u32,
+    id: &'a str,
+    kind: Kind,
+    key: &'a str,
+    failed: bool,
+    /// Relative to `Batch::now`.
+    at: i64,
+    explicit_at: bool,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
     #[error(
@@ -63,33 +79,44 @@ pub enum RecordError {
     Decode(#[from] postcard::Error),
 }
 
-/// Appends the framed record of `batch` (admitted against `catalog` at `now`,
-/// read by a source up to `mark`) to `out`.
+/// What one record holds besides its deliveries.
+#[derive(Default)]
+pub struct Extras<'a> {
+    /// How far the source that read the batch had read.
+    pub mark: Option<&'a Mark>,
+    pub events: &'a [Event],
+}
+
+/// Position of `sla` in the record's SLA list, adding it if new.
+fn logged_sla<'c>(catalog: &'c Catalog, slas: &mut Vec<(usize, LoggedSla<'c>)>, sla: usize) -> usize {
+    if let Some(i) = slas.iter().position(|(i, _)| *i == sla) {
+        return i;
+    }
+    let s = &catalog.slas[sla];
+    slas.push((
+        sla,
+        LoggedSla {
+            name: &s.name,
+            labels: s.labels.iter().map(String::as_str).collect(),
+        },
+    ));
+    slas.len() - 1
+}
+
+/// Appends the framed record of `batch` and `extras` (admitted against
+/// `catalog` at `now`) to `out`.
 pub fn encode(
     catalog: &Catalog,
     batch: &[Delivery],
     now: Millis,
-    mark: Option<&Mark>,
+    extras: Extras<'_>,
     out: &mut Vec<u8>,
 ) {
     let mut slas: Vec<(usize, LoggedSla<'_>)> = Vec::new();
     let mut deliveries = Vec::with_capacity(batch.len());
     let mut previous: Option<(usize, &str)> = None;
     for d in batch {
-        let sla = match slas.iter().position(|(i, _)| *i == d.sla) {
-            Some(i) => i,
-            None => {
-                let sla = &catalog.slas[d.sla];
-                slas.push((
-                    d.sla,
-                    LoggedSla {
-                        name: &sla.name,
-                        labels: sla.labels.iter().map(String::as_str).collect(),
-                    },
-                ));
-                slas.len() - 1
-            }
-        };
+        let sla = logged_sla(catalog, &mut slas, d.sla);
         // Lengths first: most keys differ in length or are empty, and a
         // memcmp call per delivery showed in profiles.
         let same_key = previous.is_some_and(|(s, k): (usize, &str)| {
@@ -107,6 +134,19 @@ pub fn encode(
             id: d.id.as_deref(),
         });
     }
+    let events: Vec<LoggedEvent<'_>> = extras
+        .events
+        .iter()
+        .map(|e| LoggedEvent {
+            sla: logged_sla(catalog, &mut slas, e.sla) as u32,
+            id: &e.id,
+            kind: e.kind,
+            key: &e.key,
+            failed: e.failed,
+            at: e.at - now,
+            explicit_at: e.explicit_at,
+        })
+        .collect();
     let record = Batch {
         now,
         slas: slas.into_iter().map(|(_, s)| s).collect(),
@@ -116,8 +156,9 @@ pub fn encode(
     out.extend_from_slice(&[0; HEADER_BYTES]);
     out.push(RECORD_VERSION);
     // Writing into a Vec cannot fail.
-    let framed =
-        postcard::to_io(&record, &mut *out).and_then(|out| postcard::to_io(&mark, out).map(drop));
+    let framed = postcard::to_io(&record, &mut *out)
+        .and_then(|out| postcard::to_io(&extras.mark, out))
+        .and_then(|out| postcard::to_io(&events, out).map(drop));
     debug_assert!(framed.is_ok());
     let payload = &out[start + HEADER_BYTES..];
     let len = payload.len() as u32;
@@ -165,6 +206,7 @@ pub struct Replayed {
     /// Deliveries whose SLA or label keys the current config no longer has.
     pub dropped: u64,
     pub mark: Option<Mark>,
+    pub events: Vec<Event>,
 }
 
 pub fn decode(payload: &[u8], catalog: &Catalog) -> Result<Replayed, RecordError> {
@@ -175,8 +217,12 @@ pub fn decode(payload: &[u8], catalog: &Catalog) -> Result<Replayed, RecordError
         return Err(RecordError::Version(version));
     }
     let (batch, rest): (Batch<'_>, _) = postcard::take_from_bytes(body)?;
-    let mark = match version {
-        1 => None,
+    let (mark, rest) = match version {
+        1 => (None, rest),
+        _ => postcard::take_from_bytes(rest)?,
+    };
+    let logged_events: Vec<LoggedEvent<'_>> = match version {
+        1 | 2 => Vec::new(),
         _ => postcard::from_bytes(rest)?,
     };
     // Per logged SLA: its index now, and for each current label the position
@@ -209,7 +255,23 @@ pub fn decode(payload: &[u8], catalog: &Catalog) -> Result<Replayed, RecordError
         deliveries: Vec::with_capacity(batch.deliveries.len()),
         dropped: 0,
         mark,
+        events: Vec::with_capacity(logged_events.len()),
     };
+    for e in &logged_events {
+        let Some(Some((sla, positions))) = mapping.get(e.sla as usize) else {
+            out.dropped += 1;
+            continue;
+        };
+        out.events.push(Event {
+            sla: *sla,
+            id: e.id.into(),
+            kind: e.kind,
+            key: remap(e.key, positions.as_deref()),
+            failed: e.failed,
+            at: batch.now + e.at,
+            explicit_at: e.explicit_at,
+        });
+    }
     let mut key = "";
     for logged in &batch.deliveries {
         if let Some(k) = logged.key {
@@ -219,18 +281,7 @@ pub fn decode(payload: &[u8], catalog: &Catalog) -> Result<Replayed, RecordError
             out.dropped += 1;
             continue;
         };
-        let key: Box<str> = match positions {
-            None => key.into(),
-            Some(positions) => {
-                let values: Vec<&str> = key_values(key).collect();
-                positions
-                    .iter()
-                    .map(|p| p.and_then(|p| values.get(p).copied()).unwrap_or(""))
-                    .collect::<Vec<_>>()
-                    .join(&KEY_SEPARATOR.to_string())
-                    .into()
-            }
-        };
+        let key = remap(key, positions.as_deref());
         out.deliveries.push(Delivery {
             sla: *sla,
             key,
@@ -243,6 +294,21 @@ pub fn decode(payload: &[u8], catalog: &Catalog) -> Result<Replayed, RecordError
         });
     }
     Ok(out)
+}
+
+/// A logged key in the current label order (`positions`: where each
+/// current label's value sits in the logged key; `None` when unchanged).
+fn remap(key: &str, positions: Option<&[Option<usize>]>) -> Box<str> {
+    let Some(positions) = positions else {
+        return key.into();
+    };
+    let values: Vec<&str> = key_values(key).collect();
+    positions
+        .iter()
+        .map(|p| p.and_then(|p| values.get(p).copied()).unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join(&KEY_SEPARATOR.to_string())
+        .into()
 }
 
 #[cfg(test)]
@@ -275,7 +341,7 @@ mod tests {
 
     fn framed(c: &Catalog, batch: &[Delivery]) -> Vec<u8> {
         let mut out = Vec::new();
-        encode(c, batch, 1_000, None, &mut out);
+        encode(c, batch, 1_000, Extras::default(), &mut out);
         out
     }
 
@@ -291,8 +357,21 @@ mod tests {
             source: "log_tail/web".into(),
             position: vec![1, 2, 3],
         };
+        let events = [Event {
+            sla: 0,
+            id: "T-1".into(),
+            kind: Kind::Pause,
+            key: "/a\u{1f}".into(),
+            failed: false,
+            at: 900,
+            explicit_at: true,
+        }];
         let mut bytes = Vec::new();
-        encode(&c, &batch, 1_000, Some(&mark), &mut bytes);
+        let extras = Extras {
+            mark: Some(&mark),
+            events: &events,
+        };
+        encode(&c, &batch, 1_000, extras, &mut bytes);
         let Frame::Record { payload, framed } = frame(&bytes) else {
             panic!("not a record");
         };
@@ -302,6 +381,7 @@ mod tests {
         assert_eq!(back.deliveries, batch);
         assert_eq!(back.dropped, 0);
         assert_eq!(back.mark, Some(mark));
+        assert_eq!(back.events, events);
     }
 
     #[test]
@@ -312,14 +392,15 @@ mod tests {
         let Frame::Record { payload, .. } = frame(&bytes) else {
             panic!("not a record");
         };
-        // Version 1 is version 2 without the trailing `None` mark byte.
-        let mut v1 = payload[..payload.len() - 1].to_vec();
+        // Version 1 is version 3 without the trailing `None` mark byte and
+        // the empty event list's byte.
+        let mut v1 = payload[..payload.len() - 2].to_vec();
         v1[0] = 1;
         let back = decode(&v1, &c).unwrap();
         assert_eq!(back.deliveries, batch);
         assert_eq!(back.mark, None);
-        v1[0] = 3;
-        assert!(matches!(decode(&v1, &c), Err(RecordError::Version(3))));
+        v1[0] = 4;
+        assert!(matches!(decode(&v1, &c), Err(RecordError::Version(4))));
     }
 
     #[test]
