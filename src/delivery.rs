@@ -188,7 +188,9 @@ impl Catalog {
 
     /// `at` must lie within the SLA's longest window and not in the future.
     fn check_time(&self, sla: usize, field: &str, at: Millis, now: Millis) -> Result<(), Refusal> {
-        let span = self.slas[sla].window.max(crate::window::LONGEST_ALERT_WINDOW);
+        let span = self.slas[sla]
+            .window
+            .max(crate::window::LONGEST_ALERT_WINDOW);
         if at < now - millis(span) {
             return Err(Refusal {
                 field: field.into(),

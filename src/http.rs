@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use crate::app::{ReloadError, Reloader};
 use crate::clock::Clock;
 use crate::exposition::{self, SelfMetrics};
-use crate::ingest::http_push;
+use crate::ingest::{http_push, open};
 use crate::persist::Journal;
 
 /// What every handler shares.
@@ -40,6 +40,15 @@ pub fn router(state: AppState, telemetry_path: &str) -> Router {
             "/api/v1/deliveries",
             post(http_push::handle).layer(DefaultBodyLimit::max(body_limit)),
         )
+        .route("/api/v1/deliveries/start", post(open::start))
+        .route("/api/v1/deliveries/pause", post(open::pause))
+        .route("/api/v1/deliveries/resume", post(open::resume))
+        .route("/api/v1/deliveries/finish", post(open::finish))
+        .route(
+            "/api/v1/deliveries/events",
+            post(open::many).layer(DefaultBodyLimit::max(body_limit)),
+        )
+        .route("/api/v1/open", get(open::list))
         .with_state(state)
 }
 

@@ -9,6 +9,7 @@ use prometheus::proto::{
 use super::names::{self, Kind, Name};
 use crate::delivery::key_values;
 use crate::margin::{Figures, Status};
+use crate::recorder::open::OpenState;
 use crate::recorder::{BUCKET_FRACTIONS, Counters, SlaReport};
 use crate::sla::{Catalog, Sla};
 use crate::window::WindowSpec;
@@ -123,6 +124,16 @@ pub fn collect(catalog: &Catalog, reports: &[SlaReport], out: &mut Families) {
             names::SERIES_OVERFLOW,
             base.clone(),
             report.overflowed as f64,
+        );
+        for (state, n) in OpenState::ALL.iter().zip(report.open.by_state) {
+            let labels = with(&base, &[("state", state.as_str())]);
+            out.gauge(names::OPEN, labels, n as f64);
+        }
+        out.gauge(names::OPEN_OLDEST, base.clone(), report.open.oldest_ratio);
+        out.counter(
+            names::OPEN_OVERDUE,
+            base.clone(),
+            report.open.became_overdue as f64,
         );
         out.counter(names::IDS_FORGOTTEN, base, report.forgotten_ids as f64);
     }

@@ -52,6 +52,9 @@ names! {
     DURATION = "amaze_delivery_duration_seconds", Histogram, "Delivery time of completed deliveries; bucket edges are fractions of the promise.";
     SERIES = "amaze_series", Gauge, "Label combinations tracked for the SLA.";
     SERIES_OVERFLOW = "amaze_series_overflow_total", Counter, "Deliveries folded into the overflow series because the SLA reached max_series.";
+    OPEN = "amaze_open_deliveries", Gauge, "Open deliveries (started, not finished) by state: on_track, at_risk (clock past 1 - alert_margin of the promise), overdue (past the promise).";
+    OPEN_OLDEST = "amaze_open_oldest_elapsed_ratio", Gauge, "Largest clock time over promise among open deliveries; above 1 is overdue, 0 when none are open.";
+    OPEN_OVERDUE = "amaze_open_overdue_total", Counter, "Open deliveries that went past their promise before finishing.";
     IDS_FORGOTTEN = "amaze_ids_forgotten_total", Counter, "Delivery ids forgotten early because limits.max_tracked_ids was reached.";
     // The exporter itself.
     INGEST_ACCEPTED = "amaze_ingest_accepted_total", Counter, "Deliveries accepted, by source.";

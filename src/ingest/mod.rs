@@ -4,6 +4,7 @@
 pub mod http_push;
 pub mod json;
 pub mod log_tail;
+pub mod open;
 pub mod probe;
 pub mod statsd;
 

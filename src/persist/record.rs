@@ -88,7 +88,11 @@ pub struct Extras<'a> {
 }
 
 /// Position of `sla` in the record's SLA list, adding it if new.
-fn logged_sla<'c>(catalog: &'c Catalog, slas: &mut Vec<(usize, LoggedSla<'c>)>, sla: usize) -> usize {
+fn logged_sla<'c>(
+    catalog: &'c Catalog,
+    slas: &mut Vec<(usize, LoggedSla<'c>)>,
+    sla: usize,
+) -> usize {
     if let Some(i) = slas.iter().position(|(i, _)| *i == sla) {
         return i;
     }

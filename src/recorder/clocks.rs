@@ -34,7 +34,7 @@ pub struct OpenView {
     pub elapsed_seconds: f64,
     /// Negative once overdue.
     pub remaining_seconds: f64,
-    /// When it falls due if its clock keeps running; null while paused.
+    /// When it falls (or fell) due with its clock running; null while paused.
     pub due_at: Option<String>,
 }
 
@@ -106,34 +106,6 @@ impl Recorder {
         out
     }
 
-    /// Every SLA's open deliveries at `now`, counting the ones that just
-    /// went overdue.
-    pub fn open_summaries(&self, now: Millis) -> Vec<OpenSummary> {
-        self.catalog
-            .slas
-            .iter()
-            .zip(&self.slas)
-            .map(|(sla, state)| {
-                let mut state = lock(state);
-                let calendar = calendar_of(sla);
-                let open: &mut OpenItems = &mut state.data.open;
-                open.count_overdue(&calendar, now);
-                let mut summary = OpenSummary {
-                    became_overdue: open.became_overdue,
-                    ..OpenSummary::default()
-                };
-                for (_, item) in open.iter() {
-                    let elapsed = item.elapsed(&calendar, now);
-                    let s = item.state(elapsed, at_risk_after(sla));
-                    summary.by_state[OpenState::ALL.iter().position(|x| *x == s).unwrap_or(0)] += 1;
-                    let ratio = elapsed as f64 / item.promise_ms.max(1) as f64;
-                    summary.oldest_ratio = summary.oldest_ratio.max(ratio);
-                }
-                summary
-            })
-            .collect()
-    }
-
     /// Open deliveries at `now` that `keep` accepts, soonest due first.
     pub fn open_items(&self, now: Millis, keep: impl Fn(&OpenView) -> bool) -> Vec<OpenView> {
         let mut out = Vec::new();
@@ -158,7 +130,7 @@ impl Recorder {
                     promise_seconds: item.promise_ms as f64 / 1000.0,
                     elapsed_seconds: elapsed as f64 / 1000.0,
                     remaining_seconds: (item.promise_ms - elapsed) as f64 / 1000.0,
-                    due_at: item.due(&calendar, now, elapsed).map(rfc3339),
+                    due_at: item.due(&calendar).map(rfc3339),
                 };
                 if keep(&view) {
                     out.push(view);
@@ -168,6 +140,24 @@ impl Recorder {
         out.sort_by(|a, b| a.remaining_seconds.total_cmp(&b.remaining_seconds));
         out
     }
+}
+
+/// `sla`'s open deliveries at `now`, counting the ones that just went overdue.
+pub(super) fn summarize(open: &mut OpenItems, sla: &Sla, now: Millis) -> OpenSummary {
+    let calendar = calendar_of(sla);
+    open.count_overdue(&calendar, now);
+    let mut summary = OpenSummary {
+        became_overdue: open.became_overdue,
+        ..OpenSummary::default()
+    };
+    for (_, item) in open.iter() {
+        let elapsed = item.elapsed(&calendar, now);
+        let state = item.state(elapsed, at_risk_after(sla));
+        summary.by_state[state as usize] += 1;
+        let ratio = elapsed as f64 / item.promise_ms.max(1) as f64;
+        summary.oldest_ratio = summary.oldest_ratio.max(ratio);
+    }
+    summary
 }
 
 fn rfc3339(ms: Millis) -> String {

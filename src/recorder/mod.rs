@@ -499,6 +499,7 @@ impl SlaState {
             series,
             overflowed: self.data.overflowed,
             forgotten_ids: self.data.ids.forgotten,
+            open: clocks::summarize(&mut self.data.open, sla, now),
         }
     }
 }
@@ -551,6 +552,7 @@ pub struct SlaReport {
     pub series: Vec<SeriesReport>,
     pub overflowed: u64,
     pub forgotten_ids: u64,
+    pub open: OpenSummary,
 }
 
 #[derive(Debug, Clone)]

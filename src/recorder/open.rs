@@ -93,9 +93,9 @@ impl EventError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OpenState {
-    OnTrack,
-    AtRisk,
-    Overdue,
+    OnTrack = 0,
+    AtRisk = 1,
+    Overdue = 2,
 }
 
 impl OpenState {
@@ -153,17 +153,16 @@ impl OpenItem {
         }
     }
 
-    /// When it falls due if its clock keeps running; `None` while paused.
-    pub fn due(&self, calendar: &Calendar, now: Millis, elapsed: Millis) -> Option<Millis> {
-        let left = self.promise_ms - elapsed;
-        if self.paused() {
-            return None;
-        }
+    /// When it falls (or fell) due with its clock running; `None` while
+    /// paused. An item that ran out of time before its last pause is due
+    /// from the moment its clock started again.
+    pub fn due(&self, calendar: &Calendar) -> Option<Millis> {
+        let since = self.running_since?;
+        let left = self.promise_ms - self.banked;
         if left <= 0 {
-            // Already due: when the promise ran out (at or before now).
-            return Some(now);
+            return Some(since);
         }
-        calendar.add_working(now, left)
+        calendar.add_working(since, left)
     }
 }
 
@@ -347,7 +346,7 @@ mod tests {
         );
         let item = open.iter().next().unwrap().1.clone();
         assert_eq!(item.elapsed(&cal, 10 * H), H);
-        assert_eq!(item.due(&cal, 10 * H, H), None);
+        assert_eq!(item.due(&cal), None);
         assert_eq!(
             apply(&mut open, Kind::Resume, 10 * H).unwrap().0,
             Transition::Resumed
@@ -361,7 +360,7 @@ mod tests {
             item.state(item.elapsed(&cal, 12 * H + H / 2), 0.75),
             OpenState::AtRisk
         );
-        assert_eq!(item.due(&cal, 11 * H, 2 * H), Some(13 * H));
+        assert_eq!(item.due(&cal), Some(13 * H));
         let (t, f) = apply(&mut open, Kind::Finish, 12 * H).unwrap();
         assert_eq!(
             t,

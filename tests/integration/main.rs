@@ -16,4 +16,5 @@ mod properties;
 mod push;
 mod rules;
 mod server;
+mod service_desk;
 mod statsd;
