@@ -39,7 +39,7 @@ pub struct OpenView {
 }
 
 /// The clock an SLA's open deliveries run on.
-fn calendar_of(sla: &Sla) -> std::borrow::Cow<'_, Calendar> {
+pub(super) fn calendar_of(sla: &Sla) -> std::borrow::Cow<'_, Calendar> {
     match &sla.calendar {
         Some(c) => std::borrow::Cow::Borrowed(&**c),
         None => std::borrow::Cow::Owned(Calendar::always()),

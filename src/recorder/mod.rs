@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 mod clocks;
 mod id_set;
 mod marks;
+mod month;
 pub mod open;
 
 pub use clocks::{OpenSummary, OpenView};
@@ -72,6 +73,8 @@ pub struct SlaData {
     /// Log records up to here are applied to this SLA; later ones are not.
     lsn: Lsn,
     open: OpenItems,
+    /// SLA-wide deliveries of the current calendar month, if reported.
+    month: Option<month::MonthTally>,
 }
 
 /// [`SlaData`] as snapshot versions 1 and 2 stored it: no open deliveries.
@@ -93,6 +96,7 @@ impl From<SlaDataV2> for SlaData {
             overflowed: v.overflowed,
             lsn: v.lsn,
             open: OpenItems::default(),
+            month: None,
         }
     }
 }
@@ -300,6 +304,7 @@ impl SlaState {
                 overflowed: 0,
                 lsn: 0,
                 open: OpenItems::default(),
+                month: None,
             },
             sla,
         )
@@ -408,6 +413,9 @@ impl SlaState {
             }
         };
         series.rolling.record(d.at, obs);
+        if sla.calendar_month {
+            month::MonthTally::record(&mut self.data.month, &clocks::calendar_of(sla), d.at, obs);
+        }
     }
 
     /// The series for `key` and the promise (seconds) its delivery is judged by.
@@ -491,9 +499,19 @@ impl SlaState {
                 .first()
                 .map(|s| (s.promise_seconds, s.counters()))
         };
+        let mut windows = self.windows.clone();
+        let mut compliance = self.compliance;
+        if sla.calendar_month {
+            // SLA-wide only, after the rolling windows; it is the compliance window.
+            let calendar = clocks::calendar_of(sla);
+            let (spec, digest) = month::MonthTally::report(&self.data.month, &calendar, now);
+            windows.push(spec);
+            merged.push(digest);
+            compliance = windows.len() - 1;
+        }
         SlaReport {
-            windows: self.windows.clone(),
-            compliance: self.compliance,
+            windows,
+            compliance,
             aggregate: merged.iter().map(|d| margin::assess(d, &policy)).collect(),
             single_counters,
             series,

@@ -31,6 +31,12 @@ slas:
     objective: 90%
     alert_margin: 25%
     min_deliveries: 1
+  - name: contract
+    promise: 1h
+    objective: 90%
+    min_deliveries: 1
+    window: calendar_month
+    calendar: berlin_office
 "#;
 
 /// The Friday 7 to 13 days before today, in Berlin: a whole past week.
@@ -318,6 +324,50 @@ fn repeats_change_nothing_and_impossible_events_are_refused() {
     let v: Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(v["results"][0]["result"], "started");
     assert_eq!(v["results"][1]["status"], 409);
+}
+
+#[test]
+fn calendar_month_figures_start_at_the_month_start_in_the_calendar_zone() {
+    let home = Home::new(CONFIG);
+    let ex = home.start(&[]);
+    let now = Zoned::now().with_time_zone(TimeZone::get("Europe/Berlin").unwrap());
+    let month_start = now
+        .date()
+        .first_of_month()
+        .at(0, 0, 0, 0)
+        .in_tz("Europe/Berlin")
+        .unwrap();
+    let before = (month_start.timestamp() - 1.hour()).to_string();
+    let body = format!(
+        "{}\n{}\n",
+        serde_json::json!({"sla": "contract", "duration": "10m", "delivered_at": before}),
+        serde_json::json!({"sla": "contract", "duration": "2h"})
+    );
+    let r = ex.push(&body);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let m = ex.metrics();
+    let window = |w: &str, name: &str| {
+        m.value(
+            name,
+            &[("sla", "contract"), ("scope", "sla"), ("window", w)],
+        )
+    };
+    assert_eq!(window("31d", "amaze_window_deliveries"), Some(2.0));
+    assert_eq!(
+        window("calendar_month", "amaze_window_deliveries"),
+        Some(1.0)
+    );
+    assert_eq!(
+        window("calendar_month", "amaze_window_bad_deliveries"),
+        Some(1.0)
+    );
+    // The month is the compliance window: the error budget is the month's.
+    let budget = window("calendar_month", "amaze_error_budget_remaining_ratio").unwrap();
+    assert!(
+        (budget + 9.0).abs() < 1e-9,
+        "1 bad of 1 against a 10% allowance: {budget}"
+    );
+    assert_eq!(window("31d", "amaze_error_budget_remaining_ratio"), None);
 }
 
 #[test]
