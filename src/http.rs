@@ -49,6 +49,7 @@ pub fn router(state: AppState, telemetry_path: &str) -> Router {
             post(open::many).layer(DefaultBodyLimit::max(body_limit)),
         )
         .route("/api/v1/open", get(open::list))
+        .route("/api/v1/slas", get(slas))
         .with_state(state)
 }
 
@@ -66,6 +67,16 @@ async fn landing(app: AppState, telemetry_path: String) -> Response {
             format!("landing page failed: {e}\n"),
         )
             .into_response(),
+    }
+}
+
+/// Every SLA's promise, figures and open deliveries as JSON.
+async fn slas(State(app): State<AppState>) -> Response {
+    let now = app.clock.now();
+    let recorder = app.journal.recorder();
+    match tokio::task::spawn_blocking(move || exposition::summary::slas(&recorder, now)).await {
+        Ok(slas) => axum::Json(serde_json::json!({ "slas": slas })).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
     }
 }
 

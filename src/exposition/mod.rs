@@ -4,6 +4,7 @@
 pub mod collector;
 pub mod landing;
 pub mod names;
+pub mod summary;
 mod self_metrics;
 
 use std::time::Instant;

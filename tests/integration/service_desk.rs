@@ -223,6 +223,19 @@ fn open_items_are_on_track_at_risk_or_overdue_and_listed_soonest_due_first() {
     assert_eq!(ex.get("/api/v1/open?state=late").status, 400);
     assert_eq!(ex.get("/api/v1/open?sla=nope").status, 404);
 
+    let slas: Value = serde_json::from_str(&ex.get("/api/v1/slas").body).unwrap();
+    let chat = slas["slas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "chat")
+        .unwrap();
+    assert_eq!(chat["open"]["at_risk"], 1);
+    assert_eq!(chat["open"]["overdue"], 1);
+    assert_eq!(chat["promise_seconds"], 28800.0);
+    assert_eq!(chat["compliance_window"], "30d");
+    assert_eq!(chat["windows"].as_array().unwrap().len(), 7);
+
     // A paused item has no due time and its clock stands still.
     ok(
         &ex,
@@ -368,6 +381,15 @@ fn calendar_month_figures_start_at_the_month_start_in_the_calendar_zone() {
         "1 bad of 1 against a 10% allowance: {budget}"
     );
     assert_eq!(window("31d", "amaze_error_budget_remaining_ratio"), None);
+    let slas: Value = serde_json::from_str(&ex.get("/api/v1/slas").body).unwrap();
+    let contract = &slas["slas"][2];
+    assert_eq!(contract["name"], "contract");
+    assert_eq!(contract["calendar"], "berlin_office");
+    assert_eq!(contract["compliance_window"], "calendar_month");
+    let month = contract["windows"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(month["window"], "calendar_month");
+    assert_eq!(month["deliveries"], 1);
+    assert_eq!(month["status"], "breaching");
 }
 
 #[test]
