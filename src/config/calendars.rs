@@ -13,8 +13,11 @@ use crate::calendar::{Calendar, DayHours};
 
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
-/// Every valid calendar by name; problems are recorded in `p`.
-pub(super) fn validate(p: &mut Problems, raw: &[RawCalendar]) -> HashMap<String, Arc<Calendar>> {
+/// Every calendar by name, `None` for one with problems (recorded in `p`),
+/// so an SLA naming it is not blamed twice.
+pub(super) type Calendars = HashMap<String, Option<Arc<Calendar>>>;
+
+pub(super) fn validate(p: &mut Problems, raw: &[RawCalendar]) -> Calendars {
     let mut out = HashMap::new();
     for (i, c) in raw.iter().enumerate() {
         let path = format!("calendars[{i}]");
@@ -79,20 +82,17 @@ pub(super) fn validate(p: &mut Problems, raw: &[RawCalendar]) -> HashMap<String,
                     .map_err(|_| format!("`{s}` is not a date; use YYYY-MM-DD"))
             }));
         }
-        if p.len() > before {
-            continue;
-        }
-        if let (Some(name), Some(tz)) = (name, tz) {
-            out.insert(
-                name.clone(),
-                Arc::new(Calendar {
-                    name,
-                    tz,
-                    week,
-                    holidays,
-                }),
-            );
-        }
+        let Some(name) = name else { continue };
+        let calendar = match tz {
+            Some(tz) if p.len() == before => Some(Arc::new(Calendar {
+                name: name.clone(),
+                tz,
+                week,
+                holidays,
+            })),
+            _ => None,
+        };
+        out.insert(name, calendar);
     }
     out
 }

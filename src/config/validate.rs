@@ -1,13 +1,12 @@
 //! Raw config to domain types, collecting every problem with its YAML path.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
+use super::calendars::Calendars;
 use super::raw::{RawConfig, RawGoal, RawLimits, RawSla, Text};
 use super::{Config, Limits, VERSION};
-use crate::calendar::Calendar;
 use crate::sla::{Durability, Goal, Sla};
 
 /// One thing wrong with the config, where it is and why.
@@ -169,12 +168,7 @@ fn limits(p: &mut Problems, raw: &RawLimits) -> Limits {
     }
 }
 
-fn sla(
-    p: &mut Problems,
-    path: &str,
-    raw: &RawSla,
-    calendars: &HashMap<String, Arc<Calendar>>,
-) -> Option<Sla> {
+fn sla(p: &mut Problems, path: &str, raw: &RawSla, calendars: &Calendars) -> Option<Sla> {
     let errors_before = p.0.len();
     let name = match &raw.name {
         None => {
@@ -229,21 +223,28 @@ fn sla(
     }
     .unwrap_or(DEFAULT_WINDOW);
     let calendar = raw.calendar.as_ref().and_then(|t| {
-        p.parse(&format!("{path}.calendar"), Some(t), |s| {
-            calendars.get(s).cloned().ok_or_else(|| {
-                let mut known: Vec<&str> = calendars.keys().map(String::as_str).collect();
-                known.sort_unstable();
-                format!(
-                    "no calendar named `{s}`; defined: {}",
-                    if known.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        known.join(", ")
-                    }
-                )
-            })
-        })
+        let name = t.value.trim();
+        if let Some(valid) = calendars.get(name) {
+            return valid.clone();
+        }
+        let mut known: Vec<&str> = calendars.keys().map(String::as_str).collect();
+        known.sort_unstable();
+        let known = if known.is_empty() {
+            "none".to_owned()
+        } else {
+            known.join(", ")
+        };
+        p.at(
+            format!("{path}.calendar"),
+            Some(t),
+            format!("no calendar named `{name}`; defined: {known}"),
+        );
+        None
     });
+    if raw.calendar.is_some() && calendar.is_none() {
+        // Unknown (reported just now) or invalid (reported at the calendar).
+        return None;
+    }
     let min_deliveries = p
         .parse(
             &format!("{path}.min_deliveries"),

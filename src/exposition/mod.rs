@@ -4,8 +4,8 @@
 pub mod collector;
 pub mod landing;
 pub mod names;
-pub mod summary;
 mod self_metrics;
+pub mod summary;
 
 use std::time::Instant;
 

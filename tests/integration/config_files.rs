@@ -197,3 +197,44 @@ sources:
         assert!(err.contains(expected), "missing `{expected}` in:\n{err}");
     }
 }
+
+#[test]
+fn calendar_problems_are_all_reported_with_paths() {
+    let yaml = r#"
+version: 1
+calendars:
+  - name: office
+    timezone: Mars/Olympus
+    hours:
+      mon-fri: "09:00-17:00"
+      fri: "10:00-12:00"
+      sat-tue: "10:00-12:00"
+      sun: "17:00-09:00"
+    holidays: ["2026-02-30"]
+  - name: empty
+    timezone: UTC
+slas:
+  - name: tickets
+    promise: 8h
+    objective: 95%
+    calendar: shop
+  - name: contract
+    promise: 8h
+    objective: 95%
+    window: monthly
+"#;
+    let err = Config::parse(yaml).unwrap_err().to_string();
+    for expected in [
+        "calendars[0].timezone (line 5): `Mars/Olympus` is not a time zone; use an IANA name such as Europe/Berlin",
+        "calendars[0].hours.mon-fri (line 7): fri is given more than once",
+        "calendars[0].hours.sat-tue (line 9): `sat-tue` runs backwards; split it at the week's end",
+        "calendars[0].hours.sun (line 10): `17:00-09:00` ends before it starts",
+        "calendars[0].holidays[0] (line 11): `2026-02-30` is not a date; use YYYY-MM-DD",
+        "calendars[1].hours: required: working hours by day",
+        "slas[0].calendar (line 18): no calendar named `shop`; defined: empty, office",
+        "slas[1].window (line 22): `monthly`",
+        "or `calendar_month` for calendar months",
+    ] {
+        assert!(err.contains(expected), "missing `{expected}` in:\n{err}");
+    }
+}

@@ -386,7 +386,12 @@ fn calendar_month_figures_start_at_the_month_start_in_the_calendar_zone() {
     assert_eq!(contract["name"], "contract");
     assert_eq!(contract["calendar"], "berlin_office");
     assert_eq!(contract["compliance_window"], "calendar_month");
-    let month = contract["windows"].as_array().unwrap().last().unwrap().clone();
+    let month = contract["windows"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
     assert_eq!(month["window"], "calendar_month");
     assert_eq!(month["deliveries"], 1);
     assert_eq!(month["status"], "breaching");
