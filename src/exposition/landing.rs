@@ -21,12 +21,27 @@ pub fn render(recorder: &Recorder, telemetry_path: &str, now: Millis) -> String 
             Some(s) => format!("<td class=\"{0}\">{0}</td>", s.as_str()),
             None => "<td class=\"quiet\">too few deliveries</td>".to_owned(),
         };
+        let [on_track, at_risk, overdue] = report.open.by_state;
+        let open = if on_track + at_risk + overdue == 0 {
+            String::new()
+        } else {
+            format!(
+                "<a href=\"/api/v1/open?sla={sla}\">{total}</a>{risk}",
+                sla = escape(&sla.name),
+                total = on_track + at_risk + overdue,
+                risk = if at_risk + overdue > 0 {
+                    format!("<br><span class=\"risk\">{at_risk} at risk, {overdue} overdue</span>")
+                } else {
+                    String::new()
+                }
+            )
+        };
         let _ = writeln!(
             rows,
             "<tr><td><strong>{name}</strong><br><small>{description}</small></td>\
              <td>{promise}</td><td>{objective}</td><td>{target}</td>\
              <td>{window} margin<br><b>{margin}</b></td><td>{hour_margin}</td>{status_cell}\
-             <td>{deliveries}</td></tr>",
+             <td>{deliveries}</td><td>{open}</td></tr>",
             name = escape(&sla.name),
             description = escape(&sla.description),
             promise = humantime::format_duration(sla.promise),
@@ -49,15 +64,18 @@ td.amazing {{ color: #fff; background: #1a7f37; }}
 td.meeting {{ color: #222; background: #f2cc60; }}
 td.breaching {{ color: #fff; background: #c62828; }}
 td.quiet {{ color: #777; }}
+.risk {{ color: #c62828; }}
 code {{ background: #f4f4f4; padding: .1em .3em; }}
 </style></head><body>
 <h1>amaze-exporter</h1>
 <p>How far delivery beats each promise. The margin is 1 - (objective quantile / promise):
 1 is instant, 0 is exactly at the SLA, negative is a breach.</p>
 <table>
-<tr><th>SLA</th><th>promise</th><th>objective</th><th>target margin</th><th>compliance window</th><th>last hour</th><th>status</th><th>deliveries</th></tr>
+<tr><th>SLA</th><th>promise</th><th>objective</th><th>target margin</th><th>compliance window</th><th>last hour</th><th>status</th><th>deliveries</th><th>open</th></tr>
 {rows}</table>
 <p><a href="{metrics}">{metrics}</a>: every figure for Prometheus ·
+<a href="/api/v1/slas">/api/v1/slas</a>: the same as JSON ·
+<a href="/api/v1/open">/api/v1/open</a>: open deliveries, soonest due first ·
 <a href="/-/healthy">/-/healthy</a> · <a href="/-/ready">/-/ready</a></p>
 <p>Push deliveries: <code>POST /api/v1/deliveries</code> with JSON or NDJSON, for example
 <code>{{"sla":"{example}","duration":"183ms"}}</code>. Reload the config: <code>POST /-/reload</code>.</p>

@@ -236,6 +236,13 @@ fn open_items_are_on_track_at_risk_or_overdue_and_listed_soonest_due_first() {
     assert_eq!(chat["compliance_window"], "30d");
     assert_eq!(chat["windows"].as_array().unwrap().len(), 7);
 
+    let landing = ex.get("/").body;
+    assert!(
+        landing.contains("<a href=\"/api/v1/open?sla=chat\">3</a>")
+            && landing.contains("1 at risk, 1 overdue"),
+        "{landing}"
+    );
+
     // A paused item has no due time and its clock stands still.
     ok(
         &ex,
