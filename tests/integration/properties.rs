@@ -173,3 +173,26 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// No body makes the open-delivery event decoder panic; JSON-shaped noise
+    /// reaches admission more often than random bytes would.
+    #[test]
+    fn event_decoder_takes_any_body(
+        bytes in proptest::collection::vec(any::<u8>(), 0..300),
+        shaped in r#"\{"(event|sla|id|at|labels|failed)":("start"|"api"|"x"|1|true|\{\}|"2026-11-23T10:00:00Z"),"(sla|id|at|event)":"[a-z0-9:T-]{0,12}"\}"#,
+    ) {
+        use amaze_exporter::ingest::json::Framing;
+        use amaze_exporter::ingest::open::decode;
+        let catalog = Catalog::new(
+            Config::parse("version: 1\nslas:\n  - name: api\n    promise: 1s\n    objective: 99%\n").unwrap(),
+        );
+        for body in [&bytes[..], shaped.as_bytes()] {
+            for framing in [Framing::Json, Framing::Ndjson, Framing::Detect] {
+                if let Err(errors) = decode(&catalog, body, framing, None, 1_795_428_000_000) {
+                    prop_assert!(!errors.is_empty());
+                }
+            }
+        }
+    }
+}
