@@ -4,15 +4,17 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::app::{ReloadError, Reloader};
+use crate::auth::{Caller, Denied};
 use crate::clock::Clock;
 use crate::exposition::{self, SelfMetrics};
 use crate::ingest::{http_push, open};
-use crate::persist::Journal;
+use crate::persist::{Journal, Pending};
+use crate::sla::Catalog;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -70,6 +72,40 @@ async fn landing(app: AppState, telemetry_path: String) -> Response {
     }
 }
 
+/// The caller of a write, by its `Authorization` header and the tokens of
+/// `catalog`'s config.
+pub fn caller(catalog: &Catalog, headers: &HeaderMap) -> Result<Caller, Denied> {
+    catalog
+        .auth
+        .caller(headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()))
+}
+
+/// Checks that `caller` may write every SLA `pending` names.
+pub fn authorize(caller: &Caller, pending: &Pending) -> Result<(), Denied> {
+    pending
+        .sla_names()
+        .into_iter()
+        .try_for_each(|sla| caller.may_write(sla))
+}
+
+/// 401 (with a `WWW-Authenticate` challenge) or 403, counted under `source`.
+pub fn denied(metrics: &SelfMetrics, source: &str, d: &Denied) -> Response {
+    metrics.rejected(source, d.reason(), 1);
+    let status = StatusCode::from_u16(d.status()).unwrap_or(StatusCode::FORBIDDEN);
+    let mut r = (
+        status,
+        axum::Json(serde_json::json!({ "error": d.to_string() })),
+    )
+        .into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer realm=\"amaze-exporter\""),
+        );
+    }
+    r
+}
+
 /// Every SLA's promise, figures and open deliveries as JSON.
 async fn slas(State(app): State<AppState>) -> Response {
     let now = app.clock.now();
@@ -81,7 +117,12 @@ async fn slas(State(app): State<AppState>) -> Response {
 }
 
 /// Reloads the config file; 400 with every problem when it is invalid.
-async fn reload(State(app): State<AppState>) -> Response {
+/// With tokens configured, only an admin token may.
+async fn reload(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let catalog = app.journal.recorder().catalog().clone();
+    if let Err(d) = caller(&catalog, &headers).and_then(|c| c.may_reload()) {
+        return denied(&app.metrics, "reload", &d);
+    }
     match app.reloader.reload().await {
         Ok(slas) => format!("config reloaded: {slas} SLAs\n").into_response(),
         Err(ReloadError::Config(e)) => (

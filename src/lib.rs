@@ -5,6 +5,7 @@
 //! - [`cli`]: command-line flags (exporter conventions) and `check`.
 //! - [`app`]: wires everything together and runs until a signal.
 //! - [`config`]: YAML to a validated [`config::Config`], all problems at once.
+//! - [`auth`]: bearer tokens for writes, with per-token SLA allow-lists.
 //! - [`sla`]: validated SLAs and the catalog deliveries are admitted against.
 //! - [`delivery`]: the one value every source emits, and its admission checks.
 //! - [`calendar`]: business hours in a time zone: working time between instants.
@@ -20,6 +21,7 @@
 //! - [`demo`]: `amaze-exporter demo`, live traffic for the shipped SLAs.
 
 pub mod app;
+pub mod auth;
 pub mod calendar;
 pub mod cli;
 pub mod clock;

@@ -154,6 +154,8 @@ mod tests {
 pub struct Catalog {
     pub slas: Vec<Sla>,
     pub limits: crate::config::Limits,
+    /// Who may write; read again from its files at every reload.
+    pub auth: crate::auth::Auth,
     /// Looked up for every delivery: foldhash, not SipHash.
     by_name: foldhash::HashMap<String, usize>,
 }
@@ -169,6 +171,7 @@ impl Catalog {
         Catalog {
             slas: config.slas,
             limits: config.limits,
+            auth: config.auth,
             by_name,
         }
     }

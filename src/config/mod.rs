@@ -1,5 +1,6 @@
 //! Configuration: YAML in, a validated [`Config`] out, or every problem at once.
 
+mod auth;
 mod calendars;
 mod raw;
 mod sources;
@@ -19,6 +20,7 @@ pub const VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub limits: Limits,
+    pub auth: crate::auth::Auth,
     pub slas: Vec<Sla>,
     pub sources: Sources,
 }

@@ -16,10 +16,30 @@ pub struct RawConfig {
     #[serde(default)]
     pub limits: RawLimits,
     #[serde(default)]
+    pub auth: RawAuth,
+    #[serde(default)]
     pub calendars: Vec<RawCalendar>,
     pub slas: Option<Vec<RawSla>>,
     #[serde(default)]
     pub sources: RawSources,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    #[serde(default)]
+    pub tokens: Vec<RawToken>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawToken {
+    pub name: Option<Text>,
+    pub token_file: Option<Text>,
+    pub token_env: Option<Text>,
+    #[serde(default)]
+    pub slas: Vec<Text>,
+    pub admin: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -125,9 +125,11 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Problem>> {
         }
     }
     let sources = super::sources::validate(&mut p, &raw.sources, &slas);
+    let auth = super::auth::validate(&mut p, &raw.auth, &slas);
     if p.0.is_empty() {
         Ok(Config {
             limits,
+            auth,
             slas,
             sources,
         })

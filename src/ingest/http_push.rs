@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::count_commit;
 use super::json::{self, Framing, LineError};
 use crate::delivery::{Delivery, Input, RefusalKind};
-use crate::http::AppState;
+use crate::http::{self, AppState};
 use crate::persist::{CommitError, Pending};
 use crate::sla::Catalog;
 use crate::window::Millis;
@@ -67,6 +67,10 @@ pub async fn handle(
     // again under the new config.
     for _ in 0..RELOAD_RETRIES {
         let catalog = app.journal.recorder().catalog().clone();
+        let caller = match http::caller(&catalog, &headers) {
+            Ok(c) => c,
+            Err(d) => return http::denied(&app.metrics, SOURCE, &d),
+        };
         let now = app.clock.now();
         let prepare = {
             let body = body.clone();
@@ -90,6 +94,9 @@ pub async fn handle(
             Ok(p) => p,
             Err(errors) => return refused(&app, errors),
         };
+        if let Err(d) = http::authorize(&caller, &pending) {
+            return http::denied(&app.metrics, SOURCE, &d);
+        }
         let deliveries = pending.len() as u64;
         let result = app.journal.commit(pending).await;
         count_commit(&app.metrics, SOURCE, deliveries, &result);

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::count_commit;
 use super::json::{self, Framing, Labels, LineError};
 use crate::delivery::{EventInput, RefusalKind};
-use crate::http::AppState;
+use crate::http::{self, AppState};
 use crate::persist::{CommitError, Pending};
 use crate::recorder::OpenView;
 use crate::recorder::open::{Event, EventError, Kind, OpenState, Transition};
@@ -68,30 +68,30 @@ struct Rejected {
 
 type Body = Result<Bytes, BytesRejection>;
 
-pub async fn start(State(app): State<AppState>, body: Body) -> Response {
-    one(app, Kind::Start, body).await
+pub async fn start(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    one(app, headers, Kind::Start, body).await
 }
 
-pub async fn pause(State(app): State<AppState>, body: Body) -> Response {
-    one(app, Kind::Pause, body).await
+pub async fn pause(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    one(app, headers, Kind::Pause, body).await
 }
 
-pub async fn resume(State(app): State<AppState>, body: Body) -> Response {
-    one(app, Kind::Resume, body).await
+pub async fn resume(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    one(app, headers, Kind::Resume, body).await
 }
 
-pub async fn finish(State(app): State<AppState>, body: Body) -> Response {
-    one(app, Kind::Finish, body).await
+pub async fn finish(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    one(app, headers, Kind::Finish, body).await
 }
 
 /// One event of `kind`: 200 with what it did, 404/409 when it does not
 /// follow, 400 when it is malformed.
-async fn one(app: AppState, kind: Kind, body: Body) -> Response {
+async fn one(app: AppState, headers: HeaderMap, kind: Kind, body: Body) -> Response {
     let body = match body {
         Ok(b) => b,
         Err(e) => return malformed(&app, e.status(), e.body_text(), Vec::new()),
     };
-    match submit(&app, &body, Framing::Json, Some(kind)).await {
+    match submit(&app, &headers, &body, Framing::Json, Some(kind)).await {
         Ok(mut outcomes) if outcomes.len() == 1 => {
             let o = outcomes.remove(0);
             match (o.transition, o.error, o.status) {
@@ -134,7 +134,7 @@ pub async fn many(
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok()),
     );
-    match submit(&app, &body, framing, None).await {
+    match submit(&app, &headers, &body, framing, None).await {
         Ok(outcomes) => Json(serde_json::json!({ "results": outcomes })).into_response(),
         Err(response) => response,
     }
@@ -142,12 +142,15 @@ pub async fn many(
 
 async fn submit(
     app: &AppState,
+    headers: &HeaderMap,
     body: &[u8],
     framing: Framing,
     kind: Option<Kind>,
 ) -> Result<Vec<Outcome>, Response> {
     for _ in 0..3 {
         let catalog = app.journal.recorder().catalog().clone();
+        let caller =
+            http::caller(&catalog, headers).map_err(|d| http::denied(&app.metrics, SOURCE, &d))?;
         let now = app.clock.now();
         let (lines, events) = match decode(&catalog, body, framing, kind, now) {
             Ok(e) => e,
@@ -169,10 +172,9 @@ async fn submit(
             }
         };
         let n = events.len() as u64;
-        let result = app
-            .journal
-            .commit(Pending::events(catalog, events, now))
-            .await;
+        let pending = Pending::events(catalog, events, now);
+        http::authorize(&caller, &pending).map_err(|d| http::denied(&app.metrics, SOURCE, &d))?;
+        let result = app.journal.commit(pending).await;
         count_commit(&app.metrics, SOURCE, n, &result);
         match result {
             Ok(recorded) => {

@@ -122,6 +122,21 @@ impl Pending {
         self.batch.len()
     }
 
+    /// Names of the SLAs the batch writes to, each once.
+    pub fn sla_names(&self) -> Vec<&str> {
+        let mut seen: Vec<usize> = self
+            .batch
+            .iter()
+            .map(|d| d.sla)
+            .chain(self.events.iter().map(|e| e.sla))
+            .collect();
+        seen.sort_unstable();
+        seen.dedup();
+        seen.into_iter()
+            .map(|i| self.catalog.slas[i].name.as_str())
+            .collect()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.batch.is_empty()
     }

@@ -15,6 +15,7 @@ mod promtool;
 mod properties;
 mod push;
 mod rules;
+mod security;
 mod server;
 mod service_desk;
 mod statsd;

@@ -18,9 +18,24 @@ pub struct Exporter {
 pub struct Reply {
     pub status: u16,
     pub body: String,
+    pub headers: Vec<(String, String)>,
+}
+
+fn headers_of<B>(r: &ureq::http::Response<B>) -> Vec<(String, String)> {
+    r.headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+        .collect()
 }
 
 impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
@@ -72,11 +87,21 @@ impl Home {
 
     /// Starts an exporter, or returns what it logged before it exited.
     pub fn try_start(&self, flags: &[&str]) -> Result<Exporter, String> {
+        self.try_start_with_env(flags, &[])
+    }
+
+    /// As [`Home::try_start`], with extra environment variables.
+    pub fn try_start_with_env(
+        &self,
+        flags: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Exporter, String> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_amaze-exporter"))
             .arg(format!("--config.file={}", self.config().display()))
             .arg(format!("--storage.path={}", self.data().display()))
             .arg("--web.listen-address=127.0.0.1:0")
             .args(flags)
+            .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
@@ -168,19 +193,35 @@ impl Exporter {
             .get(format!("{}{path}", self.base))
             .call()
             .expect("GET");
+        let headers = headers_of(&r);
         Reply {
             status: r.status().as_u16(),
             body: r.body_mut().read_to_string().expect("body"),
+            headers,
         }
     }
 
     pub fn post(&self, path: &str, content_type: &str, body: &[u8]) -> Reply {
-        let mut r = self
+        self.post_with(path, content_type, body, &[])
+    }
+
+    /// POST with extra request headers.
+    pub fn post_with(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut request = self
             .agent
             .post(format!("{}{path}", self.base))
-            .header("content-type", content_type)
-            .send(body)
-            .expect("POST");
+            .header("content-type", content_type);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let mut r = request.send(body).expect("POST");
+        let headers = headers_of(&r);
         let body = r
             .body_mut()
             .with_config()
@@ -190,6 +231,7 @@ impl Exporter {
         Reply {
             status: r.status().as_u16(),
             body,
+            headers,
         }
     }
 
