@@ -4,8 +4,10 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::basic_auth::{self, BasicAuth};
 use crate::cli::{LogFormat, RunArgs};
 use crate::clock::{Clock, SystemClock};
+use crate::config::web::WebConfig;
 use crate::config::{Config, ConfigError};
 use crate::exposition::SelfMetrics;
 use crate::http::{AppState, router};
@@ -31,6 +33,8 @@ pub enum AppError {
     Metrics(#[from] prometheus::Error),
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+    #[error(transparent)]
+    WebConfig(#[from] crate::config::web::WebConfigError),
 }
 
 pub fn init_logging(args: &RunArgs) {
@@ -52,6 +56,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
     let config = Config::load(&args.config)?;
+    let web = match &args.web_config {
+        Some(path) => WebConfig::load(path)?,
+        None => WebConfig::default(),
+    };
     let slas = config.slas.len();
     let sources = config.sources.clone();
     let catalog = Arc::new(Catalog::new(config));
@@ -131,7 +139,14 @@ pub async fn run(
             source,
         })?;
     let addr = listener.local_addr().map_err(AppError::Serve)?;
-    tracing::info!(%addr, config = %args.config.display(), slas, "amaze-exporter listening");
+    tracing::info!(
+        %addr,
+        config = %args.config.display(),
+        slas,
+        tls = web.tls.is_some(),
+        basic_auth = !web.users.is_empty(),
+        "amaze-exporter listening"
+    );
     let hangups = tokio::spawn(crate::shutdown::on_hangup(move || {
         let reloader = reloader.clone();
         async move {
@@ -139,9 +154,22 @@ pub async fn run(
             let _ = reloader.reload().await;
         }
     }));
-    let served = axum::serve(listener, router(state, &args.telemetry_path))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let mut app = router(state.clone(), &args.telemetry_path);
+    if !web.users.is_empty() {
+        let guard = (Arc::new(BasicAuth::new(web.users.clone())), state);
+        app = app.layer(axum::middleware::from_fn_with_state(
+            guard,
+            basic_auth::require,
+        ));
+    }
+    let served = match web.tls {
+        Some(tls) => crate::tls::serve(listener, app, tls, shutdown).await,
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    };
     hangups.abort();
     stop_sources.stop();
     for source in running {

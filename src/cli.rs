@@ -61,6 +61,10 @@ pub struct RunArgs {
     /// Address to serve /metrics and the API on. Use `0.0.0.0:9797` to listen on every interface.
     #[arg(long = "web.listen-address", value_name = "ADDR", default_value = "127.0.0.1:9797", value_parser = listen_address)]
     pub listen: SocketAddr,
+    /// Web config in the Prometheus exporter-toolkit format: TLS and basic
+    /// auth for every endpoint.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config: Option<PathBuf>,
     /// Path under which metrics are exposed.
     #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = "/metrics", value_parser = telemetry_path)]
     pub telemetry_path: String,

@@ -16,12 +16,14 @@
 //! - [`window`]: slot rings of relative-time sketches; no clock, no I/O.
 //! - [`margin`]: the pure maths of margin, status, compliance and burn.
 //! - [`exposition`]: `/metrics`, every metric name defined once.
-//! - [`http`]: routes and shared handler state.
+//! - [`http`]: routes and shared handler state; [`tls`] serves them over
+//!   rustls and [`basic_auth`] guards them, per `--web.config.file`.
 //! - [`clock`], [`shutdown`]: time and signals, injected rather than read.
 //! - [`demo`]: `amaze-exporter demo`, live traffic for the shipped SLAs.
 
 pub mod app;
 pub mod auth;
+pub mod basic_auth;
 pub mod calendar;
 pub mod cli;
 pub mod clock;
@@ -36,4 +38,5 @@ pub mod persist;
 pub mod recorder;
 pub mod shutdown;
 pub mod sla;
+pub mod tls;
 pub mod window;

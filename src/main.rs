@@ -63,7 +63,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let code = match e.downcast_ref::<AppError>() {
-                Some(AppError::Config(_)) => 2,
+                Some(AppError::Config(_) | AppError::WebConfig(_)) => 2,
                 _ => 1,
             };
             tracing::error!("{e:#}");

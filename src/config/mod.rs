@@ -5,6 +5,7 @@ mod calendars;
 mod raw;
 mod sources;
 mod validate;
+pub mod web;
 
 use std::path::Path;
 use std::time::Duration;

@@ -19,3 +19,4 @@ mod security;
 mod server;
 mod service_desk;
 mod statsd;
+mod web_config;
