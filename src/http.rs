@@ -6,13 +6,14 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 
 use crate::app::{ReloadError, Reloader};
 use crate::auth::{Caller, Denied};
 use crate::clock::Clock;
 use crate::exposition::{self, SelfMetrics};
 use crate::ingest::{http_push, open};
+use crate::load_shed::{Shedder, shed};
 use crate::persist::{Journal, Pending};
 use crate::sla::Catalog;
 
@@ -27,8 +28,19 @@ pub struct AppState {
 
 pub fn router(state: AppState, telemetry_path: &str) -> Router {
     let landing_metrics = telemetry_path.to_owned();
-    // Taken from the config at start; a reload does not change it.
-    let body_limit = state.journal.recorder().catalog().limits.max_body_bytes;
+    // Taken from the config at start; a reload does not change them.
+    let limits = state.journal.recorder().catalog().limits.clone();
+    let shedder = Shedder::new(
+        limits.max_inflight_bytes,
+        limits.max_body_bytes,
+        state.metrics.clone(),
+    );
+    // Writes: bodies bounded one by one and together.
+    let write = |route: MethodRouter<AppState>| {
+        route
+            .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+            .layer(axum::middleware::from_fn_with_state(shedder.clone(), shed))
+    };
     Router::new()
         .route(
             "/",
@@ -38,18 +50,12 @@ pub fn router(state: AppState, telemetry_path: &str) -> Router {
         .route("/-/healthy", get(|| async { "Healthy\n" }))
         .route("/-/ready", get(|| async { "Ready\n" }))
         .route("/-/reload", post(reload).put(reload))
-        .route(
-            "/api/v1/deliveries",
-            post(http_push::handle).layer(DefaultBodyLimit::max(body_limit)),
-        )
-        .route("/api/v1/deliveries/start", post(open::start))
-        .route("/api/v1/deliveries/pause", post(open::pause))
-        .route("/api/v1/deliveries/resume", post(open::resume))
-        .route("/api/v1/deliveries/finish", post(open::finish))
-        .route(
-            "/api/v1/deliveries/events",
-            post(open::many).layer(DefaultBodyLimit::max(body_limit)),
-        )
+        .route("/api/v1/deliveries", write(post(http_push::handle)))
+        .route("/api/v1/deliveries/start", write(post(open::start)))
+        .route("/api/v1/deliveries/pause", write(post(open::pause)))
+        .route("/api/v1/deliveries/resume", write(post(open::resume)))
+        .route("/api/v1/deliveries/finish", write(post(open::finish)))
+        .route("/api/v1/deliveries/events", write(post(open::many)))
         .route("/api/v1/open", get(open::list))
         .route("/api/v1/slas", get(slas))
         .with_state(state)

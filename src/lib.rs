@@ -17,7 +17,8 @@
 //! - [`margin`]: the pure maths of margin, status, compliance and burn.
 //! - [`exposition`]: `/metrics`, every metric name defined once.
 //! - [`http`]: routes and shared handler state; [`tls`] serves them over
-//!   rustls and [`basic_auth`] guards them, per `--web.config.file`.
+//!   rustls and [`basic_auth`] guards them, per `--web.config.file`;
+//!   [`load_shed`] bounds the bytes of writes in flight.
 //! - [`clock`], [`shutdown`]: time and signals, injected rather than read.
 //! - [`demo`]: `amaze-exporter demo`, live traffic for the shipped SLAs.
 
@@ -33,6 +34,7 @@ pub mod demo;
 pub mod exposition;
 pub mod http;
 pub mod ingest;
+pub mod load_shed;
 pub mod margin;
 pub mod persist;
 pub mod recorder;

@@ -44,6 +44,13 @@ pub struct Limits {
     pub max_label_value_length: usize,
     /// Delivery ids remembered per SLA for idempotency; the oldest are forgotten first.
     pub max_tracked_ids: usize,
+    /// Deliveries or events one request may carry.
+    pub max_lines_per_request: usize,
+    /// Request bodies being handled at once; past it writes get 429. Read
+    /// at start only.
+    pub max_inflight_bytes: usize,
+    /// Open deliveries per SLA; past it a start gets 429.
+    pub max_open_deliveries: usize,
 }
 
 impl Default for Limits {
@@ -53,6 +60,9 @@ impl Default for Limits {
             max_future_skew: Duration::from_secs(5 * 60),
             max_label_value_length: 256,
             max_tracked_ids: 1_000_000,
+            max_lines_per_request: 100_000,
+            max_inflight_bytes: 256 << 20,
+            max_open_deliveries: 100_000,
         }
     }
 }

@@ -123,6 +123,9 @@ pub struct RawLimits {
     pub max_future_skew: Option<Text>,
     pub max_label_value_length: Option<Text>,
     pub max_tracked_ids: Option<Text>,
+    pub max_lines_per_request: Option<Text>,
+    pub max_inflight_bytes: Option<Text>,
+    pub max_open_deliveries: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

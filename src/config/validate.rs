@@ -167,6 +167,27 @@ fn limits(p: &mut Problems, raw: &RawLimits) -> Limits {
                 |s| count(s, 0, 100_000_000),
             )
             .unwrap_or(d.max_tracked_ids),
+        max_lines_per_request: p
+            .parse(
+                "limits.max_lines_per_request",
+                raw.max_lines_per_request.as_ref(),
+                |s| count(s, 1, 10_000_000),
+            )
+            .unwrap_or(d.max_lines_per_request),
+        max_inflight_bytes: p
+            .parse(
+                "limits.max_inflight_bytes",
+                raw.max_inflight_bytes.as_ref(),
+                |s| count(s, 1 << 20, 1 << 40),
+            )
+            .unwrap_or(d.max_inflight_bytes),
+        max_open_deliveries: p
+            .parse(
+                "limits.max_open_deliveries",
+                raw.max_open_deliveries.as_ref(),
+                |s| count(s, 1, 100_000_000),
+            )
+            .unwrap_or(d.max_open_deliveries),
     }
 }
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::count_commit;
 use super::json::{self, Framing, LineError};
-use crate::delivery::{Delivery, Input, RefusalKind};
+use crate::delivery::{Delivery, Input};
 use crate::http::{self, AppState};
 use crate::persist::{CommitError, Pending};
 use crate::sla::Catalog;
@@ -125,14 +125,8 @@ fn refused(app: &AppState, errors: Vec<LineError>) -> Response {
     for e in &errors {
         app.metrics.rejected(SOURCE, e.kind, 1);
     }
-    let status = if errors
-        .iter()
-        .all(|e| e.kind == RefusalKind::UnknownSla.as_str())
-    {
-        StatusCode::NOT_FOUND
-    } else {
-        StatusCode::BAD_REQUEST
-    };
+    let status =
+        StatusCode::from_u16(json::refusal_status(&errors)).unwrap_or(StatusCode::BAD_REQUEST);
     let summary = format!(
         "{} delivery line{} rejected; nothing was recorded",
         errors.len(),
@@ -170,7 +164,8 @@ pub fn decode(
             kind: "malformed",
         }]
     })?;
-    let items = json::split(text, framing).map_err(|e| vec![e])?;
+    let items =
+        json::split(text, framing, catalog.limits.max_lines_per_request).map_err(|e| vec![e])?;
     let mut batch = Vec::with_capacity(items.len());
     let mut errors = Vec::new();
     for (line, item) in items {

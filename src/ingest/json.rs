@@ -8,7 +8,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::delivery::Timing;
+use crate::delivery::{RefusalKind, Timing};
 use crate::window::Millis;
 
 /// How the body is framed, from its content type.
@@ -116,7 +116,15 @@ impl<'de: 'a, 'a> Deserialize<'de> for Labels<'a> {
 }
 
 /// Splits a body into (line, item text) pairs according to its framing.
-pub fn split(body: &str, framing: Framing) -> Result<Vec<(usize, &str)>, LineError> {
+/// Refusal reason of a body with more items than `limits.max_lines_per_request`.
+pub const TOO_MANY_LINES: &str = "too_many_lines";
+
+/// Splits a body into at most `max_items` (line, item text) pairs.
+pub fn split(
+    body: &str,
+    framing: Framing,
+    max_items: usize,
+) -> Result<Vec<(usize, &str)>, LineError> {
     let trimmed = body.trim_start();
     let framing = match framing {
         Framing::Detect if trimmed.starts_with('[') => Framing::Json,
@@ -162,7 +170,33 @@ pub fn split(body: &str, framing: Framing) -> Result<Vec<(usize, &str)>, LineErr
     if items.is_empty() {
         return Err(LineError::malformed(1, None, "no deliveries in the body"));
     }
+    if items.len() > max_items {
+        return Err(LineError {
+            line: items[max_items].0,
+            field: None,
+            reason: format!(
+                "the body holds {} items; limits.max_lines_per_request is {max_items}: split it",
+                items.len()
+            ),
+            kind: TOO_MANY_LINES,
+        });
+    }
     Ok(items)
+}
+
+/// The HTTP status for a refused body: 413 when it holds too many items,
+/// 404 when only unknown SLAs are at fault, else 400.
+pub fn refusal_status(errors: &[LineError]) -> u16 {
+    if errors.iter().any(|e| e.kind == TOO_MANY_LINES) {
+        413
+    } else if errors
+        .iter()
+        .all(|e| e.kind == RefusalKind::UnknownSla.as_str())
+    {
+        404
+    } else {
+        400
+    }
 }
 
 /// Parses one item; on failure names the field at fault where serde can tell.
@@ -278,24 +312,33 @@ mod tests {
     #[test]
     fn detects_array_object_and_ndjson() {
         let array = "[\n{\"sla\":\"a\"},\n\n{\"sla\":\"b\"}\n]";
-        let items = split(array, Framing::Detect).unwrap();
+        let items = split(array, Framing::Detect, 10).unwrap();
         assert_eq!(
             items.iter().map(|(l, _)| *l).collect::<Vec<_>>(),
             vec![2, 4]
         );
 
         let pretty = "{\n  \"sla\": \"a\",\n  \"duration\": \"1s\"\n}\n";
-        assert_eq!(split(pretty, Framing::Detect).unwrap().len(), 1);
+        assert_eq!(split(pretty, Framing::Detect, 10).unwrap().len(), 1);
 
         let ndjson = "{\"sla\":\"a\"}\n\n{\"sla\":\"b\"}\r\n";
-        let items = split(ndjson, Framing::Detect).unwrap();
+        let items = split(ndjson, Framing::Detect, 10).unwrap();
         assert_eq!(items, vec![(1, "{\"sla\":\"a\"}"), (3, "{\"sla\":\"b\"}")]);
     }
 
     #[test]
     fn empty_body_is_an_error() {
-        assert!(split("  \n ", Framing::Detect).is_err());
-        assert!(split("[]", Framing::Json).is_err());
+        assert!(split("  \n ", Framing::Detect, 10).is_err());
+        assert!(split("[]", Framing::Json, 10).is_err());
+    }
+
+    #[test]
+    fn bodies_past_the_line_limit_are_too_large() {
+        let body = "{}\n{}\n{}\n";
+        assert_eq!(split(body, Framing::Ndjson, 3).map(|i| i.len()), Ok(3));
+        let e = split(body, Framing::Ndjson, 2).unwrap_err();
+        assert_eq!((e.line, e.kind), (3, TOO_MANY_LINES));
+        assert_eq!(refusal_status(&[e]), 413);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::count_commit;
 use super::json::{self, Framing, Labels, LineError};
-use crate::delivery::{EventInput, RefusalKind};
+use crate::delivery::EventInput;
 use crate::http::{self, AppState};
 use crate::persist::{CommitError, Pending};
 use crate::recorder::OpenView;
@@ -155,14 +155,8 @@ async fn submit(
         let (lines, events) = match decode(&catalog, body, framing, kind, now) {
             Ok(e) => e,
             Err(errors) => {
-                let status = if errors
-                    .iter()
-                    .all(|e| e.kind == RefusalKind::UnknownSla.as_str())
-                {
-                    StatusCode::NOT_FOUND
-                } else {
-                    StatusCode::BAD_REQUEST
-                };
+                let status = StatusCode::from_u16(json::refusal_status(&errors))
+                    .unwrap_or(StatusCode::BAD_REQUEST);
                 let summary = format!(
                     "{} event{} rejected; nothing was recorded",
                     errors.len(),
@@ -265,7 +259,8 @@ pub fn decode(
     };
     let text = std::str::from_utf8(body)
         .map_err(|e| vec![bad(1, None, format!("body is not UTF-8: {e}"), "malformed")])?;
-    let items = json::split(text, framing).map_err(|e| vec![e])?;
+    let items =
+        json::split(text, framing, catalog.limits.max_lines_per_request).map_err(|e| vec![e])?;
     let (mut lines, mut events, mut errors) = (Vec::new(), Vec::new(), Vec::new());
     for (line, item) in items {
         let raw: RawEvent<'_> = match serde_json::from_str(item) {

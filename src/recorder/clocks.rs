@@ -79,7 +79,8 @@ impl Recorder {
                 let values: Vec<&str> = key_values(&e.key).collect();
                 let promise = millis(sla.promise_for(&values));
                 let finished = state.data.ids.contains(&e.id);
-                let applied = state.data.open.apply(e, &calendar, promise, finished);
+                let cap = self.catalog.limits.max_open_deliveries;
+                let applied = state.data.open.apply(e, &calendar, promise, finished, cap);
                 out.events[i] = applied.map(|(transition, finish)| {
                     if let Some(Finished { key, seconds, at }) = finish {
                         let d = Delivery {

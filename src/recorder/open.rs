@@ -78,6 +78,9 @@ pub enum EventError {
     Unknown(String),
     #[error("{0}")]
     Conflict(String),
+    /// The SLA holds `limits.max_open_deliveries` open deliveries.
+    #[error("{0}")]
+    Full(String),
 }
 
 impl EventError {
@@ -86,6 +89,7 @@ impl EventError {
         match self {
             EventError::Unknown(_) => 404,
             EventError::Conflict(_) => 409,
+            EventError::Full(_) => 429,
         }
     }
 }
@@ -195,16 +199,22 @@ impl OpenItems {
     }
 
     /// Applies `e`. `finished` tells whether the id was already finished;
-    /// `promise_ms` is the promise for the event's labels.
+    /// `promise_ms` is the promise for the event's labels; at most `cap`
+    /// deliveries stay open.
     pub fn apply(
         &mut self,
         e: &Event,
         calendar: &Calendar,
         promise_ms: Millis,
         finished: bool,
+        cap: usize,
     ) -> Result<(Transition, Option<Finished>), EventError> {
+        let open = self.items.len();
         let Some(item) = self.items.get_mut(&e.id) else {
             return match (e.kind, finished) {
+                (Kind::Start, false) if open >= cap => Err(EventError::Full(format!(
+                    "{open} deliveries are open, limits.max_open_deliveries; finish some first"
+                ))),
                 (Kind::Start, false) => {
                     self.items.insert(
                         e.id.clone(),
@@ -335,7 +345,7 @@ mod tests {
         let cal = Calendar::always();
         let mut open = OpenItems::default();
         let apply =
-            |open: &mut OpenItems, kind, at| open.apply(&event(kind, at), &cal, 4 * H, false);
+            |open: &mut OpenItems, kind, at| open.apply(&event(kind, at), &cal, 4 * H, false, 10);
         assert_eq!(
             apply(&mut open, Kind::Start, 0).unwrap().0,
             Transition::Started
@@ -377,7 +387,8 @@ mod tests {
     fn repeats_change_nothing_and_impossible_transitions_are_refused() {
         let cal = Calendar::always();
         let mut open = OpenItems::default();
-        let mut apply = |kind, at, finished| open.apply(&event(kind, at), &cal, 4 * H, finished);
+        let mut apply =
+            |kind, at, finished| open.apply(&event(kind, at), &cal, 4 * H, finished, 10);
         assert_eq!(
             apply(Kind::Pause, 0, false),
             Err(EventError::Unknown("T-1".into()))
@@ -413,13 +424,20 @@ mod tests {
     fn overdue_items_are_counted_once() {
         let cal = Calendar::always();
         let mut open = OpenItems::default();
-        open.apply(&event(Kind::Start, 0), &cal, H, false).unwrap();
+        open.apply(&event(Kind::Start, 0), &cal, H, false, 10)
+            .unwrap();
         open.count_overdue(&cal, H / 2);
         assert_eq!(open.became_overdue, 0);
         open.count_overdue(&cal, 2 * H);
         open.count_overdue(&cal, 3 * H);
-        open.apply(&event(Kind::Finish, 4 * H), &cal, H, false)
+        open.apply(&event(Kind::Finish, 4 * H), &cal, H, false, 10)
             .unwrap();
         assert_eq!(open.became_overdue, 1);
+        open.apply(&event(Kind::Start, 5 * H), &cal, H, false, 1)
+            .unwrap();
+        let mut other = event(Kind::Start, 5 * H);
+        other.id = "T-2".into();
+        let full = open.apply(&other, &cal, H, false, 1).unwrap_err();
+        assert_eq!(full.status(), 429, "{full}");
     }
 }

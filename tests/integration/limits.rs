@@ -1,0 +1,114 @@
+//! Input limits through the real binary: lines per request, open deliveries
+//! per SLA, and bytes of writes in flight shed with 429 while reads go on.
+
+use std::io::Write;
+use std::net::TcpStream;
+
+use crate::server::Home;
+
+const CONFIG: &str = "version: 1
+limits:
+  max_lines_per_request: 3
+  max_inflight_bytes: 1048576
+  max_open_deliveries: 2
+  max_body_bytes: 1048576
+slas:
+  - name: api
+    promise: 300ms
+    objective: 99%
+";
+
+#[test]
+fn limits_refuse_with_clear_statuses_and_change_nothing() {
+    let home = Home::new(CONFIG);
+    let ex = home.start(&[]);
+    let line = r#"{"sla":"api","duration":"10ms"}"#;
+    let r = ex.push(&[line; 4].join("\n"));
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert!(
+        r.body.contains("limits.max_lines_per_request is 3"),
+        "{}",
+        r.body
+    );
+    assert_eq!(ex.push(&[line; 3].join("\n")).status, 200);
+
+    for id in ["a", "b"] {
+        let body = format!(r#"{{"sla":"api","id":"{id}"}}"#);
+        assert_eq!(
+            ex.post(
+                "/api/v1/deliveries/start",
+                "application/json",
+                body.as_bytes()
+            )
+            .status,
+            200
+        );
+    }
+    let r = ex.post(
+        "/api/v1/deliveries/start",
+        "application/json",
+        br#"{"sla":"api","id":"c"}"#,
+    );
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(r.body.contains("max_open_deliveries"), "{}", r.body);
+    let m = ex.metrics();
+    assert_eq!(
+        m.value(
+            "amaze_window_deliveries",
+            &[("sla", "api"), ("scope", "sla"), ("window", "5m")]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(m.sum("amaze_open_deliveries", &[("sla", "api")]), 2.0);
+}
+
+#[test]
+fn writes_past_the_bytes_in_flight_are_shed_while_reads_go_on() {
+    let home = Home::new(CONFIG);
+    let ex = home.start(&[]);
+    let addr = ex.base.trim_start_matches("http://").to_owned();
+    // A client that declares 900 KiB and sends it slowly holds that much of
+    // the 1 MiB budget until it is done.
+    let mut slow = TcpStream::connect(&addr).unwrap();
+    write!(
+        slow,
+        "POST /api/v1/deliveries HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-ndjson\r\nContent-Length: 921600\r\n\r\n"
+    )
+    .unwrap();
+    slow.write_all(b"{\"sla\":\"api\",").unwrap();
+    slow.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+
+    let big = format!("{}\n", r#"{"sla":"api","duration":"10ms"}"#).repeat(3);
+    let padded = format!("{big}{}", " ".repeat(300 * 1024));
+    let r = ex.push(&padded);
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(r.body.contains("max_inflight_bytes"), "{}", r.body);
+    // Reads are never shed, and a small write still fits.
+    assert_eq!(ex.get("/metrics").status, 200);
+    assert_eq!(ex.push(&big).status, 200);
+
+    drop(slow);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(
+        ex.push(&padded).status,
+        200,
+        "the budget is back once the slow client is gone"
+    );
+    let m = ex.metrics();
+    assert_eq!(
+        m.value(
+            "amaze_ingest_rejected_total",
+            &[("source", "http"), ("reason", "overloaded")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.value(
+            "amaze_window_deliveries",
+            &[("sla", "api"), ("scope", "sla"), ("window", "5m")]
+        ),
+        Some(6.0),
+        "every 2xx recorded, nothing of the shed one"
+    );
+}
