@@ -10,6 +10,9 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Threads for decoding large bodies, computing scrapes and file reads.
+const BLOCKING_THREADS: usize = 16;
+
 /// Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration.
 fn main() -> ExitCode {
     no_huge_pages();
@@ -86,7 +89,13 @@ fn no_huge_pages() {
 }
 
 fn serve(cli: Cli) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Runtime::new()?;
+    // Few blocking threads: each keeps its allocator's freed pages for a
+    // while, so hundreds of them (tokio's default cap is 512) would inflate
+    // memory under load for no gain on a few cores.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
+        .build()?;
     runtime.block_on(app::run(cli.run, amaze_exporter::shutdown::signal()))?;
     Ok(())
 }
