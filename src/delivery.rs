@@ -286,11 +286,15 @@ fn checked_seconds(field: &str, seconds: f64) -> Result<f64, Refusal> {
         ));
     }
     if seconds > MAX_DURATION.as_secs_f64() {
+        // Too large for a Duration past ~5.8e11 years: say it in seconds.
+        let shown = Duration::try_from_secs_f64(seconds.floor()).map_or_else(
+            |_| format!("{seconds} s"),
+            |d| humantime::format_duration(d).to_string(),
+        );
         return Err(Refusal::invalid(
             field,
             format!(
-                "{} is longer than the {} limit",
-                humantime::format_duration(Duration::from_secs_f64(seconds.floor())),
+                "{shown} is longer than the {} limit",
                 humantime::format_duration(MAX_DURATION)
             ),
         ));

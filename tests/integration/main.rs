@@ -9,6 +9,7 @@ mod disk_faults;
 mod durability;
 mod e2e;
 mod exporter;
+mod fuzz;
 mod limits;
 mod log_tail;
 mod probe;
