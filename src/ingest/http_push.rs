@@ -44,19 +44,7 @@ pub async fn handle(
 ) -> Response {
     let body = match body {
         Ok(b) => b,
-        Err(e) => {
-            let status = e.status();
-            let reason = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                format!(
-                    "body is larger than limits.max_body_bytes ({} bytes)",
-                    app.journal.recorder().catalog().limits.max_body_bytes
-                )
-            } else {
-                e.body_text()
-            };
-            app.metrics.rejected(SOURCE, "malformed", 1);
-            return reject(status, reason, Vec::new());
-        }
+        Err(e) => return body_rejected(&app, SOURCE, &e),
     };
     let framing = Framing::from_content_type(
         headers
@@ -135,8 +123,23 @@ fn refused(app: &AppState, errors: Vec<LineError>) -> Response {
     reject(status, summary, errors)
 }
 
+/// A body that could not be read (too large, cut short), counted under `source`.
+pub(super) fn body_rejected(app: &AppState, source: &str, e: &BytesRejection) -> Response {
+    let status = e.status();
+    let reason = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        format!(
+            "body is larger than limits.max_body_bytes ({} bytes)",
+            app.journal.recorder().catalog().limits.max_body_bytes
+        )
+    } else {
+        e.body_text()
+    };
+    app.metrics.rejected(source, "malformed", 1);
+    reject(status, reason, Vec::new())
+}
+
 /// 503 with a hint to come back shortly: the condition is expected to clear.
-fn unavailable(error: String) -> Response {
+pub(super) fn unavailable(error: String) -> Response {
     let mut response = reject(StatusCode::SERVICE_UNAVAILABLE, error, Vec::new());
     response
         .headers_mut()
@@ -144,7 +147,7 @@ fn unavailable(error: String) -> Response {
     response
 }
 
-fn reject(status: StatusCode, error: String, errors: Vec<LineError>) -> Response {
+pub(super) fn reject(status: StatusCode, error: String, errors: Vec<LineError>) -> Response {
     (status, Json(Rejected { error, errors })).into_response()
 }
 

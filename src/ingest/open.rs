@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::count_commit;
+use super::http_push::{body_rejected, reject, unavailable};
 use super::json::{self, Framing, Labels, LineError};
 use crate::delivery::EventInput;
 use crate::http::{self, AppState};
@@ -60,12 +61,6 @@ struct Outcome {
     status: Option<u16>,
 }
 
-#[derive(Debug, Serialize)]
-struct Rejected {
-    error: String,
-    errors: Vec<LineError>,
-}
-
 type Body = Result<Bytes, BytesRejection>;
 
 pub async fn start(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
@@ -89,21 +84,18 @@ pub async fn finish(State(app): State<AppState>, headers: HeaderMap, body: Body)
 async fn one(app: AppState, headers: HeaderMap, kind: Kind, body: Body) -> Response {
     let body = match body {
         Ok(b) => b,
-        Err(e) => return malformed(&app, e.status(), e.body_text(), Vec::new()),
+        Err(e) => return body_rejected(&app, SOURCE, &e),
     };
     match submit(&app, &headers, &body, Framing::Json, Some(kind)).await {
         Ok(mut outcomes) if outcomes.len() == 1 => {
             let o = outcomes.remove(0);
             match (o.transition, o.error, o.status) {
                 (Some(t), _, _) => Json(t).into_response(),
-                (None, Some(error), Some(status)) => (
+                (None, Some(error), Some(status)) => reject(
                     StatusCode::from_u16(status).unwrap_or(StatusCode::CONFLICT),
-                    Json(Rejected {
-                        error,
-                        errors: Vec::new(),
-                    }),
-                )
-                    .into_response(),
+                    error,
+                    Vec::new(),
+                ),
                 _ => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
             }
         }
@@ -127,7 +119,7 @@ pub async fn many(
 ) -> Response {
     let body = match body {
         Ok(b) => b,
-        Err(e) => return malformed(&app, e.status(), e.body_text(), Vec::new()),
+        Err(e) => return body_rejected(&app, SOURCE, &e),
     };
     let framing = Framing::from_content_type(
         headers
@@ -180,17 +172,9 @@ async fn submit(
             }
             Err(CommitError::Stale) => continue,
             Err(e) => {
-                let mut r = (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    Json(Rejected {
-                        error: format!("{e}; nothing was recorded, retry later"),
-                        errors: Vec::new(),
-                    }),
-                )
-                    .into_response();
-                r.headers_mut()
-                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-                return Err(r);
+                return Err(unavailable(format!(
+                    "{e}; nothing was recorded, retry later"
+                )));
             }
         }
     }
@@ -239,7 +223,7 @@ fn malformed(
     for e in &errors {
         app.metrics.rejected(SOURCE, e.kind, 1);
     }
-    (status, Json(Rejected { error, errors })).into_response()
+    reject(status, error, errors)
 }
 
 /// Decodes and admits every event of a body (with their lines), or reports

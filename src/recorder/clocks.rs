@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::open::{Event, Finished, OpenItems, OpenState, Transition};
+use super::open::{Event, Finished, OpenItems, OpenState, Transition, rfc3339};
 use super::{Lsn, Recorded, Recorder, lock, retention};
 use crate::calendar::Calendar;
 use crate::delivery::{Delivery, Outcome, key_values, millis};
@@ -159,8 +159,4 @@ pub(super) fn summarize(open: &mut OpenItems, sla: &Sla, now: Millis) -> OpenSum
         summary.oldest_ratio = summary.oldest_ratio.max(ratio);
     }
     summary
-}
-
-fn rfc3339(ms: Millis) -> String {
-    jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
 }

@@ -318,7 +318,8 @@ impl OpenItems {
     }
 }
 
-fn rfc3339(ms: Millis) -> String {
+/// An instant as RFC 3339, for messages and listings.
+pub(super) fn rfc3339(ms: Millis) -> String {
     jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
 }
 
