@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use super::raw::RawAuth;
-use super::validate::{Problems, required};
+use super::validate::{Problems, unique_name};
 use crate::auth::{Auth, Secret, Token};
 use crate::sla::Sla;
 
@@ -17,22 +17,7 @@ pub(super) fn validate(p: &mut Problems, raw: &RawAuth, slas: &[Sla]) -> Auth {
     for (i, t) in raw.tokens.iter().enumerate() {
         let path = format!("auth.tokens[{i}]");
         let before = p.len();
-        let name = required(p, &path, "name", t.name.as_ref(), |s| {
-            if s.is_empty() {
-                Err("must not be empty".to_owned())
-            } else {
-                Ok(s.to_owned())
-            }
-        });
-        if let (Some(n), Some(text)) = (&name, &t.name)
-            && !names.insert(n.clone())
-        {
-            p.at(
-                format!("{path}.name"),
-                Some(text),
-                format!("duplicate token name `{n}`"),
-            );
-        }
+        let name = unique_name(p, &path, t.name.as_ref(), &mut names, "token");
         let secret = match (&t.token_file, &t.token_env) {
             (Some(file), None) => p.parse(&format!("{path}.token_file"), Some(file), |f| {
                 std::fs::read_to_string(f)

@@ -1,14 +1,14 @@
 //! The `calendars` section: time zone, weekly working hours and holidays,
 //! validated into [`Calendar`]s that SLAs name.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
 use super::raw::RawCalendar;
-use super::validate::{Problems, required};
+use super::validate::{Problems, required, unique_name};
 use crate::calendar::{Calendar, DayHours};
 
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
@@ -19,25 +19,11 @@ pub(super) type Calendars = HashMap<String, Option<Arc<Calendar>>>;
 
 pub(super) fn validate(p: &mut Problems, raw: &[RawCalendar]) -> Calendars {
     let mut out = HashMap::new();
+    let mut names = HashSet::new();
     for (i, c) in raw.iter().enumerate() {
         let path = format!("calendars[{i}]");
         let before = p.len();
-        let name = required(p, &path, "name", c.name.as_ref(), |s| {
-            if s.is_empty() {
-                Err("must not be empty".to_owned())
-            } else {
-                Ok(s.to_owned())
-            }
-        });
-        if let (Some(n), Some(t)) = (&name, &c.name)
-            && out.contains_key(n)
-        {
-            p.at(
-                format!("{path}.name"),
-                Some(t),
-                format!("duplicate calendar name `{n}`"),
-            );
-        }
+        let name = unique_name(p, &path, c.name.as_ref(), &mut names, "calendar");
         let tz = required(p, &path, "timezone", c.timezone.as_ref(), |s| {
             TimeZone::get(s).map_err(|_| {
                 format!("`{s}` is not a time zone; use an IANA name such as Europe/Berlin")

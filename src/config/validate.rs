@@ -332,6 +332,32 @@ fn sla(p: &mut Problems, path: &str, raw: &RawSla, calendars: &Calendars) -> Opt
     })
 }
 
+/// A required, non-empty `name` at `path`, unique among `seen`; `what`
+/// names the kind of thing in the duplicate message.
+pub(super) fn unique_name(
+    p: &mut Problems,
+    path: &str,
+    text: Option<&Text>,
+    seen: &mut HashSet<String>,
+    what: &str,
+) -> Option<String> {
+    let name = required(p, path, "name", text, |s| {
+        if s.is_empty() {
+            Err("must not be empty".to_owned())
+        } else {
+            Ok(s.to_owned())
+        }
+    })?;
+    if !seen.insert(name.clone()) {
+        p.at(
+            format!("{path}.name"),
+            text,
+            format!("duplicate {what} name `{name}`"),
+        );
+    }
+    Some(name)
+}
+
 pub(super) fn required<T>(
     p: &mut Problems,
     path: &str,

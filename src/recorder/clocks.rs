@@ -38,12 +38,12 @@ pub struct OpenView {
     pub due_at: Option<String>,
 }
 
+/// The clock of SLAs without a calendar, built once.
+static ROUND_THE_CLOCK: std::sync::LazyLock<Calendar> = std::sync::LazyLock::new(Calendar::always);
+
 /// The clock an SLA's open deliveries run on.
-pub(super) fn calendar_of(sla: &Sla) -> std::borrow::Cow<'_, Calendar> {
-    match &sla.calendar {
-        Some(c) => std::borrow::Cow::Borrowed(&**c),
-        None => std::borrow::Cow::Owned(Calendar::always()),
-    }
+pub(super) fn calendar_of(sla: &Sla) -> &Calendar {
+    sla.calendar.as_deref().unwrap_or(&ROUND_THE_CLOCK)
 }
 
 /// Fraction of the promise past which an open delivery is at risk.
@@ -80,7 +80,7 @@ impl Recorder {
                 let promise = millis(sla.promise_for(&values));
                 let finished = state.data.ids.contains(&e.id);
                 let cap = self.catalog.limits.max_open_deliveries;
-                let applied = state.data.open.apply(e, &calendar, promise, finished, cap);
+                let applied = state.data.open.apply(e, calendar, promise, finished, cap);
                 out.events[i] = applied.map(|(transition, finish)| {
                     if let Some(Finished { key, seconds, at }) = finish {
                         let d = Delivery {
@@ -114,7 +114,7 @@ impl Recorder {
             let state = lock(state);
             let calendar = calendar_of(sla);
             for (id, item) in state.data.open.iter() {
-                let elapsed = item.elapsed(&calendar, now);
+                let elapsed = item.elapsed(calendar, now);
                 let view = OpenView {
                     sla: sla.name.clone(),
                     id: id.to_owned(),
@@ -131,7 +131,7 @@ impl Recorder {
                     promise_seconds: item.promise_ms as f64 / 1000.0,
                     elapsed_seconds: elapsed as f64 / 1000.0,
                     remaining_seconds: (item.promise_ms - elapsed) as f64 / 1000.0,
-                    due_at: item.due(&calendar).map(rfc3339),
+                    due_at: item.due(calendar).map(rfc3339),
                 };
                 if keep(&view) {
                     out.push(view);
@@ -146,13 +146,13 @@ impl Recorder {
 /// `sla`'s open deliveries at `now`, counting the ones that just went overdue.
 pub(super) fn summarize(open: &mut OpenItems, sla: &Sla, now: Millis) -> OpenSummary {
     let calendar = calendar_of(sla);
-    open.count_overdue(&calendar, now);
+    open.count_overdue(calendar, now);
     let mut summary = OpenSummary {
         became_overdue: open.became_overdue,
         ..OpenSummary::default()
     };
     for (_, item) in open.iter() {
-        let elapsed = item.elapsed(&calendar, now);
+        let elapsed = item.elapsed(calendar, now);
         let state = item.state(elapsed, at_risk_after(sla));
         summary.by_state[state as usize] += 1;
         let ratio = elapsed as f64 / item.promise_ms.max(1) as f64;

@@ -414,7 +414,7 @@ impl SlaState {
         };
         series.rolling.record(d.at, obs);
         if sla.calendar_month {
-            month::MonthTally::record(&mut self.data.month, &clocks::calendar_of(sla), d.at, obs);
+            month::MonthTally::record(&mut self.data.month, clocks::calendar_of(sla), d.at, obs);
         }
     }
 
@@ -504,7 +504,7 @@ impl SlaState {
         if sla.calendar_month {
             // SLA-wide only, after the rolling windows; it is the compliance window.
             let calendar = clocks::calendar_of(sla);
-            let (spec, digest) = month::MonthTally::report(&self.data.month, &calendar, now);
+            let (spec, digest) = month::MonthTally::report(&self.data.month, calendar, now);
             windows.push(spec);
             merged.push(digest);
             compliance = windows.len() - 1;
