@@ -46,11 +46,7 @@ pub async fn handle(
         Ok(b) => b,
         Err(e) => return body_rejected(&app, SOURCE, &e),
     };
-    let framing = Framing::from_content_type(
-        headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok()),
-    );
+    let framing = framing_of(&headers);
     // A reload between admission and commit makes the batch stale: admit it
     // again under the new config.
     for _ in 0..RELOAD_RETRIES {
@@ -121,6 +117,15 @@ fn refused(app: &AppState, errors: Vec<LineError>) -> Response {
         if errors.len() == 1 { "" } else { "s" }
     );
     reject(status, summary, errors)
+}
+
+/// How a write body is framed, by its `Content-Type`.
+pub(super) fn framing_of(headers: &HeaderMap) -> Framing {
+    Framing::from_content_type(
+        headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+    )
 }
 
 /// A body that could not be read (too large, cut short), counted under `source`.

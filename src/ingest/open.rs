@@ -12,12 +12,12 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::count_commit;
-use super::http_push::{body_rejected, reject, unavailable};
+use super::http_push::{body_rejected, framing_of, reject, unavailable};
 use super::json::{self, Framing, Labels, LineError};
 use crate::delivery::EventInput;
 use crate::http::{self, AppState};
@@ -121,11 +121,7 @@ pub async fn many(
         Ok(b) => b,
         Err(e) => return body_rejected(&app, SOURCE, &e),
     };
-    let framing = Framing::from_content_type(
-        headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok()),
-    );
+    let framing = framing_of(&headers);
     match submit(&app, &headers, &body, framing, None).await {
         Ok(outcomes) => Json(serde_json::json!({ "results": outcomes })).into_response(),
         Err(response) => response,
