@@ -48,7 +48,7 @@ fn batch(catalog: &Catalog, sla: &str, routes: usize) -> Vec<Delivery> {
                 sla,
                 labels: &labels,
                 timing: Timing::Took {
-                    seconds: seconds(i),
+                    took: std::time::Duration::from_secs_f64(seconds(i)),
                     at: Some(NOW),
                 },
                 id: None,
@@ -78,6 +78,7 @@ fn record(c: &mut Criterion) {
             for i in 0..BATCH {
                 d.record(Observation::Delivered {
                     relative: black_box(seconds(i) / 0.3),
+                    late: false,
                     amazing: false,
                 });
             }
@@ -110,7 +111,7 @@ fn scrape(c: &mut Criterion) {
                 sla: "api",
                 labels: &labels,
                 timing: Timing::Took {
-                    seconds: seconds(r * 200 + k),
+                    took: std::time::Duration::from_secs_f64(seconds(r * 200 + k)),
                     at: Some(at),
                 },
                 id: None,

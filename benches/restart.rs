@@ -80,7 +80,7 @@ fn build(dir: &Path, catalog: Arc<Catalog>) -> u64 {
                         sla: &name,
                         labels: &[("route", &route)],
                         timing: Timing::Took {
-                            seconds,
+                            took: std::time::Duration::from_secs_f64(seconds),
                             at: Some(at),
                         },
                         id: None,

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::decimal::Decimal;
 use crate::recorder::open::{Event, Kind};
 use crate::sla::Catalog;
 use crate::window::Millis;
@@ -25,17 +26,21 @@ pub struct Delivery {
     pub id: Option<Box<str>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// How a delivery ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    Delivered { seconds: f64 },
+    /// Delivered after `took` (whole nanoseconds, so every threshold
+    /// compares exactly), at most [`MAX_DURATION`].
+    Delivered { took: Duration },
+    /// Never delivered: late by definition.
     Failed,
 }
 
 /// How long a delivery took, as a source read it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Timing {
-    /// A measured duration in seconds; completed at `at`, or now.
-    Took { seconds: f64, at: Option<Millis> },
+    /// A measured duration; completed at `at`, or now.
+    Took { took: Duration, at: Option<Millis> },
     /// Started and completed at these times.
     Between { started: Millis, delivered: Millis },
     /// Never delivered; failed at `at`, or now.
@@ -109,9 +114,9 @@ impl Catalog {
         let sla = &self.slas[sla_index];
         let key = self.series_key(sla_index, input.labels)?;
         let (outcome, at) = match input.timing {
-            Timing::Took { seconds, at } => (
+            Timing::Took { took, at } => (
                 Outcome::Delivered {
-                    seconds: checked_seconds("duration", seconds)?,
+                    took: checked("duration", took)?,
                 },
                 at.unwrap_or(now),
             ),
@@ -124,9 +129,10 @@ impl Catalog {
                     Some(c) => c.working_between(started, delivered),
                     None => delivered - started,
                 };
+                let took = Duration::from_millis(u64::try_from(clock).unwrap_or(0));
                 (
                     Outcome::Delivered {
-                        seconds: checked_seconds("started_at", clock as f64 / 1000.0)?,
+                        took: checked("started_at", took)?,
                     },
                     delivered,
                 )
@@ -278,7 +284,10 @@ impl Catalog {
     }
 }
 
-fn checked_seconds(field: &str, seconds: f64) -> Result<f64, Refusal> {
+/// A duration a source read as float seconds, rounded to the nanosecond
+/// (`0.27` is exactly 270 ms). Refused when negative, not finite, or longer
+/// than [`MAX_DURATION`], naming `field`.
+pub fn from_seconds(field: &str, seconds: f64) -> Result<Duration, Refusal> {
     if !seconds.is_finite() || seconds < 0.0 {
         return Err(Refusal::invalid(
             field,
@@ -291,15 +300,44 @@ fn checked_seconds(field: &str, seconds: f64) -> Result<f64, Refusal> {
             |_| format!("{seconds} s"),
             |d| humantime::format_duration(d).to_string(),
         );
-        return Err(Refusal::invalid(
+        return Err(too_long(field, &shown));
+    }
+    checked(field, Duration::from_secs_f64(seconds))
+}
+
+/// A duration written as a number of `unit`s, as logs and StatsD write them
+/// (`183`, `0.05`, `1.5e-3`): exact for plain decimals, rounded to the
+/// nanosecond otherwise; saturates past [`Duration::MAX`] (admission then
+/// refuses it as too long). `None` unless a non-negative number.
+pub fn parse_amount(text: &str, unit: Duration) -> Option<Duration> {
+    let text = text.trim();
+    let plain = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    if plain && let Ok(exact) = Decimal::parse(text) {
+        return Some(exact.of(unit));
+    }
+    let value: f64 = text.parse().ok().filter(|v: &f64| v.is_finite() && *v >= 0.0)?;
+    Some(Duration::try_from_secs_f64(value * unit.as_secs_f64()).unwrap_or(Duration::MAX))
+}
+
+/// `took` if it is at most [`MAX_DURATION`].
+fn checked(field: &str, took: Duration) -> Result<Duration, Refusal> {
+    if took > MAX_DURATION {
+        return Err(too_long(
             field,
-            format!(
-                "{shown} is longer than the {} limit",
-                humantime::format_duration(MAX_DURATION)
-            ),
+            &humantime::format_duration(took).to_string(),
         ));
     }
-    Ok(seconds)
+    Ok(took)
+}
+
+fn too_long(field: &str, shown: &str) -> Refusal {
+    Refusal::invalid(
+        field,
+        format!(
+            "{shown} is longer than the {} limit",
+            humantime::format_duration(MAX_DURATION)
+        ),
+    )
 }
 
 pub fn millis(d: Duration) -> Millis {

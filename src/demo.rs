@@ -145,7 +145,7 @@ pub fn run(args: DemoArgs) -> Result<(), DemoError> {
 fn batch(sla: &Sla, n: usize, share: f64, rng: &mut Rng) -> String {
     // For log-normal times, the objective's z-score sets the median.
     let sigma: f64 = 0.5;
-    let z = match sla.objective {
+    let z = match sla.objective.to_f64() {
         o if o >= 0.99 => 2.33,
         o if o >= 0.95 => 1.64,
         _ => 1.28,

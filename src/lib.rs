@@ -29,6 +29,7 @@ pub mod calendar;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod decimal;
 pub mod delivery;
 pub mod demo;
 pub mod exposition;

@@ -1,9 +1,18 @@
 //! The pure maths of DESIGN.md §2: margin, status, compliance, burn rate, amaze ratio.
+//!
+//! Every quantile is the nearest-rank one, and its side of the promise comes
+//! from exact counts (see [`Digest::quantile`]), so the margin is negative
+//! exactly when compliance is below the objective.
 
+use crate::decimal::Decimal;
 use crate::window::Digest;
 
-/// Quantiles exported for every window besides the objective's own.
-pub const REPORTED_QUANTILES: [f64; 3] = [0.5, 0.9, 0.99];
+/// Quantiles exported for every window besides the objective's own: p50, p90, p99.
+pub const REPORTED_QUANTILES: [Decimal; 3] = [
+    Decimal::new(5, 1),
+    Decimal::new(9, 1),
+    Decimal::new(99, 2),
+];
 
 /// The lowest margin reported: "at least one full promise late".
 pub const MARGIN_FLOOR: f64 = -1.0;
@@ -12,40 +21,46 @@ pub const MARGIN_FLOOR: f64 = -1.0;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Policy {
     /// Fraction o of deliveries that must be within the promise, in (0, 1).
-    pub objective: f64,
+    pub objective: Decimal,
     /// The amaze goal: deliver within (1 - target) x promise.
-    pub target_margin: Option<f64>,
+    pub target_margin: Option<Decimal>,
     /// Fewer deliveries than this and the window is not assessed.
     pub min_deliveries: u64,
 }
 
 impl Policy {
     /// Quantiles to report: p50, p90, p99 and the objective's, ascending, once each.
-    pub fn quantiles(&self) -> Vec<f64> {
+    pub fn quantiles(&self) -> Vec<Decimal> {
         let mut qs = REPORTED_QUANTILES.to_vec();
-        if !qs.iter().any(|q| (q - self.objective).abs() < 1e-12) {
+        if !qs.contains(&self.objective) {
             qs.push(self.objective);
-            qs.sort_by(f64::total_cmp);
+            qs.sort();
         }
         qs
     }
 
-    /// Largest relative time that still counts as amazing.
-    pub fn amazing_limit(&self) -> Option<f64> {
-        self.target_margin.map(|t| 1.0 - t)
+    /// Largest share of the promise that still counts as amazing: 1 - target.
+    pub fn amazing_limit(&self) -> Option<Decimal> {
+        self.target_margin.and_then(Decimal::complement)
     }
 }
 
+/// Where a window's margin stands against the SLA (DESIGN.md §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
+    /// Margin at or above the target margin.
     Amazing,
+    /// Within the promise, below the target margin.
     Meeting,
+    /// Negative margin: compliance below the objective.
     Breaching,
 }
 
 impl Status {
+    /// Every status, in the order `amaze_status` lists them.
     pub const ALL: [Status; 3] = [Status::Amazing, Status::Meeting, Status::Breaching];
 
+    /// The `status` label value.
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Amazing => "amazing",
@@ -64,6 +79,7 @@ pub struct Figures {
     pub assessment: Option<Assessment>,
 }
 
+/// The figures of a window with at least `min_deliveries` deliveries.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Assessment {
     /// 1 - q(objective), floored at -1.
@@ -74,7 +90,7 @@ pub struct Assessment {
     /// Share of deliveries within the target margin, when the SLA sets one.
     pub amazing_ratio: Option<f64>,
     /// (q, relative time) for [`Policy::quantiles`]; +inf where failures rank.
-    pub quantiles: Vec<(f64, f64)>,
+    pub quantiles: Vec<(Decimal, f64)>,
 }
 
 impl Assessment {
@@ -91,12 +107,11 @@ pub fn assess(digest: &Digest, policy: &Policy) -> Figures {
     let assessment = (n >= policy.min_deliveries.max(1)).then(|| {
         let q = digest.quantile(policy.objective).unwrap_or(f64::INFINITY);
         let margin = (1.0 - q).max(MARGIN_FLOOR);
-        let bad_share = bad as f64 / n as f64;
         Assessment {
             margin,
             status: status(margin, policy.target_margin),
-            compliance: 1.0 - bad_share,
-            burn_rate: bad_share / (1.0 - policy.objective),
+            compliance: (n - bad) as f64 / n as f64,
+            burn_rate: policy.objective.burn_rate(bad, n),
             amazing_ratio: policy
                 .target_margin
                 .map(|_| digest.amazing() as f64 / n as f64),
@@ -114,10 +129,11 @@ pub fn assess(digest: &Digest, policy: &Policy) -> Figures {
     }
 }
 
-pub fn status(margin: f64, target_margin: Option<f64>) -> Status {
+/// The status a margin earns against the SLA's target margin.
+pub fn status(margin: f64, target_margin: Option<Decimal>) -> Status {
     match target_margin {
         _ if margin < 0.0 => Status::Breaching,
-        Some(target) if margin >= target => Status::Amazing,
+        Some(target) if margin >= target.to_f64() => Status::Amazing,
         _ => Status::Meeting,
     }
 }
@@ -127,19 +143,25 @@ mod tests {
     use super::*;
     use crate::window::Observation;
 
-    const POLICY: Policy = Policy {
-        objective: 0.99,
-        target_margin: Some(0.5),
-        min_deliveries: 10,
-    };
+    fn dec(text: &str) -> Decimal {
+        Decimal::parse(text).unwrap()
+    }
+
+    fn policy() -> Policy {
+        Policy {
+            objective: dec("99%"),
+            target_margin: Some(dec("50%")),
+            min_deliveries: 10,
+        }
+    }
 
     fn digest(relatives: &[f64], failed: usize) -> Digest {
-        let limit = POLICY.amazing_limit().unwrap();
         let mut d = Digest::new();
         for &r in relatives {
             d.record(Observation::Delivered {
                 relative: r,
-                amazing: r <= limit,
+                late: r > 1.0,
+                amazing: r <= 0.5,
             });
         }
         for _ in 0..failed {
@@ -153,11 +175,11 @@ mod tests {
     }
 
     /// 100 deliveries at 0.01, 0.02, ..., 1.00 of the promise.
-    /// p99 rank = floor(0.99 x 99) = 98 -> r = 0.99; margin = 0.01.
+    /// p99 rank = ceil(0.99 x 100) = 99 -> r = 0.99; margin = 0.01.
     #[test]
     fn hundred_evenly_spread_deliveries() {
         let rs: Vec<f64> = (1..=100).map(|i| i as f64 / 100.0).collect();
-        let f = assess(&digest(&rs, 0), &POLICY);
+        let f = assess(&digest(&rs, 0), &policy());
         let a = f.assessment.unwrap();
         assert_eq!(f.deliveries, 100);
         assert_eq!(f.bad, 0);
@@ -170,40 +192,76 @@ mod tests {
         assert_eq!(a.amazing_ratio, Some(0.5));
     }
 
-    /// 99 fast deliveries at 0.2 and one at 3.0: p99 rank 98 is still 0.2.
+    /// 99 fast deliveries at 0.2 and one at 3.0: p99 rank 99 is still 0.2.
     /// margin = 0.8 -> amazing; compliance 0.99; burn = 0.01/0.01 = 1.
     #[test]
     fn one_late_delivery_in_a_hundred_is_within_objective() {
         let mut rs = vec![0.2; 99];
         rs.push(3.0);
-        let a = assess(&digest(&rs, 0), &POLICY).assessment.unwrap();
+        let a = assess(&digest(&rs, 0), &policy()).assessment.unwrap();
         assert!(close(a.margin, 0.8, 0.2 * 0.01), "{}", a.margin);
         assert_eq!(a.status, Status::Amazing);
         assert!(close(a.compliance, 0.99, 1e-12));
-        assert!(close(a.burn_rate, 1.0, 1e-9));
-        assert!(close(a.budget_remaining(), 0.0, 1e-9));
+        assert_eq!(a.burn_rate, 1.0);
+        assert_eq!(a.budget_remaining(), 0.0);
     }
 
-    /// Two late of 100 at 1.2: p99 rank 98 lands on 1.2 -> margin -0.2, breaching;
-    /// burn = 0.02 / 0.01 = 2, budget remaining = -1.
+    /// Two late of 100 at 1.2: p99 rank 99 lands on 1.2 -> margin -0.2,
+    /// breaching; burn = 0.02 / 0.01 = 2, budget remaining = -1.
     #[test]
     fn two_late_deliveries_breach_a_99_percent_objective() {
         let mut rs = vec![0.2; 98];
         rs.extend([1.2, 1.2]);
-        let a = assess(&digest(&rs, 0), &POLICY).assessment.unwrap();
+        let a = assess(&digest(&rs, 0), &policy()).assessment.unwrap();
         assert!(close(a.margin, -0.2, 1.2 * 0.01), "{}", a.margin);
         assert_eq!(a.status, Status::Breaching);
-        assert!(close(a.burn_rate, 2.0, 1e-9));
-        assert!(close(a.budget_remaining(), -1.0, 1e-9));
+        assert_eq!(a.burn_rate, 2.0);
+        assert_eq!(a.budget_remaining(), -1.0);
+    }
+
+    /// Issue 12, input 1: promise 1s, objective 95%, 14 x 100ms and 1 x 2s.
+    /// Compliance 14/15 < 0.95, so the margin must be negative: the 95%
+    /// rank is ceil(14.25) = 15, the 2 s delivery.
+    #[test]
+    fn one_late_in_fifteen_breaches_a_95_percent_objective() {
+        let mut rs = vec![0.1; 14];
+        rs.push(2.0);
+        let p = Policy {
+            objective: dec("95%"),
+            ..policy()
+        };
+        let a = assess(&digest(&rs, 0), &p).assessment.unwrap();
+        assert!(close(a.margin, -1.0, 0.02), "{}", a.margin);
+        assert_eq!(a.status, Status::Breaching);
+        assert_eq!(a.compliance, 14.0 / 15.0);
+        let p99 = a.quantiles.iter().find(|(q, _)| *q == dec("0.99")).unwrap().1;
+        assert!(close(p99, 2.0, 0.02), "{p99}");
+    }
+
+    /// Issue 12, input 3: 99.99% over 9,999 fast and 2 late deliveries.
+    #[test]
+    fn a_four_nines_objective_is_held_exactly() {
+        let mut rs = vec![0.1; 9_999];
+        rs.extend([2.0, 2.0]);
+        for spelling in ["99.99%", "0.9999"] {
+            let p = Policy {
+                objective: dec(spelling),
+                ..policy()
+            };
+            let a = assess(&digest(&rs, 0), &p).assessment.unwrap();
+            assert_eq!(a.status, Status::Breaching, "{spelling}");
+            assert!(a.margin < 0.0, "{spelling}: {}", a.margin);
+            assert_eq!(p.quantiles().last().map(ToString::to_string).as_deref(), Some("0.9999"));
+        }
     }
 
     /// Failures alone above 1 - o: the quantile is +inf and the margin -1.
     #[test]
     fn failures_beyond_the_budget_floor_the_margin() {
-        let a = assess(&digest(&[0.1; 97], 3), &POLICY).assessment.unwrap();
+        let a = assess(&digest(&[0.1; 97], 3), &policy()).assessment.unwrap();
         assert_eq!(a.margin, -1.0);
         assert_eq!(a.status, Status::Breaching);
-        let p99 = a.quantiles.iter().find(|(q, _)| *q == 0.99).unwrap().1;
+        let p99 = a.quantiles.iter().find(|(q, _)| *q == dec("0.99")).unwrap().1;
         assert_eq!(p99, f64::INFINITY);
         assert!(close(a.compliance, 0.97, 1e-12));
     }
@@ -211,13 +269,21 @@ mod tests {
     /// Very late deliveries floor the margin at -1 even when finite.
     #[test]
     fn margin_is_floored() {
-        let a = assess(&digest(&[5.0; 20], 0), &POLICY).assessment.unwrap();
+        let a = assess(&digest(&[5.0; 20], 0), &policy()).assessment.unwrap();
         assert_eq!(a.margin, -1.0);
+    }
+
+    /// Every delivery exactly on the promise: margin 0, meeting, not breaching.
+    #[test]
+    fn deliveries_on_the_promise_meet_it() {
+        let a = assess(&digest(&[1.0; 20], 0), &policy()).assessment.unwrap();
+        assert_eq!(a.margin, 0.0);
+        assert_eq!(a.status, Status::Meeting);
     }
 
     #[test]
     fn low_traffic_is_counted_not_assessed() {
-        let f = assess(&digest(&[3.0; 9], 0), &POLICY);
+        let f = assess(&digest(&[3.0; 9], 0), &policy());
         assert_eq!(f.deliveries, 9);
         assert_eq!(f.bad, 9);
         assert_eq!(f.assessment, None);
@@ -225,29 +291,32 @@ mod tests {
 
     #[test]
     fn without_a_target_nothing_is_amazing() {
-        let policy = Policy {
+        let p = Policy {
             target_margin: None,
-            ..POLICY
+            ..policy()
         };
-        let a = assess(&digest(&[0.01; 20], 0), &policy).assessment.unwrap();
+        let a = assess(&digest(&[0.01; 20], 0), &p).assessment.unwrap();
         assert_eq!(a.status, Status::Meeting);
         assert_eq!(a.amazing_ratio, None);
     }
 
     #[test]
     fn objective_quantile_is_reported_once() {
-        assert_eq!(POLICY.quantiles(), vec![0.5, 0.9, 0.99]);
+        let p = policy();
+        assert_eq!(p.quantiles(), REPORTED_QUANTILES.to_vec());
         let p = Policy {
-            objective: 0.95,
-            ..POLICY
+            objective: dec("95%"),
+            ..p
         };
-        assert_eq!(p.quantiles(), vec![0.5, 0.9, 0.95, 0.99]);
+        let labels: Vec<String> = p.quantiles().iter().map(ToString::to_string).collect();
+        assert_eq!(labels, ["0.5", "0.9", "0.95", "0.99"]);
     }
 
     #[test]
     fn status_boundaries() {
-        assert_eq!(status(0.5, Some(0.5)), Status::Amazing);
-        assert_eq!(status(0.0, Some(0.5)), Status::Meeting);
-        assert_eq!(status(-0.0001, Some(0.5)), Status::Breaching);
+        let target = Some(dec("50%"));
+        assert_eq!(status(0.5, target), Status::Amazing);
+        assert_eq!(status(0.0, target), Status::Meeting);
+        assert_eq!(status(-0.0001, target), Status::Breaching);
     }
 }

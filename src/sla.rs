@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::calendar::Calendar;
-
+use crate::decimal::Decimal;
 use crate::margin::Policy;
 
 /// One named promise, already validated (see `config::validate`).
@@ -14,11 +14,14 @@ pub struct Sla {
     pub description: String,
     /// The default promise T.
     pub promise: Duration,
-    /// Fraction of deliveries that must be within the promise, in (0, 1).
-    pub objective: f64,
-    pub target_margin: Option<f64>,
-    /// Warn when the margin falls below this.
-    pub alert_margin: f64,
+    /// Fraction of deliveries that must be within the promise, in (0, 1),
+    /// exactly as written.
+    pub objective: Decimal,
+    /// The amaze goal: margin at or above which the SLA is amazing, in (0, 1).
+    pub target_margin: Option<Decimal>,
+    /// Warn when the margin falls below this, in [0, target]; open
+    /// deliveries are at risk past (1 - alert_margin) x promise.
+    pub alert_margin: Decimal,
     /// Compliance window.
     pub window: Duration,
     pub min_deliveries: u64,
@@ -119,9 +122,9 @@ mod tests {
             name: "support".into(),
             description: String::new(),
             promise: Duration::from_secs(8 * 3600),
-            objective: 0.95,
-            target_margin: Some(0.5),
-            alert_margin: 0.25,
+            objective: Decimal::new(95, 2),
+            target_margin: Some(Decimal::new(5, 1)),
+            alert_margin: Decimal::new(25, 2),
             window: Duration::from_secs(30 * 86400),
             min_deliveries: 10,
             labels: vec!["priority".into(), "channel".into()],

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::calendars::Calendars;
 use super::raw::{RawConfig, RawGoal, RawLimits, RawSla, Text};
 use super::{Config, Limits, VERSION};
+use crate::decimal::{Decimal, DecimalError};
 use crate::sla::{Durability, Goal, Sla};
 
 /// One thing wrong with the config, where it is and why.
@@ -226,8 +227,8 @@ fn sla(p: &mut Problems, path: &str, raw: &RawSla, calendars: &Calendars) -> Opt
             raw.alert_margin.as_ref(),
             format!(
                 "{} is above target_margin {}: the warning would fire while the SLA is amazing",
-                percent(alert),
-                percent(target)
+                alert.percent(),
+                target.percent()
             ),
         );
     }
@@ -319,7 +320,9 @@ fn sla(p: &mut Problems, path: &str, raw: &RawSla, calendars: &Calendars) -> Opt
         promise: promise?,
         objective: objective?,
         target_margin,
-        alert_margin: alert_margin.unwrap_or_else(|| target_margin.map_or(0.0, |t| t / 2.0)),
+        alert_margin: alert_margin
+            .or_else(|| target_margin.and_then(Decimal::half))
+            .unwrap_or(Decimal::ZERO),
         window,
         min_deliveries,
         labels,
@@ -494,19 +497,15 @@ pub fn duration(s: &str, min: Duration, max: Duration) -> Result<Duration, Strin
     Ok(d)
 }
 
-/// `99%`, `99.9%` or `0.99`; strictly between 0 and 1 (or from 0 when `allow_zero`).
-fn fraction(s: &str, allow_zero: bool) -> Result<f64, String> {
-    let value = match s.strip_suffix('%') {
-        Some(pct) => pct.trim().parse::<f64>().map(|v| v / 100.0),
-        None => s.parse::<f64>(),
-    }
-    .map_err(|_| format!("`{s}` is not a fraction: write e.g. `99%` or `0.99`"))?;
-    let low_ok = if allow_zero {
-        value >= 0.0
-    } else {
-        value > 0.0
-    };
-    if !value.is_finite() || !low_ok || value >= 1.0 {
+/// `99%`, `99.9%` or `0.99`, held exactly as written; strictly between 0
+/// and 1 (or from 0 when `allow_zero`).
+fn fraction(s: &str, allow_zero: bool) -> Result<Decimal, String> {
+    let value = Decimal::parse(s).map_err(|e| match e {
+        DecimalError::Syntax(_) => format!("`{s}` is not a fraction: write e.g. `99%` or `0.99`"),
+        other => other.to_string(),
+    })?;
+    let low_ok = allow_zero || value > Decimal::ZERO;
+    if !low_ok || value >= Decimal::ONE {
         let range = if allow_zero {
             "from 0% up to (not including) 100%"
         } else {
@@ -526,8 +525,4 @@ fn count(s: &str, min: usize, max: usize) -> Result<usize, String> {
         return Err(format!("{v} is out of range {min}..={max}"));
     }
     Ok(v)
-}
-
-fn percent(v: f64) -> String {
-    format!("{}%", (v * 1e4).round() / 1e2)
 }

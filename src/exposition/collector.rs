@@ -1,6 +1,7 @@
 //! Turns recorder reports into Prometheus metric families, at scrape time.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use prometheus::proto::{
     Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType,
@@ -72,15 +73,17 @@ impl Families {
         });
     }
 
-    fn histogram(&mut self, name: Name, labels: Labels, promise: f64, counters: &Counters) {
+    fn histogram(&mut self, name: Name, labels: Labels, promise: Duration, counters: &Counters) {
         self.push(name, labels, |m| {
             let mut h = Histogram::new();
             let mut cumulative = 0;
             for (fraction, count) in BUCKET_FRACTIONS.iter().zip(&counters.buckets) {
                 cumulative += count;
                 let mut b = Bucket::new();
-                // Whole nanoseconds, so edges read `0.03`, not `0.030000000000000002`.
-                b.set_upper_bound((fraction * promise * 1e9).round() / 1e9);
+                // The nearest float to the exact edge, so `le` reads `0.27`,
+                // not `0.27000000000000002`, and parses back to the same value.
+                let edge = fraction.of_seconds(promise);
+                b.set_upper_bound(edge.parse().unwrap_or(f64::NAN));
                 b.set_cumulative_count(cumulative);
                 h.bucket.push(b);
             }
@@ -100,14 +103,14 @@ pub fn collect(catalog: &Catalog, reports: &[SlaReport], out: &mut Families) {
     for (sla, report) in catalog.slas.iter().zip(reports) {
         let base = vec![pair("sla", &sla.name)];
         settings(sla, &base, out);
-        let aggregate_promise = sla.single_promise().then_some(sla.promise.as_secs_f64());
+        let aggregate_promise = sla.single_promise().then_some(sla.promise);
         let scope = with(&base, &[("scope", "sla")]);
         figures(report, &scope, aggregate_promise, &report.aggregate, out);
         for s in &report.series {
             let labels = series_labels(sla, &base, &s.key);
             let scoped = with(&labels, &[("scope", "series")]);
-            figures(report, &scoped, s.promise_seconds, &s.figures, out);
-            counters(&labels, s.promise_seconds, &s.counters, out);
+            figures(report, &scoped, s.promise, &s.figures, out);
+            counters(&labels, s.promise, &s.counters, out);
         }
         if let Some((promise, c)) = &report.single_counters {
             counters(&base, Some(*promise), c, out);
@@ -174,11 +177,15 @@ fn settings(sla: &Sla, base: &Labels, out: &mut Families) {
             goal.promise.as_secs_f64(),
         );
     }
-    out.gauge(names::SLA_OBJECTIVE, base.clone(), sla.objective);
+    out.gauge(names::SLA_OBJECTIVE, base.clone(), sla.objective.to_f64());
     if let Some(t) = sla.target_margin {
-        out.gauge(names::SLA_TARGET_MARGIN, base.clone(), t);
+        out.gauge(names::SLA_TARGET_MARGIN, base.clone(), t.to_f64());
     }
-    out.gauge(names::SLA_ALERT_MARGIN, base.clone(), sla.alert_margin);
+    out.gauge(
+        names::SLA_ALERT_MARGIN,
+        base.clone(),
+        sla.alert_margin.to_f64(),
+    );
     out.gauge(names::SLA_WINDOW, base.clone(), sla.window.as_secs_f64());
     out.gauge(
         names::SLA_MIN_DELIVERIES,
@@ -195,7 +202,7 @@ fn settings(sla: &Sla, base: &Labels, out: &mut Families) {
 fn figures(
     report: &SlaReport,
     scope: &Labels,
-    promise: Option<f64>,
+    promise: Option<Duration>,
     figures: &[Figures],
     out: &mut Families,
 ) {
@@ -208,7 +215,7 @@ fn window_figures(
     window: &WindowSpec,
     is_compliance: bool,
     scope: &Labels,
-    promise: Option<f64>,
+    promise: Option<Duration>,
     f: &Figures,
     out: &mut Families,
 ) {
@@ -242,18 +249,22 @@ fn window_figures(
     if let Some(r) = a.amazing_ratio {
         out.gauge(names::AMAZING, labels.clone(), r);
     }
-    if let Some(promise) = promise {
-        for (q, relative) in &a.quantiles {
+    for (q, relative) in &a.quantiles {
+        let labels = with(&labels, &[("q", &q.to_string())]);
+        // Relative to each delivery's own promise: defined for every series,
+        // mixed promises included.
+        out.gauge(names::RELATIVE_QUANTILE, labels.clone(), *relative);
+        if let Some(promise) = promise {
             out.gauge(
                 names::QUANTILE,
-                with(&labels, &[("q", &q.to_string())]),
-                relative * promise,
+                labels,
+                relative * promise.as_secs_f64(),
             );
         }
     }
 }
 
-fn counters(labels: &Labels, promise: Option<f64>, c: &Counters, out: &mut Families) {
+fn counters(labels: &Labels, promise: Option<Duration>, c: &Counters, out: &mut Families) {
     for (result, n) in [("within", c.within), ("late", c.late), ("failed", c.failed)] {
         out.counter(
             names::DELIVERIES,

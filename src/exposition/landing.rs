@@ -45,8 +45,10 @@ pub fn render(recorder: &Recorder, telemetry_path: &str, now: Millis) -> String 
             name = escape(&sla.name),
             description = escape(&sla.description),
             promise = humantime::format_duration(sla.promise),
-            objective = percent(sla.objective),
-            target = sla.target_margin.map_or("none".to_owned(), percent),
+            objective = sla.objective.percent(),
+            target = sla
+                .target_margin
+                .map_or("none".to_owned(), |t| t.percent()),
             window = escape(&window.label),
             deliveries = figures(report.compliance).deliveries,
         );

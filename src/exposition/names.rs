@@ -46,7 +46,8 @@ names! {
     BURN_RATE = "amaze_burn_rate_ratio", Gauge, "Error budget burn rate: share of bad deliveries over the share the objective allows.";
     BUDGET_REMAINING = "amaze_error_budget_remaining_ratio", Gauge, "Error budget left over the compliance window; negative when overspent.";
     AMAZING = "amaze_amazing_ratio", Gauge, "Share of deliveries within the target margin of the promise.";
-    QUANTILE = "amaze_quantile_seconds", Gauge, "Delivery time quantile over the window; +Inf when failures reach it.";
+    QUANTILE = "amaze_quantile_seconds", Gauge, "Nearest-rank delivery time quantile over the window, for series with one promise; +Inf when failures reach it.";
+    RELATIVE_QUANTILE = "amaze_relative_quantile_ratio", Gauge, "Nearest-rank quantile of delivery time over each delivery's own promise (1 is exactly on the promise); +Inf when failures reach it.";
     // Cumulative counters per series, for PromQL's rate() and histogram_quantile().
     DELIVERIES = "amaze_deliveries_total", Counter, "Deliveries recorded, by result (within, late, failed).";
     DURATION = "amaze_delivery_duration_seconds", Histogram, "Delivery time of completed deliveries; bucket edges are fractions of the promise.";

@@ -8,7 +8,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::delivery::{RefusalKind, Timing};
+use crate::delivery::{RefusalKind, Timing, from_seconds};
 use crate::window::Millis;
 
 /// How the body is framed, from its content type.
@@ -255,12 +255,17 @@ pub fn timing(raw: &RawDelivery<'_>, line: usize) -> Result<Timing, LineError> {
                 )
             })?;
             Timing::Took {
-                seconds: d.as_secs_f64(),
+                took: d,
                 at: delivered_at,
             }
         }
         (None, Some(seconds), None) => Timing::Took {
-            seconds,
+            took: from_seconds("duration", seconds).map_err(|r| LineError {
+                line,
+                field: Some(r.field),
+                reason: r.reason,
+                kind: r.kind.as_str(),
+            })?,
             at: delivered_at,
         },
         (None, None, Some(started)) => {
@@ -290,6 +295,8 @@ pub fn labels<'a>(raw: &'a RawDelivery<'a>) -> Vec<(&'a str, &'a str)> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -365,14 +372,14 @@ mod tests {
         assert_eq!(
             timing(r#"{"sla":"a","duration":"2h 5m"}"#).unwrap(),
             Timing::Took {
-                seconds: 7500.0,
+                took: Duration::from_secs(7500),
                 at: None
             }
         );
         assert_eq!(
             timing(r#"{"sla":"a","duration_seconds":0.183}"#).unwrap(),
             Timing::Took {
-                seconds: 0.183,
+                took: Duration::from_millis(183),
                 at: None
             }
         );

@@ -104,7 +104,7 @@ pub async fn run(config: ProbeConfig, ctx: SourceContext) {
                     tracing::info!(name = %config.name, "probe recovered");
                 }
                 Timing::Took {
-                    seconds: took.as_secs_f64(),
+                    took: *took,
                     at: None,
                 }
             }

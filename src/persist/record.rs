@@ -7,7 +7,10 @@
 //! Frame: `len: u32 LE | crc32c(payload): u32 LE | payload`, where payload is
 //! `RECORD_VERSION: u8` followed by a postcard-encoded [`Batch`], from
 //! version 2 the source [`Mark`] that came with it (if any), and from
-//! version 3 the open-delivery events of the batch.
+//! version 3 the open-delivery events of the batch. Up to version 3 a
+//! duration was float seconds; from version 4 it is whole nanoseconds.
+
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +21,7 @@ use crate::sla::Catalog;
 use crate::window::Millis;
 
 /// Bump when [`Batch`] changes shape.
-pub const RECORD_VERSION: u8 = 3;
+pub const RECORD_VERSION: u8 = 4;
 /// Oldest version this build still replays: version 1 has no marks, and
 /// versions 1 and 2 no events.
 const OLDEST_READABLE: u8 = 1;
@@ -26,14 +29,14 @@ pub const HEADER_BYTES: usize = 8;
 /// No batch comes near this; a larger length means a corrupt header.
 pub const MAX_RECORD_BYTES: usize = 1 << 30;
 
+/// A batch of deliveries as logged; `L` is the delivery shape of its version.
 #[derive(Debug, Serialize, Deserialize)]
-struct Batch<'a> {
+struct Batch<'a, L> {
     /// When the batch was admitted: ids are remembered from then.
     now: Millis,
     #[serde(borrow)]
     slas: Vec<LoggedSla<'a>>,
-    #[serde(borrow)]
-    deliveries: Vec<Logged<'a>>,
+    deliveries: Vec<L>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -51,9 +54,35 @@ struct Logged<'a> {
     key: Option<&'a str>,
     /// Completion time, relative to `Batch::now`.
     at: i64,
-    /// `None` for a failed delivery.
+    /// Whole nanoseconds; `None` for a failed delivery.
+    nanos: Option<u64>,
+    id: Option<&'a str>,
+}
+
+/// A delivery as versions 1 to 3 logged it: float seconds.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct LoggedV3<'a> {
+    sla: u32,
+    key: Option<&'a str>,
+    at: i64,
     seconds: Option<f64>,
     id: Option<&'a str>,
+}
+
+impl<'a> From<LoggedV3<'a>> for Logged<'a> {
+    fn from(v: LoggedV3<'a>) -> Logged<'a> {
+        Logged {
+            sla: v.sla,
+            key: v.key,
+            at: v.at,
+            // They were written from durations, so rounding recovers them.
+            nanos: v
+                .seconds
+                .map(|s| Duration::try_from_secs_f64(s).map_or(u64::MAX, |d| d.as_nanos() as u64)),
+            id: v.id,
+        }
+    }
 }
 
 /// An open-delivery event; SLAs index `Batch::slas` as deliveries do.
@@ -131,8 +160,9 @@ pub fn encode(
             sla: sla as u32,
             key: (!same_key).then_some(&*d.key),
             at: d.at - now,
-            seconds: match d.outcome {
-                Outcome::Delivered { seconds } => Some(seconds),
+            nanos: match d.outcome {
+                // Admission caps durations at 400 days, far below u64 nanoseconds.
+                Outcome::Delivered { took } => Some(took.as_nanos() as u64),
                 Outcome::Failed => None,
             },
             id: d.id.as_deref(),
@@ -220,7 +250,17 @@ pub fn decode(payload: &[u8], catalog: &Catalog) -> Result<Replayed, RecordError
     if !(OLDEST_READABLE..=RECORD_VERSION).contains(&version) {
         return Err(RecordError::Version(version));
     }
-    let (batch, rest): (Batch<'_>, _) = postcard::take_from_bytes(body)?;
+    let (batch, rest): (Batch<'_, Logged<'_>>, _) = if version <= 3 {
+        let (old, rest): (Batch<'_, LoggedV3<'_>>, _) = postcard::take_from_bytes(body)?;
+        let batch = Batch {
+            now: old.now,
+            slas: old.slas,
+            deliveries: old.deliveries.into_iter().map(Logged::from).collect(),
+        };
+        (batch, rest)
+    } else {
+        postcard::take_from_bytes(body)?
+    };
     let (mark, rest) = match version {
         1 => (None, rest),
         _ => postcard::take_from_bytes(rest)?,
@@ -289,8 +329,10 @@ pub fn decode(payload: &[u8], catalog: &Catalog) -> Result<Replayed, RecordError
         out.deliveries.push(Delivery {
             sla: *sla,
             key,
-            outcome: match logged.seconds {
-                Some(seconds) => Outcome::Delivered { seconds },
+            outcome: match logged.nanos {
+                Some(nanos) => Outcome::Delivered {
+                    took: Duration::from_nanos(nanos),
+                },
                 None => Outcome::Failed,
             },
             at: batch.now + logged.at,
@@ -335,7 +377,7 @@ mod tests {
             sla: "api",
             labels: &[("route", route)],
             timing: Timing::Took {
-                seconds,
+                took: Duration::from_secs_f64(seconds),
                 at: Some(990),
             },
             id,
@@ -388,23 +430,64 @@ mod tests {
         assert_eq!(back.events, events);
     }
 
+    /// Versions 1 to 3 logged float seconds; 1 had no mark and 1 and 2 no
+    /// events after the batch.
     #[test]
-    fn version_1_records_without_marks_still_replay() {
+    fn older_records_with_float_seconds_still_replay() {
         let c = catalog("route");
-        let batch = vec![delivery(&c, "/a", 0.5, None)];
-        let bytes = framed(&c, &batch);
-        let Frame::Record { payload, .. } = frame(&bytes) else {
-            panic!("not a record");
+        let old = Batch {
+            now: 1_000,
+            slas: vec![LoggedSla {
+                name: "api",
+                labels: vec!["route"],
+            }],
+            deliveries: vec![
+                LoggedV3 {
+                    sla: 0,
+                    key: Some("/a"),
+                    at: -10,
+                    seconds: Some(0.27),
+                    id: Some("x"),
+                },
+                LoggedV3 {
+                    sla: 0,
+                    key: None,
+                    at: -10,
+                    seconds: None,
+                    id: None,
+                },
+            ],
         };
-        // Version 1 is version 3 without the trailing `None` mark byte and
-        // the empty event list's byte.
-        let mut v1 = payload[..payload.len() - 2].to_vec();
-        v1[0] = 1;
-        let back = decode(&v1, &c).unwrap();
-        assert_eq!(back.deliveries, batch);
-        assert_eq!(back.mark, None);
-        v1[0] = 4;
-        assert!(matches!(decode(&v1, &c), Err(RecordError::Version(4))));
+        let body = postcard::to_stdvec(&old).unwrap();
+        let expected = vec![
+            Delivery {
+                sla: 0,
+                key: "/a".into(),
+                outcome: Outcome::Delivered {
+                    took: Duration::from_millis(270),
+                },
+                at: 990,
+                id: Some("x".into()),
+            },
+            Delivery {
+                sla: 0,
+                key: "/a".into(),
+                outcome: Outcome::Failed,
+                at: 990,
+                id: None,
+            },
+        ];
+        for (version, trailer) in [(1u8, &[][..]), (2, &[0][..]), (3, &[0, 0][..])] {
+            let mut payload = vec![version];
+            payload.extend_from_slice(&body);
+            payload.extend_from_slice(trailer);
+            let back = decode(&payload, &c).unwrap();
+            assert_eq!(back.deliveries, expected, "version {version}");
+            assert_eq!(back.mark, None);
+        }
+        let mut unknown = vec![5];
+        unknown.extend_from_slice(&body);
+        assert!(matches!(decode(&unknown, &c), Err(RecordError::Version(5))));
     }
 
     #[test]

@@ -15,13 +15,14 @@ use serde::Serialize;
 use serde::ser::SerializeSeq;
 
 use super::atomic_file;
-use crate::recorder::{Lsn, Marks, Recorder, SlaData, SlaDataV2};
+use crate::recorder::{Lsn, Marks, Recorder, SlaData, SlaDataV2, SlaDataV3};
 use crate::window::Millis;
 
 /// Bump when anything stored changes shape.
-pub const SNAPSHOT_VERSION: u32 = 3;
-/// Oldest version this build still reads: version 1 has no marks, and
-/// versions 1 and 2 no open deliveries.
+pub const SNAPSHOT_VERSION: u32 = 4;
+/// Oldest version this build still reads: version 1 has no marks, versions
+/// 1 and 2 no open deliveries, and versions 1 to 3 float promises (see
+/// `recorder::legacy`).
 const OLDEST_READABLE: u32 = 1;
 const MAGIC: &[u8; 8] = b"AMZSNAP\n";
 const PREFIX: &str = "snapshot-";
@@ -157,6 +158,7 @@ enum Damage {
 
 type Body = (Millis, Lsn, Vec<(String, SlaData)>);
 type BodyV2 = (Millis, Lsn, Vec<(String, SlaDataV2)>);
+type BodyV3 = (Millis, Lsn, Vec<(String, SlaDataV3)>);
 
 fn parse(bytes: &[u8]) -> Result<(Body, Marks), Damage> {
     let corrupt = |why: &str| Damage::Corrupt(why.to_owned());
@@ -174,13 +176,20 @@ fn parse(bytes: &[u8]) -> Result<(Body, Marks), Damage> {
     }
     let decoding = |e: postcard::Error| Damage::Corrupt(e.to_string());
     let body = &content[MAGIC.len() + 4..];
-    let (body, rest): (Body, &[u8]) = if version >= 3 {
-        postcard::take_from_bytes(body).map_err(decoding)?
-    } else {
-        let ((at, lsn, slas), rest): (BodyV2, _) =
-            postcard::take_from_bytes(body).map_err(decoding)?;
-        let slas = slas.into_iter().map(|(n, d)| (n, d.into())).collect();
-        ((at, lsn, slas), rest)
+    let (body, rest): (Body, &[u8]) = match version {
+        1 | 2 => {
+            let ((at, lsn, slas), rest): (BodyV2, _) =
+                postcard::take_from_bytes(body).map_err(decoding)?;
+            let slas = slas.into_iter().map(|(n, d)| (n, d.into())).collect();
+            ((at, lsn, slas), rest)
+        }
+        3 => {
+            let ((at, lsn, slas), rest): (BodyV3, _) =
+                postcard::take_from_bytes(body).map_err(decoding)?;
+            let slas = slas.into_iter().map(|(n, d)| (n, d.into())).collect();
+            ((at, lsn, slas), rest)
+        }
+        _ => postcard::take_from_bytes(body).map_err(decoding)?,
     };
     let marks = match version {
         1 => Marks::default(),

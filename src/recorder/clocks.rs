@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::open::{Event, Finished, OpenItems, OpenState, Transition, rfc3339};
 use super::{Lsn, Recorded, Recorder, lock, retention};
 use crate::calendar::Calendar;
+use crate::decimal::Decimal;
 use crate::delivery::{Delivery, Outcome, key_values, millis};
 use crate::sla::Sla;
 use crate::window::Millis;
@@ -34,8 +35,12 @@ pub struct OpenView {
     pub elapsed_seconds: f64,
     /// Negative once overdue.
     pub remaining_seconds: f64,
-    /// When it falls (or fell) due with its clock running; null while paused.
+    /// The instant its clock reaches (or reached) the promise; null while
+    /// paused short of it.
     pub due_at: Option<String>,
+    /// `due_at` in unix milliseconds, for ordering.
+    #[serde(skip)]
+    pub due: Option<Millis>,
 }
 
 /// The clock of SLAs without a calendar, built once.
@@ -46,9 +51,10 @@ pub(super) fn calendar_of(sla: &Sla) -> &Calendar {
     sla.calendar.as_deref().unwrap_or(&ROUND_THE_CLOCK)
 }
 
-/// Fraction of the promise past which an open delivery is at risk.
-fn at_risk_after(sla: &Sla) -> f64 {
-    1.0 - sla.alert_margin
+/// Fraction of the promise past which an open delivery is at risk:
+/// 1 - alert_margin, exact.
+fn at_risk_after(sla: &Sla) -> Decimal {
+    sla.alert_margin.complement().unwrap_or(Decimal::ONE)
 }
 
 impl Recorder {
@@ -82,12 +88,11 @@ impl Recorder {
                 let cap = self.catalog.limits.max_open_deliveries;
                 let applied = state.data.open.apply(e, calendar, promise, finished, cap);
                 out.events[i] = applied.map(|(transition, finish)| {
-                    if let Some(Finished { key, seconds, at }) = finish {
+                    if let Some(Finished { key, took, at }) = finish {
                         let d = Delivery {
                             sla: e.sla,
                             key,
-                            outcome: seconds
-                                .map_or(Outcome::Failed, |seconds| Outcome::Delivered { seconds }),
+                            outcome: took.map_or(Outcome::Failed, |took| Outcome::Delivered { took }),
                             at,
                             id: Some(e.id.clone()),
                         };
@@ -97,7 +102,7 @@ impl Recorder {
                             retention(sla),
                             self.catalog.limits.max_tracked_ids,
                         );
-                        state.record(sla, &d);
+                        state.record(sla, &d, now);
                         out.accepted += 1;
                     }
                     transition
@@ -107,7 +112,9 @@ impl Recorder {
         out
     }
 
-    /// Open deliveries at `now` that `keep` accepts, soonest due first.
+    /// Open deliveries at `now` that `keep` accepts, soonest due first (the
+    /// most overdue leading), then those paused short of their promise by
+    /// least clock time remaining; ties by SLA and id.
     pub fn open_items(&self, now: Millis, keep: impl Fn(&OpenView) -> bool) -> Vec<OpenView> {
         let mut out = Vec::new();
         for (sla, state) in self.catalog.slas.iter().zip(&self.slas) {
@@ -115,6 +122,7 @@ impl Recorder {
             let calendar = calendar_of(sla);
             for (id, item) in state.data.open.iter() {
                 let elapsed = item.elapsed(calendar, now);
+                let due = item.due(calendar);
                 let view = OpenView {
                     sla: sla.name.clone(),
                     id: id.to_owned(),
@@ -131,14 +139,21 @@ impl Recorder {
                     promise_seconds: item.promise_ms as f64 / 1000.0,
                     elapsed_seconds: elapsed as f64 / 1000.0,
                     remaining_seconds: (item.promise_ms - elapsed) as f64 / 1000.0,
-                    due_at: item.due(calendar).map(rfc3339),
+                    due_at: due.map(rfc3339),
+                    due,
                 };
                 if keep(&view) {
                     out.push(view);
                 }
             }
         }
-        out.sort_by(|a, b| a.remaining_seconds.total_cmp(&b.remaining_seconds));
+        out.sort_by(|a, b| {
+            let due = |v: &OpenView| v.due.unwrap_or(Millis::MAX);
+            due(a)
+                .cmp(&due(b))
+                .then(a.remaining_seconds.total_cmp(&b.remaining_seconds))
+                .then_with(|| (&a.sla, &a.id).cmp(&(&b.sla, &b.id)))
+        });
         out
     }
 }

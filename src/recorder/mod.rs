@@ -4,20 +4,24 @@
 //! recorders of successive configs, so a reload keeps every window.
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 mod clocks;
 mod id_set;
+mod legacy;
 mod marks;
 mod month;
 pub mod open;
 
 pub use clocks::{OpenSummary, OpenView};
+pub use legacy::{SlaDataV2, SlaDataV3};
 use id_set::IdSet;
 pub use marks::{Mark, Marks};
 use open::{EventError, OpenItems, Transition};
 
+use crate::decimal::Decimal;
 use crate::delivery::{Delivery, KEY_SEPARATOR, Outcome, key_values, millis};
 use crate::margin::{self, Figures};
 use crate::sla::{Catalog, Sla};
@@ -25,8 +29,19 @@ use crate::window::{
     Digest, LONGEST_ALERT_WINDOW, Millis, Observation, Rolling, WindowSpec, windows_for,
 };
 
-/// Histogram bucket edges as fractions of the promise (DESIGN.md §2).
-pub const BUCKET_FRACTIONS: [f64; 9] = [0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.5, 2.0, 5.0];
+/// Histogram bucket edges as fractions of the promise (DESIGN.md §2),
+/// exact, so a delivery on an edge lands in that edge's bucket.
+pub const BUCKET_FRACTIONS: [Decimal; 9] = [
+    Decimal::new(1, 1),
+    Decimal::new(25, 2),
+    Decimal::new(5, 1),
+    Decimal::new(75, 2),
+    Decimal::new(9, 1),
+    Decimal::ONE,
+    Decimal::new(15, 1),
+    Decimal::new(2, 0),
+    Decimal::new(5, 0),
+];
 
 /// Label value every label of the overflow series carries.
 pub const OVERFLOW_VALUE: &str = "__overflow__";
@@ -55,7 +70,8 @@ pub struct Recorder {
 pub struct SlaState {
     windows: Vec<WindowSpec>,
     compliance: usize,
-    amazing_limit: f64,
+    /// Largest share of the promise that counts as amazing, if targeted.
+    amazing_limit: Option<Decimal>,
     /// Series key -> index into `data.series`; foldhash is seeded per map, so
     /// label values chosen by clients cannot force collisions.
     index: foldhash::HashMap<Box<str>, usize>,
@@ -77,35 +93,11 @@ pub struct SlaData {
     month: Option<month::MonthTally>,
 }
 
-/// [`SlaData`] as snapshot versions 1 and 2 stored it: no open deliveries.
-#[derive(Deserialize)]
-pub struct SlaDataV2 {
-    labels: Vec<String>,
-    series: Vec<Series>,
-    ids: IdSet,
-    overflowed: u64,
-    lsn: Lsn,
-}
-
-impl From<SlaDataV2> for SlaData {
-    fn from(v: SlaDataV2) -> SlaData {
-        SlaData {
-            labels: v.labels,
-            series: v.series,
-            ids: v.ids,
-            overflowed: v.overflowed,
-            lsn: v.lsn,
-            open: OpenItems::default(),
-            month: None,
-        }
-    }
-}
-
 /// One label combination: windows plus the cumulative Prometheus counters.
 #[derive(Serialize, Deserialize)]
 struct Series {
     key: Box<str>,
-    promise_seconds: f64,
+    promise: Duration,
     /// Several promises fold into this series (the overflow series of an SLA with goals).
     mixed_promise: bool,
     rolling: Rolling,
@@ -203,7 +195,7 @@ impl Recorder {
                     out.duplicates += 1;
                     continue;
                 }
-                state.record(sla, d);
+                state.record(sla, d, now);
                 out.accepted += 1;
             }
         }
@@ -316,7 +308,7 @@ impl SlaState {
         let mut state = SlaState {
             windows,
             compliance,
-            amazing_limit: f64::NEG_INFINITY,
+            amazing_limit: None,
             index: foldhash::HashMap::default(),
             data,
         };
@@ -336,7 +328,7 @@ impl SlaState {
         let reshape = windows != self.windows;
         self.windows = windows;
         self.compliance = compliance;
-        self.amazing_limit = sla.policy().amazing_limit().unwrap_or(f64::NEG_INFINITY);
+        self.amazing_limit = sla.policy().amazing_limit();
         let old_labels = std::mem::replace(&mut self.data.labels, sla.labels.clone());
         let old = std::mem::take(&mut self.data.series);
         self.index.clear();
@@ -372,10 +364,10 @@ impl SlaState {
             };
             let values: Vec<&str> = key_values(&key).collect();
             s.mixed_promise = key == overflow && !sla.single_promise();
-            s.promise_seconds = if s.mixed_promise {
-                sla.promise.as_secs_f64()
+            s.promise = if s.mixed_promise {
+                sla.promise
             } else {
-                sla.promise_for(&values).as_secs_f64()
+                sla.promise_for(&values)
             };
             match self.index.get(&key) {
                 Some(&i) => self.data.series[i].absorb(s),
@@ -388,23 +380,26 @@ impl SlaState {
         }
     }
 
-    fn record(&mut self, sla: &Sla, d: &Delivery) {
+    fn record(&mut self, sla: &Sla, d: &Delivery, now: Millis) {
         let (i, promise) = self.series_for(sla, &d.key);
         let series = &mut self.data.series[i];
         let obs = match d.outcome {
-            Outcome::Delivered { seconds } => {
-                let relative = seconds / promise;
-                let bucket = BUCKET_FRACTIONS.partition_point(|f| *f < relative);
+            Outcome::Delivered { took } => {
+                // Every threshold compares whole nanoseconds; the ratio
+                // only sizes the sketch.
+                let bucket = BUCKET_FRACTIONS.partition_point(|f| !f.covers(took, promise));
                 series.buckets[bucket] += 1;
-                series.sum_seconds += seconds;
-                if relative <= 1.0 {
-                    series.within += 1;
-                } else {
+                series.sum_seconds += took.as_secs_f64();
+                let late = took > promise;
+                if late {
                     series.late += 1;
+                } else {
+                    series.within += 1;
                 }
                 Observation::Delivered {
-                    relative,
-                    amazing: relative <= self.amazing_limit,
+                    relative: took.as_secs_f64() / promise.as_secs_f64(),
+                    late,
+                    amazing: self.amazing_limit.is_some_and(|l| l.covers(took, promise)),
                 }
             }
             Outcome::Failed => {
@@ -414,24 +409,25 @@ impl SlaState {
         };
         series.rolling.record(d.at, obs);
         if sla.calendar_month {
-            month::MonthTally::record(&mut self.data.month, clocks::calendar_of(sla), d.at, obs);
+            let calendar = clocks::calendar_of(sla);
+            month::MonthTally::record(&mut self.data.month, calendar, d.at, now, obs);
         }
     }
 
-    /// The series for `key` and the promise (seconds) its delivery is judged by.
-    fn series_for(&mut self, sla: &Sla, key: &str) -> (usize, f64) {
+    /// The series for `key` and the promise its delivery is judged by.
+    fn series_for(&mut self, sla: &Sla, key: &str) -> (usize, Duration) {
         // A label-less SLA has exactly one series: skip the map.
         if let (true, Some(s)) = (sla.labels.is_empty(), self.data.series.first()) {
-            return (0, s.promise_seconds);
+            return (0, s.promise);
         }
         if let Some(&i) = self.index.get(key) {
             let s = &self.data.series[i];
             if !s.mixed_promise {
-                return (i, s.promise_seconds);
+                return (i, s.promise);
             }
         }
         let values: Vec<&str> = key_values(key).collect();
-        let promise = sla.promise_for(&values).as_secs_f64();
+        let promise = sla.promise_for(&values);
         if let Some(&i) = self.index.get(key) {
             return (i, promise);
         }
@@ -449,11 +445,7 @@ impl SlaState {
         self.index.insert(key.clone(), i);
         self.data.series.push(Series {
             key,
-            promise_seconds: if mixed {
-                sla.promise.as_secs_f64()
-            } else {
-                promise
-            },
+            promise: if mixed { sla.promise } else { promise },
             mixed_promise: mixed,
             rolling: Rolling::new(&self.windows),
             within: 0,
@@ -485,7 +477,7 @@ impl SlaState {
             if labelled {
                 series.push(SeriesReport {
                     key: s.key.clone(),
-                    promise_seconds: (!s.mixed_promise).then_some(s.promise_seconds),
+                    promise: (!s.mixed_promise).then_some(s.promise),
                     figures,
                     counters: s.counters(),
                 });
@@ -497,7 +489,7 @@ impl SlaState {
             self.data
                 .series
                 .first()
-                .map(|s| (s.promise_seconds, s.counters()))
+                .map(|s| (s.promise, s.counters()))
         };
         let mut windows = self.windows.clone();
         let mut compliance = self.compliance;
@@ -564,8 +556,8 @@ pub struct SlaReport {
     pub compliance: usize,
     /// SLA-wide figures per window.
     pub aggregate: Vec<Figures>,
-    /// For an SLA without labels: its one series' counters and promise.
-    pub single_counters: Option<(f64, Counters)>,
+    /// For an SLA without labels: its one series' promise and counters.
+    pub single_counters: Option<(Duration, Counters)>,
     /// Per label combination (empty for an SLA without labels).
     pub series: Vec<SeriesReport>,
     pub overflowed: u64,
@@ -577,7 +569,7 @@ pub struct SlaReport {
 pub struct SeriesReport {
     pub key: Box<str>,
     /// `None` for an overflow series mixing promises.
-    pub promise_seconds: Option<f64>,
+    pub promise: Option<Duration>,
     pub figures: Vec<Figures>,
     pub counters: Counters,
 }

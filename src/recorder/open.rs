@@ -8,10 +8,12 @@
 //! before the previous one, finish of an unknown id) is refused.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::Calendar;
+use crate::decimal::Decimal;
 use crate::window::Millis;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,6 +132,9 @@ pub struct OpenItem {
     banked: Millis,
     /// When the clock last started running; `None` while paused.
     running_since: Option<Millis>,
+    /// The instant its clock reached the promise, once a pause has banked
+    /// that much (a running clock's due instant is computed instead).
+    fell_due: Option<Millis>,
     overdue_counted: bool,
 }
 
@@ -146,28 +151,39 @@ impl OpenItem {
         self.running_since.is_none()
     }
 
-    /// `at_risk_after`: the fraction of the promise past which it is at risk.
-    pub fn state(&self, elapsed: Millis, at_risk_after: f64) -> OpenState {
+    /// Its state with `elapsed` clock time: overdue past the promise, at
+    /// risk past `at_risk_after` (1 - alert_margin) of it, compared exactly.
+    pub fn state(&self, elapsed: Millis, at_risk_after: Decimal) -> OpenState {
         if elapsed > self.promise_ms {
             OpenState::Overdue
-        } else if elapsed as f64 > at_risk_after * self.promise_ms as f64 {
+        } else if !at_risk_after.covers(ms(elapsed), ms(self.promise_ms)) {
             OpenState::AtRisk
         } else {
             OpenState::OnTrack
         }
     }
 
-    /// When it falls (or fell) due with its clock running; `None` while
-    /// paused. An item that ran out of time before its last pause is due
-    /// from the moment its clock started again.
+    /// The instant its clock reaches (or reached) the promise. Known once
+    /// that has happened, paused or not, and ahead of time while the clock
+    /// runs; `None` while paused short of the promise, since the rest
+    /// depends on when it resumes.
     pub fn due(&self, calendar: &Calendar) -> Option<Millis> {
+        if let Some(at) = self.fell_due {
+            return Some(at);
+        }
         let since = self.running_since?;
         let left = self.promise_ms - self.banked;
-        if left <= 0 {
-            return Some(since);
+        if left < 0 {
+            // Fell due before a pause recorded by a release that did not
+            // keep the instant: unknown.
+            return None;
         }
         calendar.add_working(since, left)
     }
+}
+
+fn ms(millis: Millis) -> Duration {
+    Duration::from_millis(u64::try_from(millis).unwrap_or(0))
 }
 
 /// An SLA's open deliveries, and how many ever went overdue.
@@ -177,11 +193,11 @@ pub struct OpenItems {
     pub became_overdue: u64,
 }
 
-/// A finish's delivery: the item's key, clock seconds (None if failed), when.
+/// A finish's delivery: the item's key, clock time (None if failed), when.
 #[derive(Debug, PartialEq)]
 pub struct Finished {
     pub key: Box<str>,
-    pub seconds: Option<f64>,
+    pub took: Option<Duration>,
     pub at: Millis,
 }
 
@@ -225,6 +241,7 @@ impl OpenItems {
                             last: (Kind::Start, e.at),
                             banked: 0,
                             running_since: Some(e.at),
+                            fell_due: None,
                             overdue_counted: false,
                         },
                     );
@@ -273,7 +290,11 @@ impl OpenItems {
                 e.id
             ))),
             (Kind::Pause, Some(since)) => {
+                let left = item.promise_ms - item.banked;
                 item.banked += calendar.working_between(since, e.at);
+                if item.fell_due.is_none() && left >= 0 && item.banked >= item.promise_ms {
+                    item.fell_due = calendar.add_working(since, left);
+                }
                 item.running_since = None;
                 item.last = (Kind::Pause, e.at);
                 Ok((Transition::Paused, None))
@@ -289,19 +310,15 @@ impl OpenItems {
                     self.became_overdue += 1;
                 }
                 let within_promise = !e.failed && elapsed <= item.promise_ms;
-                let seconds = (!e.failed).then_some(elapsed as f64 / 1000.0);
+                let took = (!e.failed).then_some(ms(elapsed));
                 let key = item.key.clone();
                 self.items.remove(&e.id);
                 Ok((
                     Transition::Finished {
-                        seconds,
+                        seconds: took.map(|t| t.as_secs_f64()),
                         within_promise,
                     },
-                    Some(Finished {
-                        key,
-                        seconds,
-                        at: e.at,
-                    }),
+                    Some(Finished { key, took, at: e.at }),
                 ))
             }
         }
@@ -314,6 +331,47 @@ impl OpenItems {
                 item.overdue_counted = true;
                 self.became_overdue += 1;
             }
+        }
+    }
+}
+
+/// [`OpenItems`] as snapshot version 3 stored them: without the instant
+/// a paused item fell due.
+#[derive(Deserialize)]
+pub struct OpenItemsV3 {
+    items: BTreeMap<Box<str>, OpenItemV3>,
+    became_overdue: u64,
+}
+
+#[derive(Deserialize)]
+struct OpenItemV3 {
+    key: Box<str>,
+    promise_ms: Millis,
+    started: Millis,
+    last: (Kind, Millis),
+    banked: Millis,
+    running_since: Option<Millis>,
+    overdue_counted: bool,
+}
+
+impl From<OpenItemsV3> for OpenItems {
+    fn from(v: OpenItemsV3) -> OpenItems {
+        let items = v.items.into_iter().map(|(id, i)| {
+            let item = OpenItem {
+                key: i.key,
+                promise_ms: i.promise_ms,
+                started: i.started,
+                last: i.last,
+                banked: i.banked,
+                running_since: i.running_since,
+                fell_due: None,
+                overdue_counted: i.overdue_counted,
+            };
+            (id, item)
+        });
+        OpenItems {
+            items: items.collect(),
+            became_overdue: v.became_overdue,
         }
     }
 }
@@ -364,11 +422,11 @@ mod tests {
         );
         let item = open.iter().next().unwrap().1.clone();
         assert_eq!(
-            item.state(item.elapsed(&cal, 12 * H), 0.75),
+            item.state(item.elapsed(&cal, 12 * H), Decimal::new(75, 2)),
             OpenState::OnTrack
         );
         assert_eq!(
-            item.state(item.elapsed(&cal, 12 * H + H / 2), 0.75),
+            item.state(item.elapsed(&cal, 12 * H + H / 2), Decimal::new(75, 2)),
             OpenState::AtRisk
         );
         assert_eq!(item.due(&cal), Some(13 * H));

@@ -4,6 +4,8 @@
 
 use sketches_ddsketch::{Config, DDSketch};
 
+use crate::decimal::Decimal;
+
 /// Relative accuracy of every quantile (DESIGN.md §2: alpha 1%).
 pub const RELATIVE_ACCURACY: f64 = 0.01;
 /// Bins per sketch: 2048 bins of gamma ~1.0202 span a ratio of ~1e18 between
@@ -24,8 +26,14 @@ fn sketch_config() -> Config {
 /// One observed delivery as the window code sees it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Observation {
-    /// Delivered in `relative` x promise; `amazing` when within the target margin.
-    Delivered { relative: f64, amazing: bool },
+    /// Delivered in `relative` x promise. `late` (beyond the promise) and
+    /// `amazing` (within the target margin) are decided exactly from the
+    /// durations by the caller, never from the rounded ratio.
+    Delivered {
+        relative: f64,
+        late: bool,
+        amazing: bool,
+    },
     /// Never delivered: late by definition, at relative time +inf.
     Failed,
 }
@@ -68,9 +76,13 @@ impl Digest {
 
     pub fn record(&mut self, obs: Observation) {
         match obs {
-            Observation::Delivered { relative, amazing } => {
+            Observation::Delivered {
+                relative,
+                late,
+                amazing,
+            } => {
                 self.sketch.add(relative);
-                self.late += u64::from(relative > 1.0);
+                self.late += u64::from(late);
                 self.amazing += u64::from(amazing);
             }
             Observation::Failed => self.failed += 1,
@@ -109,28 +121,40 @@ impl Digest {
         self.count() == 0
     }
 
-    /// The q-quantile of r over every delivery, failures ranked last at +inf.
+    /// The nearest-rank q-quantile of r: the smallest r such that at least
+    /// q x n deliveries have r at or below it (rank ceil(q x n), failures
+    /// ranked last at +inf). `None` for an empty digest.
     ///
-    /// Uses the sketch's lower-quantile rank, floor(q x (n - 1)), over all n
-    /// deliveries; when that rank falls among the failures the answer is +inf.
-    /// `None` for an empty digest or q outside [0, 1].
-    pub fn quantile(&self, q: f64) -> Option<f64> {
+    /// Whether that delivery was within the promise is known exactly from
+    /// the counts, so the answer is at most 1 exactly when at least the rank
+    /// many deliveries were within: the quantile never contradicts
+    /// compliance. Its size comes from the sketch, within
+    /// [`RELATIVE_ACCURACY`] of the exact value.
+    pub fn quantile(&self, q: Decimal) -> Option<f64> {
         let n = self.count();
-        if n == 0 || !(0.0..=1.0).contains(&q) {
+        if n == 0 {
             return None;
         }
-        let rank = (q * (n - 1) as f64) as u64;
+        let rank = q.rank(n).min(n);
         let delivered = n - self.failed;
-        if rank >= delivered {
+        if rank > delivered {
             return Some(f64::INFINITY);
         }
-        if delivered == 1 {
-            return self.sketch.quantile(0.0).ok().flatten();
-        }
-        // Ask the sketch for the same rank among delivered values only; the
-        // half step keeps floor() on `rank` despite float rounding.
-        let q_delivered = ((rank as f64 + 0.5) / (delivered - 1) as f64).min(1.0);
-        self.sketch.quantile(q_delivered).ok().flatten()
+        let estimate = if delivered == 1 {
+            self.sketch.quantile(0.0).ok().flatten()?
+        } else {
+            // The sketch ranks floor(q' x (m - 1)) from 0 among the m
+            // delivered values; the half step keeps floor() on rank - 1
+            // despite float rounding.
+            let q_delivered = ((rank as f64 - 0.5) / (delivered - 1) as f64).min(1.0);
+            self.sketch.quantile(q_delivered).ok().flatten()?
+        };
+        let within = delivered - self.late;
+        Some(if rank <= within {
+            estimate.min(1.0)
+        } else {
+            estimate.max(1.0f64.next_up())
+        })
     }
 
     /// Bytes held by this digest, for memory accounting.
@@ -191,8 +215,13 @@ mod tests {
     fn delivered(r: f64) -> Observation {
         Observation::Delivered {
             relative: r,
+            late: r > 1.0,
             amazing: r <= 0.5,
         }
+    }
+
+    fn q(text: &str) -> Decimal {
+        Decimal::parse(text).unwrap()
     }
 
     #[test]
@@ -216,11 +245,42 @@ mod tests {
         }
         d.record(Observation::Failed);
         d.record(Observation::Failed);
-        // n = 100, rank(0.99) = floor(98.01) = 98: the first failure.
-        assert_eq!(d.quantile(0.99), Some(f64::INFINITY));
-        // rank(0.97) = floor(96.03) = 96: still a delivered value.
-        let q = d.quantile(0.97).unwrap();
-        assert!((q - 0.2).abs() <= 0.2 * RELATIVE_ACCURACY, "{q}");
+        // n = 100, rank(0.99) = 99: the first failure.
+        assert_eq!(d.quantile(q("0.99")), Some(f64::INFINITY));
+        // rank(0.98) = 98: the last delivered value.
+        let v = d.quantile(q("0.98")).unwrap();
+        assert!((v - 0.2).abs() <= 0.2 * RELATIVE_ACCURACY, "{v}");
+    }
+
+    /// 14 deliveries at 0.1 and one at 2.0: the 95% rank is ceil(14.25) = 15,
+    /// the late one; the old lower-rank definition answered 0.1.
+    #[test]
+    fn nearest_rank_reaches_a_single_late_delivery() {
+        let mut d = Digest::new();
+        for _ in 0..14 {
+            d.record(delivered(0.1));
+        }
+        d.record(delivered(2.0));
+        let p95 = d.quantile(q("0.95")).unwrap();
+        assert!((p95 - 2.0).abs() <= 2.0 * RELATIVE_ACCURACY, "{p95}");
+        let p90 = d.quantile(q("0.9")).unwrap();
+        assert!((p90 - 0.1).abs() <= 0.1 * RELATIVE_ACCURACY, "{p90}");
+    }
+
+    /// The sketch's bin around 1 reports 1.01 for a delivery exactly on the
+    /// promise; the exact counts put it back on the right side.
+    #[test]
+    fn a_quantile_never_contradicts_the_counts() {
+        let mut on_time = Digest::new();
+        on_time.record(delivered(1.0));
+        assert_eq!(on_time.quantile(q("0.5")), Some(1.0));
+        let mut just_late = Digest::new();
+        just_late.record(Observation::Delivered {
+            relative: 0.999_999,
+            late: true,
+            amazing: false,
+        });
+        assert!(just_late.quantile(q("0.5")).unwrap() > 1.0);
     }
 
     #[test]
@@ -237,8 +297,8 @@ mod tests {
             (back.failed, back.late, back.amazing),
             (d.failed, d.late, d.amazing)
         );
-        for q in [0.0, 0.1, 0.5, 0.9, 0.99, 0.999, 1.0] {
-            assert_eq!(back.quantile(q), d.quantile(q), "q={q}");
+        for level in ["0", "0.1", "0.5", "0.9", "0.99", "0.999", "1"] {
+            assert_eq!(back.quantile(q(level)), d.quantile(q(level)), "q={level}");
         }
         let mut merged = back.clone();
         merged.merge(&d);
@@ -247,20 +307,20 @@ mod tests {
 
     #[test]
     fn empty_digest_has_no_quantile() {
-        assert_eq!(Digest::new().quantile(0.5), None);
+        assert_eq!(Digest::new().quantile(q("0.5")), None);
     }
 
     #[test]
     fn single_value_is_its_own_quantile() {
         let mut d = Digest::new();
         d.record(delivered(0.3));
-        assert_eq!(d.quantile(0.99), Some(0.3));
+        assert_eq!(d.quantile(q("0.99")), Some(0.3));
     }
 
     #[test]
     fn all_failed_is_infinite() {
         let mut d = Digest::new();
         d.record(Observation::Failed);
-        assert_eq!(d.quantile(0.5), Some(f64::INFINITY));
+        assert_eq!(d.quantile(q("0.5")), Some(f64::INFINITY));
     }
 }

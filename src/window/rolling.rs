@@ -297,6 +297,7 @@ mod tests {
     fn obs(r: f64) -> Observation {
         Observation::Delivered {
             relative: r,
+            late: r > 1.0,
             amazing: r < 0.5,
         }
     }

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use amaze_exporter::config::Config;
+use amaze_exporter::decimal::Decimal;
 
 fn shipped() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
@@ -73,9 +74,10 @@ fn fractions_and_durations_read_as_people_write_them() {
     let c = Config::parse("version: 1\nslas:\n  - name: a\n    promise: 2h 30m\n    objective: 0.999\n    target_margin: 40%\n    window: 7d\n").unwrap();
     let a = &c.slas[0];
     assert_eq!(a.promise.as_secs(), 9000);
-    assert!((a.objective - 0.999).abs() < 1e-12);
-    assert_eq!(a.target_margin, Some(0.4));
-    assert!((a.alert_margin - 0.2).abs() < 1e-12);
+    let exact = |s| Decimal::parse(s).unwrap();
+    assert_eq!(a.objective, exact("0.999"));
+    assert_eq!(a.target_margin, Some(exact("0.4")));
+    assert_eq!(a.alert_margin, exact("0.2"), "half the target");
     assert_eq!(a.window.as_secs(), 7 * 86400);
     for bad in ["99", "100%", "0%", "-5%", "abc"] {
         let yaml =

@@ -2,11 +2,12 @@
 //! to an SLA, a duration, labels and an optional completion time.
 
 use std::borrow::Cow;
+use std::time::Duration;
 
 use regex_automata::meta;
 use regex_automata::util::captures::Captures;
 
-use crate::delivery::Timing;
+use crate::delivery::{Timing, parse_amount};
 use crate::ingest::Reading;
 
 /// How lines are read.
@@ -248,17 +249,17 @@ fn build<'a, K>(
         (SlaFrom::Field(_), None) => return Err(LineError::MissingField),
     };
     let text = required(&fields.duration)?;
-    let seconds = match spec.unit {
-        Unit::Humantime => humantime::parse_duration(text.trim())
-            .map(|d| d.as_secs_f64())
-            .map_err(|_| LineError::BadDuration)?,
+    let took = match spec.unit {
+        Unit::Humantime => {
+            humantime::parse_duration(text.trim()).map_err(|_| LineError::BadDuration)?
+        }
         unit => {
-            let v: f64 = text.trim().parse().map_err(|_| LineError::BadDuration)?;
-            v / match unit {
-                Unit::Seconds => 1.0,
-                Unit::Millis => 1e3,
-                _ => 1e6,
-            }
+            let unit = match unit {
+                Unit::Seconds => Duration::from_secs(1),
+                Unit::Millis => Duration::from_millis(1),
+                _ => Duration::from_micros(1),
+            };
+            parse_amount(&text, unit).ok_or(LineError::BadDuration)?
         }
     };
     let at = match &fields.timestamp {
@@ -274,7 +275,7 @@ fn build<'a, K>(
         sla,
         labels,
         // Admission checks the range (negative, absurd) like every source's.
-        timing: Timing::Took { seconds, at },
+        timing: Timing::Took { took, at },
         id: None,
     })
 }
@@ -322,7 +323,7 @@ mod tests {
         assert_eq!(
             r.timing,
             Timing::Took {
-                seconds: 0.1835,
+                took: Duration::from_micros(183_500),
                 at: Some(1_795_428_000_000)
             }
         );
@@ -347,7 +348,7 @@ mod tests {
         assert_eq!(
             r.timing,
             Timing::Took {
-                seconds: 123.0,
+                took: Duration::from_secs(123),
                 at: Some(1_795_428_000_500)
             }
         );

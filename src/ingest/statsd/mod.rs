@@ -117,7 +117,9 @@ pub fn readings(mappings: &[Mapping], line: &Line<'_>) -> Result<Vec<Reading>, &
             sla: mapping.sla.clone(),
             labels: labels.clone(),
             timing: Timing::Took {
-                seconds: ms / 1000.0,
+                // The parser keeps values finite and non-negative; past
+                // Duration's range, admission refuses it as too long.
+                took: Duration::try_from_secs_f64(ms / 1000.0).unwrap_or(Duration::MAX),
                 at: None,
             },
             id: None,
@@ -219,7 +221,7 @@ mod tests {
         assert_eq!(
             r[0].timing,
             Timing::Took {
-                seconds: 0.25,
+                took: Duration::from_millis(250),
                 at: None
             }
         );

@@ -1,0 +1,97 @@
+//! SLA data as older snapshot formats stored it, and how it becomes today's.
+//!
+//! Format 4 holds promises as exact durations, the instant an open delivery
+//! fell due, and a calendar month's early deliveries; what older formats
+//! lack is rebuilt at restore (promises come from the config) or left
+//! unknown.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::id_set::IdSet;
+use super::month::MonthTallyV3;
+use super::open::{OpenItems, OpenItemsV3};
+use super::{BUCKET_FRACTIONS, Lsn, Series, SlaData};
+use crate::window::Rolling;
+
+/// [`SlaData`] as snapshot versions 1 and 2 stored it: no open deliveries.
+#[derive(Deserialize)]
+pub struct SlaDataV2 {
+    labels: Vec<String>,
+    series: Vec<SeriesV3>,
+    ids: IdSet,
+    overflowed: u64,
+    lsn: Lsn,
+}
+
+/// [`SlaData`] as snapshot version 3 stored it.
+#[derive(Deserialize)]
+pub struct SlaDataV3 {
+    labels: Vec<String>,
+    series: Vec<SeriesV3>,
+    ids: IdSet,
+    overflowed: u64,
+    lsn: Lsn,
+    open: OpenItemsV3,
+    month: Option<MonthTallyV3>,
+}
+
+/// A series up to version 3: its promise in float seconds.
+#[derive(Deserialize)]
+struct SeriesV3 {
+    key: Box<str>,
+    promise_seconds: f64,
+    mixed_promise: bool,
+    rolling: Rolling,
+    within: u64,
+    late: u64,
+    failed: u64,
+    buckets: [u64; BUCKET_FRACTIONS.len() + 1],
+    sum_seconds: f64,
+}
+
+impl From<SeriesV3> for Series {
+    fn from(v: SeriesV3) -> Series {
+        Series {
+            key: v.key,
+            // Restoring sets every promise from the config again.
+            promise: Duration::try_from_secs_f64(v.promise_seconds).unwrap_or_default(),
+            mixed_promise: v.mixed_promise,
+            rolling: v.rolling,
+            within: v.within,
+            late: v.late,
+            failed: v.failed,
+            buckets: v.buckets,
+            sum_seconds: v.sum_seconds,
+        }
+    }
+}
+
+impl From<SlaDataV2> for SlaData {
+    fn from(v: SlaDataV2) -> SlaData {
+        SlaData {
+            labels: v.labels,
+            series: v.series.into_iter().map(Series::from).collect(),
+            ids: v.ids,
+            overflowed: v.overflowed,
+            lsn: v.lsn,
+            open: OpenItems::default(),
+            month: None,
+        }
+    }
+}
+
+impl From<SlaDataV3> for SlaData {
+    fn from(v: SlaDataV3) -> SlaData {
+        SlaData {
+            labels: v.labels,
+            series: v.series.into_iter().map(Series::from).collect(),
+            ids: v.ids,
+            overflowed: v.overflowed,
+            lsn: v.lsn,
+            open: v.open.into(),
+            month: v.month.map(Into::into),
+        }
+    }
+}
