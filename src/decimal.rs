@@ -68,17 +68,25 @@ impl Decimal {
         };
         let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
         let digits = |part: &str| part.chars().all(|c| c.is_ascii_digit() || c == '_');
-        let significant = whole.chars().chain(fraction.chars()).any(|c| c.is_ascii_digit());
+        let significant = whole
+            .chars()
+            .chain(fraction.chars())
+            .any(|c| c.is_ascii_digit());
         if !significant || !digits(whole) || !digits(fraction) || number.starts_with('_') {
             return Err(DecimalError::Syntax(text.to_owned()));
         }
         let fraction = fraction.trim_end_matches(['0', '_']);
-        let mut scale = fraction.chars().filter(char::is_ascii_digit).count() + 2 * usize::from(percent);
+        let mut scale =
+            fraction.chars().filter(char::is_ascii_digit).count() + 2 * usize::from(percent);
         if scale > MAX_SCALE as usize {
             return Err(DecimalError::TooPrecise(text.to_owned()));
         }
         let mut units: u64 = 0;
-        for c in whole.chars().chain(fraction.chars()).filter(char::is_ascii_digit) {
+        for c in whole
+            .chars()
+            .chain(fraction.chars())
+            .filter(char::is_ascii_digit)
+        {
             units = units
                 .checked_mul(10)
                 .and_then(|u| u.checked_add(u64::from(c as u8 - b'0')))
@@ -135,7 +143,9 @@ impl Decimal {
 
     /// Whether `part <= self x whole`, exactly, in nanoseconds.
     pub fn covers(self, part: Duration, whole: Duration) -> bool {
-        let left = part.as_nanos().checked_mul(u128::from(POW10[self.scale as usize]));
+        let left = part
+            .as_nanos()
+            .checked_mul(u128::from(POW10[self.scale as usize]));
         let right = whole.as_nanos().checked_mul(u128::from(self.units));
         match (left, right) {
             (Some(l), Some(r)) => l <= r,
@@ -266,7 +276,9 @@ mod tests {
 
     #[test]
     fn bad_text_is_refused_with_its_reason() {
-        for bad in ["", "%", ".", "abc", "-1", "+1", "1e-3", "0,5", "1.2.3", "_1", "1 %x"] {
+        for bad in [
+            "", "%", ".", "abc", "-1", "+1", "1e-3", "0,5", "1.2.3", "_1", "1 %x",
+        ] {
             assert!(
                 matches!(Decimal::parse(bad), Err(DecimalError::Syntax(_))),
                 "{bad}"
@@ -296,7 +308,10 @@ mod tests {
     fn shares_and_thresholds_compare_exactly() {
         // 9,999 of 10,001 within is 0.99980002 < 0.9999.
         assert!(d("99.99%").exceeds_share(9_999, 10_001));
-        assert!(!d("99.99%").exceeds_share(10_000, 10_001), "0.99990001 is not below");
+        assert!(
+            !d("99.99%").exceeds_share(10_000, 10_001),
+            "0.99990001 is not below"
+        );
         assert!(!d("95%").exceeds_share(19, 20));
         let ms = Duration::from_millis;
         assert!(d("0.9").covers(ms(270), ms(300)));
@@ -307,7 +322,10 @@ mod tests {
         assert_eq!(d("0.9").of_seconds(ms(300)), "0.27");
         assert_eq!(d("0.05").of(Duration::from_secs(1)), ms(50));
         assert_eq!(d("183.5").of(ms(1)), Duration::from_micros(183_500));
-        assert_eq!(d("0.0000000005").of(Duration::from_secs(1)), Duration::from_nanos(1));
+        assert_eq!(
+            d("0.0000000005").of(Duration::from_secs(1)),
+            Duration::from_nanos(1)
+        );
         assert_eq!(d("5").of_seconds(Duration::from_secs(3600)), "18000");
         assert_eq!(d("0.1").of_seconds(Duration::from_nanos(1)), "0.0000000001");
     }

@@ -315,7 +315,10 @@ pub fn parse_amount(text: &str, unit: Duration) -> Option<Duration> {
     if plain && let Ok(exact) = Decimal::parse(text) {
         return Some(exact.of(unit));
     }
-    let value: f64 = text.parse().ok().filter(|v: &f64| v.is_finite() && *v >= 0.0)?;
+    let value: f64 = text
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite() && *v >= 0.0)?;
     Some(Duration::try_from_secs_f64(value * unit.as_secs_f64()).unwrap_or(Duration::MAX))
 }
 

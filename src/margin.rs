@@ -8,11 +8,8 @@ use crate::decimal::Decimal;
 use crate::window::Digest;
 
 /// Quantiles exported for every window besides the objective's own: p50, p90, p99.
-pub const REPORTED_QUANTILES: [Decimal; 3] = [
-    Decimal::new(5, 1),
-    Decimal::new(9, 1),
-    Decimal::new(99, 2),
-];
+pub const REPORTED_QUANTILES: [Decimal; 3] =
+    [Decimal::new(5, 1), Decimal::new(9, 1), Decimal::new(99, 2)];
 
 /// The lowest margin reported: "at least one full promise late".
 pub const MARGIN_FLOOR: f64 = -1.0;
@@ -234,7 +231,12 @@ mod tests {
         assert!(close(a.margin, -1.0, 0.02), "{}", a.margin);
         assert_eq!(a.status, Status::Breaching);
         assert_eq!(a.compliance, 14.0 / 15.0);
-        let p99 = a.quantiles.iter().find(|(q, _)| *q == dec("0.99")).unwrap().1;
+        let p99 = a
+            .quantiles
+            .iter()
+            .find(|(q, _)| *q == dec("0.99"))
+            .unwrap()
+            .1;
         assert!(close(p99, 2.0, 0.02), "{p99}");
     }
 
@@ -251,17 +253,27 @@ mod tests {
             let a = assess(&digest(&rs, 0), &p).assessment.unwrap();
             assert_eq!(a.status, Status::Breaching, "{spelling}");
             assert!(a.margin < 0.0, "{spelling}: {}", a.margin);
-            assert_eq!(p.quantiles().last().map(ToString::to_string).as_deref(), Some("0.9999"));
+            assert_eq!(
+                p.quantiles().last().map(ToString::to_string).as_deref(),
+                Some("0.9999")
+            );
         }
     }
 
     /// Failures alone above 1 - o: the quantile is +inf and the margin -1.
     #[test]
     fn failures_beyond_the_budget_floor_the_margin() {
-        let a = assess(&digest(&[0.1; 97], 3), &policy()).assessment.unwrap();
+        let a = assess(&digest(&[0.1; 97], 3), &policy())
+            .assessment
+            .unwrap();
         assert_eq!(a.margin, -1.0);
         assert_eq!(a.status, Status::Breaching);
-        let p99 = a.quantiles.iter().find(|(q, _)| *q == dec("0.99")).unwrap().1;
+        let p99 = a
+            .quantiles
+            .iter()
+            .find(|(q, _)| *q == dec("0.99"))
+            .unwrap()
+            .1;
         assert_eq!(p99, f64::INFINITY);
         assert!(close(a.compliance, 0.97, 1e-12));
     }
@@ -269,14 +281,18 @@ mod tests {
     /// Very late deliveries floor the margin at -1 even when finite.
     #[test]
     fn margin_is_floored() {
-        let a = assess(&digest(&[5.0; 20], 0), &policy()).assessment.unwrap();
+        let a = assess(&digest(&[5.0; 20], 0), &policy())
+            .assessment
+            .unwrap();
         assert_eq!(a.margin, -1.0);
     }
 
     /// Every delivery exactly on the promise: margin 0, meeting, not breaching.
     #[test]
     fn deliveries_on_the_promise_meet_it() {
-        let a = assess(&digest(&[1.0; 20], 0), &policy()).assessment.unwrap();
+        let a = assess(&digest(&[1.0; 20], 0), &policy())
+            .assessment
+            .unwrap();
         assert_eq!(a.margin, 0.0);
         assert_eq!(a.status, Status::Meeting);
     }

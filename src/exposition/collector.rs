@@ -255,11 +255,7 @@ fn window_figures(
         // mixed promises included.
         out.gauge(names::RELATIVE_QUANTILE, labels.clone(), *relative);
         if let Some(promise) = promise {
-            out.gauge(
-                names::QUANTILE,
-                labels,
-                relative * promise.as_secs_f64(),
-            );
+            out.gauge(names::QUANTILE, labels, relative * promise.as_secs_f64());
         }
     }
 }

@@ -46,9 +46,7 @@ pub fn render(recorder: &Recorder, telemetry_path: &str, now: Millis) -> String 
             description = escape(&sla.description),
             promise = humantime::format_duration(sla.promise),
             objective = sla.objective.percent(),
-            target = sla
-                .target_margin
-                .map_or("none".to_owned(), |t| t.percent()),
+            target = sla.target_margin.map_or("none".to_owned(), |t| t.percent()),
             window = escape(&window.label),
             deliveries = figures(report.compliance).deliveries,
         );

@@ -92,7 +92,8 @@ impl Recorder {
                         let d = Delivery {
                             sla: e.sla,
                             key,
-                            outcome: took.map_or(Outcome::Failed, |took| Outcome::Delivered { took }),
+                            outcome: took
+                                .map_or(Outcome::Failed, |took| Outcome::Delivered { took }),
                             at,
                             id: Some(e.id.clone()),
                         };

@@ -16,8 +16,8 @@ mod month;
 pub mod open;
 
 pub use clocks::{OpenSummary, OpenView};
-pub use legacy::{SlaDataV2, SlaDataV3};
 use id_set::IdSet;
+pub use legacy::{SlaDataV2, SlaDataV3};
 pub use marks::{Mark, Marks};
 use open::{EventError, OpenItems, Transition};
 
@@ -486,10 +486,7 @@ impl SlaState {
         let single_counters = if labelled {
             None
         } else {
-            self.data
-                .series
-                .first()
-                .map(|s| (s.promise, s.counters()))
+            self.data.series.first().map(|s| (s.promise, s.counters()))
         };
         let mut windows = self.windows.clone();
         let mut compliance = self.compliance;

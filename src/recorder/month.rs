@@ -170,7 +170,10 @@ mod tests {
         let later = at("2026-11-30T23:58[Europe/Berlin]");
         MonthTally::record(&mut tally, &cal, later, clock + 1_000, OBS);
         let before_midnight = at("2026-11-30T23:59:59[Europe/Berlin]");
-        assert_eq!(MonthTally::report(&tally, &cal, before_midnight).1.count(), 21);
+        assert_eq!(
+            MonthTally::report(&tally, &cal, before_midnight).1.count(),
+            21
+        );
         // By the clock it is December: the early delivery is its first.
         let midnight = at("2026-12-01T00:00[Europe/Berlin]");
         assert_eq!(MonthTally::report(&tally, &cal, midnight).1.count(), 1);

@@ -318,7 +318,11 @@ impl OpenItems {
                         seconds: took.map(|t| t.as_secs_f64()),
                         within_promise,
                     },
-                    Some(Finished { key, took, at: e.at }),
+                    Some(Finished {
+                        key,
+                        took,
+                        at: e.at,
+                    }),
                 ))
             }
         }

@@ -28,6 +28,20 @@ pub fn queries(dashboard: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Every (panel title, first PromQL expression): the query a panel is blank without.
+pub fn first_queries(dashboard: &Value) -> Vec<(String, String)> {
+    panels(dashboard)
+        .iter()
+        .filter_map(|p| {
+            let expr = p["targets"].as_array()?.first()?["expr"].as_str()?;
+            Some((
+                p["title"].as_str().unwrap_or("").to_owned(),
+                expr.to_owned(),
+            ))
+        })
+        .collect()
+}
+
 fn panels(dashboard: &Value) -> Vec<&Value> {
     let mut out = Vec::new();
     for p in dashboard["panels"].as_array().expect("panels") {

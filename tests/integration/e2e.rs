@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::dashboards::{DASHBOARDS, load, queries};
+use crate::dashboards::{DASHBOARDS, first_queries, load, queries};
 use crate::server::{Exporter, Home, tool_available};
 
 struct Prometheus {
@@ -247,6 +247,21 @@ fn prometheus_runs_the_rules_and_every_dashboard_query_returns_data() {
             prom.wait_for(&format!("data for {name} / {title}: {expr}"), || {
                 !prom.query(&expr).is_empty()
             });
+        }
+    }
+    // (c) No panel is blank for any SLA: its first query returns data with
+    // `$sla` set to each one, per-label goals and all.
+    for name in DASHBOARDS {
+        for (title, expr) in first_queries(&load(name)) {
+            for sla in ["api_latency", "support_first_response", "order_shipping"] {
+                let expr = expr
+                    .replace("$__rate_interval", "1m")
+                    .replace("=~\"$sla\"", &format!("=~\"{sla}\""))
+                    .replace("$sla", sla);
+                prom.wait_for(&format!("{name} / {title} for {sla}: {expr}"), || {
+                    !prom.query(&expr).is_empty()
+                });
+            }
         }
     }
 }
