@@ -51,7 +51,7 @@ impl Decimal {
     /// When `scale` exceeds [`MAX_SCALE`]; constants only, never input.
     pub const fn new(mut units: u64, mut scale: u8) -> Decimal {
         assert!(scale <= MAX_SCALE, "scale beyond MAX_SCALE");
-        while scale > 0 && units % 10 == 0 {
+        while scale > 0 && units.is_multiple_of(10) {
             units /= 10;
             scale -= 1;
         }
@@ -93,7 +93,7 @@ impl Decimal {
                 .ok_or_else(|| DecimalError::TooLarge(text.to_owned()))?;
         }
         // Lowest terms at full precision: `50%` is 5 / 10, not 50 / 100.
-        while scale > 0 && units % 10 == 0 {
+        while scale > 0 && units.is_multiple_of(10) {
             units /= 10;
             scale -= 1;
         }
@@ -120,7 +120,7 @@ impl Decimal {
 
     /// Half of this value, exact (`50%` -> `25%`); `None` past [`MAX_SCALE`].
     pub fn half(self) -> Option<Decimal> {
-        if self.units % 2 == 0 {
+        if self.units.is_multiple_of(2) {
             return Some(Decimal::new(self.units / 2, self.scale));
         }
         (self.scale < MAX_SCALE).then(|| Decimal::new(self.units * 5, self.scale + 1))
