@@ -103,6 +103,11 @@ impl Decimal {
         })
     }
 
+    /// Digits after the point, in lowest terms (`0.9999` has 4, `5` none).
+    pub fn scale(self) -> u8 {
+        self.scale
+    }
+
     /// The nearest `f64`: what Prometheus parses from this value's text.
     pub fn to_f64(self) -> f64 {
         // Both operands are exact below 2^53, so the one division rounds once.

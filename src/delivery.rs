@@ -7,6 +7,9 @@ use crate::recorder::open::{Event, Kind};
 use crate::sla::Catalog;
 use crate::window::Millis;
 
+/// Unix time in nanoseconds: instants as RFC 3339 timestamps carry them.
+pub type Nanos = i64;
+
 /// Longest delivery time accepted; anything longer is a unit mistake.
 pub const MAX_DURATION: Duration = Duration::from_secs(400 * 86400);
 
@@ -41,8 +44,9 @@ pub enum Outcome {
 pub enum Timing {
     /// A measured duration; completed at `at`, or now.
     Took { took: Duration, at: Option<Millis> },
-    /// Started and completed at these times.
-    Between { started: Millis, delivered: Millis },
+    /// Started and completed at these times (unix nanoseconds, as
+    /// RFC 3339 gives them).
+    Between { started: Nanos, delivered: Nanos },
     /// Never delivered; failed at `at`, or now.
     Failed { at: Option<Millis> },
 }
@@ -124,17 +128,21 @@ impl Catalog {
                 if delivered < started {
                     return Err(Refusal::invalid("delivered_at", "is before started_at"));
                 }
-                // An SLA with business hours counts working time only.
-                let clock = match &sla.calendar {
-                    Some(c) => c.working_between(started, delivered),
-                    None => delivered - started,
+                let ms = |ns: Nanos| ns.div_euclid(1_000_000);
+                // An SLA with business hours counts working time only, in
+                // the milliseconds its calendar counts.
+                let took = match &sla.calendar {
+                    Some(c) => {
+                        let clock = c.working_between(ms(started), ms(delivered));
+                        Duration::from_millis(u64::try_from(clock).unwrap_or(0))
+                    }
+                    None => Duration::from_nanos((delivered - started).unsigned_abs()),
                 };
-                let took = Duration::from_millis(u64::try_from(clock).unwrap_or(0));
                 (
                     Outcome::Delivered {
                         took: checked("started_at", took)?,
                     },
-                    delivered,
+                    ms(delivered),
                 )
             }
             Timing::Failed { at } => (Outcome::Failed, at.unwrap_or(now)),
@@ -284,31 +292,11 @@ impl Catalog {
     }
 }
 
-/// A duration a source read as float seconds, rounded to the nanosecond
-/// (`0.27` is exactly 270 ms). Refused when negative, not finite, or longer
-/// than [`MAX_DURATION`], naming `field`.
-pub fn from_seconds(field: &str, seconds: f64) -> Result<Duration, Refusal> {
-    if !seconds.is_finite() || seconds < 0.0 {
-        return Err(Refusal::invalid(
-            field,
-            format!("{seconds} s is not a duration: must be zero or more"),
-        ));
-    }
-    if seconds > MAX_DURATION.as_secs_f64() {
-        // Too large for a Duration past ~5.8e11 years: say it in seconds.
-        let shown = Duration::try_from_secs_f64(seconds.floor()).map_or_else(
-            |_| format!("{seconds} s"),
-            |d| humantime::format_duration(d).to_string(),
-        );
-        return Err(too_long(field, &shown));
-    }
-    checked(field, Duration::from_secs_f64(seconds))
-}
-
-/// A duration written as a number of `unit`s, as logs and StatsD write them
-/// (`183`, `0.05`, `1.5e-3`): exact for plain decimals, rounded to the
-/// nanosecond otherwise; saturates past [`Duration::MAX`] (admission then
-/// refuses it as too long). `None` unless a non-negative number.
+/// A duration written as a number of `unit`s, as JSON, logs and StatsD
+/// write them (`183`, `0.05`, `1.5e-3`): exact for plain decimals (`0.27`
+/// seconds is exactly 270 ms), rounded to the nearest nanosecond otherwise,
+/// so every source reads the same text as the same duration. Saturates past
+/// [`Duration::MAX`]. `None` unless a non-negative number.
 pub fn parse_amount(text: &str, unit: Duration) -> Option<Duration> {
     let text = text.trim();
     let plain = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit() || b == b'.');
@@ -320,6 +308,32 @@ pub fn parse_amount(text: &str, unit: Duration) -> Option<Duration> {
         .ok()
         .filter(|v: &f64| v.is_finite() && *v >= 0.0)?;
     Some(Duration::try_from_secs_f64(value * unit.as_secs_f64()).unwrap_or(Duration::MAX))
+}
+
+/// [`parse_amount`] with the refusal a client reads, naming `field`: not a
+/// non-negative number, or longer than [`MAX_DURATION`].
+pub fn amount(field: &str, text: &str, unit: Duration) -> Result<Duration, Refusal> {
+    let shown: String = if text.len() > 40 {
+        format!("{}...", text.chars().take(40).collect::<String>())
+    } else {
+        text.to_owned()
+    };
+    let unit_name = match unit.as_nanos() {
+        1_000_000_000 => "s",
+        1_000_000 => "ms",
+        1_000 => "us",
+        _ => "units",
+    };
+    let took = parse_amount(text, unit).ok_or_else(|| {
+        Refusal::invalid(
+            field,
+            format!("`{shown}` is not a duration: give a number of {unit_name}, zero or more"),
+        )
+    })?;
+    if took > MAX_DURATION {
+        return Err(too_long(field, &format!("`{shown}` {unit_name}")));
+    }
+    Ok(took)
 }
 
 /// `took` if it is at most [`MAX_DURATION`].
@@ -337,8 +351,8 @@ fn too_long(field: &str, shown: &str) -> Refusal {
     Refusal::invalid(
         field,
         format!(
-            "{shown} is longer than the {} limit",
-            humantime::format_duration(MAX_DURATION)
+            "{shown} is longer than the {}-day limit",
+            MAX_DURATION.as_secs() / 86_400
         ),
     )
 }

@@ -98,15 +98,36 @@ impl Assessment {
 }
 
 /// Assesses one window's digest against `policy`.
+///
+/// The status is decided from exact counts: breaching when fewer than the
+/// objective's rank ceil(o x n) deliveries were within the promise, amazing
+/// when at least that many were within the target margin. The margin's size
+/// comes from the sketch and is kept inside its status's range, so the
+/// gauges never contradict each other or the amaze ratio.
 pub fn assess(digest: &Digest, policy: &Policy) -> Figures {
     let n = digest.count();
     let bad = digest.bad();
+    let limit = policy.amazing_limit().map(Decimal::to_f64);
     let assessment = (n >= policy.min_deliveries.max(1)).then(|| {
-        let q = digest.quantile(policy.objective).unwrap_or(f64::INFINITY);
-        let margin = (1.0 - q).max(MARGIN_FLOOR);
+        let rank = policy.objective.rank(n);
+        let status = match policy.target_margin {
+            _ if rank > n - bad => Status::Breaching,
+            Some(_) if rank <= digest.amazing() => Status::Amazing,
+            _ => Status::Meeting,
+        };
+        let q = digest
+            .quantile(policy.objective, limit)
+            .unwrap_or(f64::INFINITY);
+        // 1 - (1 - t) need not be t in floats: hold the margin in its range.
+        let target = policy.target_margin.map_or(f64::INFINITY, Decimal::to_f64);
+        let margin = match status {
+            Status::Breaching => (1.0 - q).clamp(MARGIN_FLOOR, -f64::EPSILON),
+            Status::Meeting => (1.0 - q).clamp(0.0, target.next_down()),
+            Status::Amazing => (1.0 - q).max(target),
+        };
         Assessment {
             margin,
-            status: status(margin, policy.target_margin),
+            status,
             compliance: (n - bad) as f64 / n as f64,
             burn_rate: policy.objective.burn_rate(bad, n),
             amazing_ratio: policy
@@ -115,7 +136,7 @@ pub fn assess(digest: &Digest, policy: &Policy) -> Figures {
             quantiles: policy
                 .quantiles()
                 .into_iter()
-                .map(|q| (q, digest.quantile(q).unwrap_or(f64::INFINITY)))
+                .map(|q| (q, digest.quantile(q, limit).unwrap_or(f64::INFINITY)))
                 .collect(),
         }
     });
@@ -123,15 +144,6 @@ pub fn assess(digest: &Digest, policy: &Policy) -> Figures {
         deliveries: n,
         bad,
         assessment,
-    }
-}
-
-/// The status a margin earns against the SLA's target margin.
-pub fn status(margin: f64, target_margin: Option<Decimal>) -> Status {
-    match target_margin {
-        _ if margin < 0.0 => Status::Breaching,
-        Some(target) if margin >= target.to_f64() => Status::Amazing,
-        _ => Status::Meeting,
     }
 }
 
@@ -328,11 +340,55 @@ mod tests {
         assert_eq!(labels, ["0.5", "0.9", "0.95", "0.99"]);
     }
 
+    fn exact(relative: f64, late: bool, amazing: bool, n: usize) -> Digest {
+        let mut d = Digest::new();
+        for _ in 0..n {
+            d.record(Observation::Delivered {
+                relative,
+                late,
+                amazing,
+            });
+        }
+        d
+    }
+
+    /// 270ms against 300ms at a 10% target is exactly on the amaze limit;
+    /// its float ratio is 0.9000000000000001. Amazing all the same, and the
+    /// margin no less than the target.
+    #[test]
+    fn a_delivery_on_the_amaze_limit_is_amazing() {
+        let p = Policy {
+            objective: dec("50%"),
+            target_margin: Some(dec("10%")),
+            min_deliveries: 1,
+        };
+        let a = assess(&exact(0.27 / 0.3, false, true, 1), &p)
+            .assessment
+            .unwrap();
+        assert_eq!(a.status, Status::Amazing);
+        assert!(a.margin >= 0.1, "{}", a.margin);
+        assert_eq!(a.amazing_ratio, Some(1.0));
+        // 1 ns past the limit: meeting, however the ratio rounds.
+        let a = assess(&exact(0.9, false, false, 20), &p)
+            .assessment
+            .unwrap();
+        assert_eq!(a.status, Status::Meeting);
+        assert!(a.margin < 0.1, "{}", a.margin);
+        assert_eq!(a.amazing_ratio, Some(0.0));
+    }
+
     #[test]
     fn status_boundaries() {
-        let target = Some(dec("50%"));
-        assert_eq!(status(0.5, target), Status::Amazing);
-        assert_eq!(status(0.0, target), Status::Meeting);
-        assert_eq!(status(-0.0001, target), Status::Breaching);
+        let p = policy();
+        let on_target = assess(&exact(0.5, false, true, 20), &p).assessment.unwrap();
+        assert_eq!(on_target.status, Status::Amazing);
+        let on_promise = assess(&exact(1.0, false, false, 20), &p)
+            .assessment
+            .unwrap();
+        assert_eq!(on_promise.status, Status::Meeting);
+        assert_eq!(on_promise.margin, 0.0);
+        let past = assess(&exact(1.0, true, false, 20), &p).assessment.unwrap();
+        assert_eq!(past.status, Status::Breaching);
+        assert!(past.margin < 0.0);
     }
 }

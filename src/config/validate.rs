@@ -497,13 +497,24 @@ pub fn duration(s: &str, min: Duration, max: Duration) -> Result<Duration, Strin
     Ok(d)
 }
 
+/// Most digits after the point an objective or margin may have: exact, far
+/// finer than any SLA, and always distinct from 1 as a float.
+const FRACTION_DIGITS: u8 = 12;
+
 /// `99%`, `99.9%` or `0.99`, held exactly as written; strictly between 0
-/// and 1 (or from 0 when `allow_zero`).
+/// and 1 (or from 0 when `allow_zero`), with at most [`FRACTION_DIGITS`]
+/// digits after the point.
 fn fraction(s: &str, allow_zero: bool) -> Result<Decimal, String> {
     let value = Decimal::parse(s).map_err(|e| match e {
         DecimalError::Syntax(_) => format!("`{s}` is not a fraction: write e.g. `99%` or `0.99`"),
         other => other.to_string(),
     })?;
+    if value.scale() > FRACTION_DIGITS {
+        return Err(format!(
+            "`{s}` has more than {FRACTION_DIGITS} digits after the point (as a fraction of 1); \
+             write e.g. `99.999%`"
+        ));
+    }
     let low_ok = allow_zero || value > Decimal::ZERO;
     if !low_ok || value >= Decimal::ONE {
         let range = if allow_zero {

@@ -3,12 +3,13 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::time::Duration;
 
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::delivery::{RefusalKind, Timing, from_seconds};
+use crate::delivery::{RefusalKind, Timing, amount};
 use crate::window::Millis;
 
 /// How the body is framed, from its content type.
@@ -74,8 +75,9 @@ pub struct RawDelivery<'a> {
     pub sla: Cow<'a, str>,
     #[serde(borrow, default)]
     pub duration: Option<Cow<'a, str>>,
-    #[serde(default)]
-    pub duration_seconds: Option<f64>,
+    /// A JSON number, kept as its text so every source reads it alike.
+    #[serde(borrow, default, deserialize_with = "number_text")]
+    pub duration_seconds: Option<&'a str>,
     #[serde(borrow, default)]
     pub started_at: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
@@ -86,6 +88,20 @@ pub struct RawDelivery<'a> {
     pub failed: bool,
     #[serde(borrow, default)]
     pub id: Option<Cow<'a, str>>,
+}
+
+/// A JSON number's text (`null` reads as absent): `0.27` stays exactly
+/// 0.27 rather than the nearest float.
+fn number_text<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<&'a str>, D::Error> {
+    let raw = <&'a RawValue>::deserialize(d)?;
+    match raw.get() {
+        "null" => Ok(None),
+        text if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) => Ok(Some(text)),
+        text => Err(serde::de::Error::invalid_type(
+            serde::de::Unexpected::Other(text),
+            &"a number of seconds",
+        )),
+    }
 }
 
 /// A JSON object of string label values, kept in order without a map.
@@ -223,16 +239,16 @@ pub fn parse(line: usize, text: &str) -> Result<RawDelivery<'_>, LineError> {
 pub fn timing(raw: &RawDelivery<'_>, line: usize) -> Result<Timing, LineError> {
     let bad =
         |field: &str, reason: String| LineError::malformed(line, Some(field.to_owned()), reason);
-    let timestamp = |field: &str, s: &str| -> Result<Millis, LineError> {
+    let timestamp = |field: &str, s: &str| -> Result<jiff::Timestamp, LineError> {
         s.parse::<jiff::Timestamp>()
-            .map(|t| t.as_millisecond())
             .map_err(|e| bad(field, format!("`{s}` is not an RFC 3339 timestamp: {e}")))
     };
-    let delivered_at = raw
+    let delivered = raw
         .delivered_at
         .as_deref()
         .map(|s| timestamp("delivered_at", s))
         .transpose()?;
+    let delivered_at: Option<Millis> = delivered.map(|t| t.as_millisecond());
     let timing = match (&raw.duration, raw.duration_seconds, &raw.started_at) {
         (Some(_), Some(_), _) => {
             return Err(bad(
@@ -260,21 +276,25 @@ pub fn timing(raw: &RawDelivery<'_>, line: usize) -> Result<Timing, LineError> {
             }
         }
         (None, Some(seconds), None) => Timing::Took {
-            took: from_seconds("duration", seconds).map_err(|r| LineError {
-                line,
-                field: Some(r.field),
-                reason: r.reason,
-                kind: r.kind.as_str(),
+            took: amount("duration_seconds", seconds, Duration::from_secs(1)).map_err(|r| {
+                LineError {
+                    line,
+                    field: Some(r.field),
+                    reason: r.reason,
+                    kind: r.kind.as_str(),
+                }
             })?,
             at: delivered_at,
         },
         (None, None, Some(started)) => {
-            let Some(delivered) = delivered_at else {
+            let Some(delivered) = delivered else {
                 return Err(bad("delivered_at", "required with started_at".into()));
             };
+            // Nanoseconds fit an i64 until 2262; later instants saturate.
+            let nanos = |t: jiff::Timestamp| i64::try_from(t.as_nanosecond()).unwrap_or(i64::MAX);
             Timing::Between {
-                started: timestamp("started_at", started)?,
-                delivered,
+                started: nanos(timestamp("started_at", started)?),
+                delivered: nanos(delivered),
             }
         }
         (None, None, None) => {
@@ -385,7 +405,7 @@ mod tests {
         );
         assert_eq!(
             timing(r#"{"sla":"a","started_at":"2026-01-01T10:00:00Z","delivered_at":"2026-01-01T12:00:00+01:00"}"#).unwrap(),
-            Timing::Between { started: 1_767_261_600_000, delivered: 1_767_265_200_000 }
+            Timing::Between { started: 1_767_261_600_000_000_000, delivered: 1_767_265_200_000_000_000 }
         );
         assert_eq!(
             timing(r#"{"sla":"a","failed":true}"#).unwrap(),

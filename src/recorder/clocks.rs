@@ -8,7 +8,7 @@ use super::open::{Event, Finished, OpenItems, OpenState, Transition, rfc3339};
 use super::{Lsn, Recorded, Recorder, lock, retention};
 use crate::calendar::Calendar;
 use crate::decimal::Decimal;
-use crate::delivery::{Delivery, Outcome, key_values, millis};
+use crate::delivery::{Delivery, Outcome, key_values};
 use crate::sla::Sla;
 use crate::window::Millis;
 
@@ -83,7 +83,7 @@ impl Recorder {
             let calendar = calendar_of(sla);
             for (i, e) in events.iter().enumerate().filter(|(_, x)| x.sla == e.sla) {
                 let values: Vec<&str> = key_values(&e.key).collect();
-                let promise = millis(sla.promise_for(&values));
+                let promise = sla.promise_for(&values);
                 let finished = state.data.ids.contains(&e.id);
                 let cap = self.catalog.limits.max_open_deliveries;
                 let applied = state.data.open.apply(e, calendar, promise, finished, cap);
@@ -114,8 +114,8 @@ impl Recorder {
     }
 
     /// Open deliveries at `now` that `keep` accepts, soonest due first (the
-    /// most overdue leading), then those paused short of their promise by
-    /// least clock time remaining; ties by SLA and id.
+    /// most overdue leading), ties by SLA and id; then those paused short of
+    /// their promise, least clock time remaining first, ties by SLA and id.
     pub fn open_items(&self, now: Millis, keep: impl Fn(&OpenView) -> bool) -> Vec<OpenView> {
         let mut out = Vec::new();
         for (sla, state) in self.catalog.slas.iter().zip(&self.slas) {
@@ -124,6 +124,7 @@ impl Recorder {
             for (id, item) in state.data.open.iter() {
                 let elapsed = item.elapsed(calendar, now);
                 let due = item.due(calendar);
+                let unknown_due = item.fell_due_unknown();
                 let view = OpenView {
                     sla: sla.name.clone(),
                     id: id.to_owned(),
@@ -137,11 +138,16 @@ impl Recorder {
                     state: item.state(elapsed, at_risk_after(sla)),
                     paused: item.paused(),
                     started_at: rfc3339(item.started),
-                    promise_seconds: item.promise_ms as f64 / 1000.0,
+                    promise_seconds: item.promise.as_secs_f64(),
                     elapsed_seconds: elapsed as f64 / 1000.0,
-                    remaining_seconds: (item.promise_ms - elapsed) as f64 / 1000.0,
+                    remaining_seconds: (item.promise.as_nanos() as i128
+                        - i128::from(elapsed) * 1_000_000)
+                        as f64
+                        / 1e9,
                     due_at: due.map(rfc3339),
-                    due,
+                    // Fell due at an instant an older release did not keep:
+                    // among the most overdue.
+                    due: if unknown_due { Some(Millis::MIN) } else { due },
                 };
                 if keep(&view) {
                     out.push(view);
@@ -149,10 +155,17 @@ impl Recorder {
             }
         }
         out.sort_by(|a, b| {
-            let due = |v: &OpenView| v.due.unwrap_or(Millis::MAX);
-            due(a)
-                .cmp(&due(b))
-                .then(a.remaining_seconds.total_cmp(&b.remaining_seconds))
+            // Items without a due instant go last, by remaining clock time.
+            let remaining = |v: &OpenView| {
+                if v.due.is_some() {
+                    0.0
+                } else {
+                    v.remaining_seconds
+                }
+            };
+            (a.due.is_none(), a.due)
+                .cmp(&(b.due.is_none(), b.due))
+                .then(remaining(a).total_cmp(&remaining(b)))
                 .then_with(|| (&a.sla, &a.id).cmp(&(&b.sla, &b.id)))
         });
         out
@@ -171,7 +184,7 @@ pub(super) fn summarize(open: &mut OpenItems, sla: &Sla, now: Millis) -> OpenSum
         let elapsed = item.elapsed(calendar, now);
         let state = item.state(elapsed, at_risk_after(sla));
         summary.by_state[state as usize] += 1;
-        let ratio = elapsed as f64 / item.promise_ms.max(1) as f64;
+        let ratio = elapsed as f64 / 1000.0 / item.promise.as_secs_f64().max(1e-9);
         summary.oldest_ratio = summary.oldest_ratio.max(ratio);
     }
     summary

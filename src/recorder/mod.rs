@@ -334,29 +334,39 @@ impl SlaState {
         self.index.clear();
         let overflow = overflow_key(sla.labels.len());
         let old_overflow = overflow_key(old_labels.len());
+        // A key in the old label order, in the new one.
+        let rekey = |key: &str| -> Box<str> {
+            if old_labels == sla.labels {
+                return key.into();
+            }
+            if key == &*old_overflow {
+                return overflow.clone();
+            }
+            let values: Vec<&str> = key_values(key).collect();
+            sla.labels
+                .iter()
+                .map(|l| {
+                    old_labels
+                        .iter()
+                        .position(|o| o == l)
+                        .and_then(|i| values.get(i).copied())
+                        .unwrap_or("")
+                })
+                .collect::<Vec<_>>()
+                .join(&KEY_SEPARATOR.to_string())
+                .into()
+        };
+        self.data.open.reconfigure(|key| {
+            let key = rekey(key);
+            let values: Vec<&str> = key_values(&key).collect();
+            let promise = sla.promise_for(&values);
+            (key, promise)
+        });
         for mut s in old {
             if reshape {
                 s.rolling = s.rolling.reshape(&self.windows);
             }
-            let key = if old_labels == sla.labels {
-                s.key.clone()
-            } else if s.key == old_overflow {
-                overflow.clone()
-            } else {
-                let values: Vec<&str> = key_values(&s.key).collect();
-                sla.labels
-                    .iter()
-                    .map(|l| {
-                        old_labels
-                            .iter()
-                            .position(|o| o == l)
-                            .and_then(|i| values.get(i).copied())
-                            .unwrap_or("")
-                    })
-                    .collect::<Vec<_>>()
-                    .join(&KEY_SEPARATOR.to_string())
-                    .into()
-            };
+            let key = rekey(&s.key);
             let key = if self.index.contains_key(&key) || self.data.series.len() < sla.max_series {
                 key
             } else {

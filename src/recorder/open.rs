@@ -124,8 +124,9 @@ impl OpenState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OpenItem {
     pub key: Box<str>,
-    /// Its promise by its labels, fixed at start.
-    pub promise_ms: Millis,
+    /// Its promise by its labels; a reload sets it again, so the finish is
+    /// judged by the promise every delivery is judged by when it arrives.
+    pub promise: Duration,
     pub started: Millis,
     last: (Kind, Millis),
     /// Clock time of the running stretches before the last pause.
@@ -135,6 +136,9 @@ pub struct OpenItem {
     /// The instant its clock reached the promise, once a pause has banked
     /// that much (a running clock's due instant is computed instead).
     fell_due: Option<Millis>,
+    /// It fell due before a pause that a release without `fell_due`
+    /// recorded (snapshot format 3): when is unknown.
+    fell_due_unknown: bool,
     overdue_counted: bool,
 }
 
@@ -154,34 +158,42 @@ impl OpenItem {
     /// Its state with `elapsed` clock time: overdue past the promise, at
     /// risk past `at_risk_after` (1 - alert_margin) of it, compared exactly.
     pub fn state(&self, elapsed: Millis, at_risk_after: Decimal) -> OpenState {
-        if elapsed > self.promise_ms {
+        if ms(elapsed) > self.promise {
             OpenState::Overdue
-        } else if !at_risk_after.covers(ms(elapsed), ms(self.promise_ms)) {
+        } else if !at_risk_after.covers(ms(elapsed), self.promise) {
             OpenState::AtRisk
         } else {
             OpenState::OnTrack
         }
     }
 
-    /// The instant its clock reaches (or reached) the promise. Known once
-    /// that has happened, paused or not, and ahead of time while the clock
-    /// runs; `None` while paused short of the promise, since the rest
-    /// depends on when it resumes.
+    /// The instant its clock reaches (or reached) the promise, to the
+    /// millisecond clocks count in. Known once that has happened, paused or
+    /// not, and ahead of time while the clock runs; `None` while paused short
+    /// of the promise, since the rest depends on when it resumes, and for
+    /// the rare item whose instant an older release did not record.
     pub fn due(&self, calendar: &Calendar) -> Option<Millis> {
         if let Some(at) = self.fell_due {
             return Some(at);
         }
         let since = self.running_since?;
-        let left = self.promise_ms - self.banked;
-        if left < 0 {
-            // Fell due before a pause recorded by a release that did not
-            // keep the instant: unknown.
-            return None;
-        }
-        calendar.add_working(since, left)
+        calendar.add_working(since, self.left(self.banked)?)
+    }
+
+    /// Whether it is known to have fallen due without the instant.
+    pub fn fell_due_unknown(&self) -> bool {
+        self.fell_due_unknown
+    }
+
+    /// Clock milliseconds from `banked` until the promise is reached (the
+    /// first whole millisecond at or past it); `None` once past it.
+    fn left(&self, banked: Millis) -> Option<Millis> {
+        let left = self.promise.checked_sub(ms(banked))?;
+        Some(left.as_nanos().div_ceil(1_000_000) as Millis)
     }
 }
 
+/// Clock milliseconds as a duration.
 fn ms(millis: Millis) -> Duration {
     Duration::from_millis(u64::try_from(millis).unwrap_or(0))
 }
@@ -214,14 +226,31 @@ impl OpenItems {
         self.items.iter().map(|(k, v)| (&**k, v))
     }
 
+    /// Sets every item's promise again, by its labels, and its labels' order
+    /// (a reload). `rekey` maps an old key to the new one and its promise.
+    pub fn reconfigure(&mut self, mut rekey: impl FnMut(&str) -> (Box<str>, Duration)) {
+        for item in self.items.values_mut() {
+            let (key, promise) = rekey(&item.key);
+            if promise != item.promise {
+                // The instant it reached the old promise says nothing of the
+                // new one; it is known again only while its clock runs short
+                // of it.
+                item.fell_due = None;
+                item.fell_due_unknown = ms(item.banked) >= promise;
+            }
+            item.key = key;
+            item.promise = promise;
+        }
+    }
+
     /// Applies `e`. `finished` tells whether the id was already finished;
-    /// `promise_ms` is the promise for the event's labels; at most `cap`
+    /// `promise` is the promise for the event's labels; at most `cap`
     /// deliveries stay open.
     pub fn apply(
         &mut self,
         e: &Event,
         calendar: &Calendar,
-        promise_ms: Millis,
+        promise: Duration,
         finished: bool,
         cap: usize,
     ) -> Result<(Transition, Option<Finished>), EventError> {
@@ -236,12 +265,13 @@ impl OpenItems {
                         e.id.clone(),
                         OpenItem {
                             key: e.key.clone(),
-                            promise_ms,
+                            promise,
                             started: e.at,
                             last: (Kind::Start, e.at),
                             banked: 0,
                             running_since: Some(e.at),
                             fell_due: None,
+                            fell_due_unknown: false,
                             overdue_counted: false,
                         },
                     );
@@ -290,9 +320,11 @@ impl OpenItems {
                 e.id
             ))),
             (Kind::Pause, Some(since)) => {
-                let left = item.promise_ms - item.banked;
+                let left = item.left(item.banked);
                 item.banked += calendar.working_between(since, e.at);
-                if item.fell_due.is_none() && left >= 0 && item.banked >= item.promise_ms {
+                if let (None, Some(left)) = (item.fell_due, left)
+                    && ms(item.banked) >= item.promise
+                {
                     item.fell_due = calendar.add_working(since, left);
                 }
                 item.running_since = None;
@@ -306,10 +338,10 @@ impl OpenItems {
             }
             (Kind::Finish, _) => {
                 let elapsed = item.elapsed(calendar, e.at);
-                if elapsed > item.promise_ms && !item.overdue_counted {
+                if ms(elapsed) > item.promise && !item.overdue_counted {
                     self.became_overdue += 1;
                 }
-                let within_promise = !e.failed && elapsed <= item.promise_ms;
+                let within_promise = !e.failed && ms(elapsed) <= item.promise;
                 let took = (!e.failed).then_some(ms(elapsed));
                 let key = item.key.clone();
                 self.items.remove(&e.id);
@@ -331,7 +363,7 @@ impl OpenItems {
     /// Counts items that went overdue by `now` and were not counted yet.
     pub fn count_overdue(&mut self, calendar: &Calendar, now: Millis) {
         for item in self.items.values_mut() {
-            if !item.overdue_counted && item.elapsed(calendar, now) > item.promise_ms {
+            if !item.overdue_counted && ms(item.elapsed(calendar, now)) > item.promise {
                 item.overdue_counted = true;
                 self.became_overdue += 1;
             }
@@ -363,12 +395,13 @@ impl From<OpenItemsV3> for OpenItems {
         let items = v.items.into_iter().map(|(id, i)| {
             let item = OpenItem {
                 key: i.key,
-                promise_ms: i.promise_ms,
+                promise: ms(i.promise_ms),
                 started: i.started,
                 last: i.last,
                 banked: i.banked,
                 running_since: i.running_since,
                 fell_due: None,
+                fell_due_unknown: i.banked >= i.promise_ms,
                 overdue_counted: i.overdue_counted,
             };
             (id, item)
@@ -407,8 +440,9 @@ mod tests {
     fn a_paused_clock_stops_and_the_finish_records_clock_time() {
         let cal = Calendar::always();
         let mut open = OpenItems::default();
-        let apply =
-            |open: &mut OpenItems, kind, at| open.apply(&event(kind, at), &cal, 4 * H, false, 10);
+        let apply = |open: &mut OpenItems, kind, at| {
+            open.apply(&event(kind, at), &cal, ms(4 * H), false, 10)
+        };
         assert_eq!(
             apply(&mut open, Kind::Start, 0).unwrap().0,
             Transition::Started
@@ -451,7 +485,7 @@ mod tests {
         let cal = Calendar::always();
         let mut open = OpenItems::default();
         let mut apply =
-            |kind, at, finished| open.apply(&event(kind, at), &cal, 4 * H, finished, 10);
+            |kind, at, finished| open.apply(&event(kind, at), &cal, ms(4 * H), finished, 10);
         assert_eq!(
             apply(Kind::Pause, 0, false),
             Err(EventError::Unknown("T-1".into()))
@@ -483,24 +517,71 @@ mod tests {
         assert_eq!(apply(Kind::Start, 4 * H, true).unwrap_err().status(), 409);
     }
 
+    /// A 7.5ms promise is not cut to 7ms: 5ms is within 67% of it (5.025ms),
+    /// the clock reaches it in the 8th millisecond, and a pause at 7ms is
+    /// short of it.
+    #[test]
+    fn sub_millisecond_promises_are_kept_exactly() {
+        let cal = Calendar::always();
+        let mut open = OpenItems::default();
+        let promise = Duration::from_micros(7_500);
+        let risk = Decimal::new(67, 2);
+        open.apply(&event(Kind::Start, 0), &cal, promise, false, 10)
+            .unwrap();
+        let item = open.iter().next().unwrap().1.clone();
+        assert_eq!(item.state(5, risk), OpenState::OnTrack);
+        assert_eq!(item.state(6, risk), OpenState::AtRisk);
+        assert_eq!(item.state(7, risk), OpenState::AtRisk);
+        assert_eq!(item.state(8, risk), OpenState::Overdue);
+        assert_eq!(item.due(&cal), Some(8));
+        open.apply(&event(Kind::Pause, 7), &cal, promise, false, 10)
+            .unwrap();
+        assert_eq!(open.iter().next().unwrap().1.due(&cal), None);
+    }
+
+    /// Items from snapshot format 3 that had fell due before a pause carry
+    /// no instant; the listing puts them first.
+    #[test]
+    fn format_3_items_past_their_promise_have_an_unknown_due_instant() {
+        let v3 = |banked| OpenItemV3 {
+            key: "".into(),
+            promise_ms: H,
+            started: 0,
+            last: (Kind::Resume, 5 * H),
+            banked,
+            running_since: Some(5 * H),
+            overdue_counted: false,
+        };
+        let items = OpenItems::from(OpenItemsV3 {
+            items: [("late".into(), v3(2 * H)), ("short".into(), v3(H / 2))].into(),
+            became_overdue: 1,
+        });
+        let cal = Calendar::always();
+        let get = |id: &str| items.items.get(id).unwrap();
+        assert!(get("late").fell_due_unknown());
+        assert_eq!(get("late").due(&cal), None);
+        assert!(!get("short").fell_due_unknown());
+        assert_eq!(get("short").due(&cal), Some(5 * H + H / 2));
+    }
+
     #[test]
     fn overdue_items_are_counted_once() {
         let cal = Calendar::always();
         let mut open = OpenItems::default();
-        open.apply(&event(Kind::Start, 0), &cal, H, false, 10)
+        open.apply(&event(Kind::Start, 0), &cal, ms(H), false, 10)
             .unwrap();
         open.count_overdue(&cal, H / 2);
         assert_eq!(open.became_overdue, 0);
         open.count_overdue(&cal, 2 * H);
         open.count_overdue(&cal, 3 * H);
-        open.apply(&event(Kind::Finish, 4 * H), &cal, H, false, 10)
+        open.apply(&event(Kind::Finish, 4 * H), &cal, ms(H), false, 10)
             .unwrap();
         assert_eq!(open.became_overdue, 1);
-        open.apply(&event(Kind::Start, 5 * H), &cal, H, false, 1)
+        open.apply(&event(Kind::Start, 5 * H), &cal, ms(H), false, 1)
             .unwrap();
         let mut other = event(Kind::Start, 5 * H);
         other.id = "T-2".into();
-        let full = open.apply(&other, &cal, H, false, 1).unwrap_err();
+        let full = open.apply(&other, &cal, ms(H), false, 1).unwrap_err();
         assert_eq!(full.status(), 429, "{full}");
     }
 }

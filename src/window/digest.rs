@@ -125,12 +125,15 @@ impl Digest {
     /// q x n deliveries have r at or below it (rank ceil(q x n), failures
     /// ranked last at +inf). `None` for an empty digest.
     ///
-    /// Whether that delivery was within the promise is known exactly from
-    /// the counts, so the answer is at most 1 exactly when at least the rank
-    /// many deliveries were within: the quantile never contradicts
-    /// compliance. Its size comes from the sketch, within
+    /// Whether that delivery was within the promise, and within the amaze
+    /// limit (`amazing_limit`, the relative time 1 - target margin that
+    /// decided each delivery's `amazing` flag), is known exactly from the
+    /// counts. So the answer is at most 1 exactly when at least the rank
+    /// many deliveries were within, and at most `amazing_limit` exactly
+    /// when at least that many were amazing: the quantile never contradicts
+    /// compliance or the amaze ratio. Its size comes from the sketch, within
     /// [`RELATIVE_ACCURACY`] of the exact value.
-    pub fn quantile(&self, q: Decimal) -> Option<f64> {
+    pub fn quantile(&self, q: Decimal, amazing_limit: Option<f64>) -> Option<f64> {
         let n = self.count();
         if n == 0 {
             return None;
@@ -149,12 +152,19 @@ impl Digest {
             let q_delivered = ((rank as f64 - 0.5) / (delivered - 1) as f64).min(1.0);
             self.sketch.quantile(q_delivered).ok().flatten()?
         };
+        let side = |estimate: f64, edge: f64, on_or_below: bool| {
+            if on_or_below {
+                estimate.min(edge)
+            } else {
+                estimate.max(edge.next_up())
+            }
+        };
         let within = delivered - self.late;
-        Some(if rank <= within {
-            estimate.min(1.0)
-        } else {
-            estimate.max(1.0f64.next_up())
-        })
+        let mut value = side(estimate, 1.0, rank <= within);
+        if let Some(limit) = amazing_limit {
+            value = side(value, limit, rank <= self.amazing);
+        }
+        Some(value)
     }
 
     /// Bytes held by this digest, for memory accounting.
@@ -246,9 +256,9 @@ mod tests {
         d.record(Observation::Failed);
         d.record(Observation::Failed);
         // n = 100, rank(0.99) = 99: the first failure.
-        assert_eq!(d.quantile(q("0.99")), Some(f64::INFINITY));
+        assert_eq!(d.quantile(q("0.99"), None), Some(f64::INFINITY));
         // rank(0.98) = 98: the last delivered value.
-        let v = d.quantile(q("0.98")).unwrap();
+        let v = d.quantile(q("0.98"), None).unwrap();
         assert!((v - 0.2).abs() <= 0.2 * RELATIVE_ACCURACY, "{v}");
     }
 
@@ -261,9 +271,9 @@ mod tests {
             d.record(delivered(0.1));
         }
         d.record(delivered(2.0));
-        let p95 = d.quantile(q("0.95")).unwrap();
+        let p95 = d.quantile(q("0.95"), None).unwrap();
         assert!((p95 - 2.0).abs() <= 2.0 * RELATIVE_ACCURACY, "{p95}");
-        let p90 = d.quantile(q("0.9")).unwrap();
+        let p90 = d.quantile(q("0.9"), None).unwrap();
         assert!((p90 - 0.1).abs() <= 0.1 * RELATIVE_ACCURACY, "{p90}");
     }
 
@@ -273,14 +283,37 @@ mod tests {
     fn a_quantile_never_contradicts_the_counts() {
         let mut on_time = Digest::new();
         on_time.record(delivered(1.0));
-        assert_eq!(on_time.quantile(q("0.5")), Some(1.0));
+        assert_eq!(on_time.quantile(q("0.5"), None), Some(1.0));
         let mut just_late = Digest::new();
         just_late.record(Observation::Delivered {
             relative: 0.999_999,
             late: true,
             amazing: false,
         });
-        assert!(just_late.quantile(q("0.5")).unwrap() > 1.0);
+        assert!(just_late.quantile(q("0.5"), None).unwrap() > 1.0);
+    }
+
+    /// A delivery exactly on the amaze limit (270ms against 300ms at 10%)
+    /// has the ratio 0.9000000000000001 in floats; one just past it may read
+    /// below 0.9. The exact flag puts each on its side.
+    #[test]
+    fn a_quantile_never_contradicts_the_amaze_count() {
+        let on_limit = Observation::Delivered {
+            relative: 0.270 / 0.300,
+            late: false,
+            amazing: true,
+        };
+        let past_limit = Observation::Delivered {
+            relative: 0.9,
+            late: false,
+            amazing: false,
+        };
+        let mut d = Digest::new();
+        d.record(on_limit);
+        assert_eq!(d.quantile(q("0.5"), Some(0.9)), Some(0.9));
+        let mut d = Digest::new();
+        d.record(past_limit);
+        assert!(d.quantile(q("0.5"), Some(0.9)).unwrap() > 0.9);
     }
 
     #[test]
@@ -298,7 +331,11 @@ mod tests {
             (d.failed, d.late, d.amazing)
         );
         for level in ["0", "0.1", "0.5", "0.9", "0.99", "0.999", "1"] {
-            assert_eq!(back.quantile(q(level)), d.quantile(q(level)), "q={level}");
+            assert_eq!(
+                back.quantile(q(level), None),
+                d.quantile(q(level), None),
+                "q={level}"
+            );
         }
         let mut merged = back.clone();
         merged.merge(&d);
@@ -307,20 +344,20 @@ mod tests {
 
     #[test]
     fn empty_digest_has_no_quantile() {
-        assert_eq!(Digest::new().quantile(q("0.5")), None);
+        assert_eq!(Digest::new().quantile(q("0.5"), None), None);
     }
 
     #[test]
     fn single_value_is_its_own_quantile() {
         let mut d = Digest::new();
         d.record(delivered(0.3));
-        assert_eq!(d.quantile(q("0.99")), Some(0.3));
+        assert_eq!(d.quantile(q("0.99"), None), Some(0.3));
     }
 
     #[test]
     fn all_failed_is_infinite() {
         let mut d = Digest::new();
         d.record(Observation::Failed);
-        assert_eq!(d.quantile(q("0.5")), Some(f64::INFINITY));
+        assert_eq!(d.quantile(q("0.5"), None), Some(f64::INFINITY));
     }
 }

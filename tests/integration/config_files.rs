@@ -79,11 +79,33 @@ fn fractions_and_durations_read_as_people_write_them() {
     assert_eq!(a.target_margin, Some(exact("0.4")));
     assert_eq!(a.alert_margin, exact("0.2"), "half the target");
     assert_eq!(a.window.as_secs(), 7 * 86400);
-    for bad in ["99", "100%", "0%", "-5%", "abc"] {
+    for bad in [
+        "99",
+        "100%",
+        "0%",
+        "-5%",
+        "abc",
+        "1e-2",
+        "0.999999999999999999",
+    ] {
         let yaml =
             format!("version: 1\nslas:\n  - name: a\n    promise: 1s\n    objective: {bad}\n");
         assert!(Config::parse(&yaml).is_err(), "{bad} accepted");
     }
+    // Twelve digits after the point at most, so a float never reads 1 and
+    // a target can always be halved exactly.
+    let digits = |objective: &str, target: &str| {
+        let yaml = format!(
+            "version: 1\nslas:\n  - name: a\n    promise: 1s\n    objective: {objective}\n    target_margin: {target}\n"
+        );
+        Config::parse(&yaml).map_err(|e| e.to_string())
+    };
+    let ok = digits("0.999999999999", "0.000000000001").unwrap();
+    assert_eq!(ok.slas[0].alert_margin, exact("0.0000000000005"));
+    let err = digits("0.9999999999999", "10%").unwrap_err();
+    assert!(err.contains("more than 12 digits after the point"), "{err}");
+    let err = digits("99%", "10.0000000000001%").unwrap_err();
+    assert!(err.contains("target_margin"), "{err}");
 }
 
 #[test]

@@ -130,17 +130,104 @@ slas:
     assert_eq!(bucket("p700", "1.05"), Some(3.0), "1050ms at 1.5 x 700ms");
     assert_eq!(bucket("p700", "0.7"), Some(2.0), "1050ms is late");
     let amazing = |sla: &str| m.value("amaze_amazing_ratio", &[("sla", sla), SLA, W5M]);
-    assert_eq!(
-        amazing("p300"),
-        Some(1.0),
-        "270ms is 0.9 x 300ms: amazing at 10%"
+    let status = |sla: &str| {
+        let at = [("sla", sla), SLA, W5M, ("status", "amazing")];
+        m.value("amaze_status", &at)
+    };
+    for (sla, why) in [
+        ("p300", "270ms is 0.9 x 300ms: amazing at 10%"),
+        ("s1", "200ms is 0.2 x 1s: amazing at 80%"),
+        ("h1", "6m is 0.1 x 1h: amazing at 90%"),
+    ] {
+        assert_eq!(amazing(sla), Some(1.0), "{why}");
+        assert_eq!(status(sla), Some(1.0), "status agrees: {why}");
+    }
+}
+
+/// Found in review: 1 ns past the amaze limit is not amazing, whatever the
+/// sketch's estimate, and the status agrees with the amaze ratio; durations
+/// from timestamps and from decimal seconds keep their nanoseconds.
+#[test]
+fn the_status_and_nanosecond_durations_agree_with_the_exact_counts() {
+    let ex = Exporter::start(
+        "version: 1\nslas:\n  - name: api\n    promise: 300ms\n    objective: 95%\n    target_margin: 10%\n  - name: pair\n    promise: 300ms\n    objective: 50%\n    min_deliveries: 1\n",
     );
-    assert_eq!(
-        amazing("s1"),
-        Some(1.0),
-        "200ms is 0.2 x 1s: amazing at 80%"
+    push_ok(&ex, &lines("api", "270000001ns", 20));
+    let pair = |started: &str, delivered: &str| {
+        format!(
+            "{{\"sla\":\"pair\",\"started_at\":\"{started}\",\"delivered_at\":\"{delivered}\"}}\n"
+        )
+    };
+    let day = Timestamp::now().to_string()[..10].to_owned();
+    let at = |clock: &str| format!("{day}T{clock}Z");
+    push_ok(
+        &ex,
+        &[
+            pair(&at("00:00:00"), &at("00:00:00.3009")),
+            pair(&at("00:00:00.0009"), &at("00:00:00.301")),
+            "{\"sla\":\"pair\",\"duration_seconds\":0.3000000005}\n".to_owned(),
+            "{\"sla\":\"pair\",\"duration_seconds\":0.3000000004}\n".to_owned(),
+        ]
+        .concat(),
     );
-    assert_eq!(amazing("h1"), Some(1.0), "6m is 0.1 x 1h: amazing at 90%");
+    let m = ex.metrics();
+    let at5 = |name: &str, extra: Option<(&str, &str)>| {
+        let mut labels = vec![("sla", "api"), SLA, W5M];
+        labels.extend(extra);
+        m.value(name, &labels)
+    };
+    assert_eq!(at5("amaze_amazing_ratio", None), Some(0.0));
+    assert_eq!(at5("amaze_status", Some(("status", "amazing"))), Some(0.0));
+    assert_eq!(at5("amaze_status", Some(("status", "meeting"))), Some(1.0));
+    assert!(at5("amaze_margin_ratio", None).unwrap() < 0.1);
+    let result = |r| m.value("amaze_deliveries_total", &[("sla", "pair"), ("result", r)]);
+    // 300.9ms and 300.1ms (not 301ms) are late; 0.3000000005 s rounds to
+    // 300000001 ns (late), 0.3000000004 s to 300000000 ns (within).
+    assert_eq!(result("late"), Some(3.0));
+    assert_eq!(result("within"), Some(1.0));
+    let sum = m
+        .value("amaze_delivery_duration_seconds_sum", &[("sla", "pair")])
+        .unwrap();
+    assert!(
+        (sum - (0.3009 + 0.3001 + 0.300000001 + 0.3)).abs() < 1e-12,
+        "{sum}"
+    );
+}
+
+/// Found in review: a ticket finished after a reload changed its promise is
+/// judged by the promise its delivery is recorded against, so the answer
+/// and the counters agree.
+#[test]
+fn a_finish_after_a_promise_reload_answers_as_it_is_counted() {
+    let home =
+        Home::new("version: 1\nslas:\n  - name: desk\n    promise: 4h\n    objective: 90%\n");
+    let ex = home.start(&[]);
+    let started = (Timestamp::now() - 50.minutes()).to_string();
+    let start = json!({"sla": "desk", "id": "T-1", "at": started}).to_string();
+    let r = ex.post(
+        "/api/v1/deliveries/start",
+        "application/json",
+        start.as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    home.write_config("version: 1\nslas:\n  - name: desk\n    promise: 30m\n    objective: 90%\n");
+    assert_eq!(ex.reload().status, 200);
+    let open = ex.get("/api/v1/open").json();
+    assert_eq!(open["open"][0]["promise_seconds"], 1800.0);
+    assert_eq!(open["open"][0]["state"], "overdue");
+    let finish = json!({"sla": "desk", "id": "T-1"}).to_string();
+    let r = ex.post(
+        "/api/v1/deliveries/finish",
+        "application/json",
+        finish.as_bytes(),
+    );
+    assert_eq!(r.json()["within_promise"], false, "{}", r.body);
+    let m = ex.metrics();
+    let late = m.value(
+        "amaze_deliveries_total",
+        &[("sla", "desk"), ("result", "late")],
+    );
+    assert_eq!(late, Some(1.0));
 }
 
 /// Input 3: `99.99%` and `0.9999` are one objective, exported as written,

@@ -259,9 +259,9 @@ fn a_bad_line_rejects_the_whole_batch_with_every_error() {
     assert_eq!(lines, vec![2, 3, 4, 5, 6, 7, 8, 9]);
     let field = |i: usize| errors[i]["field"].as_str().unwrap_or("").to_owned();
     assert_eq!(field(0), "duration");
-    assert_eq!(field(1), "duration");
+    assert_eq!(field(1), "duration_seconds");
     assert_eq!(field(2), "labels.colour");
-    assert_eq!(field(4), "duration");
+    assert_eq!(field(4), "duration_seconds");
     assert!(
         errors[5]["reason"]
             .as_str()

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 
 use super::{Reading, SourceContext};
-use crate::delivery::Timing;
+use crate::delivery::{Timing, parse_amount};
 use parser::{Kind, Line};
 
 /// Source label on the ingest self-metrics.
@@ -112,14 +112,14 @@ pub fn readings(mappings: &[Mapping], line: &Line<'_>) -> Result<Vec<Reading>, &
         .collect();
     let copies = (1.0 / line.sample_rate).round().clamp(1.0, 1000.0) as usize;
     let mut out = Vec::with_capacity(line.values.len() * copies);
-    for ms in &line.values {
+    for value in &line.values {
         let reading = Reading {
             sla: mapping.sla.clone(),
             labels: labels.clone(),
             timing: Timing::Took {
-                // The parser keeps values finite and non-negative; past
-                // Duration's range, admission refuses it as too long.
-                took: Duration::try_from_secs_f64(ms / 1000.0).unwrap_or(Duration::MAX),
+                // The parser checked the value; past Duration's range it
+                // saturates and admission refuses it as too long.
+                took: parse_amount(value, Duration::from_millis(1)).unwrap_or(Duration::MAX),
                 at: None,
             },
             id: None,
@@ -225,6 +225,26 @@ mod tests {
                 at: None
             }
         );
+    }
+
+    /// The same text reads as the same duration in every source: decimal
+    /// milliseconds exactly, rounded half up to the nanosecond.
+    #[test]
+    fn values_convert_exactly_from_their_text() {
+        for (value, nanos) in [
+            ("300.0000005", 300_000_001),
+            ("300.0000004", 300_000_000),
+            ("0.1", 100_000),
+            ("1.5e-3", 1_500),
+        ] {
+            let text = format!("api.x.latency:{value}|ms");
+            let line = parser::line(&text).unwrap();
+            let r = readings(&[mapping()], &line).unwrap();
+            let Timing::Took { took, .. } = r[0].timing else {
+                panic!("{value}: {:?}", r[0].timing);
+            };
+            assert_eq!(took, Duration::from_nanos(nanos), "{value}");
+        }
     }
 
     #[test]

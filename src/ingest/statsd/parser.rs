@@ -5,13 +5,18 @@
 //! type parses, and the source counts it as ignored.
 
 use std::fmt;
+use std::time::Duration;
+
+use crate::delivery::parse_amount;
 
 /// One metric line, borrowing from the packet.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Line<'a> {
     pub name: &'a str,
-    /// Values in the line's unit; DogStatsD allows several (`name:1:2|ms`).
-    pub values: Vec<f64>,
+    /// Values in the line's unit, as written (checked to be non-negative
+    /// numbers) so they convert exactly; DogStatsD allows several
+    /// (`name:1:2|ms`).
+    pub values: Vec<&'a str>,
     pub kind: Kind,
     /// Fraction of events this line stands for, (0, 1].
     pub sample_rate: f64,
@@ -130,12 +135,11 @@ pub fn line(text: &str) -> Result<Line<'_>, ParseError> {
         values
             .split(':')
             .map(|v| {
-                v.parse::<f64>()
-                    .ok()
-                    .filter(|x| x.is_finite() && *x >= 0.0)
+                parse_amount(v, Duration::from_millis(1))
+                    .map(|_| v)
                     .ok_or(ParseError::BadValue)
             })
-            .collect::<Result<Vec<f64>, _>>()?
+            .collect::<Result<Vec<&str>, _>>()?
     } else {
         Vec::new()
     };
@@ -167,13 +171,13 @@ mod tests {
     fn timers_with_rates_and_tags() {
         let l = line("checkout.latency:183.5|ms|@0.25|#route:/checkout,env:prod").unwrap();
         assert_eq!(l.name, "checkout.latency");
-        assert_eq!(l.values, vec![183.5]);
+        assert_eq!(l.values, vec!["183.5"]);
         assert_eq!(l.kind, Kind::Timer);
         assert_eq!(l.sample_rate, 0.25);
         assert_eq!(l.tag("route"), Some("/checkout"));
         assert_eq!(l.tag("missing"), None);
         let multi = line("a:1:2:3|d").unwrap();
-        assert_eq!(multi.values, vec![1.0, 2.0, 3.0]);
+        assert_eq!(multi.values, vec!["1", "2", "3"]);
         assert_eq!(line("hits:1|c").unwrap().kind, Kind::Other);
     }
 
