@@ -175,6 +175,14 @@ impl Decimal {
         (u128::from(bad) * u128::from(one)) as f64 / (u128::from(n) * u128::from(allowed)) as f64
     }
 
+    /// floor(self x `nanos`), saturating at `u64::MAX`: for a whole number
+    /// of nanoseconds d, d <= self x T exactly when d <= floor(self x T), so
+    /// a threshold can be compared as one integer.
+    pub fn floor_of(self, nanos: u64) -> u64 {
+        let scaled = u128::from(nanos) * u128::from(self.units);
+        u64::try_from(scaled / u128::from(POW10[self.scale as usize])).unwrap_or(u64::MAX)
+    }
+
     /// This value times `unit`, rounded to the nearest nanosecond and
     /// saturating at [`Duration::MAX`]: `0.05` of a second is 50 ms.
     pub fn of(self, unit: Duration) -> Duration {
@@ -325,6 +333,8 @@ mod tests {
         assert!(d("0.75").covers(ms(525), ms(700)));
         assert!(d("1.5").covers(ms(1050), ms(700)));
         assert_eq!(d("0.9").of_seconds(ms(300)), "0.27");
+        assert_eq!(d("0.9").floor_of(300_000_000), 270_000_000);
+        assert_eq!(d("0.33").floor_of(7), 2, "2.31 ns: 2 is within, 3 is not");
         assert_eq!(d("0.05").of(Duration::from_secs(1)), ms(50));
         assert_eq!(d("183.5").of(ms(1)), Duration::from_micros(183_500));
         assert_eq!(

@@ -4,12 +4,75 @@
 //! from exact counts (see [`Digest::quantile`]), so the margin is negative
 //! exactly when compliance is below the objective.
 
+use std::time::Duration;
+
 use crate::decimal::Decimal;
 use crate::window::Digest;
 
 /// Quantiles exported for every window besides the objective's own: p50, p90, p99.
 pub const REPORTED_QUANTILES: [Decimal; 3] =
     [Decimal::new(5, 1), Decimal::new(9, 1), Decimal::new(99, 2)];
+
+/// Histogram bucket edges as fractions of the promise (DESIGN.md §2),
+/// exact, so a delivery on an edge lands in that edge's bucket.
+pub const BUCKET_FRACTIONS: [Decimal; 9] = [
+    Decimal::new(1, 1),
+    Decimal::new(25, 2),
+    Decimal::new(5, 1),
+    Decimal::new(75, 2),
+    Decimal::new(9, 1),
+    Decimal::ONE,
+    Decimal::new(15, 1),
+    Decimal::new(2, 0),
+    Decimal::new(5, 0),
+];
+
+/// The exact thresholds one promise judges a duration by, as whole
+/// nanoseconds computed once: the promise, the bucket edges and the amaze
+/// limit. A duration is on the inclusive side of each (d <= edge).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Judge {
+    promise: u64,
+    edges: [u64; BUCKET_FRACTIONS.len()],
+    amazing: Option<u64>,
+}
+
+/// How one delivery's duration compares with its promise.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Verdict {
+    /// Index of the first [`BUCKET_FRACTIONS`] edge it is within, or their
+    /// count when beyond the last.
+    pub bucket: usize,
+    /// Longer than the promise.
+    pub late: bool,
+    /// Within (1 - target_margin) x the promise.
+    pub amazing: bool,
+    /// Duration over promise, for the sketch.
+    pub relative: f64,
+}
+
+impl Judge {
+    /// Thresholds of `promise`; `amazing_limit` is 1 - target_margin.
+    pub fn new(promise: Duration, amazing_limit: Option<Decimal>) -> Judge {
+        let promise = u64::try_from(promise.as_nanos()).unwrap_or(u64::MAX);
+        Judge {
+            promise,
+            edges: BUCKET_FRACTIONS.map(|f| f.floor_of(promise)),
+            amazing: amazing_limit.map(|l| l.floor_of(promise)),
+        }
+    }
+
+    /// Judges a delivery that took `took`.
+    pub fn judge(&self, took: Duration) -> Verdict {
+        let d = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        Verdict {
+            bucket: self.edges.partition_point(|edge| *edge < d),
+            late: d > self.promise,
+            amazing: self.amazing.is_some_and(|limit| d <= limit),
+            relative: d as f64 / self.promise.max(1) as f64,
+        }
+    }
+}
 
 /// The lowest margin reported: "at least one full promise late".
 pub const MARGIN_FLOOR: f64 = -1.0;

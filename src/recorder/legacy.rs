@@ -13,6 +13,7 @@ use super::id_set::IdSet;
 use super::month::MonthTallyV3;
 use super::open::{OpenItems, OpenItemsV3};
 use super::{BUCKET_FRACTIONS, Lsn, Series, SlaData};
+use crate::margin::Judge;
 use crate::window::Rolling;
 
 /// [`SlaData`] as snapshot versions 1 and 2 stored it: no open deliveries.
@@ -57,6 +58,7 @@ impl From<SeriesV3> for Series {
             key: v.key,
             // Restoring sets every promise from the config again.
             promise: Duration::try_from_secs_f64(v.promise_seconds).unwrap_or_default(),
+            judge: Judge::default(),
             mixed_promise: v.mixed_promise,
             rolling: v.rolling,
             within: v.within,

@@ -23,25 +23,13 @@ use open::{EventError, OpenItems, Transition};
 
 use crate::decimal::Decimal;
 use crate::delivery::{Delivery, KEY_SEPARATOR, Outcome, key_values, millis};
-use crate::margin::{self, Figures};
+pub use crate::margin::BUCKET_FRACTIONS;
+use crate::margin::{self, Figures, Judge};
 use crate::sla::{Catalog, Sla};
 use crate::window::{
     Digest, LONGEST_ALERT_WINDOW, Millis, Observation, Rolling, WindowSpec, windows_for,
 };
 
-/// Histogram bucket edges as fractions of the promise (DESIGN.md §2),
-/// exact, so a delivery on an edge lands in that edge's bucket.
-pub const BUCKET_FRACTIONS: [Decimal; 9] = [
-    Decimal::new(1, 1),
-    Decimal::new(25, 2),
-    Decimal::new(5, 1),
-    Decimal::new(75, 2),
-    Decimal::new(9, 1),
-    Decimal::ONE,
-    Decimal::new(15, 1),
-    Decimal::new(2, 0),
-    Decimal::new(5, 0),
-];
 
 /// Label value every label of the overflow series carries.
 pub const OVERFLOW_VALUE: &str = "__overflow__";
@@ -98,6 +86,9 @@ pub struct SlaData {
 struct Series {
     key: Box<str>,
     promise: Duration,
+    /// The thresholds of `promise`, set whenever it is.
+    #[serde(skip)]
+    judge: Judge,
     /// Several promises fold into this series (the overflow series of an SLA with goals).
     mixed_promise: bool,
     rolling: Rolling,
@@ -379,6 +370,7 @@ impl SlaState {
             } else {
                 sla.promise_for(&values)
             };
+            s.judge = Judge::new(s.promise, self.amazing_limit);
             match self.index.get(&key) {
                 Some(&i) => self.data.series[i].absorb(s),
                 None => {
@@ -397,19 +389,22 @@ impl SlaState {
             Outcome::Delivered { took } => {
                 // Every threshold compares whole nanoseconds; the ratio
                 // only sizes the sketch.
-                let bucket = BUCKET_FRACTIONS.partition_point(|f| !f.covers(took, promise));
-                series.buckets[bucket] += 1;
+                let verdict = if series.mixed_promise {
+                    Judge::new(promise, self.amazing_limit).judge(took)
+                } else {
+                    series.judge.judge(took)
+                };
+                series.buckets[verdict.bucket] += 1;
                 series.sum_seconds += took.as_secs_f64();
-                let late = took > promise;
-                if late {
+                if verdict.late {
                     series.late += 1;
                 } else {
                     series.within += 1;
                 }
                 Observation::Delivered {
-                    relative: took.as_secs_f64() / promise.as_secs_f64(),
-                    late,
-                    amazing: self.amazing_limit.is_some_and(|l| l.covers(took, promise)),
+                    relative: verdict.relative,
+                    late: verdict.late,
+                    amazing: verdict.amazing,
                 }
             }
             Outcome::Failed => {
@@ -453,9 +448,11 @@ impl SlaState {
         };
         let i = self.data.series.len();
         self.index.insert(key.clone(), i);
+        let series_promise = if mixed { sla.promise } else { promise };
         self.data.series.push(Series {
             key,
-            promise: if mixed { sla.promise } else { promise },
+            promise: series_promise,
+            judge: Judge::new(series_promise, self.amazing_limit),
             mixed_promise: mixed,
             rolling: Rolling::new(&self.windows),
             within: 0,
