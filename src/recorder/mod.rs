@@ -30,7 +30,6 @@ use crate::window::{
     Digest, LONGEST_ALERT_WINDOW, Millis, Observation, Rolling, WindowSpec, windows_for,
 };
 
-
 /// Label value every label of the overflow series carries.
 pub const OVERFLOW_VALUE: &str = "__overflow__";
 

@@ -189,11 +189,12 @@ proptest! {
             };
             prop_assert_eq!(view.state, state, "{} state", id);
         }
-        // Soonest due first; tickets paused short of their promise last, by
-        // clock time remaining.
+        // Soonest due first, ties by SLA and id; tickets paused short of
+        // their promise last, by clock time remaining, then SLA and id.
         let key = |v: &amaze_exporter::recorder::OpenView| {
             let due = v.due_at.as_ref().map(|d| d.parse::<Timestamp>().unwrap().as_millisecond());
-            (due.is_none(), due, (v.remaining_seconds * 1000.0) as i64)
+            let remaining = if due.is_some() { 0 } else { (v.remaining_seconds * 1000.0) as i64 };
+            (due.is_none(), due, remaining, v.sla.clone(), v.id.clone())
         };
         for pair in listed.windows(2) {
             prop_assert!(key(&pair[0]) <= key(&pair[1]), "{:?} before {:?}", pair[0], pair[1]);
