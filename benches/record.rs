@@ -25,9 +25,11 @@ fn catalog(max_series: usize) -> Arc<Catalog> {
     let yaml = format!(
         "version: 1\nslas:\n  - name: api\n    promise: 300ms\n    objective: 99%\n    target_margin: 50%\n    labels: [route]\n    max_series: {max_series}\n  - name: plain\n    promise: 1s\n    objective: 99%\n"
     );
-    Arc::new(Catalog::new(
-        Config::parse(&yaml).expect("bench config is valid"),
-    ))
+    Arc::new(
+        Config::parse(&yaml)
+            .expect("bench config is valid")
+            .catalog(),
+    )
 }
 
 /// Deterministic latencies spread over 5ms..400ms.

@@ -20,8 +20,8 @@ use amaze_exporter::clock::{Clock, SystemClock};
 use amaze_exporter::config::Config;
 use amaze_exporter::delivery::{Input, Timing};
 use amaze_exporter::exposition::SelfMetrics;
-use amaze_exporter::persist::{Options, Pending, Storage};
-use amaze_exporter::sla::Catalog;
+use amaze_exporter::persist::{Batch, Options, Pending, Storage};
+use amaze_exporter::sla::{Catalog, LiveCatalog};
 
 const SLAS: usize = 100;
 const LABEL_SETS: usize = 10;
@@ -59,7 +59,7 @@ fn build(dir: &Path, catalog: Arc<Catalog>) -> u64 {
     };
     let (storage, _) = Storage::open(
         &options,
-        catalog.clone(),
+        LiveCatalog::new(catalog.clone()),
         Arc::new(SystemClock),
         metrics.storage,
     )
@@ -88,14 +88,14 @@ fn build(dir: &Path, catalog: Arc<Catalog>) -> u64 {
                     batch.push(catalog.admit(&input, now).expect("admissible"));
                     if batch.len() == 10_000 {
                         total += batch.len() as u64;
-                        let pending =
-                            Pending::new(catalog.clone(), std::mem::take(&mut batch), now);
+                        let batch = Batch::deliveries(std::mem::take(&mut batch));
+                        let pending = Pending::new(catalog.clone(), batch, now);
                         storage.journal().commit(pending).await.expect("commit");
                     }
                 }
             }
             total += batch.len() as u64;
-            let pending = Pending::new(catalog.clone(), batch, now);
+            let pending = Pending::new(catalog.clone(), Batch::deliveries(batch), now);
             storage.journal().commit(pending).await.expect("commit");
         }
         storage.close().await;
@@ -158,7 +158,7 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let config_path = dir.path().join("amaze.yaml");
     std::fs::write(&config_path, config()).expect("write config");
-    let catalog = Arc::new(Catalog::new(Config::parse(&config()).expect("config")));
+    let catalog = Arc::new(Config::parse(&config()).expect("config").catalog());
     let data = dir.path().join("data");
     let empty = dir.path().join("empty");
 

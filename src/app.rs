@@ -1,19 +1,21 @@
 //! Wires config, storage, exposition and HTTP together and runs until stopped.
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::basic_auth::{self, BasicAuth};
+use tokio::task::JoinHandle;
+
 use crate::cli::{LogFormat, RunArgs};
 use crate::clock::{Clock, SystemClock};
 use crate::config::web::WebConfig;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Sources};
 use crate::exposition::SelfMetrics;
+use crate::http::basic_auth::{self, BasicAuth};
 use crate::http::{AppState, router};
-use crate::ingest::{Shutdown, SourceContext, http_push, log_tail, probe, statsd};
-use crate::persist::{self, Journal, Storage, StorageError};
-use crate::sla::Catalog;
+use crate::ingest::{Shutdown, Source, SourceContext, log_tail, probe, statsd};
+use crate::persist::{self, Storage, StorageError};
+use crate::reload::Reloader;
+use crate::sla::LiveCatalog;
 
 /// Log bytes after which a snapshot is written whatever the interval.
 const SNAPSHOT_LOG_BYTES: u64 = 256 << 20;
@@ -62,9 +64,8 @@ pub async fn run(
     };
     let slas = config.slas.len();
     let sources = config.sources.clone();
-    let catalog = Arc::new(Catalog::new(config));
+    let catalog = LiveCatalog::new(Arc::new(config.catalog()));
     let metrics = SelfMetrics::new()?;
-    metrics.register_source(http_push::SOURCE, &SelfMetrics::refusal_reasons());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let options = persist::Options {
         path: args.storage_path.clone(),
@@ -79,8 +80,11 @@ pub async fn run(
     };
     tracing::info!(
         path = %args.storage_path.display(),
-        snapshot = ?recovery.snapshot.as_ref().map(|(p, _, _)| p.display().to_string()),
-        snapshot_age_s = recovery.snapshot.as_ref().map(|(_, _, at)| (clock.now() - at) / 1000),
+        snapshot = recovery.snapshot.as_ref().map(|s| s.path.display().to_string()),
+        snapshot_age_s = recovery
+            .snapshot
+            .as_ref()
+            .map(|s| (clock.now() - s.taken_at) / 1000),
         records = recovery.records,
         deliveries = recovery.deliveries,
         took = ?recovery.duration,
@@ -88,48 +92,23 @@ pub async fn run(
     );
     metrics.reload_ok.set(1);
     metrics.reload_time.set(clock.now() as f64 / 1000.0);
-    let reloader = Arc::new(Reloader {
-        path: args.config.clone(),
-        journal: storage.journal().clone(),
-        metrics: metrics.clone(),
-        clock: clock.clone(),
-    });
+    let reloader = Arc::new(Reloader::new(
+        args.config.clone(),
+        storage.journal().clone(),
+        metrics.clone(),
+        clock.clone(),
+    ));
     let (stop_sources, shutdown_sources) = Shutdown::new();
-    let context = SourceContext {
-        journal: storage.journal().clone(),
-        metrics: metrics.clone(),
-        clock: clock.clone(),
-        shutdown: shutdown_sources,
-    };
-    let mut running = Vec::new();
-    if let Some(config) = sources.statsd {
-        let socket = statsd::bind(&config)
-            .await
-            .map_err(|source| AppError::Listen {
-                addr: config.listen,
-                source,
-            })?;
-        metrics.register_source(statsd::SOURCE, &statsd::reasons());
-        running.push(tokio::spawn(statsd::run(socket, config, context.clone())));
-    }
-    if !sources.log_tail.is_empty() {
-        let mut reasons = log_tail::reasons();
-        reasons.extend(SelfMetrics::refusal_reasons());
-        metrics.register_source(log_tail::SOURCE, &reasons);
-    }
-    if !sources.probes.is_empty() {
-        metrics.register_source(probe::SOURCE, &SelfMetrics::refusal_reasons());
-    }
-    for config in sources.probes {
-        running.push(tokio::spawn(probe::run(config, context.clone())));
-    }
-    for config in sources.log_tail {
-        running.push(tokio::spawn(log_tail::run(config, context.clone())));
-    }
-    let state = AppState {
-        journal: storage.journal().clone(),
-        metrics,
+    let ingest = SourceContext::new(
+        storage.journal().clone(),
+        catalog,
+        metrics.clone(),
         clock,
+        shutdown_sources,
+    );
+    let running = start_sources(sources, &ingest).await?;
+    let state = AppState {
+        ingest,
         reloader: reloader.clone(),
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -163,7 +142,7 @@ pub async fn run(
         ));
     }
     let served = match web.tls {
-        Some(tls) => crate::tls::serve(listener, app, tls, shutdown).await,
+        Some(tls) => crate::http::tls::serve(listener, app, tls, shutdown).await,
         None => {
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
@@ -182,48 +161,44 @@ pub async fn run(
     Ok(())
 }
 
-/// Re-reads the config file and switches to it, keeping state (SIGHUP and
-/// `POST /-/reload`). An invalid file changes nothing.
-pub struct Reloader {
-    path: PathBuf,
-    journal: Journal,
-    metrics: SelfMetrics,
-    clock: Arc<dyn Clock>,
-}
-
-impl Reloader {
-    /// Returns the number of SLAs now configured, or every problem found.
-    pub async fn reload(&self) -> Result<usize, ReloadError> {
-        let path = self.path.clone();
-        let loaded = tokio::task::spawn_blocking(move || Config::load(&path))
+/// Starts every configured source, and pre-creates the counters of every
+/// source that can receive anything (HTTP push and open-delivery events
+/// always can). The one place a source is registered.
+pub async fn start_sources(
+    sources: Sources,
+    ingest: &SourceContext,
+) -> Result<Vec<JoinHandle<()>>, AppError> {
+    let Sources {
+        statsd: statsd_config,
+        log_tail: log_tails,
+        probes,
+    } = sources;
+    let metrics = &ingest.metrics;
+    metrics.register_source(Source::Http);
+    metrics.register_source(Source::Events);
+    metrics.register_source(Source::Reload);
+    let mut running = Vec::new();
+    if let Some(config) = statsd_config {
+        let socket = statsd::bind(&config)
             .await
-            .map_err(|e| ReloadError::Internal(e.to_string()))?;
-        let config = match loaded {
-            Ok(c) => c,
-            Err(e) => {
-                self.metrics.reload_ok.set(0);
-                tracing::error!(config = %self.path.display(), "reload rejected; the previous config keeps running: {e}");
-                return Err(ReloadError::Config(e));
-            }
-        };
-        let slas = config.slas.len();
-        self.journal
-            .reload(Arc::new(Catalog::new(config)))
-            .await
-            .map_err(|e| ReloadError::Internal(e.to_string()))?;
-        self.metrics.reload_ok.set(1);
-        self.metrics
-            .reload_time
-            .set(self.clock.now() as f64 / 1000.0);
-        tracing::info!(config = %self.path.display(), slas, "config reloaded");
-        Ok(slas)
+            .map_err(|source| AppError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        metrics.register_source(Source::Statsd);
+        running.push(tokio::spawn(statsd::run(socket, config, ingest.clone())));
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ReloadError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error("reload failed: {0}")]
-    Internal(String),
+    if !log_tails.is_empty() {
+        metrics.register_source(Source::LogTail);
+    }
+    for config in log_tails {
+        running.push(tokio::spawn(log_tail::run(config, ingest.clone())));
+    }
+    if !probes.is_empty() {
+        metrics.register_source(Source::Probe);
+    }
+    for config in probes {
+        running.push(tokio::spawn(probe::run(config, ingest.clone())));
+    }
+    Ok(running)
 }

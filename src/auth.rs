@@ -10,6 +10,8 @@ use std::collections::HashSet;
 
 use subtle::ConstantTimeEq;
 
+use crate::source::Reason;
+
 /// A token's value; never printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -66,10 +68,10 @@ impl Denied {
     }
 
     /// Reason label on the rejected-events counter.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            Denied::Missing | Denied::Invalid => "unauthorized",
-            Denied::Sla { .. } | Denied::NotAdmin(_) => "forbidden",
+            Denied::Missing | Denied::Invalid => Reason::Unauthorized,
+            Denied::Sla { .. } | Denied::NotAdmin(_) => Reason::Forbidden,
         }
     }
 }

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use crate::decimal::Decimal;
-use crate::recorder::open::{Event, Kind};
 use crate::sla::Catalog;
+use crate::source::Reason;
 use crate::window::Millis;
 
 /// Unix time in nanoseconds: instants as RFC 3339 timestamps carry them.
@@ -60,6 +60,58 @@ pub struct Input<'a> {
     pub id: Option<&'a str>,
 }
 
+/// What an open-delivery event does to its delivery's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Kind {
+    /// Opens the delivery; its clock starts.
+    Start,
+    /// Stops the clock (waiting on the customer, say).
+    Pause,
+    /// Starts the clock again.
+    Resume,
+    /// Delivered (or failed): records the clock time as a delivery.
+    Finish,
+}
+
+impl Kind {
+    /// The event's name in the API: `start`, `pause`, `resume`, `finish`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Start => "start",
+            Kind::Pause => "pause",
+            Kind::Resume => "resume",
+            Kind::Finish => "finish",
+        }
+    }
+
+    /// The kind named `s`, if any.
+    pub fn parse(s: &str) -> Option<Kind> {
+        [Kind::Start, Kind::Pause, Kind::Resume, Kind::Finish]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+/// An open-delivery event admitted against a catalog: the other value
+/// sources emit besides [`Delivery`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Index of the SLA in the catalog.
+    pub sla: usize,
+    /// The delivery's id, unique per SLA.
+    pub id: Box<str>,
+    /// What it does.
+    pub kind: Kind,
+    /// Series key (label values); set on start only.
+    pub key: Box<str>,
+    /// Failed finish: never delivered.
+    pub failed: bool,
+    /// When it happened.
+    pub at: Millis,
+    /// Whether the client gave `at` (else it is the time of arrival).
+    pub explicit_at: bool,
+}
+
 /// An open-delivery event as a client sent it, before admission.
 #[derive(Debug, Clone, Copy)]
 pub struct EventInput<'a> {
@@ -76,37 +128,22 @@ pub struct EventInput<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {reason}")]
 pub struct Refusal {
+    /// The field at fault, as the client wrote it (`labels.route`).
     pub field: String,
+    /// What is wrong with it, in words.
     pub reason: String,
-    pub kind: RefusalKind,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefusalKind {
-    UnknownSla,
-    Invalid,
-    TooOld,
-    InFuture,
-}
-
-impl RefusalKind {
-    /// Reason label on the rejected-events counter.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RefusalKind::UnknownSla => "unknown_sla",
-            RefusalKind::Invalid => "invalid",
-            RefusalKind::TooOld => "too_old",
-            RefusalKind::InFuture => "in_future",
-        }
-    }
+    /// The counted reason: one of [`Reason::UnknownSla`], [`Reason::Invalid`],
+    /// [`Reason::TooOld`], [`Reason::InFuture`].
+    pub kind: Reason,
 }
 
 impl Refusal {
+    /// An [`Reason::Invalid`] refusal of `field`.
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Refusal {
             field: field.into(),
             reason: reason.into(),
-            kind: RefusalKind::Invalid,
+            kind: Reason::Invalid,
         }
     }
 }
@@ -196,7 +233,7 @@ impl Catalog {
                 "unknown SLA `{name}`; configured: {}",
                 self.names().join(", ")
             ),
-            kind: RefusalKind::UnknownSla,
+            kind: Reason::UnknownSla,
         })
     }
 
@@ -212,7 +249,7 @@ impl Catalog {
                     "is before the SLA's longest window ({}) began",
                     humantime::format_duration(span)
                 ),
-                kind: RefusalKind::TooOld,
+                kind: Reason::TooOld,
             });
         }
         if at > now + millis(self.limits.max_future_skew) {
@@ -222,7 +259,7 @@ impl Catalog {
                     "is more than {} in the future",
                     humantime::format_duration(self.limits.max_future_skew)
                 ),
-                kind: RefusalKind::InFuture,
+                kind: Reason::InFuture,
             });
         }
         Ok(())

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, ConfigError};
-use crate::sla::{Catalog, Sla};
+use crate::sla::Sla;
 
 pub struct DemoArgs {
     pub config: PathBuf,
@@ -77,7 +77,7 @@ fn latency_like(sla: &Sla) -> bool {
 }
 
 pub fn run(args: DemoArgs) -> Result<(), DemoError> {
-    let catalog = Catalog::new(Config::load(&args.config)?);
+    let catalog = Config::load(&args.config)?.catalog();
     let eroding = match &args.erode {
         Some(name) => catalog
             .index(name)
@@ -181,10 +181,10 @@ mod tests {
 
     #[test]
     fn healthy_batches_put_the_objective_quantile_near_its_share() {
-        let catalog = Catalog::new(
+        let catalog =
             Config::parse("version: 1\nslas:\n  - name: a\n    promise: 1s\n    objective: 99%\n")
-                .unwrap(),
-        );
+                .unwrap()
+                .catalog();
         let mut rng = Rng(42);
         let body = batch(&catalog.slas[0], 20_000, 0.42, &mut rng);
         let mut secs: Vec<f64> = body

@@ -1,30 +1,40 @@
 //! amaze-exporter: how far delivery beats its SLA promise, for Prometheus.
 //!
-//! Code map, in the order data flows:
+//! Code map, in dependency order: each module imports only modules listed
+//! before it (the `layers` integration test checks this).
 //!
-//! - [`cli`]: command-line flags (exporter conventions) and `check`.
-//! - [`app`]: wires everything together and runs until a signal.
-//! - [`config`]: YAML to a validated [`config::Config`], all problems at once.
-//! - [`auth`]: bearer tokens for writes, with per-token SLA allow-lists.
-//! - [`sla`]: validated SLAs and the catalog deliveries are admitted against.
-//! - [`delivery`]: the one value every source emits, and its admission checks.
+//! Domain, pure (no I/O, no clock):
+//! - [`decimal`]: exact decimals for objectives, margins and bucket edges.
+//! - [`window`]: slot rings of relative-time sketches.
 //! - [`calendar`]: business hours in a time zone: working time between instants.
-//! - [`ingest`]: sources: HTTP push, open deliveries, StatsD, log tail, probes.
+//! - [`clock`]: time, injected rather than read.
+//! - [`margin`]: the maths of margin, status, compliance and burn; the
+//!   exact thresholds a duration is judged by.
+//! - [`source`]: the typed `source` and `reason` labels of every refusal.
+//! - [`auth`]: bearer tokens for writes, with per-token SLA allow-lists.
+//! - [`sla`]: validated SLAs, limits, the catalog and the catalog in force.
+//! - [`delivery`]: the values every source emits (deliveries, open-delivery
+//!   events) and the checks that admit them.
+//!
+//! State:
+//! - [`recorder`]: series, rolling windows, counters, ids and open items per SLA.
+//! - [`exposition`]: `/metrics`, every metric name defined once, the pages.
 //! - [`persist`]: write-ahead log with group commit, snapshots, recovery;
 //!   its journal is the one writer of the recorder.
-//! - [`recorder`]: series, rolling windows, counters and ids per SLA.
-//! - [`window`]: slot rings of relative-time sketches; no clock, no I/O.
-//! - [`margin`]: the pure maths of margin, status, compliance and burn.
-//! - [`exposition`]: `/metrics`, every metric name defined once.
-//! - [`http`]: routes and shared handler state; [`tls`] serves them over
-//!   rustls and [`basic_auth`] guards them, per `--web.config.file`;
-//!   [`load_shed`] bounds the bytes of writes in flight.
-//! - [`clock`], [`shutdown`]: time and signals, injected rather than read.
+//!
+//! Input and output:
+//! - [`ingest`]: the one way in every source commits through, the pure
+//!   decoders, and the sources (StatsD, log tail, probes).
+//! - [`config`]: YAML to a validated [`config::Config`], all problems at once.
+//! - [`reload`]: SIGHUP and `POST /-/reload`.
+//! - [`http`]: routes and handlers, load shedding, basic auth, TLS.
+//! - [`shutdown`]: signals.
+//! - [`cli`]: command-line flags (exporter conventions) and `check`.
+//! - [`app`]: wires everything together and runs until a signal.
 //! - [`demo`]: `amaze-exporter demo`, live traffic for the shipped SLAs.
 
 pub mod app;
 pub mod auth;
-pub mod basic_auth;
 pub mod calendar;
 pub mod cli;
 pub mod clock;
@@ -35,11 +45,11 @@ pub mod demo;
 pub mod exposition;
 pub mod http;
 pub mod ingest;
-pub mod load_shed;
 pub mod margin;
 pub mod persist;
 pub mod recorder;
+pub mod reload;
 pub mod shutdown;
 pub mod sla;
-pub mod tls;
+pub mod source;
 pub mod window;

@@ -152,11 +152,45 @@ mod tests {
     }
 }
 
+/// Input limits shared by every source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// How far in the future a delivery may claim to have completed.
+    pub max_future_skew: Duration,
+    /// Longest label value and id, in bytes.
+    pub max_label_value_length: usize,
+    /// Delivery ids remembered per SLA for idempotency; the oldest are forgotten first.
+    pub max_tracked_ids: usize,
+    /// Deliveries or events one request may carry.
+    pub max_lines_per_request: usize,
+    /// Request bodies being handled at once; past it writes get 429. Read
+    /// at start only.
+    pub max_inflight_bytes: usize,
+    /// Open deliveries per SLA; past it a start gets 429.
+    pub max_open_deliveries: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 16 << 20,
+            max_future_skew: Duration::from_secs(5 * 60),
+            max_label_value_length: 256,
+            max_tracked_ids: 1_000_000,
+            max_lines_per_request: 100_000,
+            max_inflight_bytes: 256 << 20,
+            max_open_deliveries: 100_000,
+        }
+    }
+}
+
 /// Every SLA of one config, looked up by name, with the limits inputs obey.
 #[derive(Debug, Clone)]
 pub struct Catalog {
     pub slas: Vec<Sla>,
-    pub limits: crate::config::Limits,
+    pub limits: Limits,
     /// Who may write; read again from its files at every reload.
     pub auth: crate::auth::Auth,
     /// Looked up for every delivery: foldhash, not SipHash.
@@ -164,17 +198,17 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    pub fn new(config: crate::config::Config) -> Self {
-        let by_name = config
-            .slas
+    /// Indexes `slas` by name; their names are unique (config validation).
+    pub fn with(slas: Vec<Sla>, limits: Limits, auth: crate::auth::Auth) -> Self {
+        let by_name = slas
             .iter()
             .enumerate()
             .map(|(i, s)| (s.name.clone(), i))
             .collect();
         Catalog {
-            slas: config.slas,
-            limits: config.limits,
-            auth: config.auth,
+            slas,
+            limits,
+            auth,
             by_name,
         }
     }
@@ -186,5 +220,28 @@ impl Catalog {
     /// Names of every SLA, for error messages.
     pub fn names(&self) -> Vec<&str> {
         self.slas.iter().map(|s| s.name.as_str()).collect()
+    }
+}
+
+/// The catalog in force, swapped whole by a reload. Handlers and sources
+/// admit against it; the journal, which applies reloads in log order, is
+/// its one writer. Reading never blocks.
+#[derive(Clone)]
+pub struct LiveCatalog(Arc<arc_swap::ArcSwap<Catalog>>);
+
+impl LiveCatalog {
+    /// Starts with `catalog`.
+    pub fn new(catalog: Arc<Catalog>) -> LiveCatalog {
+        LiveCatalog(Arc::new(arc_swap::ArcSwap::new(catalog)))
+    }
+
+    /// The catalog in force now.
+    pub fn get(&self) -> Arc<Catalog> {
+        self.0.load_full()
+    }
+
+    /// Puts `catalog` in force.
+    pub fn set(&self, catalog: Arc<Catalog>) {
+        self.0.store(catalog);
     }
 }

@@ -8,8 +8,8 @@ mod validate;
 pub mod web;
 
 use std::path::Path;
-use std::time::Duration;
 
+pub use crate::sla::Limits;
 use crate::sla::Sla;
 
 pub use validate::Problem;
@@ -32,39 +32,6 @@ pub struct Sources {
     pub statsd: Option<crate::ingest::statsd::StatsdConfig>,
     pub log_tail: Vec<crate::ingest::log_tail::LogTailConfig>,
     pub probes: Vec<crate::ingest::probe::ProbeConfig>,
-}
-
-/// Input limits shared by every source.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Limits {
-    /// Largest accepted request body.
-    pub max_body_bytes: usize,
-    /// How far in the future a delivery may claim to have completed.
-    pub max_future_skew: Duration,
-    pub max_label_value_length: usize,
-    /// Delivery ids remembered per SLA for idempotency; the oldest are forgotten first.
-    pub max_tracked_ids: usize,
-    /// Deliveries or events one request may carry.
-    pub max_lines_per_request: usize,
-    /// Request bodies being handled at once; past it writes get 429. Read
-    /// at start only.
-    pub max_inflight_bytes: usize,
-    /// Open deliveries per SLA; past it a start gets 429.
-    pub max_open_deliveries: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_body_bytes: 16 << 20,
-            max_future_skew: Duration::from_secs(5 * 60),
-            max_label_value_length: 256,
-            max_tracked_ids: 1_000_000,
-            max_lines_per_request: 100_000,
-            max_inflight_bytes: 256 << 20,
-            max_open_deliveries: 100_000,
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +70,11 @@ impl Config {
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
         let raw = raw::parse(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
         validate::validate(raw).map_err(ConfigError::Invalid)
+    }
+
+    /// The catalog of this config's SLAs, limits and tokens.
+    pub fn catalog(self) -> crate::sla::Catalog {
+        crate::sla::Catalog::with(self.slas, self.limits, self.auth)
     }
 
     pub fn sla(&self, name: &str) -> Option<&Sla> {

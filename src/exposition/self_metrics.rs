@@ -4,12 +4,7 @@ use prometheus::core::Collector;
 use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 use super::names::{self, Name};
-use crate::delivery::RefusalKind;
-
-/// Rejection reason: the state directory cannot take the write.
-pub const UNAVAILABLE: &str = "storage_unavailable";
-/// Rejection reason: the log writer's queue is full.
-pub const OVERLOADED: &str = "overloaded";
+use crate::source::{Reason, Source};
 
 /// Counters every source updates, registered once.
 #[derive(Clone)]
@@ -138,39 +133,35 @@ impl SelfMetrics {
         })
     }
 
-    pub fn accepted(&self, source: &str, n: u64) {
-        self.accepted.with_label_values(&[source]).inc_by(n);
+    /// Counts `n` deliveries (or events) of `source` recorded.
+    pub fn accepted(&self, source: Source, n: u64) {
+        self.accepted
+            .with_label_values(&[source.as_str()])
+            .inc_by(n);
     }
 
-    pub fn duplicates(&self, source: &str, n: u64) {
-        self.duplicates.with_label_values(&[source]).inc_by(n);
+    /// Counts `n` deliveries of `source` acknowledged as already recorded.
+    pub fn duplicates(&self, source: Source, n: u64) {
+        self.duplicates
+            .with_label_values(&[source.as_str()])
+            .inc_by(n);
     }
 
-    pub fn rejected(&self, source: &str, reason: &str, n: u64) {
-        self.rejected.with_label_values(&[source, reason]).inc_by(n);
+    /// Counts `n` refusals of `source` for `reason`.
+    pub fn rejected(&self, source: Source, reason: Reason, n: u64) {
+        self.rejected
+            .with_label_values(&[source.as_str(), reason.as_str()])
+            .inc_by(n);
     }
 
-    /// Pre-creates the series of a source so they read 0 before the first event.
-    pub fn register_source(&self, source: &str, reasons: &[&str]) {
-        self.accepted.with_label_values(&[source]);
-        self.duplicates.with_label_values(&[source]);
-        for reason in reasons {
-            self.rejected.with_label_values(&[source, reason]);
+    /// Pre-creates the series of `source`, every reason it can give
+    /// included, so they read 0 before the first event.
+    pub fn register_source(&self, source: Source) {
+        self.accepted.with_label_values(&[source.as_str()]);
+        self.duplicates.with_label_values(&[source.as_str()]);
+        for reason in source.reasons() {
+            self.rejected
+                .with_label_values(&[source.as_str(), reason.as_str()]);
         }
-    }
-
-    /// Every refusal reason a delivery can get, plus those of request decoding.
-    pub fn refusal_reasons() -> Vec<&'static str> {
-        let mut r: Vec<&str> = [
-            RefusalKind::UnknownSla,
-            RefusalKind::Invalid,
-            RefusalKind::TooOld,
-            RefusalKind::InFuture,
-        ]
-        .iter()
-        .map(|k| k.as_str())
-        .collect();
-        r.extend(["malformed", UNAVAILABLE, OVERLOADED]);
-        r
     }
 }

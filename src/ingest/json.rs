@@ -1,16 +1,16 @@
-//! Push bodies: one JSON object, a JSON array or NDJSON, decoded into inputs
-//! with every bad line reported by number. Pure: no HTTP, no clock.
+//! Write bodies as JSON: one object, an array, or NDJSON, split into items
+//! with their lines, and each item decoded with the field at fault named.
+//! Push bodies ([`super::push`]) and open-delivery events
+//! ([`super::events`]) are read the same way. Pure: no HTTP, no clock.
 
 use std::borrow::Cow;
 use std::fmt;
-use std::time::Duration;
 
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::delivery::{RefusalKind, Timing, amount};
-use crate::window::Millis;
+use crate::source::Reason;
 
 /// How the body is framed, from its content type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +25,7 @@ pub enum Framing {
 }
 
 impl Framing {
+    /// The framing a `Content-Type` header asks for.
     pub fn from_content_type(content_type: Option<&str>) -> Framing {
         let essence = content_type
             .and_then(|c| c.split(';').next())
@@ -42,57 +43,48 @@ impl Framing {
     }
 }
 
-/// One problem with one delivery of a push body.
+/// One problem with one item of a body: where it is, what is wrong, and
+/// the reason it is counted under.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LineError {
-    /// 1-based line of the body where the delivery starts.
+pub struct ItemError {
+    /// 1-based line of the body where the item starts.
     pub line: usize,
-    /// Offending field, when one is to blame.
+    /// 1-based position of the item in the body (the element of an array,
+    /// the non-empty line of NDJSON), which tells apart items on one line.
+    pub item: usize,
+    /// Offending field, when one is to blame (`labels.route`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// What is wrong, in words.
     pub reason: String,
-    /// Refusal reason for the rejected-events counter.
+    /// Refusal reason for the rejected counter.
     #[serde(skip)]
-    pub kind: &'static str,
+    pub kind: Reason,
 }
 
-impl LineError {
-    fn malformed(line: usize, field: Option<String>, reason: impl Into<String>) -> Self {
-        LineError {
+impl ItemError {
+    /// A [`Reason::Malformed`] error.
+    pub fn malformed(
+        line: usize,
+        item: usize,
+        field: Option<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        ItemError {
             line,
+            item,
             field,
             reason: reason.into(),
-            kind: "malformed",
+            kind: Reason::Malformed,
         }
     }
 }
 
-/// One delivery as pushed, borrowing from the body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawDelivery<'a> {
-    #[serde(borrow)]
-    pub sla: Cow<'a, str>,
-    #[serde(borrow, default)]
-    pub duration: Option<Cow<'a, str>>,
-    /// A JSON number, kept as its text so every source reads it alike.
-    #[serde(borrow, default, deserialize_with = "number_text")]
-    pub duration_seconds: Option<&'a str>,
-    #[serde(borrow, default)]
-    pub started_at: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    pub delivered_at: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    pub labels: Labels<'a>,
-    #[serde(default)]
-    pub failed: bool,
-    #[serde(borrow, default)]
-    pub id: Option<Cow<'a, str>>,
-}
-
 /// A JSON number's text (`null` reads as absent): `0.27` stays exactly
 /// 0.27 rather than the nearest float.
-fn number_text<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<&'a str>, D::Error> {
+pub(super) fn number_text<'de: 'a, 'a, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<&'a str>, D::Error> {
     let raw = <&'a RawValue>::deserialize(d)?;
     match raw.get() {
         "null" => Ok(None),
@@ -131,16 +123,13 @@ impl<'de: 'a, 'a> Deserialize<'de> for Labels<'a> {
     }
 }
 
-/// Splits a body into (line, item text) pairs according to its framing.
-/// Refusal reason of a body with more items than `limits.max_lines_per_request`.
-pub const TOO_MANY_LINES: &str = "too_many_lines";
-
-/// Splits a body into at most `max_items` (line, item text) pairs.
+/// Splits a body into at most `max_items` (line, item text) pairs, the
+/// line being the 1-based line of the body where the item starts.
 pub fn split(
     body: &str,
     framing: Framing,
     max_items: usize,
-) -> Result<Vec<(usize, &str)>, LineError> {
+) -> Result<Vec<(usize, &str)>, ItemError> {
     let trimmed = body.trim_start();
     let framing = match framing {
         Framing::Detect if trimmed.starts_with('[') => Framing::Json,
@@ -151,7 +140,7 @@ pub fn split(
     let items = match framing {
         Framing::Json if trimmed.starts_with('[') => {
             let list: Vec<&RawValue> = serde_json::from_str(body).map_err(|e| {
-                LineError::malformed(e.line(), None, format!("body is not a JSON array: {e}"))
+                ItemError::malformed(e.line(), 1, None, format!("body is not a JSON array: {e}"))
             })?;
             let mut line = 1;
             let mut scanned = 0;
@@ -167,7 +156,12 @@ pub fn split(
         }
         Framing::Json => {
             let raw: &RawValue = serde_json::from_str(body).map_err(|e| {
-                LineError::malformed(e.line(), None, format!("body is not one JSON object: {e}"))
+                ItemError::malformed(
+                    e.line(),
+                    1,
+                    None,
+                    format!("body is not one JSON object: {e}"),
+                )
             })?;
             let text = raw.get();
             let offset = text.as_ptr() as usize - body.as_ptr() as usize;
@@ -184,17 +178,18 @@ pub fn split(
             .collect(),
     };
     if items.is_empty() {
-        return Err(LineError::malformed(1, None, "no deliveries in the body"));
+        return Err(ItemError::malformed(1, 1, None, "no deliveries or events in the body"));
     }
     if items.len() > max_items {
-        return Err(LineError {
+        return Err(ItemError {
             line: items[max_items].0,
+            item: max_items + 1,
             field: None,
             reason: format!(
                 "the body holds {} items; limits.max_lines_per_request is {max_items}: split it",
                 items.len()
             ),
-            kind: TOO_MANY_LINES,
+            kind: Reason::TooManyLines,
         });
     }
     Ok(items)
@@ -202,25 +197,27 @@ pub fn split(
 
 /// The HTTP status for a refused body: 413 when it holds too many items,
 /// 404 when only unknown SLAs are at fault, else 400.
-pub fn refusal_status(errors: &[LineError]) -> u16 {
-    if errors.iter().any(|e| e.kind == TOO_MANY_LINES) {
+pub fn refusal_status(errors: &[ItemError]) -> u16 {
+    if errors.iter().any(|e| e.kind == Reason::TooManyLines) {
         413
-    } else if errors
-        .iter()
-        .all(|e| e.kind == RefusalKind::UnknownSla.as_str())
-    {
+    } else if errors.iter().all(|e| e.kind == Reason::UnknownSla) {
         404
     } else {
         400
     }
 }
 
-/// Parses one item; on failure names the field at fault where serde can tell.
-pub fn parse(line: usize, text: &str) -> Result<RawDelivery<'_>, LineError> {
+/// Decodes item number `item`, starting at `line`, as a `T`; on failure
+/// names the field at fault where serde can tell (`labels.route`).
+pub fn parse<'a, T: Deserialize<'a>>(
+    line: usize,
+    item: usize,
+    text: &'a str,
+) -> Result<T, ItemError> {
     serde_json::from_str(text).map_err(|first| {
         // Rare path: parse again to learn which field failed.
         let mut de = serde_json::Deserializer::from_str(text);
-        let field = match serde_path_to_error::deserialize::<_, RawDelivery<'_>>(&mut de) {
+        let field = match serde_path_to_error::deserialize::<_, T>(&mut de) {
             Err(e) => Some(e.path().to_string()).filter(|p| !matches!(p.as_str(), "" | "." | "?")),
             Ok(_) => None,
         };
@@ -231,92 +228,46 @@ pub fn parse(line: usize, text: &str) -> Result<RawDelivery<'_>, LineError> {
             (Some(at), false) => reason[..at].to_owned(),
             _ => reason,
         };
-        LineError::malformed(line, field, reason)
+        ItemError::malformed(line, item, field, reason)
     })
 }
 
-/// How long a pushed delivery took, or why that cannot be read.
-pub fn timing(raw: &RawDelivery<'_>, line: usize) -> Result<Timing, LineError> {
-    let bad =
-        |field: &str, reason: String| LineError::malformed(line, Some(field.to_owned()), reason);
-    let timestamp = |field: &str, s: &str| -> Result<jiff::Timestamp, LineError> {
-        s.parse::<jiff::Timestamp>()
-            .map_err(|e| bad(field, format!("`{s}` is not an RFC 3339 timestamp: {e}")))
-    };
-    let delivered = raw
-        .delivered_at
-        .as_deref()
-        .map(|s| timestamp("delivered_at", s))
-        .transpose()?;
-    let delivered_at: Option<Millis> = delivered.map(|t| t.as_millisecond());
-    let timing = match (&raw.duration, raw.duration_seconds, &raw.started_at) {
-        (Some(_), Some(_), _) => {
-            return Err(bad(
-                "duration",
-                "give `duration` or `duration_seconds`, not both".into(),
-            ));
-        }
-        (Some(_), None, Some(_)) | (None, Some(_), Some(_)) => {
-            return Err(bad(
-                "started_at",
-                "give a duration or started_at + delivered_at, not both".into(),
-            ));
-        }
-        _ if raw.failed => Timing::Failed { at: delivered_at },
-        (Some(text), None, None) => {
-            let d = humantime::parse_duration(text.trim()).map_err(|e| {
-                bad(
-                    "duration",
-                    format!("`{text}` is not a duration ({e}); write e.g. `183ms` or `2h 5m`"),
-                )
-            })?;
-            Timing::Took {
-                took: d,
-                at: delivered_at,
-            }
-        }
-        (None, Some(seconds), None) => Timing::Took {
-            took: amount("duration_seconds", seconds, Duration::from_secs(1)).map_err(|r| {
-                LineError {
-                    line,
-                    field: Some(r.field),
-                    reason: r.reason,
-                    kind: r.kind.as_str(),
-                }
-            })?,
-            at: delivered_at,
-        },
-        (None, None, Some(started)) => {
-            let Some(delivered) = delivered else {
-                return Err(bad("delivered_at", "required with started_at".into()));
-            };
-            // Nanoseconds fit an i64 until 2262; later instants saturate.
-            let nanos = |t: jiff::Timestamp| i64::try_from(t.as_nanosecond()).unwrap_or(i64::MAX);
-            Timing::Between {
-                started: nanos(timestamp("started_at", started)?),
-                delivered: nanos(delivered),
-            }
-        }
-        (None, None, None) => {
-            return Err(bad("duration", "missing: give `duration`, `duration_seconds`, or `started_at` + `delivered_at` (or `failed: true`)".into()));
-        }
-    };
-    Ok(timing)
+/// Decodes a whole body: its items split by `framing` (at most
+/// `max_items`), each read by `read` with its line and position. Every
+/// item's result, or the one error that stops the body.
+pub fn items<T>(
+    body: &[u8],
+    framing: Framing,
+    max_items: usize,
+    mut read: impl FnMut(usize, usize, &str) -> Result<T, ItemError>,
+) -> Result<Vec<Result<T, ItemError>>, ItemError> {
+    let text = std::str::from_utf8(body).map_err(|e| {
+        let line = 1 + memchr::memchr_iter(b'\n', &body[..e.valid_up_to()]).count();
+        ItemError::malformed(line, 1, None, format!("body is not UTF-8: {e}"))
+    })?;
+    let items = split(text, framing, max_items)?;
+    Ok(items
+        .into_iter()
+        .enumerate()
+        .map(|(i, (line, item))| read(line, i + 1, item))
+        .collect())
 }
 
-/// Label pairs of a pushed delivery, borrowed.
-pub fn labels<'a>(raw: &'a RawDelivery<'a>) -> Vec<(&'a str, &'a str)> {
-    raw.labels
-        .0
+/// Either every item, or every error: write bodies are all or nothing.
+pub fn all_or_nothing<T>(results: Vec<Result<T, ItemError>>) -> Result<Vec<T>, Vec<ItemError>> {
+    let errors: Vec<ItemError> = results
         .iter()
-        .map(|(k, v)| (k.as_ref(), v.as_ref()))
-        .collect()
+        .filter_map(|r| r.as_ref().err().cloned())
+        .collect();
+    if errors.is_empty() {
+        Ok(results.into_iter().flatten().collect())
+    } else {
+        Err(errors)
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
@@ -364,79 +315,7 @@ mod tests {
         let body = "{}\n{}\n{}\n";
         assert_eq!(split(body, Framing::Ndjson, 3).map(|i| i.len()), Ok(3));
         let e = split(body, Framing::Ndjson, 2).unwrap_err();
-        assert_eq!((e.line, e.kind), (3, TOO_MANY_LINES));
+        assert_eq!((e.line, e.item, e.kind), (3, 3, Reason::TooManyLines));
         assert_eq!(refusal_status(&[e]), 413);
-    }
-
-    #[test]
-    fn field_errors_name_the_field() {
-        let e = parse(7, r#"{"sla":"a","duration_seconds":"fast"}"#).unwrap_err();
-        assert_eq!(e.line, 7);
-        assert_eq!(e.field.as_deref(), Some("duration_seconds"));
-        let e = parse(1, r#"{"sla":"a","durration":"1s"}"#).unwrap_err();
-        assert!(
-            e.reason.contains("unknown field `durration`"),
-            "{}",
-            e.reason
-        );
-        let e = parse(1, r#"{"sla":"a","labels":{"k":1}}"#).unwrap_err();
-        assert_eq!(e.field.as_deref(), Some("labels.k"));
-    }
-
-    fn timing(json: &str) -> Result<Timing, LineError> {
-        super::timing(&parse(1, json)?, 1)
-    }
-
-    #[test]
-    fn timings() {
-        assert_eq!(
-            timing(r#"{"sla":"a","duration":"2h 5m"}"#).unwrap(),
-            Timing::Took {
-                took: Duration::from_secs(7500),
-                at: None
-            }
-        );
-        assert_eq!(
-            timing(r#"{"sla":"a","duration_seconds":0.183}"#).unwrap(),
-            Timing::Took {
-                took: Duration::from_millis(183),
-                at: None
-            }
-        );
-        assert_eq!(
-            timing(r#"{"sla":"a","started_at":"2026-01-01T10:00:00Z","delivered_at":"2026-01-01T12:00:00+01:00"}"#).unwrap(),
-            Timing::Between { started: 1_767_261_600_000_000_000, delivered: 1_767_265_200_000_000_000 }
-        );
-        assert_eq!(
-            timing(r#"{"sla":"a","failed":true}"#).unwrap(),
-            Timing::Failed { at: None }
-        );
-    }
-
-    #[test]
-    fn timing_errors() {
-        for (json, field) in [
-            (r#"{"sla":"a"}"#, "duration"),
-            (r#"{"sla":"a","duration":"soon"}"#, "duration"),
-            (
-                r#"{"sla":"a","duration":"1s","duration_seconds":1}"#,
-                "duration",
-            ),
-            (
-                r#"{"sla":"a","started_at":"2026-01-01T10:00:00Z"}"#,
-                "delivered_at",
-            ),
-            (
-                r#"{"sla":"a","started_at":"yesterday","delivered_at":"2026-01-01T10:00:00Z"}"#,
-                "started_at",
-            ),
-            (
-                r#"{"sla":"a","duration":"1s","started_at":"2026-01-01T10:00:00Z"}"#,
-                "started_at",
-            ),
-        ] {
-            let e = timing(json).unwrap_err();
-            assert_eq!(e.field.as_deref(), Some(field), "{json}: {e:?}");
-        }
     }
 }

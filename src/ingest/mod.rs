@@ -1,22 +1,52 @@
-//! Sources: each turns its input into deliveries and hands them to the
-//! journal through a [`SourceContext`], the one contract every source shares.
+//! Sources: each turns its input into deliveries (or open-delivery events)
+//! and hands them to the journal through [`SourceContext::commit`], the one
+//! way in. It admits against the catalog in force, commits, admits again
+//! when a reload overtakes the batch, and counts every outcome under the
+//! source's [`Source`] and each refusal's [`Reason`].
+//!
+//! # Adding a source
+//!
+//! 1. Add a variant to [`Source`] (its `source` label) and list the reasons
+//!    it can give in [`Source::reasons`]; every refusal is a [`Reason`].
+//! 2. Write the module here: a pure parser from input to [`Reading`]s (or
+//!    [`Batch`]es), its config type beside it, and an `async fn run(config,
+//!    SourceContext)` that reads until [`SourceContext::shutdown`] and hands
+//!    what it read to [`SourceContext::deliver`] (readings) or
+//!    [`SourceContext::commit`] (anything else). Never touch the recorder or
+//!    the journal directly.
+//! 3. Parse its config in `config::sources` into [`crate::config::Sources`]
+//!    and start it in `app::start_sources`, the one registration line; the
+//!    `sources_are_registered` test fails for a source that is configured
+//!    but never started.
+//! 4. Test it against the real client software it stands in for.
 
-pub mod http_push;
+pub mod events;
 pub mod json;
 pub mod log_tail;
-pub mod open;
 pub mod probe;
+pub mod push;
 pub mod statsd;
 
+use std::future::Future;
 use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use crate::auth::Denied;
 use crate::clock::Clock;
 use crate::delivery::{Input, Timing};
-use crate::exposition::{OVERLOADED, SelfMetrics, UNAVAILABLE};
+use crate::exposition::SelfMetrics;
 use crate::persist::{CommitError, Journal, Pending};
 use crate::recorder::{Mark, Recorded};
+use crate::sla::{Catalog, LiveCatalog};
+use crate::window::Millis;
+
+pub use crate::persist::Batch;
+pub use crate::source::{Reason, Source};
+use json::ItemError;
+
+/// Admissions tried when reloads keep overtaking a batch.
+const RETRIES: usize = 3;
 
 /// A delivery as a source read it, owning its text; [`Input`] is the
 /// borrowed form that admission checks.
@@ -24,18 +54,65 @@ use crate::recorder::{Mark, Recorded};
 pub struct Reading {
     /// Shared: a source names the same SLA for millions of readings.
     pub sla: Arc<str>,
+    /// Label name and value pairs.
     pub labels: Vec<(String, String)>,
+    /// How long it took, or that it failed.
     pub timing: Timing,
+    /// Makes a retry idempotent per SLA.
     pub id: Option<String>,
 }
 
-/// What every source gets: where deliveries go, what to count, the time,
-/// and when to stop.
+/// A batch ready to commit, and the items refused one by one while
+/// admitting it (counted, not fatal: one bad line never holds back the rest).
+#[derive(Debug)]
+pub struct Admitted {
+    /// What to record.
+    pub batch: Batch,
+    /// Reasons of the items left out of it.
+    pub dropped: Vec<Reason>,
+}
+
+impl Admitted {
+    /// The whole input, nothing left out.
+    pub fn all(batch: Batch) -> Admitted {
+        Admitted {
+            batch,
+            dropped: Vec::new(),
+        }
+    }
+}
+
+/// Why nothing of a commit was recorded.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Refused {
+    /// The input itself: every problem, each with its line and reason.
+    #[error("{} item{} refused", .0.len(), if .0.len() == 1 { "" } else { "s" })]
+    Input(Vec<ItemError>),
+    /// The caller may not write here.
+    #[error(transparent)]
+    Denied(#[from] Denied),
+    /// The journal could not take it (full disk, full queue, shutting down).
+    #[error(transparent)]
+    Storage(CommitError),
+    /// Reloads kept overtaking the batch.
+    #[error("the config kept changing while the batch was in flight")]
+    Unsettled,
+    /// A bug: reading the input failed (a decoder panicked). Logged, not
+    /// counted under any reason.
+    #[error("reading the input failed: {0}")]
+    Internal(String),
+}
+
+/// What every source gets: where deliveries go, the catalog in force, what
+/// to count, the time, and when to stop. Cheap to clone.
 #[derive(Clone)]
 pub struct SourceContext {
-    pub journal: Journal,
+    journal: Journal,
+    catalog: LiveCatalog,
+    /// Where every outcome is counted.
     pub metrics: SelfMetrics,
-    pub clock: Arc<dyn Clock>,
+    clock: Arc<dyn Clock>,
+    /// Resolves when the exporter stops.
     pub shutdown: Shutdown,
 }
 
@@ -47,11 +124,13 @@ pub struct Shutdown(watch::Receiver<bool>);
 pub struct StopSources(watch::Sender<bool>);
 
 impl Shutdown {
+    /// A shutdown signal and its trigger.
     pub fn new() -> (StopSources, Shutdown) {
         let (tx, rx) = watch::channel(false);
         (StopSources(tx), Shutdown(rx))
     }
 
+    /// Waits until the exporter stops.
     pub async fn wait(&mut self) {
         // An error means the sender is gone: stopping too.
         let _ = self.0.wait_for(|stop| *stop).await;
@@ -59,87 +138,181 @@ impl Shutdown {
 }
 
 impl StopSources {
+    /// Tells every source to stop.
     pub fn stop(&self) {
         let _ = self.0.send(true);
     }
 }
 
 impl SourceContext {
-    /// Admits each reading on its own: refused ones are counted by reason
-    /// and dropped, one bad line never holding back the rest. The admitted
-    /// ones are committed as one batch.
-    pub async fn deliver(
-        &self,
-        source: &str,
-        readings: &[Reading],
-    ) -> Result<Recorded, CommitError> {
-        self.deliver_marked(source, readings, None).await
+    /// The context of every source of one exporter.
+    pub fn new(
+        journal: Journal,
+        catalog: LiveCatalog,
+        metrics: SelfMetrics,
+        clock: Arc<dyn Clock>,
+        shutdown: Shutdown,
+    ) -> SourceContext {
+        SourceContext {
+            journal,
+            catalog,
+            metrics,
+            clock,
+            shutdown,
+        }
     }
 
-    /// As [`SourceContext::deliver`], for a source that read its input up to
-    /// `mark`: the mark is recorded with the batch, even when every reading
-    /// was refused, so the source resumes after these readings.
-    pub async fn deliver_marked(
+    /// The catalog in force now.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.get()
+    }
+
+    /// The time, from the injected clock.
+    pub fn now(&self) -> Millis {
+        self.clock.now()
+    }
+
+    /// The journal, for reading its recorder.
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// The one way in. `admit` reads the input against the catalog in force
+    /// at `now` into a batch and anything the caller wants back (`T`, such
+    /// as where each item was); the batch is logged and applied as durably
+    /// as its SLAs ask. When a reload overtakes it before it is logged, it is
+    /// admitted again under the new catalog, at most [`RETRIES`] times. Every
+    /// outcome is counted under `source`: recorded, duplicates, each refused
+    /// item, a refused caller, a storage failure and each event that did not
+    /// apply.
+    pub async fn commit<T, F, Fut>(
         &self,
-        source: &str,
+        source: Source,
+        mut admit: F,
+    ) -> Result<(Recorded, T), Refused>
+    where
+        F: FnMut(Arc<Catalog>, Millis) -> Fut,
+        Fut: Future<Output = Result<(Admitted, T), Refused>>,
+    {
+        let mut items = 0;
+        for _ in 0..RETRIES {
+            let catalog = self.catalog();
+            let now = self.now();
+            let (admitted, extra) = match admit(catalog.clone(), now).await {
+                Ok(a) => a,
+                Err(refused) => {
+                    self.count_refused(source, &refused, 0);
+                    return Err(refused);
+                }
+            };
+            items = admitted.batch.len() as u64;
+            if admitted.batch.is_empty() {
+                self.count_dropped(source, &admitted.dropped);
+                return Ok((Recorded::default(), extra));
+            }
+            let result = self
+                .journal
+                .commit(Pending::new(catalog, admitted.batch, now))
+                .await;
+            if result == Err(CommitError::Stale) {
+                continue;
+            }
+            self.count_dropped(source, &admitted.dropped);
+            return match result {
+                Ok(recorded) => {
+                    self.metrics.accepted(source, recorded.accepted);
+                    self.metrics.duplicates(source, recorded.duplicates);
+                    for refused in recorded.events.iter().filter_map(|e| e.as_ref().err()) {
+                        self.metrics.rejected(source, refused.reason(), 1);
+                    }
+                    Ok((recorded, extra))
+                }
+                Err(e) => {
+                    let refused = Refused::Storage(e);
+                    self.count_refused(source, &refused, items);
+                    Err(refused)
+                }
+            };
+        }
+        self.count_refused(source, &Refused::Unsettled, items);
+        Err(Refused::Unsettled)
+    }
+
+    /// Commits what a source read: each reading admitted on its own (the
+    /// refused ones counted and left out), the rest as one batch, with
+    /// `mark` (how far the source read) even when every reading was refused,
+    /// so the source resumes after them.
+    pub async fn deliver(
+        &self,
+        source: Source,
         readings: &[Reading],
         mark: Option<Mark>,
-    ) -> Result<Recorded, CommitError> {
-        let mut counted = false;
-        // A reload between admission and commit makes the batch stale.
-        for _ in 0..3 {
-            let catalog = self.journal.recorder().catalog().clone();
-            let now = self.clock.now();
-            let mut batch = Vec::with_capacity(readings.len());
-            let mut labels: Vec<(&str, &str)> = Vec::new();
-            for r in readings {
-                labels.clear();
-                labels.extend(r.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-                let input = Input {
-                    sla: &r.sla,
-                    labels: &labels,
-                    timing: r.timing,
-                    id: r.id.as_deref(),
-                };
-                match catalog.admit(&input, now) {
-                    Ok(d) => batch.push(d),
-                    Err(refusal) if !counted => {
-                        self.metrics.rejected(source, refusal.kind.as_str(), 1);
-                    }
-                    Err(_) => {}
+    ) -> Result<Recorded, Refused> {
+        let admit = |catalog: Arc<Catalog>, now| {
+            std::future::ready(Ok((
+                admit_readings(&catalog, readings, mark.clone(), now),
+                (),
+            )))
+        };
+        self.commit(source, admit)
+            .await
+            .map(|(recorded, ())| recorded)
+    }
+
+    fn count_dropped(&self, source: Source, dropped: &[Reason]) {
+        for reason in dropped {
+            self.metrics.rejected(source, *reason, 1);
+        }
+    }
+
+    /// Counts a refusal; `items` is how many deliveries a storage failure
+    /// turned away.
+    fn count_refused(&self, source: Source, refused: &Refused, items: u64) {
+        match refused {
+            Refused::Input(errors) => {
+                for e in errors {
+                    self.metrics.rejected(source, e.kind, 1);
                 }
             }
-            counted = true;
-            if batch.is_empty() && mark.is_none() {
-                return Ok(Recorded::default());
+            Refused::Denied(d) => self.metrics.rejected(source, d.reason(), 1),
+            Refused::Storage(CommitError::Overloaded) | Refused::Unsettled => {
+                self.metrics.rejected(source, Reason::Overloaded, items);
             }
-            let n = batch.len() as u64;
-            let pending = Pending::marked(catalog, batch, now, mark.clone());
-            let result = self.journal.commit(pending).await;
-            count_commit(&self.metrics, source, n, &result);
-            if result != Err(CommitError::Stale) {
-                return result;
+            Refused::Storage(_) => {
+                self.metrics
+                    .rejected(source, Reason::StorageUnavailable, items);
             }
+            Refused::Internal(why) => tracing::error!(%source, why, "input not read"),
         }
-        Err(CommitError::Stale)
     }
 }
 
-/// Counts how a commit of `deliveries` went, for every source alike. A stale
-/// batch is admitted again, so it is not counted.
-pub fn count_commit(
-    metrics: &SelfMetrics,
-    source: &str,
-    deliveries: u64,
-    result: &Result<Recorded, CommitError>,
-) {
-    match result {
-        Ok(r) => {
-            metrics.accepted(source, r.accepted);
-            metrics.duplicates(source, r.duplicates);
+/// Admits each reading on its own against `catalog` at `now`.
+fn admit_readings(
+    catalog: &Catalog,
+    readings: &[Reading],
+    mark: Option<Mark>,
+    now: Millis,
+) -> Admitted {
+    let mut deliveries = Vec::with_capacity(readings.len());
+    let mut dropped = Vec::new();
+    let mut labels: Vec<(&str, &str)> = Vec::new();
+    for r in readings {
+        labels.clear();
+        labels.extend(r.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let input = Input {
+            sla: &r.sla,
+            labels: &labels,
+            timing: r.timing,
+            id: r.id.as_deref(),
+        };
+        match catalog.admit(&input, now) {
+            Ok(d) => deliveries.push(d),
+            Err(refusal) => dropped.push(refusal.kind),
         }
-        Err(CommitError::Stale) => {}
-        Err(CommitError::Overloaded) => metrics.rejected(source, OVERLOADED, deliveries),
-        Err(_) => metrics.rejected(source, UNAVAILABLE, deliveries),
+    }
+    Admitted {
+        batch: Batch::Deliveries { deliveries, mark },
+        dropped,
     }
 }

@@ -4,11 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Reading, SourceContext};
+use super::{Reading, Source, SourceContext};
 use crate::delivery::Timing;
 
-/// Source label on the ingest self-metrics.
-pub const SOURCE: &str = "probe";
 /// Most of a response body read to look for `expect_body`.
 const BODY_LIMIT: u64 = 1 << 20;
 
@@ -121,7 +119,7 @@ pub async fn run(config: ProbeConfig, ctx: SourceContext) {
             timing,
             id: None,
         };
-        if let Err(e) = ctx.deliver(SOURCE, &[reading]).await {
+        if let Err(e) = ctx.deliver(Source::Probe, &[reading], None).await {
             tracing::warn!(name = %config.name, error = %e, "probe result not recorded");
         }
     }

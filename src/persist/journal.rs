@@ -17,11 +17,10 @@ use tokio::sync::oneshot;
 
 use super::record;
 use super::wal::Writer;
-use crate::delivery::Delivery;
+use crate::delivery::{Delivery, Event};
 use crate::exposition::StorageMetrics;
-use crate::recorder::open::Event;
 use crate::recorder::{Lsn, Mark, Recorded, Recorder};
-use crate::sla::{Catalog, Durability};
+use crate::sla::{Catalog, Durability, LiveCatalog};
 use crate::window::Millis;
 
 /// Batches waiting for the writer; beyond this, ingest sheds with 503.
@@ -45,53 +44,77 @@ pub enum CommitError {
     Closed,
 }
 
-/// A batch ready for the writer: admitted, and encoded if it is to be logged.
+/// What one commit carries: deliveries, with how far the source that read
+/// them had read, or open-delivery events; never both, so a log record
+/// applies in one step.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Batch {
+    /// Deliveries, and the source's read position after them (a log tail's
+    /// file offsets), recorded in the same log record.
+    Deliveries {
+        /// Admitted deliveries, in the order read.
+        deliveries: Vec<Delivery>,
+        /// Where the source resumes after them.
+        mark: Option<Mark>,
+    },
+    /// Open-delivery events, applied in order.
+    Events(Vec<Event>),
+}
+
+impl Batch {
+    /// Deliveries without a mark.
+    pub fn deliveries(deliveries: Vec<Delivery>) -> Batch {
+        Batch::Deliveries {
+            deliveries,
+            mark: None,
+        }
+    }
+
+    /// Deliveries or events it holds.
+    pub fn len(&self) -> usize {
+        match self {
+            Batch::Deliveries { deliveries, .. } => deliveries.len(),
+            Batch::Events(events) => events.len(),
+        }
+    }
+
+    /// Whether it holds nothing to record: no item and no mark.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Batch::Deliveries { deliveries, mark } => deliveries.is_empty() && mark.is_none(),
+            Batch::Events(events) => events.is_empty(),
+        }
+    }
+
+    /// Catalog indices of the SLAs it writes to, each once, ascending.
+    pub fn slas(&self) -> Vec<usize> {
+        let mut seen: Vec<usize> = match self {
+            Batch::Deliveries { deliveries, .. } => deliveries.iter().map(|d| d.sla).collect(),
+            Batch::Events(events) => events.iter().map(|e| e.sla).collect(),
+        };
+        seen.sort_unstable();
+        seen.dedup();
+        seen
+    }
+}
+
+/// A batch ready for the writer: admitted against `catalog`, and encoded if
+/// its SLAs' durability logs it.
 pub struct Pending {
     catalog: Arc<Catalog>,
-    batch: Vec<Delivery>,
+    batch: Batch,
     now: Millis,
     record: Vec<u8>,
     sync: bool,
-    mark: Option<Mark>,
-    /// Open-delivery events; a batch holds these or deliveries, not both.
-    events: Vec<Event>,
 }
 
 impl Pending {
     /// Prepares `batch`, admitted against `catalog` at `now`. The strictest
     /// durability among its SLAs applies to the whole batch.
-    pub fn new(catalog: Arc<Catalog>, batch: Vec<Delivery>, now: Millis) -> Pending {
-        Pending::marked(catalog, batch, now, None)
-    }
-
-    /// As [`Pending::new`], for a source that read its input up to `mark`:
-    /// the mark is logged and applied with the batch.
-    pub fn marked(
-        catalog: Arc<Catalog>,
-        batch: Vec<Delivery>,
-        now: Millis,
-        mark: Option<Mark>,
-    ) -> Pending {
-        Pending::build(catalog, batch, Vec::new(), now, mark)
-    }
-
-    /// Open-delivery events admitted against `catalog` at `now`, logged
-    /// as their SLAs' durability asks, like deliveries.
-    pub fn events(catalog: Arc<Catalog>, events: Vec<Event>, now: Millis) -> Pending {
-        Pending::build(catalog, Vec::new(), events, now, None)
-    }
-
-    fn build(
-        catalog: Arc<Catalog>,
-        batch: Vec<Delivery>,
-        events: Vec<Event>,
-        now: Millis,
-        mark: Option<Mark>,
-    ) -> Pending {
+    pub fn new(catalog: Arc<Catalog>, batch: Batch, now: Millis) -> Pending {
         let durability = batch
-            .iter()
-            .map(|d| d.sla)
-            .chain(events.iter().map(|e| e.sla))
+            .slas()
+            .into_iter()
             .map(|sla| catalog.slas[sla].durability)
             .min_by_key(|d| match d {
                 Durability::Sync => 0,
@@ -101,11 +124,17 @@ impl Pending {
             .unwrap_or(Durability::None);
         let mut record = Vec::new();
         if durability != Durability::None {
-            let extras = record::Extras {
-                mark: mark.as_ref(),
-                events: &events,
+            let (deliveries, extras): (&[Delivery], _) = match &batch {
+                Batch::Deliveries { deliveries, mark } => (
+                    deliveries,
+                    record::Extras {
+                        mark: mark.as_ref(),
+                        events: &[],
+                    },
+                ),
+                Batch::Events(events) => (&[], record::Extras { mark: None, events }),
             };
-            record::encode(&catalog, &batch, now, extras, &mut record);
+            record::encode(&catalog, deliveries, now, extras, &mut record);
         }
         Pending {
             catalog,
@@ -113,30 +142,15 @@ impl Pending {
             now,
             record,
             sync: durability == Durability::Sync,
-            mark,
-            events,
         }
     }
 
+    /// Deliveries or events it holds.
     pub fn len(&self) -> usize {
         self.batch.len()
     }
 
-    /// Names of the SLAs the batch writes to, each once.
-    pub fn sla_names(&self) -> Vec<&str> {
-        let mut seen: Vec<usize> = self
-            .batch
-            .iter()
-            .map(|d| d.sla)
-            .chain(self.events.iter().map(|e| e.sla))
-            .collect();
-        seen.sort_unstable();
-        seen.dedup();
-        seen.into_iter()
-            .map(|i| self.catalog.slas[i].name.as_str())
-            .collect()
-    }
-
+    /// Whether it holds nothing to record.
     pub fn is_empty(&self) -> bool {
         self.batch.is_empty()
     }
@@ -183,9 +197,12 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Starts the writer thread over `writer`, applying to the recorder in `live`.
+    /// Starts the writer thread over `writer`, applying to the recorder in
+    /// `live`; reloads put their catalog in force in `catalog` first, so a
+    /// batch admitted against it is never stale.
     pub fn start(
         live: Arc<ArcSwap<Recorder>>,
+        catalog: LiveCatalog,
         writer: Writer,
         progress: Arc<Progress>,
         metrics: StorageMetrics,
@@ -194,6 +211,7 @@ impl Journal {
         let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
         let thread = Committer {
             live: live.clone(),
+            catalog,
             writer,
             progress,
             metrics,
@@ -256,6 +274,7 @@ impl Journal {
 
 struct Committer {
     live: Arc<ArcSwap<Recorder>>,
+    catalog: LiveCatalog,
     writer: Writer,
     progress: Arc<Progress>,
     metrics: StorageMetrics,
@@ -294,6 +313,9 @@ impl Committer {
                     }
                     Command::Reload(catalog, done) => {
                         self.flush(&mut group);
+                        // Batches admitted against it are queued after this
+                        // command, so none of them is stale.
+                        self.catalog.set(catalog.clone());
                         let old = self.live.load_full();
                         self.live.store(Arc::new(old.reconfigure(catalog)));
                         self.progress.changes.fetch_add(1, Ordering::Release);
@@ -354,13 +376,14 @@ impl Committer {
                 lsn += p.record.len() as Lsn;
                 lsn
             });
-            if let Some(mark) = &p.mark {
-                recorder.apply_mark(mark, lsn, logged.is_some());
-            }
-            let recorded = if p.events.is_empty() {
-                recorder.record(&p.batch, p.now, logged)
-            } else {
-                recorder.apply_events(&p.events, p.now, logged)
+            let recorded = match &p.batch {
+                Batch::Deliveries { deliveries, mark } => {
+                    if let Some(mark) = mark {
+                        recorder.apply_mark(mark, lsn, logged.is_some());
+                    }
+                    recorder.record(deliveries, p.now, logged)
+                }
+                Batch::Events(events) => recorder.apply_events(events, p.now, logged),
             };
             let _ = reply.send(Ok(recorded));
         }

@@ -20,14 +20,14 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
-pub use journal::{CommitError, Journal, Pending};
+pub use journal::{Batch, CommitError, Journal, Pending};
 
 use journal::{Change, Progress};
 
 use crate::clock::Clock;
 use crate::exposition::StorageMetrics;
 use crate::recorder::{Lsn, Recorder};
-use crate::sla::Catalog;
+use crate::sla::LiveCatalog;
 
 /// Where state lives and how often it is snapshotted.
 #[derive(Debug, Clone)]
@@ -62,14 +62,27 @@ pub enum StorageError {
 /// What a start found on disk.
 #[derive(Debug, Default)]
 pub struct Recovery {
-    /// The snapshot loaded: its file, log position and when it was taken.
-    pub snapshot: Option<(PathBuf, Lsn, crate::window::Millis)>,
+    /// The snapshot loaded, if any.
+    pub snapshot: Option<Restored>,
+    /// Log records replayed after it.
     pub records: u64,
+    /// Deliveries those records held.
     pub deliveries: u64,
     /// Logged deliveries of SLAs or labels the config no longer has.
     pub dropped: u64,
     pub cut: Option<(u64, &'static str)>,
     pub duration: Duration,
+}
+
+/// The snapshot a start restored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Restored {
+    /// Its file.
+    pub path: PathBuf,
+    /// The log position it holds state up to.
+    pub lsn: Lsn,
+    /// When it was written.
+    pub taken_at: crate::window::Millis,
 }
 
 /// The open state directory: the journal plus the snapshotter behind it.
@@ -87,13 +100,15 @@ enum Trigger {
 
 impl Storage {
     /// Opens `options.path`, restores the newest snapshot, replays the log
-    /// after it, drops what has aged out by now, and starts the writer.
+    /// after it under the catalog in force in `live`, drops what has aged
+    /// out by now, and starts the writer, which puts reloads in force there.
     pub fn open(
         options: &Options,
-        catalog: Arc<Catalog>,
+        live: LiveCatalog,
         clock: Arc<dyn Clock>,
         metrics: StorageMetrics,
     ) -> Result<(Storage, Recovery), StorageError> {
+        let catalog = live.get();
         let started = Instant::now();
         let dir = options.path.clone();
         let wal_dir = dir.join("wal");
@@ -114,7 +129,11 @@ impl Storage {
                 if let Ok(m) = fs::metadata(&s.path) {
                     metrics.snapshot_bytes.set(to_i64(m.len()));
                 }
-                recovery.snapshot = Some((s.path, s.lsn, s.taken_at));
+                recovery.snapshot = Some(Restored {
+                    path: s.path,
+                    lsn: s.lsn,
+                    taken_at: s.taken_at,
+                });
                 (Recorder::restore(catalog.clone(), s.slas, s.marks), s.lsn)
             }
             None => (Recorder::new(catalog.clone()), 0),
@@ -152,7 +171,7 @@ impl Storage {
             .set(to_i64(recovery.cut.map_or(0, |c| c.0)));
         metrics.wal_bytes.set(to_i64(wal::disk_bytes(&wal_dir)));
 
-        let live = Arc::new(ArcSwap::from_pointee(recorder));
+        let recorders = Arc::new(ArcSwap::from_pointee(recorder));
         let progress = Arc::new(Progress::new(end.lsn));
         let (snapshots, triggers) = std::sync::mpsc::sync_channel(1);
         let logged = AtomicU64::new(0);
@@ -173,7 +192,8 @@ impl Storage {
             }
         };
         let (journal, writer_thread) = Journal::start(
-            live.clone(),
+            recorders.clone(),
+            live,
             wal::Writer::new(&wal_dir, end.lsn),
             progress.clone(),
             metrics.clone(),
@@ -183,7 +203,7 @@ impl Storage {
         let snapshotter = Snapshotter {
             dir,
             wal_dir,
-            live,
+            live: recorders,
             progress,
             clock,
             metrics,

@@ -369,7 +369,7 @@ mod tests {
         let yaml = format!(
             "version: 1\nslas:\n  - name: api\n    promise: 1s\n    objective: 99%\n    labels: [{labels}]\n"
         );
-        Arc::new(Catalog::new(Config::parse(&yaml).unwrap()))
+        Arc::new(Config::parse(&yaml).unwrap().catalog())
     }
 
     fn delivery(c: &Catalog, route: &str, seconds: f64, id: Option<&str>) -> Delivery {

@@ -217,11 +217,10 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::recorder::Mark;
-    use crate::sla::Catalog;
 
     fn recorder() -> Recorder {
         let yaml = "version: 1\nslas:\n  - name: api\n    promise: 1s\n    objective: 99%\n";
-        Recorder::new(Arc::new(Catalog::new(Config::parse(yaml).unwrap())))
+        Recorder::new(Arc::new(Config::parse(yaml).unwrap().catalog()))
     }
 
     #[test]

@@ -12,50 +12,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::delivery::{Event, Kind};
+
 use crate::calendar::Calendar;
 use crate::decimal::Decimal;
+use crate::source::Reason;
 use crate::window::Millis;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Kind {
-    Start,
-    Pause,
-    Resume,
-    Finish,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Start => "start",
-            Kind::Pause => "pause",
-            Kind::Resume => "resume",
-            Kind::Finish => "finish",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Kind> {
-        [Kind::Start, Kind::Pause, Kind::Resume, Kind::Finish]
-            .into_iter()
-            .find(|k| k.as_str() == s)
-    }
-}
-
-/// An event admitted against a catalog.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Event {
-    /// Index of the SLA in the catalog.
-    pub sla: usize,
-    pub id: Box<str>,
-    pub kind: Kind,
-    /// Series key (label values); set on start only.
-    pub key: Box<str>,
-    /// Failed finish: never delivered.
-    pub failed: bool,
-    pub at: Millis,
-    /// Whether the client gave `at` (else it is the time of arrival).
-    pub explicit_at: bool,
-}
 
 /// What an event did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -86,6 +48,15 @@ pub enum EventError {
 }
 
 impl EventError {
+    /// The reason it is counted under.
+    pub fn reason(&self) -> Reason {
+        match self {
+            EventError::Unknown(_) => Reason::UnknownId,
+            EventError::Conflict(_) => Reason::Conflict,
+            EventError::Full(_) => Reason::TooManyOpen,
+        }
+    }
+
     /// The HTTP status that says it.
     pub fn status(&self) -> u16 {
         match self {

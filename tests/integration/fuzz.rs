@@ -4,20 +4,19 @@
 //! --test integration fuzz` (the closing notes record such runs).
 
 use amaze_exporter::config::Config;
-use amaze_exporter::ingest::http_push::decode;
 use amaze_exporter::ingest::json::Framing;
+use amaze_exporter::ingest::push::decode;
 use amaze_exporter::sla::Catalog;
 use proptest::prelude::*;
 
 const NOW: i64 = 1_795_428_000_000;
 
 fn catalog() -> Catalog {
-    Catalog::new(
-        Config::parse(
+    Config::parse(
             "version: 1\nslas:\n  - name: api\n    promise: 1s\n    objective: 99%\n    labels: [route]\n",
         )
-        .unwrap(),
-    )
+        .unwrap()
+    .catalog()
 }
 
 const VALID: &str = "version: 1

@@ -9,7 +9,6 @@ use amaze_exporter::config::Config;
 use amaze_exporter::delivery::EventInput;
 use amaze_exporter::recorder::Recorder;
 use amaze_exporter::recorder::open::{Kind, OpenState};
-use amaze_exporter::sla::Catalog;
 use amaze_exporter::window::Millis;
 use jiff::civil::Weekday;
 use jiff::tz::TimeZone;
@@ -140,7 +139,7 @@ proptest! {
         tickets in prop::collection::vec(ticket(), 1..6),
         after in 0i64..2 * 24 * 60,
     ) {
-        let catalog = Arc::new(Catalog::new(Config::parse(CONFIG).unwrap()));
+        let catalog = Arc::new(Config::parse(CONFIG).unwrap().catalog());
         let recorder = Recorder::new(catalog.clone());
         // Monday 2026-10-19 00:00 UTC: the range crosses Europe's DST end
         // (October 25th) and America's (November 1st).

@@ -22,7 +22,7 @@ const NS: Duration = Duration::from_nanos(1);
 
 fn recorder(sla: &str) -> (Arc<Catalog>, Recorder) {
     let yaml = format!("version: 1\nslas:\n  - name: s\n{sla}    min_deliveries: 1\n");
-    let catalog = Arc::new(Catalog::new(Config::parse(&yaml).expect(&yaml)));
+    let catalog = Arc::new(Config::parse(&yaml).expect(&yaml).catalog());
     (catalog.clone(), Recorder::new(catalog))
 }
 

@@ -9,6 +9,7 @@ use regex_automata::util::captures::Captures;
 
 use crate::delivery::{Timing, parse_amount};
 use crate::ingest::Reading;
+use crate::source::Reason;
 
 /// How lines are read.
 #[derive(Debug, Clone)]
@@ -103,17 +104,19 @@ pub enum LineError {
 }
 
 impl LineError {
-    pub fn reason(self) -> &'static str {
+    /// The reason it is counted under.
+    pub fn reason(self) -> Reason {
         match self {
-            LineError::NoMatch => "no_match",
-            LineError::NotJson => "not_json",
-            LineError::NotUtf8 => "not_utf8",
-            LineError::MissingField => "missing_field",
-            LineError::BadDuration => "bad_duration",
-            LineError::BadTimestamp => "bad_timestamp",
+            LineError::NoMatch => Reason::NoMatch,
+            LineError::NotJson => Reason::NotJson,
+            LineError::NotUtf8 => Reason::NotUtf8,
+            LineError::MissingField => Reason::MissingField,
+            LineError::BadDuration => Reason::BadDuration,
+            LineError::BadTimestamp => Reason::BadTimestamp,
         }
     }
 
+    /// Every line error.
     pub const ALL: [LineError; 6] = [
         LineError::NoMatch,
         LineError::NotJson,

@@ -22,12 +22,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Reading, SourceContext};
+use super::{Reading, Source, SourceContext};
 use crate::recorder::Mark;
 use line::{LineError, LineReader, LineSpec};
 
-/// Source label on the ingest self-metrics.
-pub const SOURCE: &str = "log";
 /// Bytes read from one file per poll, so one busy file cannot starve the rest.
 const READ_CHUNK: usize = 1 << 18;
 
@@ -311,17 +309,12 @@ fn mark_source(name: &str) -> String {
     format!("log_tail/{name}")
 }
 
-/// Every reason a log line can be refused for, for pre-created counters.
-pub fn reasons() -> Vec<&'static str> {
-    LineError::ALL.iter().map(|e| e.reason()).collect()
-}
-
 /// Follows the files until shutdown. Reading the next lines overlaps
 /// recording the previous ones, so both cores work.
 pub async fn run(config: LogTailConfig, ctx: SourceContext) {
     let poll_interval = config.poll_interval;
     tracing::info!(name = %config.name, paths = ?config.paths, "log tail following");
-    let mark = ctx.journal.recorder().mark(&mark_source(&config.name));
+    let mark = ctx.journal().recorder().mark(&mark_source(&config.name));
     let mut follower = Follower::new(config, mark.as_deref());
     let mut shutdown = ctx.shutdown.clone();
     let mut inflight: Option<(Recording, Vec<(FileId, u64)>)> = None;
@@ -344,7 +337,7 @@ pub async fn run(config: LogTailConfig, ctx: SourceContext) {
             continue;
         }
         for e in &polled.refused {
-            ctx.metrics.rejected(SOURCE, e.reason(), 1);
+            ctx.metrics.rejected(Source::LogTail, e.reason(), 1);
         }
         if polled.readings.is_empty() && polled.refused.is_empty() {
             // Nothing to record (blank lines at most): no need to move the mark.
@@ -354,7 +347,7 @@ pub async fn run(config: LogTailConfig, ctx: SourceContext) {
             let (readings, mark) = (polled.readings, polled.mark);
             let recording =
                 tokio::spawn(
-                    async move { ctx.deliver_marked(SOURCE, &readings, Some(mark)).await },
+                    async move { ctx.deliver(Source::LogTail, &readings, Some(mark)).await },
                 );
             inflight = Some((recording, polled.marks));
         }
@@ -372,8 +365,7 @@ pub async fn run(config: LogTailConfig, ctx: SourceContext) {
     tracing::info!("log tail stopped");
 }
 
-type Recording =
-    tokio::task::JoinHandle<Result<crate::recorder::Recorded, crate::persist::CommitError>>;
+type Recording = tokio::task::JoinHandle<Result<crate::recorder::Recorded, super::Refused>>;
 
 /// Waits for a batch to be recorded; false if it was not.
 async fn finish(recording: Recording, marks: &[(FileId, u64)], follower: &mut Follower) -> bool {

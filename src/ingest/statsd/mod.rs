@@ -12,20 +12,14 @@ use std::time::Duration;
 
 use tokio::net::UdpSocket;
 
-use super::{Reading, SourceContext};
+use super::{Reading, Reason, Source, SourceContext};
 use crate::delivery::{Timing, parse_amount};
 use parser::{Kind, Line};
 
-/// Source label on the ingest self-metrics.
-pub const SOURCE: &str = "statsd";
 /// Largest UDP payload.
 const PACKET_BYTES: usize = 65_535;
 /// Readings gathered from waiting packets before they are committed together.
 const BATCH: usize = 4096;
-
-/// Rejection reasons beyond the parser's.
-pub const NOT_A_TIMER: &str = "not_a_timer";
-pub const UNMAPPED: &str = "unmapped";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatsdConfig {
@@ -90,14 +84,14 @@ impl Mapping {
 }
 
 /// The readings one parsed line yields, or why it yields none.
-pub fn readings(mappings: &[Mapping], line: &Line<'_>) -> Result<Vec<Reading>, &'static str> {
+pub fn readings(mappings: &[Mapping], line: &Line<'_>) -> Result<Vec<Reading>, Reason> {
     if line.kind != Kind::Timer {
-        return Err(NOT_A_TIMER);
+        return Err(Reason::NotATimer);
     }
     let (mapping, captures) = mappings
         .iter()
         .find_map(|m| m.matches(line.name).map(|c| (m, c)))
-        .ok_or(UNMAPPED)?;
+        .ok_or(Reason::Unmapped)?;
     let labels: Vec<(String, String)> = mapping
         .labels
         .iter()
@@ -127,13 +121,6 @@ pub fn readings(mappings: &[Mapping], line: &Line<'_>) -> Result<Vec<Reading>, &
         out.extend(std::iter::repeat_n(reading, copies));
     }
     Ok(out)
-}
-
-/// Every reason a StatsD line can be refused for, for pre-created counters.
-pub fn reasons() -> Vec<&'static str> {
-    let mut r: Vec<&str> = parser::ParseError::ALL.iter().map(|e| e.reason()).collect();
-    r.extend([NOT_A_TIMER, UNMAPPED]);
-    r
 }
 
 /// Binds the configured address; a failure here stops the exporter's start.
@@ -168,7 +155,7 @@ pub async fn run(socket: UdpSocket, config: StatsdConfig, ctx: SourceContext) {
                 Err(_) => break,
             }
         }
-        if let Err(e) = ctx.deliver(SOURCE, &pending).await {
+        if let Err(e) = ctx.deliver(Source::Statsd, &pending, None).await {
             tracing::warn!(error = %e, dropped = pending.len(), "statsd deliveries not recorded");
         }
         pending.clear();
@@ -184,7 +171,7 @@ fn take(config: &StatsdConfig, ctx: &SourceContext, packet: &[u8], out: &mut Vec
             .and_then(|l| readings(&config.mappings, &l));
         match result {
             Ok(r) => out.extend(r),
-            Err(reason) => ctx.metrics.rejected(SOURCE, reason, 1),
+            Err(reason) => ctx.metrics.rejected(Source::Statsd, reason, 1),
         }
     }
 }
@@ -247,13 +234,27 @@ mod tests {
         }
     }
 
+    /// Every reason the parser and mapper can give is pre-created for
+    /// StatsD on `/metrics`.
+    #[test]
+    fn every_reason_statsd_gives_is_listed() {
+        let listed = Source::Statsd.reasons();
+        let given = parser::ParseError::ALL
+            .iter()
+            .map(|e| e.reason())
+            .chain([Reason::NotATimer, Reason::Unmapped]);
+        for r in given {
+            assert!(listed.contains(&r), "{r}");
+        }
+    }
+
     #[test]
     fn unmapped_and_non_timer_lines_say_why() {
         let m = [mapping()];
         let other = parser::line("api.checkout.latency:1|c").unwrap();
-        assert_eq!(readings(&m, &other), Err(NOT_A_TIMER));
+        assert_eq!(readings(&m, &other), Err(Reason::NotATimer));
         let longer = parser::line("api.checkout.latency.p99:1|ms").unwrap();
-        assert_eq!(readings(&m, &longer), Err(UNMAPPED));
+        assert_eq!(readings(&m, &longer), Err(Reason::Unmapped));
         assert!(Mapping::pattern("api.che*.x").is_err());
         assert!(Mapping::pattern("api..x").is_err());
     }

@@ -8,6 +8,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::delivery::parse_amount;
+use crate::source::Reason;
 
 /// One metric line, borrowing from the packet.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,19 +45,20 @@ pub enum ParseError {
 }
 
 impl ParseError {
-    /// Reason label on the rejected counter.
-    pub fn reason(self) -> &'static str {
+    /// The reason it is counted under.
+    pub fn reason(self) -> Reason {
         match self {
-            ParseError::NotUtf8 => "not_utf8",
-            ParseError::NoValue => "no_value",
-            ParseError::NoType => "no_type",
-            ParseError::EmptyName => "empty_name",
-            ParseError::BadValue => "bad_value",
-            ParseError::BadSampleRate => "bad_sample_rate",
-            ParseError::BadTags => "bad_tags",
+            ParseError::NotUtf8 => Reason::NotUtf8,
+            ParseError::NoValue => Reason::NoValue,
+            ParseError::NoType => Reason::NoType,
+            ParseError::EmptyName => Reason::EmptyName,
+            ParseError::BadValue => Reason::BadValue,
+            ParseError::BadSampleRate => Reason::BadSampleRate,
+            ParseError::BadTags => Reason::BadTags,
         }
     }
 
+    /// Every parse error.
     pub const ALL: [ParseError; 7] = [
         ParseError::NotUtf8,
         ParseError::NoValue,

@@ -14,10 +14,12 @@ use http_body_util::BodyExt;
 use tokio::sync::Semaphore;
 
 use crate::exposition::SelfMetrics;
+use crate::source::{Reason, Source};
 
 /// Permits count KiB: a semaphore holds at most `u32::MAX` per acquire.
 const UNIT: usize = 1024;
 
+/// The budget of write bytes in flight, shared by every write route.
 #[derive(Clone)]
 pub struct Shedder {
     budget: Arc<Semaphore>,
@@ -27,6 +29,8 @@ pub struct Shedder {
 }
 
 impl Shedder {
+    /// A budget of `max_inflight_bytes`; a body of unknown length is
+    /// charged `max_body_bytes`.
     pub fn new(max_inflight_bytes: usize, max_body_bytes: usize, metrics: SelfMetrics) -> Shedder {
         Shedder {
             budget: Arc::new(Semaphore::new(max_inflight_bytes.div_ceil(UNIT))),
@@ -36,8 +40,13 @@ impl Shedder {
     }
 }
 
-/// Middleware: holds the request's bytes of the budget until it is answered.
-pub async fn shed(State(s): State<Shedder>, request: Request, next: Next) -> Response {
+/// Middleware: holds the request's bytes of the budget until it is
+/// answered; a refusal is counted under the route's `source`.
+pub async fn shed(
+    State((s, source)): State<(Shedder, Source)>,
+    request: Request,
+    next: Next,
+) -> Response {
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -47,7 +56,7 @@ pub async fn shed(State(s): State<Shedder>, request: Request, next: Next) -> Res
         .min(s.max_body_bytes);
     let units = u32::try_from(declared.div_ceil(UNIT).max(1)).unwrap_or(u32::MAX);
     let Ok(_permit) = s.budget.clone().try_acquire_many_owned(units) else {
-        s.metrics.rejected("http", crate::exposition::OVERLOADED, 1);
+        s.metrics.rejected(source, Reason::Overloaded, 1);
         // Read the body to its end, keeping none of it, so the client gets
         // the answer instead of a reset while it is still sending.
         let mut body = request.into_body();

@@ -15,7 +15,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 
-use crate::http::AppState;
+use super::AppState;
 
 /// Verified headers remembered; the set starts over when full.
 const CACHE: usize = 1024;
@@ -79,7 +79,7 @@ pub async fn require(
         && presented
             .as_deref()
             .is_some_and(|h| h.len() > 7 && h[..7].eq_ignore_ascii_case(b"bearer "))
-        && !app.journal.recorder().catalog().auth.is_open();
+        && !app.ingest.catalog().auth.is_open();
     if bearer_write {
         // The handler checks the token.
         return next.run(request).await;

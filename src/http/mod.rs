@@ -1,0 +1,201 @@
+//! The HTTP surface: routes, the state every handler receives, and the
+//! answers every refusal gets. Writes go through the one way in
+//! ([`SourceContext::commit`]); reads compute figures from the recorder.
+//!
+//! - [`push`]: `POST /api/v1/deliveries`.
+//! - [`events`]: open-delivery events and `GET /api/v1/open`.
+//! - [`read`]: `/`, `/metrics`, `/api/v1/slas`, `POST /-/reload`, health.
+//! - [`load_shed`], [`basic_auth`], [`tls`]: what guards and carries them.
+
+pub mod basic_auth;
+pub mod events;
+pub mod load_shed;
+pub mod push;
+pub mod read;
+pub mod tls;
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
+use serde::Serialize;
+
+use crate::auth::{Caller, Denied};
+use crate::ingest::json::{self, Framing, ItemError};
+use crate::ingest::{Reason, Refused, Source, SourceContext};
+use crate::reload::Reloader;
+use crate::sla::Catalog;
+use load_shed::Shedder;
+
+/// What every handler receives: the one way in (which owns the catalog in
+/// force, the journal, the counters and the clock) and the reloader.
+#[derive(Clone)]
+pub struct AppState {
+    /// Where writes go, and what reads read.
+    pub ingest: SourceContext,
+    /// `POST /-/reload` and SIGHUP.
+    pub reloader: Arc<Reloader>,
+}
+
+/// Every route; `telemetry_path` is where `/metrics` is served.
+pub fn router(state: AppState, telemetry_path: &str) -> Router {
+    // Taken from the config at start; a reload does not change them.
+    let limits = state.ingest.catalog().limits.clone();
+    let shedder = Shedder::new(
+        limits.max_inflight_bytes,
+        limits.max_body_bytes,
+        state.ingest.metrics.clone(),
+    );
+    // Writes: bodies bounded one by one and together, refusals counted
+    // under the route's own source.
+    let write = |route: MethodRouter<AppState>, source: Source| {
+        route
+            .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+            .layer(axum::middleware::from_fn_with_state(
+                (shedder.clone(), source),
+                load_shed::shed,
+            ))
+    };
+    let landing_metrics = telemetry_path.to_owned();
+    Router::new()
+        .route(
+            "/",
+            get(move |state| read::landing(state, landing_metrics.clone())),
+        )
+        .route(telemetry_path, get(read::metrics))
+        .route("/-/healthy", get(|| async { "Healthy\n" }))
+        .route("/-/ready", get(|| async { "Ready\n" }))
+        .route("/-/reload", post(read::reload).put(read::reload))
+        .route(
+            "/api/v1/deliveries",
+            write(post(push::handle), Source::Http),
+        )
+        .route(
+            "/api/v1/deliveries/start",
+            write(post(events::start), Source::Events),
+        )
+        .route(
+            "/api/v1/deliveries/pause",
+            write(post(events::pause), Source::Events),
+        )
+        .route(
+            "/api/v1/deliveries/resume",
+            write(post(events::resume), Source::Events),
+        )
+        .route(
+            "/api/v1/deliveries/finish",
+            write(post(events::finish), Source::Events),
+        )
+        .route(
+            "/api/v1/deliveries/events",
+            write(post(events::many), Source::Events),
+        )
+        .route("/api/v1/open", get(events::list))
+        .route("/api/v1/slas", get(read::slas))
+        .with_state(state)
+}
+
+/// The caller of a write, by its `Authorization` header and the tokens of
+/// `catalog`'s config.
+pub fn caller(catalog: &Catalog, headers: &HeaderMap) -> Result<Caller, Denied> {
+    catalog
+        .auth
+        .caller(headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()))
+}
+
+/// Checks that `caller` may write every SLA (catalog indices) in `slas`.
+pub fn authorize(caller: &Caller, catalog: &Catalog, slas: &[usize]) -> Result<(), Denied> {
+    slas.iter()
+        .try_for_each(|&sla| caller.may_write(&catalog.slas[sla].name))
+}
+
+/// How a write body is framed, by its `Content-Type`.
+pub fn framing_of(headers: &HeaderMap) -> Framing {
+    Framing::from_content_type(
+        headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+    )
+}
+
+/// The body of every refused write: what went wrong, and each item's error.
+#[derive(Debug, Serialize)]
+pub struct Rejected {
+    /// What went wrong, in words.
+    pub error: String,
+    /// Each refused item (line, item, field, reason); empty when the
+    /// request as a whole was refused.
+    pub errors: Vec<ItemError>,
+}
+
+/// `status` with a [`Rejected`] body.
+pub fn reject(status: StatusCode, error: String, errors: Vec<ItemError>) -> Response {
+    (status, Json(Rejected { error, errors })).into_response()
+}
+
+/// The answer to a refused write; `what` names its items ("delivery line",
+/// "event") in the summary. Counting was done by the one way in.
+pub fn refused(refused: Refused, what: &str) -> Response {
+    match refused {
+        Refused::Input(errors) => {
+            let status = StatusCode::from_u16(json::refusal_status(&errors))
+                .unwrap_or(StatusCode::BAD_REQUEST);
+            let summary = format!(
+                "{} {what}{} rejected; nothing was recorded",
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" }
+            );
+            reject(status, summary, errors)
+        }
+        Refused::Denied(d) => denied(&d),
+        Refused::Storage(e) => unavailable(format!("{e}; nothing was recorded, retry later")),
+        Refused::Unsettled => unavailable(format!("{}; retry", Refused::Unsettled)),
+        Refused::Internal(why) => reject(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("reading the body failed: {why}"),
+            Vec::new(),
+        ),
+    }
+}
+
+/// 401 (with a `WWW-Authenticate` challenge) or 403.
+pub fn denied(d: &Denied) -> Response {
+    let status = StatusCode::from_u16(d.status()).unwrap_or(StatusCode::FORBIDDEN);
+    let mut r = (status, Json(serde_json::json!({ "error": d.to_string() }))).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer realm=\"amaze-exporter\""),
+        );
+    }
+    r
+}
+
+/// 503 with a hint to come back shortly: the condition is expected to clear.
+pub fn unavailable(error: String) -> Response {
+    let mut response = reject(StatusCode::SERVICE_UNAVAILABLE, error, Vec::new());
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    response
+}
+
+/// A body that could not be read (too large, cut short), counted under `source`.
+pub fn body_rejected(ingest: &SourceContext, source: Source, e: &BytesRejection) -> Response {
+    let status = e.status();
+    let reason = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        format!(
+            "body is larger than limits.max_body_bytes ({} bytes)",
+            ingest.catalog().limits.max_body_bytes
+        )
+    } else {
+        e.body_text()
+    };
+    ingest.metrics.rejected(source, Reason::Malformed, 1);
+    reject(status, reason, Vec::new())
+}

@@ -1,0 +1,80 @@
+//! `POST /api/v1/deliveries`: all-or-nothing batches with a report of every
+//! bad line.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::{AppState, authorize, body_rejected, caller, framing_of, refused};
+use crate::ingest::{Admitted, Batch, Refused, Source, push};
+use crate::sla::Catalog;
+
+/// Bodies above this are decoded off the async workers so `/metrics` stays quick.
+const BLOCKING_DECODE_BYTES: usize = 256 * 1024;
+
+/// The answer to an accepted push.
+#[derive(Debug, Serialize)]
+pub struct Accepted {
+    /// Deliveries recorded.
+    pub accepted: u64,
+    /// Deliveries whose `(sla, id)` was already recorded: acknowledged,
+    /// counted once.
+    pub duplicates: u64,
+}
+
+/// Decodes the body, checks the caller may write every SLA in it, and
+/// commits it: 200 once durable, 400/404/413 with every bad line, 401/403,
+/// or 503 when storage cannot take it.
+pub async fn handle(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return body_rejected(&app.ingest, Source::Http, &e),
+    };
+    let framing = framing_of(&headers);
+    let admit = |catalog: Arc<Catalog>, now| {
+        let (headers, body) = (&headers, body.clone());
+        async move {
+            let caller = caller(&catalog, headers)?;
+            let large = body.len() > BLOCKING_DECODE_BYTES;
+            let decode = {
+                let catalog = catalog.clone();
+                move || push::decode(&catalog, &body, framing, now)
+            };
+            let decoded = if large {
+                tokio::task::spawn_blocking(decode)
+                    .await
+                    .map_err(|e| Refused::Internal(e.to_string()))?
+            } else {
+                decode()
+            };
+            let batch = Batch::deliveries(decoded.map_err(Refused::Input)?);
+            authorize(&caller, &catalog, &batch.slas())?;
+            Ok((Admitted::all(batch), ()))
+        }
+    };
+    match app.ingest.commit(Source::Http, admit).await {
+        Ok((r, ())) => {
+            tracing::debug!(
+                accepted = r.accepted,
+                duplicates = r.duplicates,
+                "push recorded"
+            );
+            Json(Accepted {
+                accepted: r.accepted,
+                duplicates: r.duplicates,
+            })
+            .into_response()
+        }
+        Err(r) => refused(r, "delivery line"),
+    }
+}

@@ -1,0 +1,82 @@
+//! Reads and administration: the landing page, `/metrics`, `/api/v1/slas`
+//! and `POST /-/reload`. Figures are computed from the recorder on a
+//! blocking thread, so a large scrape never stalls ingest.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::{AppState, caller, denied};
+use crate::exposition;
+use crate::ingest::Source;
+use crate::reload::ReloadError;
+
+/// `/`: every SLA at a glance, for people.
+pub async fn landing(State(app): State<AppState>, telemetry_path: String) -> Response {
+    let now = app.ingest.now();
+    let recorder = app.ingest.journal().recorder();
+    let page = tokio::task::spawn_blocking(move || {
+        exposition::landing::render(&recorder, &telemetry_path, now)
+    })
+    .await;
+    match page {
+        Ok(html) => axum::response::Html(html).into_response(),
+        Err(e) => failed("landing page", &e),
+    }
+}
+
+/// `/api/v1/slas`: every SLA's promise, figures and open deliveries as JSON.
+pub async fn slas(State(app): State<AppState>) -> Response {
+    let now = app.ingest.now();
+    let recorder = app.ingest.journal().recorder();
+    match tokio::task::spawn_blocking(move || exposition::summary::slas(&recorder, now)).await {
+        Ok(slas) => axum::Json(serde_json::json!({ "slas": slas })).into_response(),
+        Err(e) => failed("SLA summary", &e),
+    }
+}
+
+/// `/metrics` in the Prometheus text format.
+pub async fn metrics(State(app): State<AppState>) -> Response {
+    let now = app.ingest.now();
+    let recorder = app.ingest.journal().recorder();
+    let metrics = app.ingest.metrics.clone();
+    let rendered =
+        tokio::task::spawn_blocking(move || exposition::render(&recorder, &metrics, now)).await;
+    match rendered {
+        Ok(Ok(text)) => ([(header::CONTENT_TYPE, exposition::CONTENT_TYPE)], text).into_response(),
+        Ok(Err(e)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot render metrics: {e}\n"),
+        )
+            .into_response(),
+        Err(e) => failed("metrics", &e),
+    }
+}
+
+/// `POST /-/reload`: reloads the config file; 400 with every problem when it
+/// is invalid. With tokens configured, only an admin token may.
+pub async fn reload(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let catalog = app.ingest.catalog();
+    if let Err(d) = caller(&catalog, &headers).and_then(|c| c.may_reload()) {
+        app.ingest.metrics.rejected(Source::Reload, d.reason(), 1);
+        return denied(&d);
+    }
+    match app.reloader.reload().await {
+        Ok(slas) => format!("config reloaded: {slas} SLAs\n").into_response(),
+        Err(ReloadError::Config(e)) => (
+            StatusCode::BAD_REQUEST,
+            format!("config rejected; the previous config keeps running.\n{e}\n"),
+        )
+            .into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
+    }
+}
+
+/// 500 for a task that panicked: a bug, said plainly.
+fn failed(what: &str, e: &tokio::task::JoinError) -> Response {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("{what} failed: {e}\n"),
+    )
+        .into_response()
+}
