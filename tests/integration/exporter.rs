@@ -168,3 +168,51 @@ fn landing_page_lists_every_sla_with_its_margin_and_status() {
         .expect("margin on the page");
     assert!((margin - 80.3).abs() < 0.7, "{margin}");
 }
+
+/// Every configured source is started and its counters exist from the
+/// start: `/metrics` shows every reason each source can give, at 0, before
+/// anything arrives (the registration check of `ingest`'s "adding a source").
+#[test]
+fn every_source_and_reason_is_counted_from_the_start() {
+    use amaze_exporter::source::Source;
+    let logs = tempfile::tempdir().unwrap();
+    let config = format!(
+        r#"version: 1
+slas:
+  - name: api
+    promise: 1s
+    objective: 99%
+sources:
+  statsd:
+    listen: 127.0.0.1:0
+    mappings:
+      - metric: api.latency
+        sla: api
+  log_tail:
+    - name: web
+      paths: ["{}/*.log"]
+      regex: '^(?P<ms>\d+)$'
+      sla: api
+      duration_field: ms
+      duration_unit: ms
+  probes:
+    - url: http://127.0.0.1:1/
+      sla: api
+      interval: 1h
+"#,
+        logs.path().display()
+    );
+    let ex = Exporter::start(&config);
+    let m = ex.metrics();
+    for source in Source::ALL {
+        if *source != Source::Reload {
+            let accepted = m.value("amaze_ingest_accepted_total", &[("source", source.as_str())]);
+            assert!(accepted.is_some(), "{source} is not registered");
+        }
+        for reason in source.reasons() {
+            let labels = [("source", source.as_str()), ("reason", reason.as_str())];
+            let value = m.value("amaze_ingest_rejected_total", &labels);
+            assert!(value.is_some(), "{source}/{reason} is not pre-created");
+        }
+    }
+}

@@ -87,6 +87,18 @@ fn writes_past_the_bytes_in_flight_are_shed_while_reads_go_on() {
     // Reads are never shed, and a small write still fits.
     assert_eq!(ex.get("/metrics").status, 200);
     assert_eq!(ex.push(&big).status, 200);
+    // An open-delivery event that does not fit is shed under its own source.
+    let padded_event = format!(
+        "{}{}",
+        r#"{"sla":"api","id":"T-9"}"#,
+        " ".repeat(300 * 1024)
+    );
+    let r = ex.post(
+        "/api/v1/deliveries/start",
+        "application/json",
+        padded_event.as_bytes(),
+    );
+    assert_eq!(r.status, 429, "{}", r.body);
 
     drop(slow);
     std::thread::sleep(std::time::Duration::from_millis(200));
@@ -102,6 +114,14 @@ fn writes_past_the_bytes_in_flight_are_shed_while_reads_go_on() {
             &[("source", "http"), ("reason", "overloaded")]
         ),
         Some(1.0)
+    );
+    assert_eq!(
+        m.value(
+            "amaze_ingest_rejected_total",
+            &[("source", "open"), ("reason", "overloaded")]
+        ),
+        Some(1.0),
+        "the shedder counts under the route's source"
     );
     assert_eq!(
         m.value(
