@@ -178,7 +178,12 @@ pub fn split(
             .collect(),
     };
     if items.is_empty() {
-        return Err(ItemError::malformed(1, 1, None, "no deliveries or events in the body"));
+        return Err(ItemError::malformed(
+            1,
+            1,
+            None,
+            "no deliveries or events in the body",
+        ));
     }
     if items.len() > max_items {
         return Err(ItemError {

@@ -206,7 +206,10 @@ sources:
     let m = ex.metrics();
     for source in Source::ALL {
         if *source != Source::Reload {
-            let accepted = m.value("amaze_ingest_accepted_total", &[("source", source.as_str())]);
+            let accepted = m.value(
+                "amaze_ingest_accepted_total",
+                &[("source", source.as_str())],
+            );
             assert!(accepted.is_some(), "{source} is not registered");
         }
         for reason in source.reasons() {

@@ -11,6 +11,7 @@ mod e2e;
 mod exporter;
 mod figures;
 mod fuzz;
+mod layers;
 mod limits;
 mod log_tail;
 mod open_clock;
