@@ -19,6 +19,22 @@ use crate::window::Millis;
 /// Content type of the text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// Renders the SLA families alone (settings, figures, counters) as of
+/// `now`: what the golden `/metrics` test pins, without the process and
+/// build metrics that differ between runs.
+pub fn render_slas(recorder: &Recorder, now: Millis) -> Result<String, prometheus::Error> {
+    let reports = recorder.report(now);
+    let mut families = collector::Families::default();
+    collector::collect(recorder.catalog(), &reports, &mut families);
+    encode(&families.into_vec())
+}
+
+fn encode(families: &[prometheus::proto::MetricFamily]) -> Result<String, prometheus::Error> {
+    let mut buf = Vec::with_capacity(64 * 1024);
+    TextEncoder::new().encode(families, &mut buf)?;
+    String::from_utf8(buf).map_err(|e| prometheus::Error::Msg(e.to_string()))
+}
+
 /// Renders every metric as of `now`.
 pub fn render(
     recorder: &Recorder,
@@ -35,7 +51,5 @@ pub fn render(
         .set(i64::try_from(recorder.heap_bytes()).unwrap_or(i64::MAX));
     let mut all = families.into_vec();
     all.extend(metrics.registry.gather());
-    let mut buf = Vec::with_capacity(64 * 1024);
-    TextEncoder::new().encode(&all, &mut buf)?;
-    String::from_utf8(buf).map_err(|e| prometheus::Error::Msg(e.to_string()))
+    encode(&all)
 }

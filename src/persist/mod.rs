@@ -5,6 +5,8 @@
 //! `wal/<lsn>.wal` segments holding every record since the older snapshot.
 
 pub mod atomic_file;
+#[cfg(test)]
+mod golden;
 mod journal;
 mod record;
 mod snapshot;
@@ -21,6 +23,8 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 
 pub use journal::{Batch, CommitError, Journal, Pending};
+pub use record::RECORD_VERSION;
+pub use snapshot::SNAPSHOT_VERSION;
 
 use journal::{Change, Progress};
 

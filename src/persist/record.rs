@@ -515,4 +515,41 @@ mod tests {
         assert_eq!(frame(&bytes), Frame::Corrupt("checksum mismatch"));
         assert_eq!(frame(&[0; 16]), Frame::Corrupt("impossible record length"));
     }
+
+    /// A fixed batch, mark and events encode to the committed bytes of this
+    /// format version.
+    #[test]
+    fn the_encoding_of_this_version_is_pinned() {
+        let c = catalog("route");
+        let batch = vec![
+            delivery(&c, "/a", 0.27, Some("x")),
+            delivery(&c, "/a", 1.5, None),
+            delivery(&c, "/b", 0.000_001, None),
+        ];
+        let mark = Mark {
+            source: "log_tail/web".into(),
+            position: vec![9, 8, 7],
+        };
+        let mut bytes = Vec::new();
+        let extras = Extras {
+            mark: Some(&mark),
+            events: &[],
+        };
+        encode(&c, &batch, 1_000, extras, &mut bytes);
+        let events = [Event {
+            sla: 0,
+            id: "T-1".into(),
+            kind: Kind::Start,
+            key: "/a".into(),
+            failed: false,
+            at: 900,
+            explicit_at: true,
+        }];
+        let extras = Extras {
+            mark: None,
+            events: &events,
+        };
+        encode(&c, &[], 1_000, extras, &mut bytes);
+        crate::persist::golden::check(&format!("record-v{RECORD_VERSION}.bin"), &bytes);
+    }
 }

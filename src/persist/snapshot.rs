@@ -256,4 +256,75 @@ mod tests {
         assert_eq!((loaded.lsn, loaded.marks), (43, Marks::default()));
         assert!(loaded.slas.contains_key("api"));
     }
+
+    /// A fixed state (two SLAs, series, open items, a calendar month, a
+    /// mark) encodes to the committed bytes of this format version.
+    #[test]
+    fn the_encoding_of_this_version_is_pinned() {
+        use crate::delivery::{EventInput, Input, Kind, Timing};
+        let yaml = "version: 1
+calendars:
+  - name: office
+    timezone: Europe/Berlin
+    hours:
+      mon-fri: \"09:00-17:00\"
+slas:
+  - name: api
+    promise: 300ms
+    objective: 99%
+    target_margin: 50%
+    labels: [route]
+  - name: desk
+    promise: 4h
+    objective: 90%
+    window: calendar_month
+    calendar: office
+";
+        let catalog = Arc::new(Config::parse(yaml).unwrap().catalog());
+        let r = Recorder::new(catalog.clone());
+        let now: Millis = 1_795_600_000_000;
+        let mut batch = Vec::new();
+        for i in 0..50u64 {
+            let route = if i % 2 == 0 { "/a" } else { "/b" };
+            let input = Input {
+                sla: "api",
+                labels: &[("route", route)],
+                timing: Timing::Took {
+                    took: std::time::Duration::from_millis(i * 13 % 400),
+                    at: Some(now - (i as i64) * 60_000),
+                },
+                id: None,
+            };
+            batch.push(catalog.admit(&input, now).unwrap());
+        }
+        r.record(&batch, now, Some(10));
+        let event = |kind, at| {
+            let input = EventInput {
+                sla: "desk",
+                id: "T-1",
+                kind,
+                labels: &[],
+                failed: false,
+                at: Some(at),
+            };
+            catalog.admit_event(&input, now).unwrap()
+        };
+        let events = [
+            event(Kind::Start, now - 7_200_000),
+            event(Kind::Pause, now - 3_600_000),
+        ];
+        r.apply_events(&events, now, Some(20));
+        r.apply_mark(
+            &Mark {
+                source: "log_tail/web".into(),
+                position: vec![1, 2, 3],
+            },
+            30,
+            true,
+        );
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &r, 42, now).unwrap();
+        let bytes = fs::read(dir.path().join(name(42))).unwrap();
+        crate::persist::golden::check(&format!("snapshot-v{SNAPSHOT_VERSION}.snap"), &bytes);
+    }
 }

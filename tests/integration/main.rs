@@ -10,6 +10,7 @@ mod durability;
 mod e2e;
 mod exporter;
 mod figures;
+mod fixtures;
 mod fuzz;
 mod layers;
 mod limits;

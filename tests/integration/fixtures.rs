@@ -1,0 +1,158 @@
+//! State written by every release format (`tests/fixtures/state/v*`, made by
+//! `generate.sh` with the release that wrote each) loads with the figures it
+//! was written with: a snapshot of batch A, and batch B in the log after it.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use amaze_exporter::clock::Clock;
+use amaze_exporter::config::Config;
+use amaze_exporter::decimal::Decimal;
+use amaze_exporter::exposition::SelfMetrics;
+use amaze_exporter::persist::{Options, Storage};
+use amaze_exporter::sla::LiveCatalog;
+use amaze_exporter::window::Millis;
+
+/// Every format version with a fixture (snapshot and log record versions
+/// have moved together so far); the newest must be the current one.
+const VERSIONS: [u32; 4] = [1, 2, 3, 4];
+
+#[test]
+fn the_current_format_versions_have_fixtures() {
+    use amaze_exporter::persist::{RECORD_VERSION, SNAPSHOT_VERSION};
+    assert_eq!(VERSIONS.last(), Some(&SNAPSHOT_VERSION));
+    assert_eq!(u32::from(RECORD_VERSION), SNAPSHOT_VERSION);
+    for v in VERSIONS {
+        assert!(dir().join(format!("v{v}")).is_dir(), "no fixture for version {v}: run generate.sh");
+    }
+}
+
+struct Fixed(Millis);
+
+impl Clock for Fixed {
+    fn now(&self) -> Millis {
+        self.0
+    }
+}
+
+fn dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/state")
+}
+
+fn copy(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+/// The deliveries `generate.sh` pushed, as (route, milliseconds or `None`
+/// for failed), duplicates left out.
+fn pushed() -> Vec<(&'static str, Option<u64>)> {
+    let mut out = Vec::new();
+    for i in 0..200u64 {
+        let route = if i % 3 == 0 { "/b" } else { "/a" };
+        out.push((route, Some((i * 37) % 299 * 2 + 2)));
+    }
+    for i in 0..100u64 {
+        if i % 20 == 0 {
+            out.push(("/a", None));
+        } else {
+            out.push(("/c", Some(i * 5 + 1)));
+        }
+    }
+    out
+}
+
+#[test]
+fn state_of_every_format_version_loads_with_its_figures() {
+    let text = std::fs::read_to_string(dir().join("config.yaml")).unwrap();
+    let catalog = Arc::new(Config::parse(&text).unwrap().catalog());
+    let now: Millis = "2026-11-20T12:05:00Z"
+        .parse::<jiff::Timestamp>()
+        .unwrap()
+        .as_millisecond();
+    let expected = pushed();
+    for version in VERSIONS {
+        let home = tempfile::tempdir().unwrap();
+        let data = home.path().join("data");
+        copy(&dir().join(format!("v{version}")), &data);
+        let options = Options {
+            path: data,
+            snapshot_interval: Duration::from_secs(3600),
+            snapshot_log_bytes: u64::MAX,
+        };
+        let metrics = SelfMetrics::new().unwrap();
+        let (storage, recovery) = Storage::open(
+            &options,
+            LiveCatalog::new(catalog.clone()),
+            Arc::new(Fixed(now)),
+            metrics.storage,
+        )
+        .unwrap_or_else(|e| panic!("version {version}: {e}"));
+        assert!(
+            recovery.snapshot.is_some(),
+            "version {version}: no snapshot"
+        );
+        assert_eq!(recovery.records, 1, "version {version}: batch B replayed");
+        assert_eq!(recovery.deliveries, 101, "version {version}");
+        let report = &storage.journal().recorder().report(now)[0];
+        let day = report.windows.iter().position(|w| w.label == "1d").unwrap();
+        let figures = &report.aggregate[day];
+        let late = expected
+            .iter()
+            .filter(|(_, ms)| ms.is_none_or(|ms| ms > 300))
+            .count() as u64;
+        assert_eq!(figures.deliveries, 300, "version {version}");
+        assert_eq!(figures.bad, late, "version {version}");
+        for route in ["/a", "/b", "/c"] {
+            let mine: Vec<Option<u64>> = expected
+                .iter()
+                .filter(|(r, _)| *r == route)
+                .map(|(_, ms)| *ms)
+                .collect();
+            let s = report
+                .series
+                .iter()
+                .find(|s| &*s.key == route)
+                .unwrap_or_else(|| panic!("version {version}: no series {route}"));
+            let c = &s.counters;
+            let failed = mine.iter().filter(|m| m.is_none()).count() as u64;
+            let late = mine.iter().filter(|m| m.is_some_and(|ms| ms > 300)).count() as u64;
+            assert_eq!(
+                (c.within + c.late + c.failed, c.late, c.failed),
+                (mine.len() as u64, late, failed),
+                "version {version} {route}"
+            );
+        }
+        // Quantiles of r over the restored sketches, against the exact
+        // nearest-rank values (failures last).
+        let mut relative: Vec<f64> = expected
+            .iter()
+            .map(|(_, ms)| ms.map_or(f64::INFINITY, |ms| ms as f64 / 300.0))
+            .collect();
+        relative.sort_by(f64::total_cmp);
+        let assessed = figures.assessment.as_ref().unwrap();
+        for (q, got) in &assessed.quantiles {
+            let exact = relative[Decimal::rank(*q, 300) as usize - 1];
+            let ok = if exact.is_infinite() {
+                got.is_infinite()
+            } else {
+                (got - exact).abs() <= exact * 0.01 + 1e-12
+            };
+            assert!(ok, "version {version} q={q}: {got} against {exact}");
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(storage.close());
+    }
+}
