@@ -26,7 +26,11 @@ impl Default for IdSet {
         // unit tests use fixed ones so encodings can be compared byte for byte.
         let random = || std::collections::hash_map::RandomState::new().hash_one(0u8);
         IdSet {
-            keys: if cfg!(test) { (1, 2) } else { (random(), random()) },
+            keys: if cfg!(test) {
+                (1, 2)
+            } else {
+                (random(), random())
+            },
             seen: foldhash::HashSet::default(),
             order: VecDeque::new(),
             forgotten: 0,

@@ -24,7 +24,10 @@ fn the_current_format_versions_have_fixtures() {
     assert_eq!(VERSIONS.last(), Some(&SNAPSHOT_VERSION));
     assert_eq!(u32::from(RECORD_VERSION), SNAPSHOT_VERSION);
     for v in VERSIONS {
-        assert!(dir().join(format!("v{v}")).is_dir(), "no fixture for version {v}: run generate.sh");
+        assert!(
+            dir().join(format!("v{v}")).is_dir(),
+            "no fixture for version {v}: run generate.sh"
+        );
     }
 }
 

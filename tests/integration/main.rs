@@ -12,6 +12,7 @@ mod exporter;
 mod figures;
 mod fixtures;
 mod fuzz;
+mod golden;
 mod layers;
 mod limits;
 mod log_tail;
