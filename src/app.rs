@@ -20,25 +20,35 @@ use crate::sla::LiveCatalog;
 /// Log bytes after which a snapshot is written whatever the interval.
 const SNAPSHOT_LOG_BYTES: u64 = 256 << 20;
 
+/// Why the exporter could not start or keep serving (exit code 1, or 2 for config problems).
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    /// The config file is unreadable or invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The state directory cannot be opened or restored.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The listen address is taken or not allowed.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
+        /// The address asked for.
         addr: std::net::SocketAddr,
+        /// Why it failed.
         source: std::io::Error,
     },
+    /// A self-metric could not be registered (a bug).
     #[error("cannot register metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// The HTTP server stopped with an error.
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+    /// The web config (`--web.config.file`) is unreadable or invalid.
     #[error(transparent)]
     WebConfig(#[from] crate::config::web::WebConfigError),
 }
 
+/// Sends log lines to stderr at `--log.level`, as logfmt-style text or JSON.
 pub fn init_logging(args: &RunArgs) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(args.log_level.as_str()));

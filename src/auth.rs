@@ -17,6 +17,7 @@ use crate::source::Reason;
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a secret read from a file or the environment.
     pub fn new(value: String) -> Secret {
         Secret(value)
     }
@@ -28,10 +29,12 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// One bearer token of the config and what it may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Token {
     /// Names the token in logs and errors.
     pub name: String,
+    /// The token itself; never printed.
     pub secret: Secret,
     /// SLAs it may write; `None` for every SLA.
     pub slas: Option<HashSet<String>>,
@@ -42,18 +45,28 @@ pub struct Token {
 /// Every token of the config; none means writes are open.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Auth {
+    /// The configured tokens, in config order.
     pub tokens: Vec<Token>,
 }
 
 /// Why a request may not write.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Denied {
+    /// No `Authorization: Bearer` header.
     #[error("authentication required: send `Authorization: Bearer <token>`")]
     Missing,
+    /// A token that matches none configured.
     #[error("the bearer token is not valid")]
     Invalid,
+    /// A token whose `slas` list leaves this SLA out.
     #[error("token `{token}` may not write SLA `{sla}`")]
-    Sla { token: String, sla: String },
+    Sla {
+        /// The token's name.
+        token: String,
+        /// The SLA it asked to write.
+        sla: String,
+    },
+    /// A token without `admin: true` asked to reload.
     #[error("token `{0}` may not reload the config; it needs `admin: true`")]
     NotAdmin(String),
 }
@@ -81,6 +94,7 @@ impl Denied {
 pub struct Caller(Option<Token>);
 
 impl Auth {
+    /// Whether writes need no token (none configured).
     pub fn is_open(&self) -> bool {
         self.tokens.is_empty()
     }
@@ -111,6 +125,7 @@ impl Auth {
 }
 
 impl Caller {
+    /// Whether this caller may write SLA `sla`.
     pub fn may_write(&self, sla: &str) -> Result<(), Denied> {
         match &self.0 {
             Some(Token {
@@ -125,6 +140,7 @@ impl Caller {
         }
     }
 
+    /// Whether this caller may reload the config.
     pub fn may_reload(&self) -> Result<(), Denied> {
         match &self.0 {
             Some(t) if !t.admin => Err(Denied::NotAdmin(t.name.clone())),

@@ -25,12 +25,16 @@ const SEARCH_LIMIT: Millis = 10 * 366 * DAY;
 /// sorted and not overlapping; `end` may be 1440 (24:00).
 pub type DayHours = Vec<(u32, u32)>;
 
+/// Business hours in one time zone: weekly working ranges and holidays.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Calendar {
+    /// The calendar's name in the config.
     pub name: String,
+    /// The IANA zone its hours and holidays are in.
     pub tz: TimeZone,
     /// Monday first.
     pub week: [DayHours; 7],
+    /// Dates with no working time, in that zone.
     pub holidays: BTreeSet<Date>,
 }
 

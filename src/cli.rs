@@ -11,17 +11,22 @@ use clap::{Parser, Subcommand, ValueEnum};
     version,
     about = "Exports how far delivery beats its SLA promise: the amaze margin"
 )]
+/// The command line: exporter flags, or a subcommand.
 pub struct Cli {
+    /// A subcommand; none serves.
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Flags for serving.
     #[command(flatten)]
     pub run: RunArgs,
 }
 
+/// What to do instead of serving.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate a config file and exit: 0 when valid, 2 with every problem listed.
     Check {
+        /// The config file to check.
         #[arg(long = "config", visible_alias = "config.file", value_name = "FILE")]
         config: PathBuf,
     },
@@ -33,6 +38,7 @@ pub enum Command {
             value_name = "FILE",
             default_value = "config/amaze.yaml"
         )]
+        /// The config whose SLAs get traffic.
         config: PathBuf,
         /// Base URL of the exporter.
         #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:9797")]
@@ -49,6 +55,7 @@ pub enum Command {
     },
 }
 
+/// Flags for serving, named as Prometheus exporters name them.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
     /// SLA configuration file.
@@ -83,15 +90,21 @@ pub struct RunArgs {
     pub log_format: LogFormat,
 }
 
+/// How much the exporter logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogLevel {
+    /// Everything, including each push.
     Debug,
+    /// Starts, stops, reloads and recoveries.
     Info,
+    /// Problems that need a look.
     Warn,
+    /// Failures only.
     Error,
 }
 
 impl LogLevel {
+    /// The level as `tracing`'s filter names it.
     pub fn as_str(self) -> &'static str {
         match self {
             LogLevel::Debug => "debug",
@@ -102,10 +115,12 @@ impl LogLevel {
     }
 }
 
+/// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     /// key=value pairs, one event a line.
     Logfmt,
+    /// One JSON object a line.
     Json,
 }
 

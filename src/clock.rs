@@ -2,11 +2,13 @@
 
 use crate::window::Millis;
 
+/// A source of the current time; the exporter reads time only through one.
 pub trait Clock: Send + Sync + 'static {
     /// Unix time in milliseconds.
     fn now(&self) -> Millis;
 }
 
+/// The system's wall clock.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
 

@@ -31,10 +31,13 @@ pub struct Decimal {
 /// Why a text is not a [`Decimal`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecimalError {
+    /// Not a plain decimal or percentage.
     #[error("`{0}` is not a decimal number: write e.g. `99.9%` or `0.999`")]
     Syntax(String),
+    /// More digits after the point than can be held.
     #[error("`{0}` has more than {MAX_SCALE} digits after the point")]
     TooPrecise(String),
+    /// More digits than a `u64` holds.
     #[error("`{0}` is too large")]
     TooLarge(String),
 }

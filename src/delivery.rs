@@ -23,9 +23,11 @@ pub struct Delivery {
     pub sla: usize,
     /// Label values in the SLA's label order, joined by [`KEY_SEPARATOR`].
     pub key: Box<str>,
+    /// Delivered, and how long it took, or failed.
     pub outcome: Outcome,
     /// When it completed.
     pub at: Millis,
+    /// Makes a retry idempotent per SLA.
     pub id: Option<Box<str>>,
 }
 
@@ -34,7 +36,10 @@ pub struct Delivery {
 pub enum Outcome {
     /// Delivered after `took` (whole nanoseconds, so every threshold
     /// compares exactly), at most [`MAX_DURATION`].
-    Delivered { took: Duration },
+    Delivered {
+        /// How long it took.
+        took: Duration,
+    },
     /// Never delivered: late by definition.
     Failed,
 }
@@ -43,20 +48,37 @@ pub enum Outcome {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Timing {
     /// A measured duration; completed at `at`, or now.
-    Took { took: Duration, at: Option<Millis> },
+    Took {
+        /// How long it took.
+        took: Duration,
+        /// When it completed.
+        at: Option<Millis>,
+    },
     /// Started and completed at these times (unix nanoseconds, as
     /// RFC 3339 gives them).
-    Between { started: Nanos, delivered: Nanos },
+    Between {
+        /// When it started.
+        started: Nanos,
+        /// When it completed.
+        delivered: Nanos,
+    },
     /// Never delivered; failed at `at`, or now.
-    Failed { at: Option<Millis> },
+    Failed {
+        /// When it failed.
+        at: Option<Millis>,
+    },
 }
 
 /// A delivery as a source read it, before admission.
 #[derive(Debug, Clone, Copy)]
 pub struct Input<'a> {
+    /// The SLA's name.
     pub sla: &'a str,
+    /// Label name and value pairs.
     pub labels: &'a [(&'a str, &'a str)],
+    /// How long it took, or that it failed.
     pub timing: Timing,
+    /// Makes a retry idempotent per SLA.
     pub id: Option<&'a str>,
 }
 
@@ -115,12 +137,17 @@ pub struct Event {
 /// An open-delivery event as a client sent it, before admission.
 #[derive(Debug, Clone, Copy)]
 pub struct EventInput<'a> {
+    /// The SLA's name.
     pub sla: &'a str,
+    /// The delivery's id, unique per SLA.
     pub id: &'a str,
+    /// What the event does.
     pub kind: Kind,
     /// Start only.
     pub labels: &'a [(&'a str, &'a str)],
+    /// A finish that was never delivered.
     pub failed: bool,
+    /// When it happened; the time of arrival when absent.
     pub at: Option<Millis>,
 }
 
@@ -394,6 +421,7 @@ fn too_long(field: &str, shown: &str) -> Refusal {
     )
 }
 
+/// `d` in whole milliseconds, saturating.
 pub fn millis(d: Duration) -> Millis {
     d.as_millis().min(i64::MAX as u128) as Millis
 }

@@ -12,24 +12,37 @@ use std::time::{Duration, Instant};
 use crate::config::{Config, ConfigError};
 use crate::sla::Sla;
 
+/// What `amaze-exporter demo` sends, and where.
 pub struct DemoArgs {
+    /// The config whose SLAs get traffic.
     pub config: PathBuf,
+    /// Base URL of the exporter to push to.
     pub target: String,
     /// The SLA whose margin erodes; the first latency-like SLA when `None`.
     pub erode: Option<String>,
+    /// When the eroding SLA breaches its promise, from the start.
     pub breach_after: Duration,
     /// Stop after this long; run until interrupted when `None`.
     pub duration: Option<Duration>,
 }
 
+/// Why the demo stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
+    /// The config file is unreadable or invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// `--erode` names no configured SLA.
     #[error("SLA `{0}` is not in the config")]
     UnknownSla(String),
+    /// The exporter did not take a push.
     #[error("cannot push to {target}: {reason}")]
-    Push { target: String, reason: String },
+    Push {
+        /// The exporter's URL.
+        target: String,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// Plausible values for common label keys; others get `<key>-<n>`.
@@ -76,6 +89,7 @@ fn latency_like(sla: &Sla) -> bool {
     sla.promise < Duration::from_secs(60)
 }
 
+/// Pushes traffic for every SLA until interrupted, eroding one.
 pub fn run(args: DemoArgs) -> Result<(), DemoError> {
     let catalog = Config::load(&args.config)?.catalog();
     let eroding = match &args.erode {

@@ -28,10 +28,12 @@
 //! - [`config`]: YAML to a validated [`config::Config`], all problems at once.
 //! - [`reload`]: SIGHUP and `POST /-/reload`.
 //! - [`http`]: routes and handlers, load shedding, basic auth, TLS.
-//! - [`shutdown`]: signals.
+//! - [`shutdown`]: the signals that stop and reload the exporter.
 //! - [`cli`]: command-line flags (exporter conventions) and `check`.
 //! - [`app`]: wires everything together and runs until a signal.
 //! - [`demo`]: `amaze-exporter demo`, live traffic for the shipped SLAs.
+
+#![warn(missing_docs)]
 
 pub mod app;
 pub mod auth;

@@ -133,7 +133,9 @@ impl Status {
 /// Figures of one series over one window.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Figures {
+    /// Deliveries in the window, failed ones included.
     pub deliveries: u64,
+    /// Failed or later than the promise.
     pub bad: u64,
     /// `None` below `min_deliveries`: low traffic must not page anyone.
     pub assessment: Option<Assessment>,
@@ -144,8 +146,11 @@ pub struct Figures {
 pub struct Assessment {
     /// 1 - q(objective), floored at -1.
     pub margin: f64,
+    /// Amazing, meeting or breaching, decided from exact counts.
     pub status: Status,
+    /// (n - bad) / n.
     pub compliance: f64,
+    /// (bad / n) / (1 - objective): 1 spends the budget exactly over the window.
     pub burn_rate: f64,
     /// Share of deliveries within the target margin, when the SLA sets one.
     pub amazing_ratio: Option<f64>,

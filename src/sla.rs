@@ -10,7 +10,9 @@ use crate::margin::Policy;
 /// One named promise, already validated (see `config::validate`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sla {
+    /// Its name, unique in the config; the `sla` label.
     pub name: String,
+    /// What it promises, in words.
     pub description: String,
     /// The default promise T.
     pub promise: Duration,
@@ -24,6 +26,7 @@ pub struct Sla {
     pub alert_margin: Decimal,
     /// Compliance window.
     pub window: Duration,
+    /// Fewer deliveries than this and a window is counted, not assessed.
     pub min_deliveries: u64,
     /// Allowed label keys, in the order series keys are built.
     pub labels: Vec<String>,
@@ -31,6 +34,7 @@ pub struct Sla {
     pub goals: Vec<Goal>,
     /// Label combinations tracked before new ones fold into the overflow series.
     pub max_series: usize,
+    /// When a write of its deliveries is acknowledged.
     pub durability: Durability,
     /// Warn when the margin's trend reaches zero within this.
     pub forecast_horizon: Duration,
@@ -56,6 +60,7 @@ pub enum Durability {
 }
 
 impl Durability {
+    /// The mode named `s`: `sync`, `async` or `none`.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "sync" => Some(Durability::Sync),
@@ -65,6 +70,7 @@ impl Durability {
         }
     }
 
+    /// The mode's name.
     pub fn as_str(self) -> &'static str {
         match self {
             Durability::Sync => "sync",
@@ -79,10 +85,12 @@ impl Durability {
 pub struct Goal {
     /// (index into `Sla::labels`, required value).
     pub matches: Vec<(usize, String)>,
+    /// The promise that applies.
     pub promise: Duration,
 }
 
 impl Goal {
+    /// Whether label values `values` (in the SLA's label order) match.
     pub fn matches(&self, values: &[&str]) -> bool {
         self.matches
             .iter()
@@ -99,6 +107,7 @@ impl Sla {
             .map_or(self.promise, |g| g.promise)
     }
 
+    /// What its windows are judged by.
     pub fn policy(&self) -> Policy {
         Policy {
             objective: self.objective,
@@ -189,7 +198,9 @@ impl Default for Limits {
 /// Every SLA of one config, looked up by name, with the limits inputs obey.
 #[derive(Debug, Clone)]
 pub struct Catalog {
+    /// Every SLA, in config order; a delivery's `sla` indexes this.
     pub slas: Vec<Sla>,
+    /// What every input must keep to.
     pub limits: Limits,
     /// Who may write; read again from its files at every reload.
     pub auth: crate::auth::Auth,
@@ -213,6 +224,7 @@ impl Catalog {
         }
     }
 
+    /// The index of the SLA named `name`.
     pub fn index(&self, name: &str) -> Option<usize> {
         self.by_name.get(name).copied()
     }

@@ -15,7 +15,9 @@ use crate::sla::{Durability, Goal, Sla};
 pub struct Problem {
     /// YAML path such as `slas[1].promise`.
     pub path: String,
+    /// The line in the file, when known.
     pub line: Option<u64>,
+    /// What is wrong and what to write instead.
     pub message: String,
 }
 

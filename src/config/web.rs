@@ -42,6 +42,7 @@ struct RawTls {
 /// The web config, checked: a TLS server config and bcrypt hashes by user.
 #[derive(Clone, Default)]
 pub struct WebConfig {
+    /// The TLS server settings, when `tls_server_config` is set.
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// User name to bcrypt hash.
     pub users: BTreeMap<String, String>,
@@ -56,10 +57,13 @@ impl std::fmt::Debug for WebConfig {
     }
 }
 
+/// Every problem of a web config file at once.
 #[derive(Debug, thiserror::Error)]
 #[error("web config {path}: {}", .problems.join("; "))]
 pub struct WebConfigError {
+    /// The file.
     pub path: PathBuf,
+    /// Each problem, with its key.
     pub problems: Vec<String>,
 }
 

@@ -57,6 +57,7 @@ impl Families {
         self.list[i].mut_metric().push(m);
     }
 
+    /// Adds a gauge sample of `name`.
     pub fn gauge(&mut self, name: Name, labels: Labels, value: f64) {
         self.push(name, labels, |m| {
             let mut g = Gauge::new();
@@ -65,6 +66,7 @@ impl Families {
         });
     }
 
+    /// Adds a counter sample of `name`.
     pub fn counter(&mut self, name: Name, labels: Labels, value: f64) {
         self.push(name, labels, |m| {
             let mut c = Counter::new();
@@ -93,6 +95,7 @@ impl Families {
         });
     }
 
+    /// The families, in first-use order.
     pub fn into_vec(self) -> Vec<MetricFamily> {
         self.list
     }

@@ -6,21 +6,31 @@
 /// Prometheus metric type of a family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// A value that goes up and down.
     Gauge,
+    /// A count that only goes up (`_total`).
     Counter,
+    /// Bucketed observations (`_bucket`, `_sum`, `_count`).
     Histogram,
 }
 
+/// A metric family's name, help text and type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Name {
+    /// The name, `amaze_` first, base units and `_total` as Prometheus asks.
     pub name: &'static str,
+    /// The `# HELP` text.
     pub help: &'static str,
+    /// The `# TYPE`.
     pub kind: Kind,
 }
 
 macro_rules! names {
     ($($id:ident = $name:literal, $kind:ident, $help:literal;)*) => {
-        $(pub const $id: Name = Name { name: $name, help: $help, kind: Kind::$kind };)*
+        $(
+            #[doc = $help]
+            pub const $id: Name = Name { name: $name, help: $help, kind: Kind::$kind };
+        )*
         /// Every family, for tests that check rules and dashboards use real names.
         pub const ALL: &[Name] = &[$($id),*];
     };

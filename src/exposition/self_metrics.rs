@@ -9,31 +9,48 @@ use crate::source::{Reason, Source};
 /// Counters every source updates, registered once.
 #[derive(Clone)]
 pub struct SelfMetrics {
+    /// Where every self-metric is registered.
     pub registry: Registry,
     accepted: IntCounterVec,
     rejected: IntCounterVec,
     duplicates: IntCounterVec,
+    /// How long the last scrape spent computing figures.
     pub report_duration: Gauge,
+    /// Heap bytes of window sketches.
     pub window_memory: IntGauge,
+    /// 1 when the last reload succeeded.
     pub reload_ok: IntGauge,
+    /// When the config was last loaded.
     pub reload_time: Gauge,
+    /// StatsD packets received.
     pub statsd_packets: IntCounter,
+    /// Health of the state directory.
     pub storage: StorageMetrics,
 }
 
 /// Health of the state directory, updated by the log writer and snapshotter.
 #[derive(Clone)]
 pub struct StorageMetrics {
+    /// 1 while the state directory takes writes.
     pub writable: IntGauge,
     errors: IntCounterVec,
+    /// fdatasync calls on the log.
     pub syncs: IntCounter,
+    /// Bytes appended to the log.
     pub written: IntCounter,
+    /// Bytes the log holds.
     pub wal_bytes: IntGauge,
+    /// When the last snapshot was written.
     pub snapshot_time: Gauge,
+    /// Its size.
     pub snapshot_bytes: IntGauge,
+    /// How long it took.
     pub snapshot_duration: Gauge,
+    /// How long the last start took to recover.
     pub recovery_duration: Gauge,
+    /// Log records it replayed.
     pub recovery_records: IntGauge,
+    /// Bytes of log tail it cut.
     pub recovery_cut: IntGauge,
 }
 

@@ -8,19 +8,30 @@ use crate::recorder::{Recorder, SlaReport};
 use crate::sla::Sla;
 use crate::window::Millis;
 
+/// One SLA as `GET /api/v1/slas` shows it.
 #[derive(Debug, Serialize)]
 pub struct SlaSummary {
+    /// Its name.
     pub name: String,
+    /// What it promises, in words.
     pub description: String,
+    /// Its default promise.
     pub promise_seconds: f64,
+    /// Share that must be within the promise.
     pub objective: f64,
+    /// The amaze goal, if set.
     pub target_margin: Option<f64>,
+    /// Warn below this margin.
     pub alert_margin: f64,
     /// The compliance window's label (`30d`, `calendar_month`).
     pub compliance_window: String,
+    /// Its business calendar, if any.
     pub calendar: Option<String>,
+    /// Its label names.
     pub labels: Vec<String>,
+    /// SLA-wide figures per window.
     pub windows: Vec<WindowSummary>,
+    /// Its open deliveries.
     pub open: OpenCounts,
 }
 
@@ -28,28 +39,40 @@ pub struct SlaSummary {
 /// `min_deliveries`.
 #[derive(Debug, Serialize)]
 pub struct WindowSummary {
+    /// The window's label.
     pub window: String,
+    /// Deliveries in it.
     pub deliveries: u64,
+    /// Failed or late ones.
     pub bad: u64,
+    /// The amaze margin.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub margin: Option<f64>,
+    /// `amazing`, `meeting` or `breaching`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<&'static str>,
+    /// Share within the promise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compliance: Option<f64>,
+    /// Error-budget burn rate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub burn_rate: Option<f64>,
     /// Compliance window only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_budget_remaining: Option<f64>,
+    /// Share within the target margin.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub amazing_ratio: Option<f64>,
 }
 
+/// Open deliveries by state.
 #[derive(Debug, Serialize)]
 pub struct OpenCounts {
+    /// Within 1 - alert_margin of their promise.
     pub on_track: u64,
+    /// Past that.
     pub at_risk: u64,
+    /// Past their promise.
     pub overdue: u64,
     /// Largest clock time over promise among open deliveries.
     pub oldest_elapsed_ratio: f64,

@@ -20,6 +20,7 @@ use super::AppState;
 /// Verified headers remembered; the set starts over when full.
 const CACHE: usize = 1024;
 
+/// The users of the web config and the headers already verified.
 pub struct BasicAuth {
     users: BTreeMap<String, String>,
     verified: Mutex<HashSet<u64>>,
@@ -27,6 +28,7 @@ pub struct BasicAuth {
 }
 
 impl BasicAuth {
+    /// Guards with `users` (user name to bcrypt hash).
     pub fn new(users: BTreeMap<String, String>) -> BasicAuth {
         BasicAuth {
             users,

@@ -15,6 +15,7 @@ use tokio_rustls::TlsAcceptor;
 /// Handshakes slower than this are dropped, so idle sockets cannot pile up.
 const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Serves `router` over TLS with `config` until `shutdown` resolves, then waits for open connections.
 pub async fn serve(
     listener: TcpListener,
     router: Router,

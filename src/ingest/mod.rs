@@ -181,7 +181,7 @@ impl SourceContext {
     /// at `now` into a batch and anything the caller wants back (`T`, such
     /// as where each item was); the batch is logged and applied as durably
     /// as its SLAs ask. When a reload overtakes it before it is logged, it is
-    /// admitted again under the new catalog, at most [`RETRIES`] times. Every
+    /// admitted again under the new catalog, at most three times. Every
     /// outcome is counted under `source`: recorded, duplicates, each refused
     /// item, a refused caller, a storage failure and each event that did not
     /// apply.

@@ -10,21 +10,33 @@ use crate::delivery::Timing;
 /// Most of a response body read to look for `expect_body`.
 const BODY_LIMIT: u64 = 1 << 20;
 
+/// The HTTP method a probe sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
+    /// `GET`.
     Get,
+    /// `HEAD`.
     Head,
+    /// `POST` with an empty body.
     Post,
 }
 
+/// One `sources.probes` entry: what to check, how often, and which SLA it feeds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProbeConfig {
+    /// Its name in logs (the URL when not given).
     pub name: String,
+    /// What to request.
     pub url: String,
+    /// How.
     pub method: Method,
+    /// The SLA each check is a delivery of.
     pub sla: std::sync::Arc<str>,
+    /// Labels of every delivery.
     pub labels: Vec<(String, String)>,
+    /// Time between checks.
     pub interval: Duration,
+    /// A check slower than this fails.
     pub timeout: Duration,
     /// Accepted statuses; any 2xx when empty.
     pub expect_status: Vec<u16>,
@@ -35,7 +47,9 @@ pub struct ProbeConfig {
 /// How one check went.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
+    /// Answered as expected, after this long.
     Ok(Duration),
+    /// Failed, and why.
     Failed(String),
 }
 

@@ -36,10 +36,13 @@ pub enum CommitError {
     /// The config changed after the batch was admitted: admit it again.
     #[error("the config was reloaded while the batch was in flight")]
     Stale,
+    /// The state directory cannot take writes (full, read-only, failing).
     #[error("the state directory cannot take writes: {0}")]
     Unavailable(String),
+    /// The writer's queue is full: shed, retry shortly.
     #[error("the log writer is overloaded")]
     Overloaded,
+    /// The writer has stopped.
     #[error("the exporter is shutting down")]
     Closed,
 }

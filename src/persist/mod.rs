@@ -36,6 +36,7 @@ use crate::sla::LiveCatalog;
 /// Where state lives and how often it is snapshotted.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// The state directory.
     pub path: PathBuf,
     /// A snapshot is written at least this often while state changes.
     pub snapshot_interval: Duration,
@@ -44,21 +45,29 @@ pub struct Options {
     pub snapshot_log_bytes: u64,
 }
 
+/// Why the state directory cannot be used; the exporter does not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
+    /// It cannot be created or read.
     #[error("cannot use state directory {path}: {source}")]
     Dir {
+        /// The directory.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
     #[error(
         "state directory {0} is in use by another amaze-exporter; give each its own --storage.path"
     )]
+    /// Another exporter holds its lock.
     Locked(PathBuf),
+    /// Its newest snapshot is of a format this build does not read.
     #[error(transparent)]
     Snapshot(#[from] snapshot::LoadError),
+    /// Its log cannot be read back.
     #[error("cannot replay the log: {0}")]
     Replay(#[from] wal::ReplayError<record::RecordError>),
+    /// A storage thread could not start.
     #[error("cannot start the storage threads: {0}")]
     Thread(std::io::Error),
 }
@@ -74,7 +83,9 @@ pub struct Recovery {
     pub deliveries: u64,
     /// Logged deliveries of SLAs or labels the config no longer has.
     pub dropped: u64,
+    /// Bytes of a torn or corrupt tail cut off, and why.
     pub cut: Option<(u64, &'static str)>,
+    /// How long recovery took.
     pub duration: Duration,
 }
 
@@ -229,6 +240,7 @@ impl Storage {
         ))
     }
 
+    /// The journal every write goes through.
     pub fn journal(&self) -> &Journal {
         &self.journal
     }

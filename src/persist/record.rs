@@ -20,7 +20,7 @@ use crate::recorder::open::{Event, Kind};
 use crate::sla::Catalog;
 use crate::window::Millis;
 
-/// Bump when [`Batch`] changes shape.
+/// Bump when a logged batch changes shape.
 pub const RECORD_VERSION: u8 = 4;
 /// Oldest version this build still replays: version 1 has no marks, and
 /// versions 1 and 2 no events.

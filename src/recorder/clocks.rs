@@ -19,19 +19,28 @@ pub struct OpenSummary {
     pub by_state: [u64; 3],
     /// Largest elapsed / promise among open deliveries; 0 when none.
     pub oldest_ratio: f64,
+    /// Open deliveries that ever went past their promise.
     pub became_overdue: u64,
 }
 
 /// One open delivery as `GET /api/v1/open` lists it.
 #[derive(Debug, Clone, Serialize)]
 pub struct OpenView {
+    /// The SLA.
     pub sla: String,
+    /// The delivery's id.
     pub id: String,
+    /// Its labels, by name; empty values left out.
     pub labels: std::collections::BTreeMap<String, String>,
+    /// `on_track`, `at_risk` or `overdue`.
     pub state: OpenState,
+    /// Whether its clock is stopped.
     pub paused: bool,
+    /// When it started, RFC 3339.
     pub started_at: String,
+    /// Its promise.
     pub promise_seconds: f64,
+    /// Clock time so far: working time while not paused.
     pub elapsed_seconds: f64,
     /// Negative once overdue.
     pub remaining_seconds: f64,

@@ -15,7 +15,9 @@ use super::Lsn;
 /// A source's position, opaque to everything but the source.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mark {
+    /// The source's name (`log_tail/web`).
     pub source: String,
+    /// Its position, encoded by the source.
     pub position: Vec<u8>,
 }
 
@@ -41,6 +43,7 @@ impl Marks {
             .insert(mark.source.clone(), (lsn, mark.position.clone()));
     }
 
+    /// The position `source` recorded last.
     pub fn get(&self, source: &str) -> Option<&[u8]> {
         self.0.get(source).map(|(_, p)| p.as_slice())
     }

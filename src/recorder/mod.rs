@@ -39,6 +39,7 @@ pub type Lsn = u64;
 /// Outcome of recording a batch.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Recorded {
+    /// Deliveries recorded.
     pub accepted: u64,
     /// Already seen `(sla, id)`: acknowledged, counted once.
     pub duplicates: u64,
@@ -46,6 +47,7 @@ pub struct Recorded {
     pub events: Vec<Result<Transition, EventError>>,
 }
 
+/// Every SLA's state for one catalog: what deliveries are applied to and figures are read from.
 pub struct Recorder {
     catalog: Arc<Catalog>,
     slas: Vec<Arc<Mutex<SlaState>>>,
@@ -100,6 +102,7 @@ struct Series {
 }
 
 impl Recorder {
+    /// An empty recorder for `catalog`.
     pub fn new(catalog: Arc<Catalog>) -> Self {
         Recorder::with_states(catalog, Arc::default(), |_| None)
     }
@@ -145,6 +148,7 @@ impl Recorder {
         }
     }
 
+    /// The catalog deliveries are admitted against.
     pub fn catalog(&self) -> &Arc<Catalog> {
         &self.catalog
     }
@@ -544,16 +548,22 @@ impl Series {
 /// Cumulative counts since start for one series.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Counters {
+    /// Completed within the promise.
     pub within: u64,
+    /// Completed after it.
     pub late: u64,
+    /// Never delivered.
     pub failed: u64,
+    /// Completed deliveries per bucket (not cumulative).
     pub buckets: [u64; BUCKET_FRACTIONS.len() + 1],
+    /// Seconds of completed deliveries.
     pub sum_seconds: f64,
 }
 
 /// Everything exposition needs for one SLA at one instant.
 #[derive(Debug, Clone)]
 pub struct SlaReport {
+    /// Its windows, alert windows first, finest first.
     pub windows: Vec<WindowSpec>,
     /// Index of the compliance window in `windows`.
     pub compliance: usize,
@@ -563,16 +573,23 @@ pub struct SlaReport {
     pub single_counters: Option<(Duration, Counters)>,
     /// Per label combination (empty for an SLA without labels).
     pub series: Vec<SeriesReport>,
+    /// Deliveries folded into the overflow series.
     pub overflowed: u64,
+    /// Ids forgotten early because `limits.max_tracked_ids` was reached.
     pub forgotten_ids: u64,
+    /// Its open deliveries.
     pub open: OpenSummary,
 }
 
+/// One label combination's figures and counters.
 #[derive(Debug, Clone)]
 pub struct SeriesReport {
+    /// Label values joined by the key separator.
     pub key: Box<str>,
     /// `None` for an overflow series mixing promises.
     pub promise: Option<Duration>,
+    /// Figures per window, in `SlaReport::windows` order.
     pub figures: Vec<Figures>,
+    /// Counters since start.
     pub counters: Counters,
 }

@@ -23,12 +23,17 @@ use crate::window::Millis;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Transition {
+    /// Opened; its clock runs.
     Started,
+    /// Its clock stopped.
     Paused,
+    /// Its clock runs again.
     Resumed,
     /// Recorded as a delivery of this many seconds of clock time.
     Finished {
+        /// Clock seconds; `None` when it failed.
         seconds: Option<f64>,
+        /// Whether it was within its promise.
         within_promise: bool,
     },
     /// A repeat of the last event, or a finish of a finished delivery.
@@ -38,8 +43,10 @@ pub enum Transition {
 /// Why an event was refused; nothing changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventError {
+    /// The id was never started (404).
     #[error("no open delivery `{0}` for this SLA; start it first")]
     Unknown(String),
+    /// The event does not follow the last one (409).
     #[error("{0}")]
     Conflict(String),
     /// The SLA holds `limits.max_open_deliveries` open deliveries.
@@ -67,17 +74,23 @@ impl EventError {
     }
 }
 
+/// Where an open delivery's clock stands against its promise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OpenState {
+    /// Within 1 - alert_margin of the promise.
     OnTrack = 0,
+    /// Past 1 - alert_margin of it.
     AtRisk = 1,
+    /// Past the promise.
     Overdue = 2,
 }
 
 impl OpenState {
+    /// Every state, in index order.
     pub const ALL: [OpenState; 3] = [OpenState::OnTrack, OpenState::AtRisk, OpenState::Overdue];
 
+    /// The `state` label value.
     pub fn as_str(self) -> &'static str {
         match self {
             OpenState::OnTrack => "on_track",
@@ -86,6 +99,7 @@ impl OpenState {
         }
     }
 
+    /// The state named `s`, if any.
     pub fn parse(s: &str) -> Option<OpenState> {
         OpenState::ALL.into_iter().find(|o| o.as_str() == s)
     }
@@ -94,10 +108,12 @@ impl OpenState {
 /// One open delivery.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OpenItem {
+    /// Its label values, joined by the key separator.
     pub key: Box<str>,
     /// Its promise by its labels; a reload sets it again, so the finish is
     /// judged by the promise every delivery is judged by when it arrives.
     pub promise: Duration,
+    /// When it started.
     pub started: Millis,
     last: (Kind, Millis),
     /// Clock time of the running stretches before the last pause.
@@ -122,6 +138,7 @@ impl OpenItem {
                 .map_or(0, |since| calendar.working_between(since, now))
     }
 
+    /// Whether its clock is stopped.
     pub fn paused(&self) -> bool {
         self.running_since.is_none()
     }
@@ -173,26 +190,33 @@ fn ms(millis: Millis) -> Duration {
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OpenItems {
     items: BTreeMap<Box<str>, OpenItem>,
+    /// Items that ever went past their promise.
     pub became_overdue: u64,
 }
 
 /// A finish's delivery: the item's key, clock time (None if failed), when.
 #[derive(Debug, PartialEq)]
 pub struct Finished {
+    /// The item's label values.
     pub key: Box<str>,
+    /// Clock time; `None` when it failed.
     pub took: Option<Duration>,
+    /// When it finished.
     pub at: Millis,
 }
 
 impl OpenItems {
+    /// How many are open.
     pub fn len(&self) -> usize {
         self.items.len()
     }
 
+    /// Whether none is open.
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
 
+    /// Every open item with its id, by id.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &OpenItem)> {
         self.items.iter().map(|(k, v)| (&**k, v))
     }

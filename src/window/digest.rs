@@ -30,8 +30,11 @@ pub enum Observation {
     /// `amazing` (within the target margin) are decided exactly from the
     /// durations by the caller, never from the rounded ratio.
     Delivered {
+        /// Duration over promise.
         relative: f64,
+        /// Longer than the promise, decided exactly.
         late: bool,
+        /// Within the target margin, decided exactly.
         amazing: bool,
     },
     /// Never delivered: late by definition, at relative time +inf.
@@ -65,6 +68,7 @@ impl std::fmt::Debug for Digest {
 }
 
 impl Digest {
+    /// An empty digest.
     pub fn new() -> Self {
         Digest {
             sketch: DDSketch::new(sketch_config()),
@@ -74,6 +78,7 @@ impl Digest {
         }
     }
 
+    /// Counts one delivery.
     pub fn record(&mut self, obs: Observation) {
         match obs {
             Observation::Delivered {
@@ -89,6 +94,7 @@ impl Digest {
         }
     }
 
+    /// Adds `other`'s deliveries to this one.
     pub fn merge(&mut self, other: &Digest) {
         // Every digest is built from the same config, so merge cannot fail.
         let merged = self.sketch.merge(&other.sketch);
@@ -103,6 +109,7 @@ impl Digest {
         self.sketch.count() as u64 + self.failed
     }
 
+    /// Deliveries that failed.
     pub fn failed(&self) -> u64 {
         self.failed
     }
@@ -117,6 +124,7 @@ impl Digest {
         self.amazing
     }
 
+    /// Whether it holds no delivery.
     pub fn is_empty(&self) -> bool {
         self.count() == 0
     }

@@ -32,7 +32,9 @@ const COMPLIANCE_SLOTS: i64 = 120;
 pub struct WindowSpec {
     /// Label value on every exported series, such as `5m` or `30d`.
     pub label: String,
+    /// How far back it reaches.
     pub span: Millis,
+    /// How finely it is sliced; its far edge moves in these steps.
     pub slot: Millis,
 }
 

@@ -28,6 +28,7 @@ pub struct Pattern {
 }
 
 impl Pattern {
+    /// Compiles `text`; the error says why it is not a regex.
     pub fn new(text: &str) -> Result<Pattern, String> {
         let re = meta::Regex::new(text).map_err(|e| e.to_string())?;
         Ok(Pattern {
@@ -36,6 +37,7 @@ impl Pattern {
         })
     }
 
+    /// The regex as written.
     pub fn as_str(&self) -> &str {
         &self.text
     }
@@ -55,20 +57,27 @@ impl Pattern {
 /// Where the SLA name comes from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SlaFrom {
+    /// Every line is a delivery of this SLA.
     Fixed(std::sync::Arc<str>),
+    /// The SLA's name is in this field of each line.
     Field(String),
 }
 
+/// The unit a numeric duration field is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
+    /// Seconds (`0.183`).
     Seconds,
+    /// Milliseconds (`183`).
     Millis,
+    /// Microseconds (`183000`).
     Micros,
     /// Text such as `183ms` or `2h 5m`.
     Humantime,
 }
 
 impl Unit {
+    /// The unit named `s`, `ms`, `us` or `humantime`.
     pub fn parse(s: &str) -> Option<Unit> {
         match s {
             "s" => Some(Unit::Seconds),
@@ -83,9 +92,13 @@ impl Unit {
 /// What a line holds and where.
 #[derive(Debug, Clone)]
 pub struct LineSpec {
+    /// Regex or JSON.
     pub format: Format,
+    /// Where the SLA comes from.
     pub sla: SlaFrom,
+    /// The field holding the duration.
     pub duration_field: String,
+    /// Its unit.
     pub unit: Unit,
     /// RFC 3339 or unix seconds; completion time is "now" without it.
     pub timestamp_field: Option<String>,
@@ -93,13 +106,20 @@ pub struct LineSpec {
     pub labels: Vec<(String, String)>,
 }
 
+/// Why a log line is not a delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LineError {
+    /// The regex does not match.
     NoMatch,
+    /// Not a JSON object.
     NotJson,
+    /// A field is not UTF-8.
     NotUtf8,
+    /// A field the source reads is absent.
     MissingField,
+    /// The duration field is not a duration.
     BadDuration,
+    /// The timestamp field is not a timestamp.
     BadTimestamp,
 }
 

@@ -29,20 +29,27 @@ use line::{LineError, LineReader, LineSpec};
 /// Bytes read from one file per poll, so one busy file cannot starve the rest.
 const READ_CHUNK: usize = 1 << 18;
 
+/// Where a file seen for the first time is read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartAt {
+    /// Its first byte: every line it holds.
     Beginning,
+    /// Its end: only lines written from now on.
     End,
 }
 
+/// One `sources.log_tail` entry: which files, how to read their lines.
 #[derive(Debug, Clone)]
 pub struct LogTailConfig {
     /// Names the checkpoint file; unique among log sources.
     pub name: String,
+    /// Glob patterns of the files to follow.
     pub paths: Vec<String>,
     /// Where to start in files found at the first start (no checkpoint).
     pub start_at: StartAt,
+    /// How each line becomes a reading.
     pub spec: LineSpec,
+    /// How often files are checked for new lines.
     pub poll_interval: Duration,
 }
 
@@ -115,7 +122,9 @@ pub struct Follower {
 /// What one poll read.
 #[derive(Default)]
 pub struct Polled {
+    /// Lines read as deliveries.
     pub readings: Vec<Reading>,
+    /// Lines refused, by why.
     pub refused: Vec<LineError>,
     /// Each file's read position after this poll: committed once the
     /// readings are recorded.

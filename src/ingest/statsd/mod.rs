@@ -21,30 +21,39 @@ const PACKET_BYTES: usize = 65_535;
 /// Readings gathered from waiting packets before they are committed together.
 const BATCH: usize = 4096;
 
+/// `sources.statsd`: where to listen and how timers map to SLAs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatsdConfig {
+    /// The UDP address to receive on.
     pub listen: SocketAddr,
+    /// Tried in order; the first that matches a timer's name wins.
     pub mappings: Vec<Mapping>,
 }
 
 /// Timers whose name matches `pattern` become deliveries of `sla`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mapping {
+    /// The metric name pattern, one segment per dot.
     pub pattern: Vec<Segment>,
+    /// The SLA its timers are deliveries of.
     pub sla: std::sync::Arc<str>,
+    /// Label names and where each value comes from.
     pub labels: Vec<(String, LabelValue)>,
 }
 
 /// One dot-separated part of a metric name pattern.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Segment {
+    /// This exact segment.
     Literal(String),
     /// `*`: any one segment, captured as `$1`, `$2`, ... in order.
     Any,
 }
 
+/// Where a mapped label's value comes from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LabelValue {
+    /// This text.
     Literal(String),
     /// `$N`: the Nth `*` of the pattern (from 1).
     Capture(usize),

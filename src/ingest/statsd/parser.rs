@@ -13,11 +13,13 @@ use crate::source::Reason;
 /// One metric line, borrowing from the packet.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Line<'a> {
+    /// The metric name.
     pub name: &'a str,
     /// Values in the line's unit, as written (checked to be non-negative
     /// numbers) so they convert exactly; DogStatsD allows several
     /// (`name:1:2|ms`).
     pub values: Vec<&'a str>,
+    /// Timer or not.
     pub kind: Kind,
     /// Fraction of events this line stands for, (0, 1].
     pub sample_rate: f64,
@@ -25,6 +27,7 @@ pub struct Line<'a> {
     pub tags: Vec<&'a str>,
 }
 
+/// What a line measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// `ms`, `h` or `d`: milliseconds.
@@ -33,14 +36,22 @@ pub enum Kind {
     Other,
 }
 
+/// Why a line is not a metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ParseError {
+    /// Bytes that are not UTF-8.
     NotUtf8,
+    /// No `:value`.
     NoValue,
+    /// No `|type`.
     NoType,
+    /// No metric name.
     EmptyName,
+    /// A value that is not a non-negative number.
     BadValue,
+    /// A sample rate outside (0, 1].
     BadSampleRate,
+    /// A tag list with an empty tag.
     BadTags,
 }
 
