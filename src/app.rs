@@ -77,13 +77,75 @@ pub async fn run(
     let catalog = LiveCatalog::new(Arc::new(config.catalog()));
     let metrics = SelfMetrics::new()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let storage = open_storage(&args, catalog.clone(), &metrics, clock.clone()).await?;
+    let reloader = Arc::new(Reloader::new(
+        args.config.clone(),
+        storage.journal().clone(),
+        metrics.clone(),
+        clock.clone(),
+    ));
+    let (stop_sources, shutdown_sources) = Shutdown::new();
+    let ingest = SourceContext::new(
+        storage.journal().clone(),
+        catalog,
+        metrics,
+        clock,
+        shutdown_sources,
+    );
+    let running = start_sources(sources, &ingest).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|source| AppError::Listen {
+            addr: args.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(AppError::Serve)?;
+    tracing::info!(
+        %addr,
+        config = %args.config.display(),
+        slas,
+        tls = web.tls.is_some(),
+        basic_auth = !web.users.is_empty(),
+        "amaze-exporter listening"
+    );
+    let hangups = tokio::spawn(crate::shutdown::on_hangup({
+        let reloader = reloader.clone();
+        move || {
+            let reloader = reloader.clone();
+            async move {
+                // Failures are logged and counted inside.
+                let _ = reloader.reload().await;
+            }
+        }
+    }));
+    let state = AppState { ingest, reloader };
+    let served = serve(listener, state, &args.telemetry_path, web, shutdown).await;
+    hangups.abort();
+    stop_sources.stop();
+    for source in running {
+        let _ = source.await;
+    }
+    // Requests and sources are drained; make what they logged durable and snapshot it.
+    storage.close().await;
+    served.map_err(AppError::Serve)?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Opens the state directory, restoring what it holds, off the async workers.
+async fn open_storage(
+    args: &RunArgs,
+    catalog: LiveCatalog,
+    metrics: &SelfMetrics,
+    clock: Arc<dyn Clock>,
+) -> Result<Storage, AppError> {
     let options = persist::Options {
         path: args.storage_path.clone(),
         snapshot_interval: args.snapshot_interval,
         snapshot_log_bytes: SNAPSHOT_LOG_BYTES,
     };
     let (storage, recovery) = {
-        let (catalog, clock, m) = (catalog.clone(), clock.clone(), metrics.storage.clone());
+        let (clock, m) = (clock.clone(), metrics.storage.clone());
         tokio::task::spawn_blocking(move || Storage::open(&options, catalog, clock, m))
             .await
             .map_err(|e| AppError::Serve(std::io::Error::other(e)))??
@@ -102,48 +164,19 @@ pub async fn run(
     );
     metrics.reload_ok.set(1);
     metrics.reload_time.set(clock.now() as f64 / 1000.0);
-    let reloader = Arc::new(Reloader::new(
-        args.config.clone(),
-        storage.journal().clone(),
-        metrics.clone(),
-        clock.clone(),
-    ));
-    let (stop_sources, shutdown_sources) = Shutdown::new();
-    let ingest = SourceContext::new(
-        storage.journal().clone(),
-        catalog,
-        metrics.clone(),
-        clock,
-        shutdown_sources,
-    );
-    let running = start_sources(sources, &ingest).await?;
-    let state = AppState {
-        ingest,
-        reloader: reloader.clone(),
-    };
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|source| AppError::Listen {
-            addr: args.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(AppError::Serve)?;
-    tracing::info!(
-        %addr,
-        config = %args.config.display(),
-        slas,
-        tls = web.tls.is_some(),
-        basic_auth = !web.users.is_empty(),
-        "amaze-exporter listening"
-    );
-    let hangups = tokio::spawn(crate::shutdown::on_hangup(move || {
-        let reloader = reloader.clone();
-        async move {
-            // Failures are logged and counted inside.
-            let _ = reloader.reload().await;
-        }
-    }));
-    let mut app = router(state.clone(), &args.telemetry_path);
+    Ok(storage)
+}
+
+/// Serves every route on `listener`, over TLS and behind basic auth as
+/// the web config asks, until `shutdown` resolves.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    telemetry_path: &str,
+    web: WebConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let mut app = router(state.clone(), telemetry_path);
     if !web.users.is_empty() {
         let guard = (Arc::new(BasicAuth::new(web.users.clone())), state);
         app = app.layer(axum::middleware::from_fn_with_state(
@@ -151,24 +184,14 @@ pub async fn run(
             basic_auth::require,
         ));
     }
-    let served = match web.tls {
+    match web.tls {
         Some(tls) => crate::http::tls::serve(listener, app, tls, shutdown).await,
         None => {
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
                 .await
         }
-    };
-    hangups.abort();
-    stop_sources.stop();
-    for source in running {
-        let _ = source.await;
     }
-    // Requests and sources are drained; make what they logged durable and snapshot it.
-    storage.close().await;
-    served.map_err(AppError::Serve)?;
-    tracing::info!("stopped");
-    Ok(())
 }
 
 /// Starts every configured source, and pre-creates the counters of every

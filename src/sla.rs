@@ -60,16 +60,6 @@ pub enum Durability {
 }
 
 impl Durability {
-    /// The mode named `s`: `sync`, `async` or `none`.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "sync" => Some(Durability::Sync),
-            "async" => Some(Durability::Async),
-            "none" => Some(Durability::None),
-            _ => None,
-        }
-    }
-
     /// The mode's name.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -2,6 +2,7 @@
 
 mod auth;
 mod calendars;
+mod fields;
 mod raw;
 mod sources;
 mod validate;

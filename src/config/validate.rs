@@ -2,11 +2,14 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::calendars::Calendars;
+use super::fields::{Section, count, one_of, span, text};
 use super::raw::{RawConfig, RawGoal, RawLimits, RawSla, Text};
 use super::{Config, Limits, VERSION};
+use crate::calendar::Calendar;
 use crate::decimal::{Decimal, DecimalError};
 use crate::sla::{Durability, Goal, Sla};
 
@@ -37,7 +40,8 @@ const DEFAULT_WINDOW: Duration = Duration::from_secs(30 * 86400);
 /// `window: calendar_month` reports per calendar month.
 pub const CALENDAR_MONTH: &str = "calendar_month";
 const MONTH_SPAN: Duration = Duration::from_secs(31 * 86400);
-const DEFAULT_MIN_DELIVERIES: u64 = 10;
+const DEFAULT_MIN_DELIVERIES: usize = 10;
+const NANOSECOND: Duration = Duration::from_nanos(1);
 const DEFAULT_MAX_SERIES: usize = 1000;
 const DEFAULT_FORECAST_HORIZON: Duration = Duration::from_secs(86400);
 const MAX_LABELS: usize = 16;
@@ -143,182 +147,162 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Problem>> {
 
 fn limits(p: &mut Problems, raw: &RawLimits) -> Limits {
     let d = Limits::default();
+    let mut at = Section::new(p, "limits");
+    let hour = Duration::from_secs(3600);
     Limits {
-        max_body_bytes: p
-            .parse("limits.max_body_bytes", raw.max_body_bytes.as_ref(), |s| {
-                count(s, 1024, 1 << 30)
-            })
-            .unwrap_or(d.max_body_bytes),
-        max_future_skew: p
-            .parse(
-                "limits.max_future_skew",
-                raw.max_future_skew.as_ref(),
-                |s| duration(s, Duration::ZERO, Duration::from_secs(3600)),
-            )
-            .unwrap_or(d.max_future_skew),
-        max_label_value_length: p
-            .parse(
-                "limits.max_label_value_length",
-                raw.max_label_value_length.as_ref(),
-                |s| count(s, 1, 4096),
-            )
-            .unwrap_or(d.max_label_value_length),
-        max_tracked_ids: p
-            .parse(
-                "limits.max_tracked_ids",
-                raw.max_tracked_ids.as_ref(),
-                |s| count(s, 0, 100_000_000),
-            )
-            .unwrap_or(d.max_tracked_ids),
-        max_lines_per_request: p
-            .parse(
-                "limits.max_lines_per_request",
-                raw.max_lines_per_request.as_ref(),
-                |s| count(s, 1, 10_000_000),
-            )
-            .unwrap_or(d.max_lines_per_request),
-        max_inflight_bytes: p
-            .parse(
-                "limits.max_inflight_bytes",
-                raw.max_inflight_bytes.as_ref(),
-                |s| count(s, 1 << 20, 1 << 40),
-            )
-            .unwrap_or(d.max_inflight_bytes),
-        max_open_deliveries: p
-            .parse(
-                "limits.max_open_deliveries",
-                raw.max_open_deliveries.as_ref(),
-                |s| count(s, 1, 100_000_000),
-            )
-            .unwrap_or(d.max_open_deliveries),
+        max_body_bytes: at.or(
+            "max_body_bytes",
+            raw.max_body_bytes.as_ref(),
+            count(1024, 1 << 30),
+            d.max_body_bytes,
+        ),
+        max_future_skew: at.or(
+            "max_future_skew",
+            raw.max_future_skew.as_ref(),
+            span(Duration::ZERO, hour),
+            d.max_future_skew,
+        ),
+        max_label_value_length: at.or(
+            "max_label_value_length",
+            raw.max_label_value_length.as_ref(),
+            count(1, 4096),
+            d.max_label_value_length,
+        ),
+        max_tracked_ids: at.or(
+            "max_tracked_ids",
+            raw.max_tracked_ids.as_ref(),
+            count(0, 100_000_000),
+            d.max_tracked_ids,
+        ),
+        max_lines_per_request: at.or(
+            "max_lines_per_request",
+            raw.max_lines_per_request.as_ref(),
+            count(1, 10_000_000),
+            d.max_lines_per_request,
+        ),
+        max_inflight_bytes: at.or(
+            "max_inflight_bytes",
+            raw.max_inflight_bytes.as_ref(),
+            count(1 << 20, 1 << 40),
+            d.max_inflight_bytes,
+        ),
+        max_open_deliveries: at.or(
+            "max_open_deliveries",
+            raw.max_open_deliveries.as_ref(),
+            count(1, 100_000_000),
+            d.max_open_deliveries,
+        ),
     }
 }
 
-fn sla(p: &mut Problems, path: &str, raw: &RawSla, calendars: &Calendars) -> Option<Sla> {
-    let errors_before = p.0.len();
-    let name = match &raw.name {
-        None => {
-            p.at(format!("{path}.name"), None, "required");
-            None
-        }
-        Some(t) => p.parse(&format!("{path}.name"), Some(t), |s| {
-            sla_name(s).map(str::to_owned)
-        }),
-    };
-    let promise = required(p, path, "promise", raw.promise.as_ref(), |s| {
-        duration(s, Duration::from_nanos(1), MAX_SPAN)
-    });
-    let objective = required(p, path, "objective", raw.objective.as_ref(), |s| {
-        fraction(s, false)
-    });
-    let target_margin = p.parse(
-        &format!("{path}.target_margin"),
-        raw.target_margin.as_ref(),
-        |s| fraction(s, false),
-    );
-    let alert_margin = p.parse(
-        &format!("{path}.alert_margin"),
-        raw.alert_margin.as_ref(),
-        |s| fraction(s, true),
-    );
-    if let (Some(alert), Some(target)) = (alert_margin, target_margin)
-        && alert > target
-    {
-        p.at(
-            format!("{path}.alert_margin"),
-            raw.alert_margin.as_ref(),
-            format!(
-                "{} is above target_margin {}: the warning would fire while the SLA is amazing",
-                alert.percent(),
-                target.percent()
-            ),
-        );
+const DURABILITIES: &[(&str, Durability)] = &[
+    ("sync", Durability::Sync),
+    ("async", Durability::Async),
+    ("none", Durability::None),
+];
+
+/// The calendar named by `text`; a problem when none of that name is
+/// defined (an invalid one is reported where it is defined).
+fn calendar(at: &mut Section<'_>, text: &Text, calendars: &Calendars) -> Option<Arc<Calendar>> {
+    let name = text.value.trim();
+    if let Some(valid) = calendars.get(name) {
+        return valid.clone();
     }
+    let mut known: Vec<&str> = calendars.keys().map(String::as_str).collect();
+    known.sort_unstable();
+    let known = if known.is_empty() {
+        "none".to_owned()
+    } else {
+        known.join(", ")
+    };
+    let why = format!("no calendar named `{name}`; defined: {known}");
+    at.problem("calendar", Some(text), why);
+    None
+}
+
+fn sla(p: &mut Problems, path: &str, raw: &RawSla, calendars: &Calendars) -> Option<Sla> {
+    let mut at = Section::new(p, path);
+    let name = at.required("name", raw.name.as_ref(), |s| {
+        sla_name(s).map(str::to_owned)
+    });
+    let description = at.or("description", raw.description.as_ref(), text, String::new());
+    let promise = at.required("promise", raw.promise.as_ref(), span(NANOSECOND, MAX_SPAN));
+    let objective = at.required("objective", raw.objective.as_ref(), fraction(false));
+    let target_margin = at.optional("target_margin", raw.target_margin.as_ref(), fraction(false));
+    let alert_margin = at.optional("alert_margin", raw.alert_margin.as_ref(), fraction(true));
     let calendar_month = raw
         .window
         .as_ref()
         .is_some_and(|w| w.value.trim() == CALENDAR_MONTH);
     let window = if calendar_month {
         // Rolling figures over the longest month, besides the month's own.
-        Some(MONTH_SPAN)
+        MONTH_SPAN
     } else {
-        p.parse(&format!("{path}.window"), raw.window.as_ref(), |s| {
-            duration(s, MIN_WINDOW, MAX_SPAN)
-                .map_err(|e| format!("{e}; or `{CALENDAR_MONTH}` for calendar months"))
-        })
-    }
-    .unwrap_or(DEFAULT_WINDOW);
-    let calendar = raw.calendar.as_ref().and_then(|t| {
-        let name = t.value.trim();
-        if let Some(valid) = calendars.get(name) {
-            return valid.clone();
-        }
-        let mut known: Vec<&str> = calendars.keys().map(String::as_str).collect();
-        known.sort_unstable();
-        let known = if known.is_empty() {
-            "none".to_owned()
-        } else {
-            known.join(", ")
-        };
-        p.at(
-            format!("{path}.calendar"),
-            Some(t),
-            format!("no calendar named `{name}`; defined: {known}"),
+        let rolling = span(MIN_WINDOW, MAX_SPAN);
+        at.or(
+            "window",
+            raw.window.as_ref(),
+            |s| rolling(s).map_err(|e| format!("{e}; or `{CALENDAR_MONTH}` for calendar months")),
+            DEFAULT_WINDOW,
+        )
+    };
+    let min_deliveries = at.or(
+        "min_deliveries",
+        raw.min_deliveries.as_ref(),
+        count(1, 1 << 40),
+        DEFAULT_MIN_DELIVERIES,
+    );
+    let max_series = at.or(
+        "max_series",
+        raw.max_series.as_ref(),
+        count(1, 1_000_000),
+        DEFAULT_MAX_SERIES,
+    );
+    let durability = at.or(
+        "durability",
+        raw.durability.as_ref(),
+        one_of("durability", DURABILITIES),
+        Durability::Sync,
+    );
+    let horizon = span(Duration::from_secs(60), MAX_SPAN);
+    let forecast_horizon = at.or(
+        "forecast_horizon",
+        raw.forecast_horizon.as_ref(),
+        horizon,
+        DEFAULT_FORECAST_HORIZON,
+    );
+    // The checks specific to SLAs.
+    if let (Some(alert), Some(target)) = (alert_margin, target_margin)
+        && alert > target
+    {
+        let why = format!(
+            "{} is above target_margin {}: the warning would fire while the SLA is amazing",
+            alert.percent(),
+            target.percent()
         );
-        None
-    });
+        at.problem("alert_margin", raw.alert_margin.as_ref(), why);
+    }
+    let calendar = raw
+        .calendar
+        .as_ref()
+        .and_then(|t| calendar(&mut at, t, calendars));
     if raw.calendar.is_some() && calendar.is_none() {
         // Unknown (reported just now) or invalid (reported at the calendar).
         return None;
     }
-    let min_deliveries = p
-        .parse(
-            &format!("{path}.min_deliveries"),
-            raw.min_deliveries.as_ref(),
-            |s| count(s, 1, 1 << 40),
-        )
-        .unwrap_or(DEFAULT_MIN_DELIVERIES as usize) as u64;
-    let max_series = p
-        .parse(
-            &format!("{path}.max_series"),
-            raw.max_series.as_ref(),
-            |s| count(s, 1, 1_000_000),
-        )
-        .unwrap_or(DEFAULT_MAX_SERIES);
-    let durability = p
-        .parse(
-            &format!("{path}.durability"),
-            raw.durability.as_ref(),
-            |s| {
-                Durability::parse(s)
-                    .ok_or_else(|| format!("`{s}` is not a durability; use sync, async or none"))
-            },
-        )
-        .unwrap_or_default();
-    let forecast_horizon = p
-        .parse(
-            &format!("{path}.forecast_horizon"),
-            raw.forecast_horizon.as_ref(),
-            |s| duration(s, Duration::from_secs(60), MAX_SPAN),
-        )
-        .unwrap_or(DEFAULT_FORECAST_HORIZON);
-    let labels = labels(p, path, &raw.labels);
+    let labels = labels(at.problems(), path, &raw.labels);
     let goals: Vec<Goal> = raw
         .goals
         .iter()
         .enumerate()
-        .filter_map(|(i, g)| goal(p, &format!("{path}.goals[{i}]"), g, &labels))
+        .filter_map(|(i, g)| goal(at.problems(), &format!("{path}.goals[{i}]"), g, &labels))
         .collect();
-    if p.0.len() > errors_before {
+    if !at.clean() {
         return None;
     }
     Some(Sla {
         name: name?,
-        description: raw
-            .description
-            .as_ref()
-            .map(|d| d.value.trim().to_owned())
-            .unwrap_or_default(),
+        description,
         promise: promise?,
         objective: objective?,
         target_margin,
@@ -326,7 +310,7 @@ fn sla(p: &mut Problems, path: &str, raw: &RawSla, calendars: &Calendars) -> Opt
             .or_else(|| target_margin.and_then(Decimal::half))
             .unwrap_or(Decimal::ZERO),
         window,
-        min_deliveries,
+        min_deliveries: min_deliveries as u64,
         labels,
         goals,
         max_series,
@@ -403,9 +387,8 @@ fn labels(p: &mut Problems, path: &str, raw: &[Text]) -> Vec<String> {
 }
 
 fn goal(p: &mut Problems, path: &str, raw: &RawGoal, labels: &[String]) -> Option<Goal> {
-    let promise = required(p, path, "promise", raw.promise.as_ref(), |s| {
-        duration(s, Duration::from_nanos(1), MAX_SPAN)
-    });
+    let promise =
+        Section::new(p, path).required("promise", raw.promise.as_ref(), span(NANOSECOND, MAX_SPAN));
     let mut matches = Vec::new();
     match &raw.matches {
         None => p.at(
@@ -479,26 +462,6 @@ fn label_name(s: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A humantime duration such as `300ms` or `4h 30m`, within [min, max].
-pub fn duration(s: &str, min: Duration, max: Duration) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| {
-        format!("`{s}` is not a duration ({e}); write e.g. `300ms`, `4h` or `2h 30m`")
-    })?;
-    if d < min {
-        return Err(format!(
-            "`{s}` is too short: the minimum is {}",
-            humantime::format_duration(min)
-        ));
-    }
-    if d > max {
-        return Err(format!(
-            "`{s}` is too long: the maximum is {}",
-            humantime::format_duration(max)
-        ));
-    }
-    Ok(d)
-}
-
 /// Most digits after the point an objective or margin may have: exact, far
 /// finer than any SLA, and always distinct from 1 as a float.
 const FRACTION_DIGITS: u8 = 12;
@@ -506,7 +469,11 @@ const FRACTION_DIGITS: u8 = 12;
 /// `99%`, `99.9%` or `0.99`, held exactly as written; strictly between 0
 /// and 1 (or from 0 when `allow_zero`), with at most [`FRACTION_DIGITS`]
 /// digits after the point.
-fn fraction(s: &str, allow_zero: bool) -> Result<Decimal, String> {
+fn fraction(allow_zero: bool) -> impl Fn(&str) -> Result<Decimal, String> {
+    move |s| fraction_of(s, allow_zero)
+}
+
+fn fraction_of(s: &str, allow_zero: bool) -> Result<Decimal, String> {
     let value = Decimal::parse(s).map_err(|e| match e {
         DecimalError::Syntax(_) => format!("`{s}` is not a fraction: write e.g. `99%` or `0.99`"),
         other => other.to_string(),
@@ -527,15 +494,4 @@ fn fraction(s: &str, allow_zero: bool) -> Result<Decimal, String> {
         return Err(format!("`{s}` is out of range: must be {range}"));
     }
     Ok(value)
-}
-
-fn count(s: &str, min: usize, max: usize) -> Result<usize, String> {
-    let v: usize = s
-        .replace('_', "")
-        .parse()
-        .map_err(|_| format!("`{s}` is not a whole number"))?;
-    if v < min || v > max {
-        return Err(format!("{v} is out of range {min}..={max}"));
-    }
-    Ok(v)
 }

@@ -116,54 +116,101 @@ fn tls(raw: &RawTls, dir: &Path) -> Result<rustls::ServerConfig, Vec<String>> {
     };
     let cert_file = file("cert_file", &raw.cert_file, &mut problems);
     let key_file = file("key_file", &raw.key_file, &mut problems);
-    let certs: Vec<CertificateDer<'static>> = cert_file
-        .and_then(|f| {
-            let certs: Result<Vec<_>, _> =
-                CertificateDer::pem_file_iter(&f).and_then(|it| it.collect::<Result<Vec<_>, _>>());
-            match certs {
-                Ok(c) if !c.is_empty() => Some(c),
-                Ok(_) => {
-                    problems.push(format!(
-                        "tls_server_config.cert_file: no certificate in {}",
-                        f.display()
-                    ));
-                    None
-                }
-                Err(e) => {
-                    problems.push(format!(
-                        "tls_server_config.cert_file: cannot read {}: {e}",
-                        f.display()
-                    ));
-                    None
-                }
-            }
-        })
+    let certs = cert_file
+        .and_then(|f| certificates(&f, &mut problems))
         .unwrap_or_default();
-    let key = key_file.and_then(|f| match PrivateKeyDer::from_pem_file(&f) {
+    let key = key_file.and_then(|f| private_key(&f, &mut problems));
+    let versions = versions(raw.min_version.as_deref(), &mut problems);
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .map_err(|e| vec![format!("tls_server_config: {e}")])?;
+    let verifier = client_verifier(raw, dir, provider, &mut problems);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let (Some(key), false) = (key, certs.is_empty()) else {
+        return Err(vec![
+            "tls_server_config: certificate and key are required".to_owned(),
+        ]);
+    };
+    let builder = match verifier {
+        Some(v) => builder.with_client_cert_verifier(v),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_single_cert(certs, key).map_err(|e| {
+        vec![format!(
+            "tls_server_config: certificate and key do not fit: {e}"
+        )]
+    })?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// The PEM certificates of `cert_file`, at least one.
+fn certificates(path: &Path, problems: &mut Vec<String>) -> Option<Vec<CertificateDer<'static>>> {
+    let certs: Result<Vec<_>, _> =
+        CertificateDer::pem_file_iter(path).and_then(|it| it.collect::<Result<Vec<_>, _>>());
+    match certs {
+        Ok(c) if !c.is_empty() => Some(c),
+        Ok(_) => {
+            problems.push(format!(
+                "tls_server_config.cert_file: no certificate in {}",
+                path.display()
+            ));
+            None
+        }
+        Err(e) => {
+            problems.push(format!(
+                "tls_server_config.cert_file: cannot read {}: {e}",
+                path.display()
+            ));
+            None
+        }
+    }
+}
+
+/// The PEM private key of `key_file`.
+fn private_key(path: &Path, problems: &mut Vec<String>) -> Option<PrivateKeyDer<'static>> {
+    match PrivateKeyDer::from_pem_file(path) {
         Ok(k) => Some(k),
         Err(e) => {
             problems.push(format!(
                 "tls_server_config.key_file: cannot read a private key from {}: {e}",
-                f.display()
+                path.display()
             ));
             None
         }
-    });
-    let versions: &[&rustls::SupportedProtocolVersion] = match raw.min_version.as_deref() {
+    }
+}
+
+static TLS13_ONLY: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
+
+/// The protocol versions from `min_version` (TLS 1.2 by default).
+fn versions(
+    min_version: Option<&str>,
+    problems: &mut Vec<String>,
+) -> &'static [&'static rustls::SupportedProtocolVersion] {
+    match min_version {
         None | Some("TLS12") => rustls::ALL_VERSIONS,
-        Some("TLS13") => &[&rustls::version::TLS13],
+        Some("TLS13") => TLS13_ONLY,
         Some(other) => {
             problems.push(format!(
                 "tls_server_config.min_version: `{other}` is not supported; use TLS12 or TLS13"
             ));
             rustls::ALL_VERSIONS
         }
-    };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(versions)
-        .map_err(|e| vec![format!("tls_server_config: {e}")])?;
-    let verifier = match (raw.client_auth_type.as_deref(), &raw.client_ca_file) {
+    }
+}
+
+/// The client-certificate check of `client_auth_type` and `client_ca_file`.
+fn client_verifier(
+    raw: &RawTls,
+    dir: &Path,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    problems: &mut Vec<String>,
+) -> Option<Arc<dyn rustls::server::danger::ClientCertVerifier>> {
+    match (raw.client_auth_type.as_deref(), &raw.client_ca_file) {
         (None | Some("NoClientCert"), None) => None,
         (Some(kind @ ("RequireAndVerifyClientCert" | "VerifyClientCertIfGiven")), Some(ca)) => {
             let mut roots = rustls::RootCertStore::empty();
@@ -210,24 +257,5 @@ fn tls(raw: &RawTls, dir: &Path) -> Result<rustls::ServerConfig, Vec<String>> {
             problems.push("tls_server_config.client_ca_file: set client_auth_type too".to_owned());
             None
         }
-    };
-    if !problems.is_empty() {
-        return Err(problems);
     }
-    let (Some(key), false) = (key, certs.is_empty()) else {
-        return Err(vec![
-            "tls_server_config: certificate and key are required".to_owned(),
-        ]);
-    };
-    let builder = match verifier {
-        Some(v) => builder.with_client_cert_verifier(v),
-        None => builder.with_no_client_auth(),
-    };
-    let mut config = builder.with_single_cert(certs, key).map_err(|e| {
-        vec![format!(
-            "tls_server_config: certificate and key do not fit: {e}"
-        )]
-    })?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(config)
 }

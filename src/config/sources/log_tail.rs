@@ -3,12 +3,21 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use super::super::fields::{Section, identifier, one_of, span, text};
 use super::super::raw::RawLogTail;
-use super::super::validate::{Problems, duration, required};
+use super::super::validate::Problems;
 use super::{is_label, known_sla};
 use crate::ingest::log_tail::line::{Format, LineSpec, Pattern, SlaFrom, Unit};
 use crate::ingest::log_tail::{LogTailConfig, StartAt};
 use crate::sla::Sla;
+
+const START_AT: &[(&str, StartAt)] = &[("beginning", StartAt::Beginning), ("end", StartAt::End)];
+const UNITS: &[(&str, Unit)] = &[
+    ("s", Unit::Seconds),
+    ("ms", Unit::Millis),
+    ("us", Unit::Micros),
+    ("humantime", Unit::Humantime),
+];
 
 pub(super) fn log_tail(
     p: &mut Problems,
@@ -18,177 +27,108 @@ pub(super) fn log_tail(
     slas: &[Sla],
     names: &mut HashSet<String>,
 ) -> Option<LogTailConfig> {
-    let before = p.len();
+    let mut at = Section::new(p, path);
     let name = match &raw.name {
         None => format!("log{index}"),
-        Some(t) => p
-            .parse(&format!("{path}.name"), Some(t), |s| {
-                if !s.is_empty()
-                    && s.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-                {
-                    Ok(s.to_owned())
-                } else {
-                    Err(format!(
-                        "`{s}` is not a name: use letters, digits, `_` and `-`"
-                    ))
-                }
-            })
-            .unwrap_or_default(),
+        Some(t) => at.or("name", Some(t), identifier, String::new()),
     };
     if !names.insert(name.clone()) {
-        p.at(
-            format!("{path}.name"),
+        at.problem(
+            "name",
             raw.name.as_ref(),
             format!("duplicate log source name `{name}`"),
         );
     }
     if raw.paths.is_empty() {
-        p.at(
-            format!("{path}.paths"),
-            None,
-            "required: one or more file paths or globs",
-        );
+        at.problem("paths", None, "required: one or more file paths or globs");
     }
-    let paths: Vec<String> = raw
-        .paths
-        .iter()
-        .enumerate()
-        .filter_map(|(i, t)| {
-            p.parse(&format!("{path}.paths[{i}]"), Some(t), |s| {
-                glob::Pattern::new(s)
-                    .map(|_| s.to_owned())
-                    .map_err(|e| format!("`{s}` is not a path glob: {e}"))
-            })
-        })
-        .collect();
-    let start_at = p
-        .parse(
-            &format!("{path}.start_at"),
-            raw.start_at.as_ref(),
-            |s| match s {
-                "end" => Ok(StartAt::End),
-                "beginning" => Ok(StartAt::Beginning),
-                _ => Err(format!("`{s}` is not a start: use beginning or end")),
-            },
-        )
-        .unwrap_or(StartAt::End);
-    let regex = raw.regex.as_ref().and_then(|t| {
-        p.parse(&format!("{path}.regex"), Some(t), |s| {
-            Pattern::new(s).map_err(|e| format!("not a regular expression: {e}"))
-        })
+    let paths = at.each("paths", &raw.paths, |s| {
+        glob::Pattern::new(s)
+            .map(|_| s.to_owned())
+            .map_err(|e| format!("`{s}` is not a path glob: {e}"))
+    });
+    let start_at = at.or(
+        "start_at",
+        raw.start_at.as_ref(),
+        one_of("start", START_AT),
+        StartAt::End,
+    );
+    let regex = at.optional("regex", raw.regex.as_ref(), |s| {
+        Pattern::new(s).map_err(|e| format!("not a regular expression: {e}"))
     });
     let format = match raw.format.as_ref().map(|t| t.value.trim()) {
         None | Some("regex") if raw.regex.is_some() => regex.map(Format::Regex),
         None | Some("json") => Some(Format::Json),
         Some("regex") => {
-            p.at(
-                format!("{path}.regex"),
-                None,
-                "required when format is regex: a pattern with named captures",
-            );
+            let why = "required when format is regex: a pattern with named captures";
+            at.problem("regex", None, why);
             None
         }
         Some(other) => {
-            p.at(
-                format!("{path}.format"),
-                raw.format.as_ref(),
-                format!("`{other}` is not a format: use regex or json"),
-            );
+            let why = format!("`{other}` is not a format: use regex or json");
+            at.problem("format", raw.format.as_ref(), why);
             None
         }
     };
     let sla = match (&raw.sla, &raw.sla_field) {
-        (Some(t), None) => p
-            .parse(&format!("{path}.sla"), Some(t), |s| known_sla(slas, s))
+        (Some(t), None) => at
+            .optional("sla", Some(t), |s| known_sla(slas, s))
             .map(|s| SlaFrom::Fixed(s.name.as_str().into())),
         (None, Some(t)) => Some(SlaFrom::Field(t.value.trim().to_owned())),
         (Some(_), Some(t)) => {
-            p.at(
-                format!("{path}.sla_field"),
+            at.problem(
+                "sla_field",
                 Some(t),
                 "give either sla or sla_field, not both",
             );
             None
         }
         (None, None) => {
-            p.at(
-                format!("{path}.sla"),
-                None,
-                "required: an SLA name, or sla_field naming the field that holds it",
-            );
+            let why = "required: an SLA name, or sla_field naming the field that holds it";
+            at.problem("sla", None, why);
             None
         }
     };
-    let duration_field = required(
-        p,
-        path,
-        "duration_field",
-        raw.duration_field.as_ref(),
-        |s| Ok(s.to_owned()),
+    let duration_field = at.required("duration_field", raw.duration_field.as_ref(), text);
+    let unit = at.or(
+        "duration_unit",
+        raw.duration_unit.as_ref(),
+        one_of("unit", UNITS),
+        Unit::Seconds,
     );
-    let unit = p
-        .parse(
-            &format!("{path}.duration_unit"),
-            raw.duration_unit.as_ref(),
-            |s| {
-                Unit::parse(s)
-                    .ok_or_else(|| format!("`{s}` is not a unit: use s, ms, us or humantime"))
-            },
-        )
-        .unwrap_or(Unit::Seconds);
-    let timestamp_field = raw
-        .timestamp_field
-        .as_ref()
-        .map(|t| t.value.trim().to_owned());
+    let timestamp_field = at.optional("timestamp_field", raw.timestamp_field.as_ref(), text);
+    let poll_interval = at.or(
+        "poll_interval",
+        raw.poll_interval.as_ref(),
+        span(Duration::from_millis(10), Duration::from_secs(60)),
+        Duration::from_millis(250),
+    );
     let fixed = match &sla {
         Some(SlaFrom::Fixed(name)) => slas.iter().find(|s| *s.name == **name),
         _ => None,
     };
     let mut labels = Vec::new();
     for (key, field) in &raw.labels {
-        if !is_label(p, format!("{path}.labels.{key}"), field, fixed, key) {
-            continue;
+        if is_label(
+            at.problems(),
+            format!("{path}.labels.{key}"),
+            field,
+            fixed,
+            key,
+        ) {
+            labels.push((key.clone(), field.value.trim().to_owned()));
         }
-        labels.push((key.clone(), field.value.trim().to_owned()));
     }
-    // Every field a regex source reads must be a named capture.
     if let Some(Format::Regex(re)) = &format {
-        let mut fields: Vec<(String, &str)> = labels
-            .iter()
-            .map(|(k, f)| (format!("labels.{k}"), f.as_str()))
-            .collect();
-        fields.extend(
-            duration_field
-                .as_deref()
-                .map(|f| ("duration_field".to_owned(), f)),
-        );
-        fields.extend(
-            timestamp_field
-                .as_deref()
-                .map(|f| ("timestamp_field".to_owned(), f)),
-        );
-        if let Some(SlaFrom::Field(f)) = &sla {
-            fields.push(("sla_field".to_owned(), f));
-        }
-        for (at, field) in fields {
-            if !re.has_group(field) {
-                p.at(
-                    format!("{path}.{at}"),
-                    None,
-                    format!("the regex has no named capture `{field}`"),
-                );
-            }
-        }
+        let read = Read {
+            sla: sla.as_ref(),
+            duration: duration_field.as_deref(),
+            timestamp: timestamp_field.as_deref(),
+            labels: &labels,
+        };
+        captured(&mut at, re, &read);
     }
-    let poll_interval = p
-        .parse(
-            &format!("{path}.poll_interval"),
-            raw.poll_interval.as_ref(),
-            |s| duration(s, Duration::from_millis(10), Duration::from_secs(60)),
-        )
-        .unwrap_or(Duration::from_millis(250));
-    if p.len() > before {
+    if !at.clean() {
         return None;
     }
     Some(LogTailConfig {
@@ -205,4 +145,35 @@ pub(super) fn log_tail(
         },
         poll_interval,
     })
+}
+
+/// The fields a log source reads from each line.
+struct Read<'a> {
+    sla: Option<&'a SlaFrom>,
+    duration: Option<&'a str>,
+    timestamp: Option<&'a str>,
+    labels: &'a [(String, String)],
+}
+
+/// Every field a regex source reads must be a named capture of its regex.
+fn captured(at: &mut Section<'_>, re: &Pattern, read: &Read<'_>) {
+    let mut fields: Vec<(String, &str)> = read
+        .labels
+        .iter()
+        .map(|(k, f)| (format!("labels.{k}"), f.as_str()))
+        .collect();
+    fields.extend(read.duration.map(|f| ("duration_field".to_owned(), f)));
+    fields.extend(read.timestamp.map(|f| ("timestamp_field".to_owned(), f)));
+    if let Some(SlaFrom::Field(f)) = read.sla {
+        fields.push(("sla_field".to_owned(), f));
+    }
+    for (key, field) in fields {
+        if !re.has_group(field) {
+            at.problem(
+                &key,
+                None,
+                format!("the regex has no named capture `{field}`"),
+            );
+        }
+    }
 }

@@ -2,11 +2,18 @@
 
 use std::time::Duration;
 
+use super::super::fields::{Section, one_of, span};
 use super::super::raw::RawProbe;
-use super::super::validate::{Problems, duration, required};
+use super::super::validate::Problems;
 use super::{is_label, known_sla};
 use crate::ingest::probe::{Method, ProbeConfig};
 use crate::sla::Sla;
+
+const METHODS: &[(&str, Method)] = &[
+    ("GET", Method::Get),
+    ("HEAD", Method::Head),
+    ("POST", Method::Post),
+];
 
 pub(super) fn probe(
     p: &mut Problems,
@@ -15,65 +22,56 @@ pub(super) fn probe(
     raw: &RawProbe,
     slas: &[Sla],
 ) -> Option<ProbeConfig> {
-    let before = p.len();
-    let url = required(p, path, "url", raw.url.as_ref(), |s| {
+    let mut at = Section::new(p, path);
+    let url = at.required("url", raw.url.as_ref(), |s| {
         if s.starts_with("http://") || s.starts_with("https://") {
             Ok(s.to_owned())
         } else {
             Err(format!("`{s}` is not an http:// or https:// URL"))
         }
     });
-    let method = p
-        .parse(
-            &format!("{path}.method"),
-            raw.method.as_ref(),
-            |s| match s {
-                "GET" => Ok(Method::Get),
-                "HEAD" => Ok(Method::Head),
-                "POST" => Ok(Method::Post),
-                _ => Err(format!("`{s}` is not a method: use GET, HEAD or POST")),
-            },
-        )
-        .unwrap_or(Method::Get);
-    let sla = required(p, path, "sla", raw.sla.as_ref(), |s| known_sla(slas, s));
+    let method = at.or(
+        "method",
+        raw.method.as_ref(),
+        one_of("method", METHODS),
+        Method::Get,
+    );
+    let sla = at.required("sla", raw.sla.as_ref(), |s| known_sla(slas, s));
+    let interval = at.or(
+        "interval",
+        raw.interval.as_ref(),
+        span(Duration::from_millis(100), Duration::from_secs(86400)),
+        Duration::from_secs(15),
+    );
+    let timeout = at.or(
+        "timeout",
+        raw.timeout.as_ref(),
+        span(Duration::from_millis(10), Duration::from_secs(300)),
+        Duration::from_secs(5).min(interval),
+    );
+    if timeout > interval {
+        let why = "longer than the interval: checks would overlap";
+        at.problem("timeout", raw.timeout.as_ref(), why);
+    }
+    let expect_status = at.each("expect_status", &raw.expect_status, |s| {
+        s.parse::<u16>()
+            .ok()
+            .filter(|c| (100..600).contains(c))
+            .ok_or_else(|| format!("`{s}` is not an HTTP status"))
+    });
     let mut labels = Vec::new();
     for (key, value) in &raw.labels {
-        if !is_label(p, format!("{path}.labels.{key}"), value, sla, key) {
-            continue;
+        if is_label(
+            at.problems(),
+            format!("{path}.labels.{key}"),
+            value,
+            sla,
+            key,
+        ) {
+            labels.push((key.clone(), value.value.trim().to_owned()));
         }
-        labels.push((key.clone(), value.value.trim().to_owned()));
     }
-    let interval = p
-        .parse(&format!("{path}.interval"), raw.interval.as_ref(), |s| {
-            duration(s, Duration::from_millis(100), Duration::from_secs(86400))
-        })
-        .unwrap_or(Duration::from_secs(15));
-    let timeout = p
-        .parse(&format!("{path}.timeout"), raw.timeout.as_ref(), |s| {
-            duration(s, Duration::from_millis(10), Duration::from_secs(300))
-        })
-        .unwrap_or(Duration::from_secs(5).min(interval));
-    if timeout > interval {
-        p.at(
-            format!("{path}.timeout"),
-            raw.timeout.as_ref(),
-            "longer than the interval: checks would overlap",
-        );
-    }
-    let expect_status = raw
-        .expect_status
-        .iter()
-        .enumerate()
-        .filter_map(|(i, t)| {
-            p.parse(&format!("{path}.expect_status[{i}]"), Some(t), |s| {
-                s.parse::<u16>()
-                    .ok()
-                    .filter(|c| (100..600).contains(c))
-                    .ok_or_else(|| format!("`{s}` is not an HTTP status"))
-            })
-        })
-        .collect();
-    if p.len() > before {
+    if !at.clean() {
         return None;
     }
     Some(ProbeConfig {

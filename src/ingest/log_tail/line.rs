@@ -76,19 +76,6 @@ pub enum Unit {
     Humantime,
 }
 
-impl Unit {
-    /// The unit named `s`, `ms`, `us` or `humantime`.
-    pub fn parse(s: &str) -> Option<Unit> {
-        match s {
-            "s" => Some(Unit::Seconds),
-            "ms" => Some(Unit::Millis),
-            "us" => Some(Unit::Micros),
-            "humantime" => Some(Unit::Humantime),
-            _ => None,
-        }
-    }
-}
-
 /// What a line holds and where.
 #[derive(Debug, Clone)]
 pub struct LineSpec {

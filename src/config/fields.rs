@@ -1,0 +1,195 @@
+//! Fields by declaration: a [`Section`] reads each field of one part of the
+//! file with a reader ([`count`], [`span`], [`one_of`], ...) in one line, and
+//! records any problem with the field's YAML path and line. What is left in
+//! the validators is the checks specific to them.
+
+use std::time::Duration;
+
+use super::raw::Text;
+use super::validate::Problems;
+
+/// One part of the config (`slas[2]`, `sources.probes[0]`), its problems
+/// recorded under its path.
+pub(super) struct Section<'p> {
+    p: &'p mut Problems,
+    path: String,
+    before: usize,
+}
+
+impl<'p> Section<'p> {
+    /// The part of the file at `path`.
+    pub(super) fn new(p: &'p mut Problems, path: impl Into<String>) -> Section<'p> {
+        let before = p.len();
+        Section {
+            p,
+            path: path.into(),
+            before,
+        }
+    }
+
+    /// The path of `key` in this section.
+    pub(super) fn path(&self, key: &str) -> String {
+        format!("{}.{key}", self.path)
+    }
+
+    /// Records a problem of `key`.
+    pub(super) fn problem(&mut self, key: &str, text: Option<&Text>, message: impl Into<String>) {
+        let path = self.path(key);
+        self.p.at(path, text, message);
+    }
+
+    /// `key` read by `read` if given; `None` (and a problem) if it does not read.
+    pub(super) fn optional<T>(
+        &mut self,
+        key: &str,
+        text: Option<&Text>,
+        read: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let path = self.path(key);
+        self.p.parse(&path, text, read)
+    }
+
+    /// `key` read by `read`, or `default` when absent or invalid.
+    pub(super) fn or<T>(
+        &mut self,
+        key: &str,
+        text: Option<&Text>,
+        read: impl FnOnce(&str) -> Result<T, String>,
+        default: T,
+    ) -> T {
+        self.optional(key, text, read).unwrap_or(default)
+    }
+
+    /// `key` read by `read`; a problem when absent.
+    pub(super) fn required<T>(
+        &mut self,
+        key: &str,
+        text: Option<&Text>,
+        read: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        if text.is_none() {
+            self.problem(key, None, "required");
+            return None;
+        }
+        self.optional(key, text, read)
+    }
+
+    /// Every item of list `key` read by `read` (problems at `key[i]`).
+    pub(super) fn each<T>(
+        &mut self,
+        key: &str,
+        texts: &[Text],
+        read: impl Fn(&str) -> Result<T, String>,
+    ) -> Vec<T> {
+        texts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| self.optional(&format!("{key}[{i}]"), Some(t), &read))
+            .collect()
+    }
+
+    /// Whether this section recorded no problem.
+    pub(super) fn clean(&self) -> bool {
+        self.p.len() == self.before
+    }
+
+    /// The problems, for checks that need them directly.
+    pub(super) fn problems(&mut self) -> &mut Problems {
+        self.p
+    }
+}
+
+/// A whole number in `min..=max` (`_` separators allowed).
+pub(super) fn count(min: usize, max: usize) -> impl Fn(&str) -> Result<usize, String> {
+    move |s| {
+        let v: usize = s
+            .replace('_', "")
+            .parse()
+            .map_err(|_| format!("`{s}` is not a whole number"))?;
+        if v < min || v > max {
+            return Err(format!("{v} is out of range {min}..={max}"));
+        }
+        Ok(v)
+    }
+}
+
+/// A humantime duration (`300ms`, `4h 30m`) in `min..=max`.
+pub(super) fn span(min: Duration, max: Duration) -> impl Fn(&str) -> Result<Duration, String> {
+    move |s| {
+        let d = humantime::parse_duration(s).map_err(|e| {
+            format!("`{s}` is not a duration ({e}); write e.g. `300ms`, `4h` or `2h 30m`")
+        })?;
+        if d < min {
+            return Err(format!(
+                "`{s}` is too short: the minimum is {}",
+                humantime::format_duration(min)
+            ));
+        }
+        if d > max {
+            return Err(format!(
+                "`{s}` is too long: the maximum is {}",
+                humantime::format_duration(max)
+            ));
+        }
+        Ok(d)
+    }
+}
+
+/// One of `choices` by its name; `what` names the kind in the problem
+/// (`` `x` is not a unit: use s, ms, us or humantime ``).
+pub(super) fn one_of<T: Copy>(
+    what: &'static str,
+    choices: &'static [(&'static str, T)],
+) -> impl Fn(&str) -> Result<T, String> {
+    move |s| {
+        choices
+            .iter()
+            .find(|(name, _)| *name == s)
+            .map(|(_, v)| *v)
+            .ok_or_else(|| {
+                let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
+                let list = match names.split_last() {
+                    Some((last, [])) => (*last).to_owned(),
+                    Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+                    None => String::new(),
+                };
+                format!("`{s}` is not a {what}: use {list}")
+            })
+    }
+}
+
+/// A name of letters, digits, `_` and `-`.
+pub(super) fn identifier(s: &str) -> Result<String, String> {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "`{s}` is not a name: use letters, digits, `_` and `-`"
+        ))
+    }
+}
+
+/// The text as written, trimmed.
+pub(super) fn text(s: &str) -> Result<String, String> {
+    Ok(s.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readers_say_what_to_write() {
+        assert_eq!(count(1, 10)("1_0"), Ok(10));
+        assert_eq!(count(1, 10)("11"), Err("11 is out of range 1..=10".into()));
+        let unit = one_of("unit", &[("s", 1), ("ms", 2), ("us", 3)]);
+        assert_eq!(unit("ms"), Ok(2));
+        assert_eq!(unit("h"), Err("`h` is not a unit: use s, ms or us".into()));
+        let d = span(Duration::from_secs(1), Duration::from_secs(60));
+        assert!(d("500ms").unwrap_err().contains("too short"));
+        assert!(identifier("web-1").is_ok() && identifier("a b").is_err());
+    }
+}
