@@ -18,6 +18,11 @@ fn metrics_pass_promtool_lint() {
     assert_eq!(ex.push(&body.repeat(10)).status, 200);
     let text = ex.metrics().0;
     assert!(text.contains("+Inf"), "failures make some quantile +Inf");
+    check_metrics(&text);
+}
+
+/// Fails unless `promtool check metrics` accepts `text`.
+pub fn check_metrics(text: &str) {
     let mut child = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
