@@ -28,6 +28,32 @@ pub struct SelfMetrics {
     pub storage: StorageMetrics,
 }
 
+/// A write to the state directory, the `operation` label of
+/// `amaze_storage_errors_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// Appending records to the log.
+    Append,
+    /// fdatasync of the log.
+    Sync,
+    /// Writing a snapshot.
+    Snapshot,
+}
+
+impl Operation {
+    /// Every operation.
+    pub const ALL: [Operation; 3] = [Operation::Append, Operation::Sync, Operation::Snapshot];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Append => "append",
+            Operation::Sync => "sync",
+            Operation::Snapshot => "snapshot",
+        }
+    }
+}
+
 /// Health of the state directory, updated by the log writer and snapshotter.
 #[derive(Clone)]
 pub struct StorageMetrics {
@@ -57,8 +83,8 @@ pub struct StorageMetrics {
 impl StorageMetrics {
     fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
         let errors = IntCounterVec::new(opts(names::STORAGE_ERRORS), &["operation"])?;
-        for op in ["append", "sync", "snapshot"] {
-            errors.with_label_values(&[op]);
+        for op in Operation::ALL {
+            errors.with_label_values(&[op.as_str()]);
         }
         let m = StorageMetrics {
             writable: IntGauge::with_opts(opts(names::STORAGE_WRITABLE))?,
@@ -92,9 +118,9 @@ impl StorageMetrics {
         Ok(m)
     }
 
-    /// Counts a failed write; `operation` is append, sync or snapshot.
-    pub fn error(&self, operation: &str) {
-        self.errors.with_label_values(&[operation]).inc();
+    /// Counts a failed write.
+    pub fn error(&self, operation: Operation) {
+        self.errors.with_label_values(&[operation.as_str()]).inc();
     }
 }
 

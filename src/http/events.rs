@@ -16,10 +16,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::{AppState, authorize, body_rejected, caller, framing_of, refused, reject};
+use super::{AppState, body_rejected, caller, framing_of, refused, reject};
 use crate::delivery::Kind;
 use crate::ingest::json::Framing;
-use crate::ingest::{Admitted, Batch, Refused, Source, events};
+use crate::ingest::{Admitted, Batch, Source, events};
 use crate::recorder::OpenView;
 use crate::recorder::open::{EventError, OpenState, Transition};
 use crate::sla::Catalog;
@@ -91,16 +91,11 @@ async fn one(app: AppState, headers: HeaderMap, kind: Kind, body: Body) -> Respo
                 Vec::new(),
             ),
         },
-        Ok(_) => {
-            app.ingest
-                .metrics
-                .rejected(Source::Events, crate::ingest::Reason::Malformed, 1);
-            reject(
-                StatusCode::BAD_REQUEST,
-                "send one event object; use /api/v1/deliveries/events for many".into(),
-                Vec::new(),
-            )
-        }
+        Ok(outcomes) => reject(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{} outcomes for one event", outcomes.len()),
+            Vec::new(),
+        ),
         Err(response) => response,
     }
 }
@@ -130,11 +125,11 @@ async fn submit(
     let admit = |catalog: Arc<Catalog>, now| {
         std::future::ready((|| {
             let caller = caller(&catalog, headers)?;
-            let decoded =
-                events::decode(&catalog, body, framing, kind, now).map_err(Refused::Input)?;
+            let decoded = events::decode(&catalog, body, framing, kind, now, |sla| {
+                caller.may_write(sla)
+            })?;
             let places: Vec<(usize, usize)> = decoded.iter().map(|d| (d.line, d.item)).collect();
             let batch = Batch::Events(decoded.into_iter().map(|d| d.event).collect());
-            authorize(&caller, &catalog, &batch.slas())?;
             Ok((Admitted::all(batch), places))
         })())
     };

@@ -108,12 +108,6 @@ pub fn caller(catalog: &Catalog, headers: &HeaderMap) -> Result<Caller, Denied> 
         .caller(headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()))
 }
 
-/// Checks that `caller` may write every SLA (catalog indices) in `slas`.
-pub fn authorize(caller: &Caller, catalog: &Catalog, slas: &[usize]) -> Result<(), Denied> {
-    slas.iter()
-        .try_for_each(|&sla| caller.may_write(&catalog.slas[sla].name))
-}
-
 /// How a write body is framed, by its `Content-Type`.
 pub fn framing_of(headers: &HeaderMap) -> Framing {
     Framing::from_content_type(

@@ -11,7 +11,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::{AppState, authorize, body_rejected, caller, framing_of, refused};
+use super::{AppState, body_rejected, caller, framing_of, refused};
 use crate::ingest::{Admitted, Batch, Refused, Source, push};
 use crate::sla::Catalog;
 
@@ -48,7 +48,7 @@ pub async fn handle(
             let large = body.len() > BLOCKING_DECODE_BYTES;
             let decode = {
                 let catalog = catalog.clone();
-                move || push::decode(&catalog, &body, framing, now)
+                move || push::decode(&catalog, &body, framing, now, |sla| caller.may_write(sla))
             };
             let decoded = if large {
                 tokio::task::spawn_blocking(decode)
@@ -57,9 +57,7 @@ pub async fn handle(
             } else {
                 decode()
             };
-            let batch = Batch::deliveries(decoded.map_err(Refused::Input)?);
-            authorize(&caller, &catalog, &batch.slas())?;
-            Ok((Admitted::all(batch), ()))
+            Ok((Admitted::all(Batch::deliveries(decoded?)), ()))
         }
     };
     match app.ingest.commit(Source::Http, admit).await {

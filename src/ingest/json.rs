@@ -50,8 +50,10 @@ pub struct ItemError {
     /// 1-based line of the body where the item starts.
     pub line: usize,
     /// 1-based position of the item in the body (the element of an array,
-    /// the non-empty line of NDJSON), which tells apart items on one line.
-    pub item: usize,
+    /// the non-empty line of NDJSON), which tells apart items on one line;
+    /// absent when the body as a whole is at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item: Option<usize>,
     /// Offending field, when one is to blame (`labels.route`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
@@ -63,10 +65,11 @@ pub struct ItemError {
 }
 
 impl ItemError {
-    /// A [`Reason::Malformed`] error.
+    /// A [`Reason::Malformed`] error of item `item` (1-based), or of the
+    /// whole body when `None`.
     pub fn malformed(
         line: usize,
-        item: usize,
+        item: Option<usize>,
         field: Option<String>,
         reason: impl Into<String>,
     ) -> Self {
@@ -134,13 +137,28 @@ pub fn split(
     let framing = match framing {
         Framing::Detect if trimmed.starts_with('[') => Framing::Json,
         Framing::Detect if serde_json::from_str::<&RawValue>(body).is_ok() => Framing::Json,
-        Framing::Detect => Framing::Ndjson,
+        // NDJSON when its first line is a whole item; otherwise one object
+        // spread over lines, whose one error is clearer than one per line.
+        Framing::Detect
+            if trimmed
+                .lines()
+                .next()
+                .is_some_and(|l| serde_json::from_str::<&RawValue>(l).is_ok()) =>
+        {
+            Framing::Ndjson
+        }
+        Framing::Detect => Framing::Json,
         f => f,
     };
     let items = match framing {
         Framing::Json if trimmed.starts_with('[') => {
             let list: Vec<&RawValue> = serde_json::from_str(body).map_err(|e| {
-                ItemError::malformed(e.line(), 1, None, format!("body is not a JSON array: {e}"))
+                ItemError::malformed(
+                    e.line(),
+                    None,
+                    None,
+                    format!("body is not a JSON array: {e}"),
+                )
             })?;
             let mut line = 1;
             let mut scanned = 0;
@@ -158,7 +176,7 @@ pub fn split(
             let raw: &RawValue = serde_json::from_str(body).map_err(|e| {
                 ItemError::malformed(
                     e.line(),
-                    1,
+                    None,
                     None,
                     format!("body is not one JSON object: {e}"),
                 )
@@ -180,7 +198,7 @@ pub fn split(
     if items.is_empty() {
         return Err(ItemError::malformed(
             1,
-            1,
+            None,
             None,
             "no deliveries or events in the body",
         ));
@@ -188,7 +206,7 @@ pub fn split(
     if items.len() > max_items {
         return Err(ItemError {
             line: items[max_items].0,
-            item: max_items + 1,
+            item: Some(max_items + 1),
             field: None,
             reason: format!(
                 "the body holds {} items; limits.max_lines_per_request is {max_items}: split it",
@@ -212,12 +230,15 @@ pub fn refusal_status(errors: &[ItemError]) -> u16 {
     }
 }
 
-/// Decodes item number `item`, starting at `line`, as a `T`; on failure
-/// names the field at fault where serde can tell (`labels.route`).
+/// Decodes item number `item`, starting at body line `line`, as a `T`,
+/// which the client knows as `what` ("a delivery object"); on failure
+/// names the field at fault where serde can tell (`labels.route`) and the
+/// body line, for items spread over several.
 pub fn parse<'a, T: Deserialize<'a>>(
     line: usize,
     item: usize,
     text: &'a str,
+    what: &str,
 ) -> Result<T, ItemError> {
     serde_json::from_str(text).map_err(|first| {
         // Rare path: parse again to learn which field failed.
@@ -226,14 +247,29 @@ pub fn parse<'a, T: Deserialize<'a>>(
             Err(e) => Some(e.path().to_string()).filter(|p| !matches!(p.as_str(), "" | "." | "?")),
             Ok(_) => None,
         };
-        let reason = first.to_string();
-        // serde_json appends "at line L column C" relative to the item; drop it
-        // for one-line items, where the body line is already reported.
-        let reason = match (reason.rfind(" at line "), text.contains('\n')) {
-            (Some(at), false) => reason[..at].to_owned(),
-            _ => reason,
-        };
-        ItemError::malformed(line, item, field, reason)
+        let mut reason = first.to_string();
+        // serde_json says "at line L column C" of the item: drop it for
+        // one-line items, whose line is reported, else give the body line.
+        if let Some(at) = reason.rfind(" at line ") {
+            let place = if text.contains('\n') {
+                format!(
+                    " at line {} column {}",
+                    line + first.line() - 1,
+                    first.column()
+                )
+            } else {
+                String::new()
+            };
+            reason.replace_range(at.., &place);
+        }
+        // Our type names mean nothing to a client.
+        if let Some(start) = reason.find("struct Raw") {
+            let end = reason[start + 7..]
+                .find(|c: char| !c.is_alphanumeric())
+                .map_or(reason.len(), |e| start + 7 + e);
+            reason.replace_range(start..end, what);
+        }
+        ItemError::malformed(line, Some(item), field, reason)
     })
 }
 
@@ -248,7 +284,7 @@ pub fn items<T>(
 ) -> Result<Vec<Result<T, ItemError>>, ItemError> {
     let text = std::str::from_utf8(body).map_err(|e| {
         let line = 1 + memchr::memchr_iter(b'\n', &body[..e.valid_up_to()]).count();
-        ItemError::malformed(line, 1, None, format!("body is not UTF-8: {e}"))
+        ItemError::malformed(line, None, None, format!("body is not UTF-8: {e}"))
     })?;
     let items = split(text, framing, max_items)?;
     Ok(items
@@ -320,7 +356,7 @@ mod tests {
         let body = "{}\n{}\n{}\n";
         assert_eq!(split(body, Framing::Ndjson, 3).map(|i| i.len()), Ok(3));
         let e = split(body, Framing::Ndjson, 2).unwrap_err();
-        assert_eq!((e.line, e.item, e.kind), (3, 3, Reason::TooManyLines));
+        assert_eq!((e.line, e.item, e.kind), (3, Some(3), Reason::TooManyLines));
         assert_eq!(refusal_status(&[e]), 413);
     }
 }

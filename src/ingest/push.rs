@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::Refused;
 use super::json::{self, Framing, ItemError, Labels, number_text, parse};
+use crate::auth::Denied;
 use crate::delivery::{Delivery, Input, Timing, amount};
 use crate::sla::Catalog;
 use crate::window::Millis;
@@ -44,7 +46,7 @@ pub struct RawDelivery<'a> {
 /// How long a pushed delivery took, or why that cannot be read.
 pub fn timing(raw: &RawDelivery<'_>, line: usize, item: usize) -> Result<Timing, ItemError> {
     let bad = |field: &str, reason: String| {
-        ItemError::malformed(line, item, Some(field.to_owned()), reason)
+        ItemError::malformed(line, Some(item), Some(field.to_owned()), reason)
     };
     let timestamp = |field: &str, s: &str| -> Result<jiff::Timestamp, ItemError> {
         s.parse::<jiff::Timestamp>()
@@ -86,7 +88,7 @@ pub fn timing(raw: &RawDelivery<'_>, line: usize, item: usize) -> Result<Timing,
             took: amount("duration_seconds", seconds, Duration::from_secs(1)).map_err(|r| {
                 ItemError {
                     line,
-                    item,
+                    item: Some(item),
                     field: Some(r.field),
                     reason: r.reason,
                     kind: r.kind,
@@ -122,38 +124,45 @@ pub fn labels<'a>(raw: &'a RawDelivery<'a>) -> Vec<(&'a str, &'a str)> {
 }
 
 /// Decodes and admits a whole body against `catalog` at `now`: every
-/// delivery, or every error (line, field, reason) and nothing else.
+/// delivery, or every error (line, item, field, reason) and nothing else.
+/// `may_write` is asked about each item's SLA before anything else is said
+/// of it: a caller refused one SLA learns nothing of the rest, not even
+/// which SLAs exist.
 pub fn decode(
     catalog: &Catalog,
     body: &[u8],
     framing: Framing,
     now: Millis,
-) -> Result<Vec<Delivery>, Vec<ItemError>> {
-    let results = json::items(
-        body,
-        framing,
-        catalog.limits.max_lines_per_request,
-        |line, item, text| {
-            let raw: RawDelivery<'_> = parse(line, item, text)?;
-            let timing = timing(&raw, line, item)?;
-            let labels = labels(&raw);
-            let input = Input {
-                sla: &raw.sla,
-                labels: &labels,
-                timing,
-                id: raw.id.as_deref(),
-            };
-            catalog.admit(&input, now).map_err(|r| ItemError {
-                line,
-                item,
-                field: Some(r.field),
-                reason: r.reason,
-                kind: r.kind,
-            })
-        },
-    )
-    .map_err(|e| vec![e])?;
-    json::all_or_nothing(results)
+    may_write: impl Fn(&str) -> Result<(), Denied>,
+) -> Result<Vec<Delivery>, Refused> {
+    let mut denied = None;
+    let max = catalog.limits.max_lines_per_request;
+    let results = json::items(body, framing, max, |line, item, text| {
+        let raw: RawDelivery<'_> = parse(line, item, text, "a delivery object")?;
+        if let Err(d) = may_write(&raw.sla) {
+            denied.get_or_insert(d);
+        }
+        let timing = timing(&raw, line, item)?;
+        let labels = labels(&raw);
+        let input = Input {
+            sla: &raw.sla,
+            labels: &labels,
+            timing,
+            id: raw.id.as_deref(),
+        };
+        catalog.admit(&input, now).map_err(|r| ItemError {
+            line,
+            item: Some(item),
+            field: Some(r.field),
+            reason: r.reason,
+            kind: r.kind,
+        })
+    })
+    .map_err(|e| Refused::Input(vec![e]))?;
+    if let Some(d) = denied {
+        return Err(Refused::Denied(d));
+    }
+    json::all_or_nothing(results).map_err(Refused::Input)
 }
 
 #[cfg(test)]
@@ -164,22 +173,31 @@ mod tests {
 
     #[test]
     fn field_errors_name_the_field() {
-        let e =
-            parse::<RawDelivery<'_>>(7, 1, r#"{"sla":"a","duration_seconds":"fast"}"#).unwrap_err();
+        let e = parse::<RawDelivery<'_>>(
+            7,
+            1,
+            r#"{"sla":"a","duration_seconds":"fast"}"#,
+            "a delivery object",
+        )
+        .unwrap_err();
         assert_eq!(e.line, 7);
         assert_eq!(e.field.as_deref(), Some("duration_seconds"));
-        let e = parse::<RawDelivery<'_>>(1, 1, r#"{"sla":"a","durration":"1s"}"#).unwrap_err();
+        let e =
+            parse::<RawDelivery<'_>>(1, 1, r#"{"sla":"a","durration":"1s"}"#, "a delivery object")
+                .unwrap_err();
         assert!(
             e.reason.contains("unknown field `durration`"),
             "{}",
             e.reason
         );
-        let e = parse::<RawDelivery<'_>>(1, 1, r#"{"sla":"a","labels":{"k":1}}"#).unwrap_err();
+        let e =
+            parse::<RawDelivery<'_>>(1, 1, r#"{"sla":"a","labels":{"k":1}}"#, "a delivery object")
+                .unwrap_err();
         assert_eq!(e.field.as_deref(), Some("labels.k"));
     }
 
     fn timing(json: &str) -> Result<Timing, ItemError> {
-        let raw: RawDelivery<'_> = parse(1, 1, json)?;
+        let raw: RawDelivery<'_> = parse(1, 1, json, "a delivery object")?;
         super::timing(&raw, 1, 1)
     }
 

@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use super::record;
 use super::wal::Writer;
 use crate::delivery::{Delivery, Event};
-use crate::exposition::StorageMetrics;
+use crate::exposition::{Operation, StorageMetrics};
 use crate::recorder::{Lsn, Mark, Recorded, Recorder};
 use crate::sla::{Catalog, Durability, LiveCatalog};
 use crate::window::Millis;
@@ -400,7 +400,7 @@ impl Committer {
             return Ok(self.writer.lsn());
         }
         let end = self.writer.append(&self.buf).map_err(|e| {
-            self.metrics.error("append");
+            self.metrics.error(Operation::Append);
             self.fault(&e)
         })?;
         self.metrics.written.inc_by(self.buf.len() as u64);
@@ -419,7 +419,7 @@ impl Committer {
     fn sync(&mut self) -> std::io::Result<()> {
         self.writer
             .sync()
-            .inspect_err(|_| self.metrics.error("sync"))?;
+            .inspect_err(|_| self.metrics.error(Operation::Sync))?;
         self.metrics.syncs.inc();
         self.last_sync = Instant::now();
         Ok(())

@@ -25,11 +25,12 @@ use arc_swap::ArcSwap;
 pub use journal::{Batch, CommitError, Journal, Pending};
 pub use record::RECORD_VERSION;
 pub use snapshot::SNAPSHOT_VERSION;
+pub use wal::Cut;
 
 use journal::{Change, Progress};
 
 use crate::clock::Clock;
-use crate::exposition::StorageMetrics;
+use crate::exposition::{Operation, StorageMetrics};
 use crate::recorder::{Lsn, Recorder};
 use crate::sla::LiveCatalog;
 
@@ -83,8 +84,8 @@ pub struct Recovery {
     pub deliveries: u64,
     /// Logged deliveries of SLAs or labels the config no longer has.
     pub dropped: u64,
-    /// Bytes of a torn or corrupt tail cut off, and why.
-    pub cut: Option<(u64, &'static str)>,
+    /// What was cut off a torn or corrupt log tail.
+    pub cut: Option<Cut>,
     /// How long recovery took.
     pub duration: Duration,
 }
@@ -168,7 +169,7 @@ impl Storage {
         recovery.records = end.records;
         recovery.cut = end.cut;
         recovery.duration = started.elapsed();
-        if let Some((bytes, why)) = end.cut {
+        if let Some(Cut { bytes, why }) = end.cut {
             tracing::warn!(bytes, why, "cut the log's tail: it was not a whole record");
         }
         if recovery.dropped > 0 {
@@ -183,7 +184,7 @@ impl Storage {
         metrics.recovery_records.set(to_i64(recovery.records));
         metrics
             .recovery_cut
-            .set(to_i64(recovery.cut.map_or(0, |c| c.0)));
+            .set(to_i64(recovery.cut.map_or(0, |c| c.bytes)));
         metrics.wal_bytes.set(to_i64(wal::disk_bytes(&wal_dir)));
 
         let recorders = Arc::new(ArcSwap::from_pointee(recorder));
@@ -351,7 +352,7 @@ impl Snapshotter {
                     .set(to_i64(wal::disk_bytes(&self.wal_dir)));
             }
             Err(e) => {
-                self.metrics.error("snapshot");
+                self.metrics.error(Operation::Snapshot);
                 tracing::error!(error = %e, "cannot write a snapshot; the log keeps growing until one succeeds");
             }
         }

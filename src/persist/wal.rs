@@ -153,13 +153,22 @@ impl Writer {
     }
 }
 
+/// A torn or corrupt log tail cut off at a start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cut {
+    /// Bytes cut.
+    pub bytes: u64,
+    /// Why they were not a whole record.
+    pub why: &'static str,
+}
+
 /// Where replay stopped and what it had to cut.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct ReplayEnd {
     /// Position after the last whole record; writing goes on here.
     pub lsn: Lsn,
-    /// Bytes cut off a torn or corrupt tail, with the reason.
-    pub cut: Option<(u64, &'static str)>,
+    /// What was cut off a torn or corrupt tail.
+    pub cut: Option<Cut>,
     pub records: u64,
 }
 
@@ -233,7 +242,7 @@ pub fn replay<E>(
             let later: Vec<Lsn> = starts[n + 1..].to_vec();
             let lost: u64 = bytes_cut as u64;
             cut_tail(dir, start, at as u64, &later).map_err(io_err(&path))?;
-            end.cut = Some((lost, why));
+            end.cut = Some(Cut { bytes: lost, why });
             return Ok(end);
         }
     }
@@ -328,7 +337,11 @@ mod tests {
         drop(w);
         let (seen, end) = collect(dir.path(), 0);
         assert_eq!(seen, vec![(first, 1)]);
-        assert_eq!(end.cut, Some((7, "torn record at the end of the log")));
+        let torn = Cut {
+            bytes: 7,
+            why: "torn record at the end of the log",
+        };
+        assert_eq!(end.cut, Some(torn));
         let mut w = Writer::new(dir.path(), end.lsn);
         let second = w.append(&record(3)).unwrap();
         w.sync().unwrap();
@@ -351,7 +364,7 @@ mod tests {
         fs::write(&path, &bytes).unwrap();
         let (seen, end) = collect(dir.path(), 0);
         assert_eq!(seen, vec![(first, 1)]);
-        assert_eq!(end.cut.map(|c| c.1), Some("checksum mismatch"));
+        assert_eq!(end.cut.map(|c| c.why), Some("checksum mismatch"));
         assert_eq!(fs::metadata(&path).unwrap().len(), first);
     }
 

@@ -3,9 +3,11 @@
 //! Run longer locally with `PROPTEST_CASES=100000 cargo test --release
 //! --test integration fuzz` (the closing notes record such runs).
 
+use amaze_exporter::auth::Denied;
 use amaze_exporter::config::Config;
 use amaze_exporter::ingest::json::Framing;
 use amaze_exporter::ingest::push::decode;
+use amaze_exporter::ingest::{Refused, Source};
 use amaze_exporter::sla::Catalog;
 use proptest::prelude::*;
 
@@ -62,12 +64,15 @@ proptest! {
         let shaped = lines.join("\n");
         for body in [&bytes[..], shaped.as_bytes()] {
             for framing in [Framing::Json, Framing::Ndjson, Framing::Detect] {
-                match decode(&catalog, body, framing, NOW) {
+                match decode(&catalog, body, framing, NOW, anyone) {
                     Ok(batch) => prop_assert!(!batch.is_empty()),
-                    Err(errors) => {
+                    Err(Refused::Input(errors)) => {
                         prop_assert!(!errors.is_empty());
                         prop_assert!(errors.iter().all(|e| !e.reason.is_empty()));
+                        let listed = Source::Http.reasons();
+                        prop_assert!(errors.iter().all(|e| listed.contains(&e.kind)), "{:?}", errors);
                     }
+                    Err(other) => prop_assert!(false, "{}", other),
                 }
             }
         }
@@ -78,7 +83,7 @@ proptest! {
     #[test]
     fn durations_are_read_or_refused(text in r"[0-9 .]{0,8}(ns|us|ms|s|m|h|d|w|y|min|sec|hours|days|[a-z]{0,3})?[0-9 a-z]{0,8}") {
         let body = format!(r#"{{"sla":"api","duration":"{text}"}}"#);
-        if let Ok(batch) = decode(&catalog(), body.as_bytes(), Framing::Json, NOW) {
+        if let Ok(batch) = decode(&catalog(), body.as_bytes(), Framing::Json, NOW, anyone) {
             for d in batch {
                 if let amaze_exporter::delivery::Outcome::Delivered { took } = d.outcome {
                     prop_assert!(took <= amaze_exporter::delivery::MAX_DURATION, "{text}: {took:?}");
@@ -129,11 +134,20 @@ fn found_by_fuzzing_a_duration_too_large_for_a_duration_type_is_refused() {
         ("1.8e308", "`1.8e308` is not a duration"),
     ] {
         let body = format!(r#"{{"sla":"api","duration_seconds":{seconds}}}"#);
-        let errors = decode(&catalog(), body.as_bytes(), Framing::Json, NOW).unwrap_err();
+        let Err(Refused::Input(errors)) =
+            decode(&catalog(), body.as_bytes(), Framing::Json, NOW, anyone)
+        else {
+            panic!("{seconds} accepted");
+        };
         assert!(
             errors[0].reason.contains(says),
             "{seconds}: {}",
             errors[0].reason
         );
     }
+}
+
+/// Every caller may write every SLA.
+fn anyone(_: &str) -> Result<(), Denied> {
+    Ok(())
 }

@@ -198,8 +198,14 @@ proptest! {
         .catalog();
         for body in [&bytes[..], shaped.as_bytes()] {
             for framing in [Framing::Json, Framing::Ndjson, Framing::Detect] {
-                if let Err(errors) = decode(&catalog, body, framing, None, 1_795_428_000_000) {
-                    prop_assert!(!errors.is_empty());
+                match decode(&catalog, body, framing, None, 1_795_428_000_000, |_| Ok(())) {
+                    Err(amaze_exporter::ingest::Refused::Input(errors)) => {
+                        prop_assert!(!errors.is_empty());
+                        let listed = amaze_exporter::source::Source::Events.reasons();
+                        prop_assert!(errors.iter().all(|e| listed.contains(&e.kind)), "{:?}", errors);
+                    }
+                    Err(other) => prop_assert!(false, "{}", other),
+                    Ok(_) => {}
                 }
             }
         }
