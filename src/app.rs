@@ -206,7 +206,7 @@ pub async fn start_sources(
         log_tail: log_tails,
         probes,
     } = sources;
-    let metrics = &ingest.metrics;
+    let metrics = ingest.metrics();
     metrics.register_source(Source::Http);
     metrics.register_source(Source::Events);
     metrics.register_source(Source::Reload);

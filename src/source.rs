@@ -140,6 +140,12 @@ const REQUEST: [Reason; 4] = [
 ];
 
 impl Source {
+    /// Whether deliveries or events come in this way (all but the reload
+    /// endpoint, whose refused callers alone are counted).
+    pub fn delivers(self) -> bool {
+        self != Source::Reload
+    }
+
     /// Every reason this source can refuse with, for the counters `/metrics`
     /// shows at 0 from the start.
     pub fn reasons(self) -> Vec<Reason> {

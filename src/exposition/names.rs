@@ -68,8 +68,8 @@ names! {
     OPEN_OVERDUE = "amaze_open_overdue_total", Counter, "Open deliveries that went past their promise before finishing.";
     IDS_FORGOTTEN = "amaze_ids_forgotten_total", Counter, "Delivery ids forgotten early because limits.max_tracked_ids was reached.";
     // The exporter itself.
-    INGEST_ACCEPTED = "amaze_ingest_accepted_total", Counter, "Deliveries accepted, by source.";
-    INGEST_REJECTED = "amaze_ingest_rejected_total", Counter, "Deliveries rejected, by source and reason.";
+    INGEST_ACCEPTED = "amaze_ingest_accepted_total", Counter, "Deliveries recorded, by source (open deliveries when they finish).";
+    INGEST_REJECTED = "amaze_ingest_rejected_total", Counter, "Deliveries, events, lines and requests refused, by source and reason.";
     INGEST_DUPLICATES = "amaze_ingest_duplicates_total", Counter, "Deliveries acknowledged but not counted again because their (sla, id) was already recorded.";
     STATSD_PACKETS = "amaze_statsd_packets_total", Counter, "UDP packets received by the StatsD source.";
     REPORT_DURATION = "amaze_report_duration_seconds", Gauge, "Time the previous scrape spent computing figures.";

@@ -200,8 +200,10 @@ impl SelfMetrics {
     /// Pre-creates the series of `source`, every reason it can give
     /// included, so they read 0 before the first event.
     pub fn register_source(&self, source: Source) {
-        self.accepted.with_label_values(&[source.as_str()]);
-        self.duplicates.with_label_values(&[source.as_str()]);
+        if source.delivers() {
+            self.accepted.with_label_values(&[source.as_str()]);
+            self.duplicates.with_label_values(&[source.as_str()]);
+        }
         for reason in source.reasons() {
             self.rejected
                 .with_label_values(&[source.as_str(), reason.as_str()]);

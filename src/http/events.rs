@@ -186,7 +186,7 @@ pub async fn list(
         }
     }
     let now = app.ingest.now();
-    let recorder = app.ingest.journal().recorder();
+    let recorder = app.ingest.recorder();
     if let Some(name) = &sla
         && recorder.catalog().index(name).is_none()
     {

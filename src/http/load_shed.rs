@@ -13,8 +13,7 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use tokio::sync::Semaphore;
 
-use crate::exposition::SelfMetrics;
-use crate::source::{Reason, Source};
+use crate::ingest::{Reason, Source, SourceContext};
 
 /// Permits count KiB: a semaphore holds at most `u32::MAX` per acquire.
 const UNIT: usize = 1024;
@@ -25,17 +24,18 @@ pub struct Shedder {
     budget: Arc<Semaphore>,
     /// Charged for a body of unknown length (chunked).
     max_body_bytes: usize,
-    metrics: SelfMetrics,
+    /// Where a shed write is counted.
+    ingest: SourceContext,
 }
 
 impl Shedder {
     /// A budget of `max_inflight_bytes`; a body of unknown length is
     /// charged `max_body_bytes`.
-    pub fn new(max_inflight_bytes: usize, max_body_bytes: usize, metrics: SelfMetrics) -> Shedder {
+    pub fn new(max_inflight_bytes: usize, max_body_bytes: usize, ingest: SourceContext) -> Shedder {
         Shedder {
             budget: Arc::new(Semaphore::new(max_inflight_bytes.div_ceil(UNIT))),
             max_body_bytes,
-            metrics,
+            ingest,
         }
     }
 }
@@ -56,7 +56,7 @@ pub async fn shed(
         .min(s.max_body_bytes);
     let units = u32::try_from(declared.div_ceil(UNIT).max(1)).unwrap_or(u32::MAX);
     let Ok(_permit) = s.budget.clone().try_acquire_many_owned(units) else {
-        s.metrics.rejected(source, Reason::Overloaded, 1);
+        s.ingest.refuse(source, Reason::Overloaded, 1);
         // Read the body to its end, keeping none of it, so the client gets
         // the answer instead of a reset while it is still sending.
         let mut body = request.into_body();

@@ -49,7 +49,7 @@ pub fn router(state: AppState, telemetry_path: &str) -> Router {
     let shedder = Shedder::new(
         limits.max_inflight_bytes,
         limits.max_body_bytes,
-        state.ingest.metrics.clone(),
+        state.ingest.clone(),
     );
     // Writes: bodies bounded one by one and together, refusals counted
     // under the route's own source.
@@ -190,6 +190,6 @@ pub fn body_rejected(ingest: &SourceContext, source: Source, e: &BytesRejection)
     } else {
         e.body_text()
     };
-    ingest.metrics.rejected(source, Reason::Malformed, 1);
+    ingest.refuse(source, Reason::Malformed, 1);
     reject(status, reason, Vec::new())
 }

@@ -14,7 +14,7 @@ use crate::reload::ReloadError;
 /// `/`: every SLA at a glance, for people.
 pub async fn landing(State(app): State<AppState>, telemetry_path: String) -> Response {
     let now = app.ingest.now();
-    let recorder = app.ingest.journal().recorder();
+    let recorder = app.ingest.recorder();
     let page = tokio::task::spawn_blocking(move || {
         exposition::landing::render(&recorder, &telemetry_path, now)
     })
@@ -28,7 +28,7 @@ pub async fn landing(State(app): State<AppState>, telemetry_path: String) -> Res
 /// `/api/v1/slas`: every SLA's promise, figures and open deliveries as JSON.
 pub async fn slas(State(app): State<AppState>) -> Response {
     let now = app.ingest.now();
-    let recorder = app.ingest.journal().recorder();
+    let recorder = app.ingest.recorder();
     match tokio::task::spawn_blocking(move || exposition::summary::slas(&recorder, now)).await {
         Ok(slas) => axum::Json(serde_json::json!({ "slas": slas })).into_response(),
         Err(e) => failed("SLA summary", &e),
@@ -38,8 +38,8 @@ pub async fn slas(State(app): State<AppState>) -> Response {
 /// `/metrics` in the Prometheus text format.
 pub async fn metrics(State(app): State<AppState>) -> Response {
     let now = app.ingest.now();
-    let recorder = app.ingest.journal().recorder();
-    let metrics = app.ingest.metrics.clone();
+    let recorder = app.ingest.recorder();
+    let metrics = app.ingest.metrics().clone();
     let rendered =
         tokio::task::spawn_blocking(move || exposition::render(&recorder, &metrics, now)).await;
     match rendered {
@@ -58,7 +58,7 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
 pub async fn reload(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let catalog = app.ingest.catalog();
     if let Err(d) = caller(&catalog, &headers).and_then(|c| c.may_reload()) {
-        app.ingest.metrics.rejected(Source::Reload, d.reason(), 1);
+        app.ingest.refuse(Source::Reload, d.reason(), 1);
         return denied(&d);
     }
     match app.reloader.reload().await {

@@ -37,7 +37,7 @@ use crate::clock::Clock;
 use crate::delivery::{Input, Timing};
 use crate::exposition::SelfMetrics;
 use crate::persist::{CommitError, Journal, Pending};
-use crate::recorder::{Mark, Recorded};
+use crate::recorder::{Mark, Recorded, Recorder};
 use crate::sla::{Catalog, LiveCatalog};
 use crate::window::Millis;
 
@@ -109,8 +109,7 @@ pub enum Refused {
 pub struct SourceContext {
     journal: Journal,
     catalog: LiveCatalog,
-    /// Where every outcome is counted.
-    pub metrics: SelfMetrics,
+    metrics: SelfMetrics,
     clock: Arc<dyn Clock>,
     /// Resolves when the exporter stops.
     pub shutdown: Shutdown,
@@ -172,9 +171,23 @@ impl SourceContext {
         self.clock.now()
     }
 
-    /// The journal, for reading its recorder.
-    pub fn journal(&self) -> &Journal {
-        &self.journal
+    /// The recorder in force, to read figures, open items and marks from.
+    /// Writes go through [`SourceContext::commit`].
+    pub fn recorder(&self) -> Arc<Recorder> {
+        self.journal.recorder()
+    }
+
+    /// The exporter's own metrics, for a source's own counters (packets
+    /// received, files followed); outcomes of input are counted by
+    /// [`SourceContext::commit`] and [`SourceContext::refuse`].
+    pub fn metrics(&self) -> &SelfMetrics {
+        &self.metrics
+    }
+
+    /// Counts `n` items of `source` refused before admission: lines that do
+    /// not parse, requests refused before their body is read.
+    pub fn refuse(&self, source: Source, reason: Reason, n: u64) {
+        self.metrics.rejected(source, reason, n);
     }
 
     /// The one way in. `admit` reads the input against the catalog in force

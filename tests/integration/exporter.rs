@@ -205,7 +205,7 @@ sources:
     let ex = Exporter::start(&config);
     let m = ex.metrics();
     for source in Source::ALL {
-        if *source != Source::Reload {
+        if source.delivers() {
             let accepted = m.value(
                 "amaze_ingest_accepted_total",
                 &[("source", source.as_str())],

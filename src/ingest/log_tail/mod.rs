@@ -323,7 +323,7 @@ fn mark_source(name: &str) -> String {
 pub async fn run(config: LogTailConfig, ctx: SourceContext) {
     let poll_interval = config.poll_interval;
     tracing::info!(name = %config.name, paths = ?config.paths, "log tail following");
-    let mark = ctx.journal().recorder().mark(&mark_source(&config.name));
+    let mark = ctx.recorder().mark(&mark_source(&config.name));
     let mut follower = Follower::new(config, mark.as_deref());
     let mut shutdown = ctx.shutdown.clone();
     let mut inflight: Option<(Recording, Vec<(FileId, u64)>)> = None;
@@ -346,7 +346,7 @@ pub async fn run(config: LogTailConfig, ctx: SourceContext) {
             continue;
         }
         for e in &polled.refused {
-            ctx.metrics.rejected(Source::LogTail, e.reason(), 1);
+            ctx.refuse(Source::LogTail, e.reason(), 1);
         }
         if polled.readings.is_empty() && polled.refused.is_empty() {
             // Nothing to record (blank lines at most): no need to move the mark.

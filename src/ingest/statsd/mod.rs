@@ -173,14 +173,14 @@ pub async fn run(socket: UdpSocket, config: StatsdConfig, ctx: SourceContext) {
 }
 
 fn take(config: &StatsdConfig, ctx: &SourceContext, packet: &[u8], out: &mut Vec<Reading>) {
-    ctx.metrics.statsd_packets.inc();
+    ctx.metrics().statsd_packets.inc();
     for line in parser::lines(packet) {
         let result = line
             .map_err(parser::ParseError::reason)
             .and_then(|l| readings(&config.mappings, &l));
         match result {
             Ok(r) => out.extend(r),
-            Err(reason) => ctx.metrics.rejected(Source::Statsd, reason, 1),
+            Err(reason) => ctx.refuse(Source::Statsd, reason, 1),
         }
     }
 }
