@@ -6,19 +6,28 @@
 //!
 //! # Adding a source
 //!
-//! 1. Add a variant to [`Source`] (its `source` label) and list the reasons
-//!    it can give in [`Source::reasons`]; every refusal is a [`Reason`].
-//! 2. Write the module here: a pure parser from input to [`Reading`]s (or
-//!    [`Batch`]es), its config type beside it, and an `async fn run(config,
+//! 1. `src/source.rs`: a [`Source`] variant (its `source` label), and the
+//!    reasons it can give in [`Source::reasons`] (the match is exhaustive:
+//!    leaving it out does not compile). Every refusal is a [`Reason`].
+//! 2. `src/ingest/<name>.rs` (and `pub mod` here): its config type, a pure
+//!    parser from input to [`Reading`]s, and an `async fn run(config,
 //!    SourceContext)` that reads until [`SourceContext::shutdown`] and hands
 //!    what it read to [`SourceContext::deliver`] (readings) or
-//!    [`SourceContext::commit`] (anything else). Never touch the recorder or
-//!    the journal directly.
-//! 3. Parse its config in `config::sources` into [`crate::config::Sources`]
-//!    and start it in `app::start_sources`, the one registration line; the
-//!    `sources_are_registered` test fails for a source that is configured
-//!    but never started.
-//! 4. Test it against the real client software it stands in for.
+//!    [`SourceContext::commit`] (anything else), counting lines it cannot
+//!    read with [`SourceContext::refuse`]. It never writes the recorder or
+//!    the journal itself.
+//! 3. `src/config/raw.rs` (its YAML shape, a field of `RawSources`),
+//!    `src/config/sources/<name>.rs` (its validator, declared with
+//!    `config::fields`) and a field of [`crate::config::Sources`] filled in
+//!    `config/sources/mod.rs`.
+//! 4. `src/app.rs`, `start_sources`: `Sources` is destructured whole, so a
+//!    new field that is not started does not compile; register its counters
+//!    and spawn `run` there.
+//! 5. `tests/integration/exporter.rs`: configure it in
+//!    `every_source_is_started_and_counted_from_the_start` and feed it one
+//!    delivery; the test fails for a [`Source`] that is missing there, or
+//!    configured but never started.
+//! 6. Test it against the real client software it stands in for.
 
 pub mod events;
 pub mod json;
@@ -327,5 +336,66 @@ fn admit_readings(
     Admitted {
         batch: Batch::Deliveries { deliveries, mark },
         dropped,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recorder::open::EventError;
+
+    fn listed(source: Source, given: &[Reason]) {
+        let reasons = source.reasons();
+        for r in given {
+            assert!(
+                reasons.contains(r),
+                "{source} can give {r}, which it does not list"
+            );
+        }
+    }
+
+    /// Every reason a decoder, admission, the journal or auth can return is
+    /// in the list of each source that can meet it, so `/metrics` shows it
+    /// from the start.
+    #[test]
+    fn every_reason_a_source_can_give_is_listed() {
+        let admission = [
+            Reason::UnknownSla,
+            Reason::Invalid,
+            Reason::TooOld,
+            Reason::InFuture,
+        ];
+        let storage = [Reason::StorageUnavailable, Reason::Overloaded];
+        let request = [Reason::Malformed, Reason::TooManyLines];
+        let denied = [
+            crate::auth::Denied::Missing.reason(),
+            crate::auth::Denied::NotAdmin(String::new()).reason(),
+        ];
+        for source in Source::ALL.iter().filter(|s| s.delivers()) {
+            listed(*source, &admission);
+            listed(*source, &storage);
+        }
+        for source in [Source::Http, Source::Events] {
+            listed(source, &request);
+            listed(source, &denied);
+        }
+        listed(Source::Reload, &denied);
+        let events = [
+            EventError::Unknown(String::new()),
+            EventError::Conflict(String::new()),
+            EventError::Full(String::new()),
+        ];
+        listed(Source::Events, &events.map(|e| e.reason()));
+        let lines: Vec<Reason> = log_tail::line::LineError::ALL
+            .iter()
+            .map(|e| e.reason())
+            .collect();
+        listed(Source::LogTail, &lines);
+        let statsd: Vec<Reason> = statsd::parser::ParseError::ALL
+            .iter()
+            .map(|e| e.reason())
+            .collect();
+        listed(Source::Statsd, &statsd);
+        listed(Source::Statsd, &[Reason::NotATimer, Reason::Unmapped]);
     }
 }

@@ -169,13 +169,31 @@ fn landing_page_lists_every_sla_with_its_margin_and_status() {
     assert!((margin - 80.3).abs() < 0.7, "{margin}");
 }
 
-/// Every configured source is started and its counters exist from the
-/// start: `/metrics` shows every reason each source can give, at 0, before
-/// anything arrives (the registration check of `ingest`'s "adding a source").
+/// Every source is started when configured, and counted from the start:
+/// `/metrics` shows every reason each source can give, at 0, before anything
+/// arrives, and one delivery through each (pushed, an event, a StatsD
+/// timer, a log line, a probe) is counted under it. A source added to
+/// `Source` but not configured and fed here, or configured but never
+/// started, fails this test.
 #[test]
-fn every_source_and_reason_is_counted_from_the_start() {
+fn every_source_is_started_and_counted_from_the_start() {
+    use std::io::{Read, Write};
+
     use amaze_exporter::source::Source;
     let logs = tempfile::tempdir().unwrap();
+    std::fs::write(logs.path().join("a.log"), "120\n").unwrap();
+    // A page for the probe to check.
+    let page = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let page_addr = page.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in page.incoming().flatten().take(8) {
+            let mut stream = stream;
+            let mut buf = [0u8; 1024];
+            let _ = stream.read(&mut buf);
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+        }
+    });
     let config = format!(
         r#"version: 1
 slas:
@@ -191,12 +209,14 @@ sources:
   log_tail:
     - name: web
       paths: ["{}/*.log"]
+      start_at: beginning
       regex: '^(?P<ms>\d+)$'
       sla: api
       duration_field: ms
       duration_unit: ms
+      poll_interval: 50ms
   probes:
-    - url: http://127.0.0.1:1/
+    - url: http://{page_addr}/
       sla: api
       interval: 1h
 "#,
@@ -205,17 +225,53 @@ sources:
     let ex = Exporter::start(&config);
     let m = ex.metrics();
     for source in Source::ALL {
-        if source.delivers() {
-            let accepted = m.value(
-                "amaze_ingest_accepted_total",
-                &[("source", source.as_str())],
-            );
-            assert!(accepted.is_some(), "{source} is not registered");
-        }
         for reason in source.reasons() {
             let labels = [("source", source.as_str()), ("reason", reason.as_str())];
             let value = m.value("amaze_ingest_rejected_total", &labels);
             assert!(value.is_some(), "{source}/{reason} is not pre-created");
         }
+    }
+    // One delivery through each source.
+    assert_eq!(
+        ex.push("{\"sla\":\"api\",\"duration\":\"10ms\"}\n").status,
+        200
+    );
+    for kind in ["start", "finish"] {
+        let r = ex.post(
+            &format!("/api/v1/deliveries/{kind}"),
+            "application/json",
+            br#"{"sla":"api","id":"T-1"}"#,
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let udp = ex
+        .log()
+        .split("udp=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .map(str::to_owned)
+        .expect("statsd logs its address");
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        socket.send_to(b"api.latency:12|ms", &udp).unwrap();
+        let m = ex.metrics();
+        let missing: Vec<&str> = Source::ALL
+            .iter()
+            .filter(|s| s.delivers())
+            .filter(|s| {
+                m.value("amaze_ingest_accepted_total", &[("source", s.as_str())])
+                    .is_none_or(|n| n < 1.0)
+            })
+            .map(|s| s.as_str())
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing counted under {missing:?}: configured but not started?"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
