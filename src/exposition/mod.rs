@@ -19,16 +19,6 @@ use crate::window::Millis;
 /// Content type of the text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Renders the SLA families alone (settings, figures, counters) as of
-/// `now`: what the golden `/metrics` test pins, without the process and
-/// build metrics that differ between runs.
-pub fn render_slas(recorder: &Recorder, now: Millis) -> Result<String, prometheus::Error> {
-    let reports = recorder.report(now);
-    let mut families = collector::Families::default();
-    collector::collect(recorder.catalog(), &reports, &mut families);
-    encode(&families.into_vec())
-}
-
 fn encode(families: &[prometheus::proto::MetricFamily]) -> Result<String, prometheus::Error> {
     let mut buf = Vec::with_capacity(64 * 1024);
     TextEncoder::new().encode(families, &mut buf)?;
