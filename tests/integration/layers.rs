@@ -332,7 +332,10 @@ fn the_checker_sees_every_way_up() {
         .is_empty()
     );
     assert_eq!(
-        up(&["ingest", "statsd"], "use super::Reading; use self::parser::Line;"),
+        up(
+            &["ingest", "statsd"],
+            "use super::Reading; use self::parser::Line;"
+        ),
         ["ingest"]
     );
 }
