@@ -117,6 +117,8 @@ labels! {
         BadDuration = "bad_duration",
         /// A log line whose timestamp field is not a timestamp.
         BadTimestamp = "bad_timestamp",
+        /// A log line longer than the source's `max_line_bytes`.
+        LineTooLong = "line_too_long",
     }
 }
 
@@ -179,6 +181,7 @@ impl Source {
                     Reason::MissingField,
                     Reason::BadDuration,
                     Reason::BadTimestamp,
+                    Reason::LineTooLong,
                 ]);
             }
             Source::Probe => out.extend(ADMISSION.iter().chain(&STORAGE)),

@@ -97,6 +97,12 @@ pub struct RawLogTail {
     #[serde(default)]
     pub labels: BTreeMap<String, Text>,
     pub poll_interval: Option<Text>,
+    pub rotate_wait: Option<Text>,
+    pub max_line_bytes: Option<Text>,
+    pub include: Option<Text>,
+    pub exclude: Option<Text>,
+    pub failed_field: Option<Text>,
+    pub failed_match: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

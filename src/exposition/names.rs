@@ -72,6 +72,12 @@ names! {
     INGEST_REJECTED = "amaze_ingest_rejected_total", Counter, "Deliveries, events, lines and requests refused, by source and reason.";
     INGEST_DUPLICATES = "amaze_ingest_duplicates_total", Counter, "Deliveries acknowledged but not counted again because their (sla, id) was already recorded.";
     STATSD_PACKETS = "amaze_statsd_packets_total", Counter, "UDP packets received by the StatsD source.";
+    LOG_TAIL_FILES = "amaze_log_tail_files", Gauge, "Files a log source follows, rotated ones not yet let go included.";
+    LOG_TAIL_READ = "amaze_log_tail_read_bytes_total", Counter, "Bytes a log source has read.";
+    LOG_TAIL_BEHIND = "amaze_log_tail_behind_bytes", Gauge, "Bytes written to a log source's files and not read yet.";
+    LOG_TAIL_SKIPPED = "amaze_log_tail_skipped_lines_total", Counter, "Lines a log source left out by its include and exclude filters.";
+    LOG_TAIL_ROTATIONS = "amaze_log_tail_rotations_total", Counter, "Files a log source saw rotated away (renamed off its paths).";
+    LOG_TAIL_TRUNCATIONS = "amaze_log_tail_truncations_total", Counter, "Files a log source found truncated in place and read again from the start.";
     REPORT_DURATION = "amaze_report_duration_seconds", Gauge, "Time the previous scrape spent computing figures.";
     WINDOW_MEMORY = "amaze_window_memory_bytes", Gauge, "Heap bytes held by window sketches.";
     BUILD_INFO = "amaze_build_info", Gauge, "Build of the running exporter; always 1.";

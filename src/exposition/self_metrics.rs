@@ -1,7 +1,7 @@
 //! The exporter's own health: ingest outcomes, scrape cost, memory, build.
 
 use prometheus::core::Collector;
-use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use super::names::{self, Name};
 use crate::source::{Reason, Source};
@@ -24,6 +24,8 @@ pub struct SelfMetrics {
     pub reload_time: Gauge,
     /// StatsD packets received.
     pub statsd_packets: IntCounter,
+    /// What log sources read.
+    pub log_tail: LogTailMetrics,
     /// Health of the state directory.
     pub storage: StorageMetrics,
 }
@@ -51,6 +53,60 @@ impl Operation {
             Operation::Sync => "sync",
             Operation::Snapshot => "snapshot",
         }
+    }
+}
+
+/// What each log source reads and notices, by its `name`.
+#[derive(Clone)]
+pub struct LogTailMetrics {
+    /// Files followed.
+    pub files: IntGaugeVec,
+    /// Bytes read.
+    pub read: IntCounterVec,
+    /// Bytes not read yet.
+    pub behind: IntGaugeVec,
+    /// Lines left out by filters.
+    pub skipped: IntCounterVec,
+    /// Files rotated away.
+    pub rotations: IntCounterVec,
+    /// Files truncated in place.
+    pub truncations: IntCounterVec,
+}
+
+impl LogTailMetrics {
+    fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let gauge = |n| IntGaugeVec::new(opts(n), &["name"]);
+        let counter = |n| IntCounterVec::new(opts(n), &["name"]);
+        let m = LogTailMetrics {
+            files: gauge(names::LOG_TAIL_FILES)?,
+            read: counter(names::LOG_TAIL_READ)?,
+            behind: gauge(names::LOG_TAIL_BEHIND)?,
+            skipped: counter(names::LOG_TAIL_SKIPPED)?,
+            rotations: counter(names::LOG_TAIL_ROTATIONS)?,
+            truncations: counter(names::LOG_TAIL_TRUNCATIONS)?,
+        };
+        let all: [Box<dyn Collector>; 6] = [
+            Box::new(m.files.clone()),
+            Box::new(m.read.clone()),
+            Box::new(m.behind.clone()),
+            Box::new(m.skipped.clone()),
+            Box::new(m.rotations.clone()),
+            Box::new(m.truncations.clone()),
+        ];
+        for c in all {
+            registry.register(c)?;
+        }
+        Ok(m)
+    }
+
+    /// Shows log source `name`'s series at 0 from the start.
+    pub fn register(&self, name: &str) {
+        self.files.with_label_values(&[name]);
+        self.read.with_label_values(&[name]);
+        self.behind.with_label_values(&[name]);
+        self.skipped.with_label_values(&[name]);
+        self.rotations.with_label_values(&[name]);
+        self.truncations.with_label_values(&[name]);
     }
 }
 
@@ -151,6 +207,7 @@ impl SelfMetrics {
         registry.register(Box::new(reload_ok.clone()))?;
         registry.register(Box::new(reload_time.clone()))?;
         let storage = StorageMetrics::new(&registry)?;
+        let log_tail = LogTailMetrics::new(&registry)?;
         let statsd_packets = IntCounter::with_opts(opts(names::STATSD_PACKETS))?;
         registry.register(Box::new(statsd_packets.clone()))?;
         registry.register(Box::new(accepted.clone()))?;
@@ -172,6 +229,7 @@ impl SelfMetrics {
             reload_ok,
             reload_time,
             statsd_packets,
+            log_tail,
             storage,
         })
     }

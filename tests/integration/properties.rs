@@ -164,7 +164,7 @@ proptest! {
     /// reads the same line the same way after any other.
     #[test]
     fn log_line_reader_takes_any_bytes(line in proptest::collection::vec(any::<u8>(), 0..200)) {
-        use amaze_exporter::ingest::log_tail::line::{Format, LineSpec, Pattern, SlaFrom, Unit};
+        use amaze_exporter::ingest::log_tail::line::{FailedWhen, Format, LineSpec, Pattern, SlaFrom, Unit};
         for format in [Format::Json, Format::Regex(Pattern::new(r"^(?P<d>\S+) (?P<t>\S+)").unwrap())] {
             let spec = LineSpec {
                 format,
@@ -173,6 +173,9 @@ proptest! {
                 unit: Unit::Humantime,
                 timestamp_field: Some("t".into()),
                 labels: vec![("l".into(), "t".into())],
+                include: Some(Pattern::new(r"\S").unwrap()),
+                exclude: Some(Pattern::new("^#").unwrap()),
+                failed: Some(FailedWhen { field: "t".into(), pattern: Pattern::new("^5").unwrap() }),
             };
             let mut reader = spec.reader();
             let first = reader.read(&line);

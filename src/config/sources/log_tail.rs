@@ -3,11 +3,11 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use super::super::fields::{Section, identifier, one_of, span, text};
+use super::super::fields::{Section, count, identifier, one_of, span, text};
 use super::super::raw::RawLogTail;
 use super::super::validate::Problems;
 use super::{is_label, known_sla};
-use crate::ingest::log_tail::line::{Format, LineSpec, Pattern, SlaFrom, Unit};
+use crate::ingest::log_tail::line::{FailedWhen, Format, LineSpec, Pattern, SlaFrom, Unit};
 use crate::ingest::log_tail::{LogTailConfig, StartAt};
 use crate::sla::Sla;
 
@@ -53,9 +53,7 @@ pub(super) fn log_tail(
         one_of("start", START_AT),
         StartAt::End,
     );
-    let regex = at.optional("regex", raw.regex.as_ref(), |s| {
-        Pattern::new(s).map_err(|e| format!("not a regular expression: {e}"))
-    });
+    let regex = at.optional("regex", raw.regex.as_ref(), pattern);
     let format = match raw.format.as_ref().map(|t| t.value.trim()) {
         None | Some("regex") if raw.regex.is_some() => regex.map(Format::Regex),
         None | Some("json") => Some(Format::Json),
@@ -103,6 +101,42 @@ pub(super) fn log_tail(
         span(Duration::from_millis(10), Duration::from_secs(60)),
         Duration::from_millis(250),
     );
+    let rotate_wait = at.or(
+        "rotate_wait",
+        raw.rotate_wait.as_ref(),
+        span(Duration::ZERO, Duration::from_secs(3600)),
+        Duration::from_secs(5),
+    );
+    let max_line_bytes = at.or(
+        "max_line_bytes",
+        raw.max_line_bytes.as_ref(),
+        count(256, 64 << 20),
+        1 << 20,
+    );
+    let include = at.optional("include", raw.include.as_ref(), pattern);
+    let exclude = at.optional("exclude", raw.exclude.as_ref(), pattern);
+    let failed = match (&raw.failed_field, &raw.failed_match) {
+        (None, None) => None,
+        (Some(field), Some(m)) => at
+            .optional("failed_match", Some(m), pattern)
+            .map(|pattern| FailedWhen {
+                field: field.value.trim().to_owned(),
+                pattern,
+            }),
+        (Some(_), None) => {
+            let why = "required with failed_field: a regex the field's value matches when the delivery failed, such as `^5`";
+            at.problem("failed_match", None, why);
+            None
+        }
+        (None, Some(t)) => {
+            at.problem(
+                "failed_field",
+                Some(t),
+                "required with failed_match: the field to look at",
+            );
+            None
+        }
+    };
     let fixed = match &sla {
         Some(SlaFrom::Fixed(name)) => slas.iter().find(|s| *s.name == **name),
         _ => None,
@@ -125,6 +159,7 @@ pub(super) fn log_tail(
             duration: duration_field.as_deref(),
             timestamp: timestamp_field.as_deref(),
             labels: &labels,
+            failed: failed.as_ref().map(|f| f.field.as_str()),
         };
         captured(&mut at, re, &read);
     }
@@ -142,8 +177,13 @@ pub(super) fn log_tail(
             unit,
             timestamp_field,
             labels,
+            include,
+            exclude,
+            failed,
         },
         poll_interval,
+        rotate_wait,
+        max_line_bytes,
     })
 }
 
@@ -153,6 +193,7 @@ struct Read<'a> {
     duration: Option<&'a str>,
     timestamp: Option<&'a str>,
     labels: &'a [(String, String)],
+    failed: Option<&'a str>,
 }
 
 /// Every field a regex source reads must be a named capture of its regex.
@@ -167,6 +208,9 @@ fn captured(at: &mut Section<'_>, re: &Pattern, read: &Read<'_>) {
     if let Some(SlaFrom::Field(f)) = read.sla {
         fields.push(("sla_field".to_owned(), f));
     }
+    if let Some(f) = read.failed {
+        fields.push(("failed_field".to_owned(), f));
+    }
     for (key, field) in fields {
         if !re.has_group(field) {
             at.problem(
@@ -176,4 +220,9 @@ fn captured(at: &mut Section<'_>, re: &Pattern, read: &Read<'_>) {
             );
         }
     }
+}
+
+/// A regular expression.
+fn pattern(s: &str) -> Result<Pattern, String> {
+    Pattern::new(s).map_err(|e| format!("not a regular expression: {e}"))
 }

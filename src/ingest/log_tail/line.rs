@@ -91,6 +91,27 @@ pub struct LineSpec {
     pub timestamp_field: Option<String>,
     /// (label, field).
     pub labels: Vec<(String, String)>,
+    /// Only lines this matches are read (all when `None`).
+    pub include: Option<Pattern>,
+    /// Lines this matches are left out (health checks, say).
+    pub exclude: Option<Pattern>,
+    /// A line whose field matches this is a failed delivery (status 5xx).
+    pub failed: Option<FailedWhen>,
+}
+
+/// When a line is a failed delivery: its `field` matches `pattern`.
+#[derive(Debug, Clone)]
+pub struct FailedWhen {
+    /// The field (capture or JSON key) to look at.
+    pub field: String,
+    /// What makes it failed, such as `^5\d\d$`.
+    pub pattern: Pattern,
+}
+
+impl PartialEq for FailedWhen {
+    fn eq(&self, other: &Self) -> bool {
+        self.field == other.field && self.pattern.as_str() == other.pattern.as_str()
+    }
 }
 
 /// Why a log line is not a delivery.
@@ -108,6 +129,8 @@ pub enum LineError {
     BadDuration,
     /// The timestamp field is not a timestamp.
     BadTimestamp,
+    /// Longer than the source's `max_line_bytes`.
+    TooLong,
 }
 
 impl LineError {
@@ -120,17 +143,19 @@ impl LineError {
             LineError::MissingField => Reason::MissingField,
             LineError::BadDuration => Reason::BadDuration,
             LineError::BadTimestamp => Reason::BadTimestamp,
+            LineError::TooLong => Reason::LineTooLong,
         }
     }
 
     /// Every line error.
-    pub const ALL: [LineError; 6] = [
+    pub const ALL: [LineError; 7] = [
         LineError::NoMatch,
         LineError::NotJson,
         LineError::NotUtf8,
         LineError::MissingField,
         LineError::BadDuration,
         LineError::BadTimestamp,
+        LineError::TooLong,
     ];
 }
 
@@ -143,6 +168,7 @@ struct Fields<K> {
     duration: K,
     timestamp: Option<K>,
     labels: Vec<(String, K)>,
+    failed: Option<K>,
 }
 
 impl LineSpec {
@@ -176,6 +202,7 @@ impl LineSpec {
                 .iter()
                 .map(|(l, f)| (l.clone(), at(f)))
                 .collect(),
+            failed: self.failed.as_ref().map(|f| at(&f.field)),
         }
     }
 }
@@ -202,8 +229,27 @@ struct RegexPlan {
 }
 
 impl LineReader {
-    /// Reads one line (without its newline), which may be any bytes.
-    pub fn read(&mut self, line: &[u8]) -> Result<Reading, LineError> {
+    /// Reads one line (without its newline), which may be any bytes: a
+    /// reading, `None` for a line the filters leave out, or why not.
+    pub fn read(&mut self, line: &[u8]) -> Result<Option<Reading>, LineError> {
+        let input = regex_automata::Input::new(line);
+        if self
+            .spec
+            .include
+            .as_ref()
+            .is_some_and(|p| !p.re.is_match(input.clone()))
+            || self
+                .spec
+                .exclude
+                .as_ref()
+                .is_some_and(|p| p.re.is_match(input))
+        {
+            return Ok(None);
+        }
+        self.read_fields(line).map(Some)
+    }
+
+    fn read_fields(&mut self, line: &[u8]) -> Result<Reading, LineError> {
         match &mut self.plan {
             Plan::Regex(plan) => {
                 let RegexPlan {
@@ -253,28 +299,44 @@ fn build<'a, K>(
     field: impl Fn(&K) -> FieldText<'a>,
 ) -> Result<Reading, LineError> {
     let required = |k: &K| field(k).ok_or(LineError::MissingField)?;
+    let failed = match (&spec.failed, &fields.failed) {
+        (Some(when), Some(k)) => match field(k).transpose()? {
+            Some(v) => when.pattern.re.is_match(v.as_bytes()),
+            None => false,
+        },
+        _ => false,
+    };
     let sla = match (&spec.sla, &fields.sla) {
         (SlaFrom::Fixed(s), _) => s.clone(),
         (SlaFrom::Field(_), Some(k)) => required(k)?.as_ref().into(),
         (SlaFrom::Field(_), None) => return Err(LineError::MissingField),
     };
-    let text = required(&fields.duration)?;
-    let took = match spec.unit {
-        Unit::Humantime => {
-            humantime::parse_duration(text.trim()).map_err(|_| LineError::BadDuration)?
-        }
-        unit => {
-            let unit = match unit {
-                Unit::Seconds => Duration::from_secs(1),
-                Unit::Millis => Duration::from_millis(1),
-                _ => Duration::from_micros(1),
-            };
-            parse_amount(&text, unit).ok_or(LineError::BadDuration)?
-        }
+    let took = if failed {
+        None
+    } else {
+        let text = required(&fields.duration)?;
+        Some(match spec.unit {
+            Unit::Humantime => {
+                humantime::parse_duration(text.trim()).map_err(|_| LineError::BadDuration)?
+            }
+            unit => {
+                let unit = match unit {
+                    Unit::Seconds => Duration::from_secs(1),
+                    Unit::Millis => Duration::from_millis(1),
+                    _ => Duration::from_micros(1),
+                };
+                parse_amount(&text, unit).ok_or(LineError::BadDuration)?
+            }
+        })
     };
     let at = match &fields.timestamp {
         None => None,
         Some(k) => Some(timestamp(&required(k)?)?),
+    };
+    // Admission checks the range (absurd) like every source's.
+    let timing = match took {
+        Some(took) => Timing::Took { took, at },
+        None => Timing::Failed { at },
     };
     let mut labels = Vec::with_capacity(fields.labels.len());
     for (label, k) in &fields.labels {
@@ -284,8 +346,7 @@ fn build<'a, K>(
     Ok(Reading {
         sla,
         labels,
-        // Admission checks the range (negative, absurd) like every source's.
-        timing: Timing::Took { took, at },
+        timing,
         id: None,
     })
 }
@@ -308,7 +369,9 @@ mod tests {
     use super::*;
 
     fn read(spec: &LineSpec, line: &str) -> Result<Reading, LineError> {
-        spec.reader().read(line.as_bytes())
+        spec.reader()
+            .read(line.as_bytes())
+            .map(|r| r.expect("not filtered"))
     }
 
     fn regex_spec() -> LineSpec {
@@ -322,6 +385,9 @@ mod tests {
             unit: Unit::Millis,
             timestamp_field: Some("ts".into()),
             labels: vec![("route".into(), "route".into())],
+            include: None,
+            exclude: None,
+            failed: None,
         }
     }
 
@@ -348,6 +414,9 @@ mod tests {
             unit: Unit::Humantime,
             timestamp_field: Some("at".into()),
             labels: vec![("code".into(), "status".into())],
+            include: None,
+            exclude: None,
+            failed: None,
         };
         let r = read(
             &spec,
@@ -375,8 +444,8 @@ mod tests {
         assert_eq!(
             reader
                 .read(b"2026-11-23T10:00:00Z /a 200 5ms")
-                .map(|r| r.labels),
-            Ok(vec![("route".into(), "/a".into())]),
+                .map(|r| r.map(|r| r.labels)),
+            Ok(Some(vec![("route".into(), "/a".into())])),
             "a reader goes on after a bad line"
         );
         assert_eq!(read(&spec, "garbage").unwrap_err(), LineError::NoMatch);
@@ -398,5 +467,40 @@ mod tests {
             read(&json, r#"{"ms":"fast","ts":"2026-11-23T10:00:00Z"}"#).unwrap_err(),
             LineError::BadDuration
         );
+    }
+
+    /// Health checks left out, 5xx lines failed whatever their duration.
+    #[test]
+    fn filters_and_failed_lines() {
+        let spec = LineSpec {
+            exclude: Some(Pattern::new(r" /healthz ").unwrap()),
+            include: Some(Pattern::new(r"^\S+ /").unwrap()),
+            failed: Some(FailedWhen {
+                field: "status".into(),
+                pattern: Pattern::new("^5").unwrap(),
+            }),
+            ..regex_spec()
+        };
+        let mut reader = spec.reader();
+        assert_eq!(
+            reader.read(b"2026-11-23T10:00:00Z /healthz 200 1ms"),
+            Ok(None)
+        );
+        assert_eq!(reader.read(b"# a comment"), Ok(None), "include");
+        let failed = reader
+            .read(b"2026-11-23T10:00:00Z /a 503 5ms")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            failed.timing,
+            Timing::Failed {
+                at: Some(1_795_428_000_000)
+            }
+        );
+        let ok = reader
+            .read(b"2026-11-23T10:00:00Z /a 200 5ms")
+            .unwrap()
+            .unwrap();
+        assert!(matches!(ok.timing, Timing::Took { .. }));
     }
 }
