@@ -198,3 +198,157 @@ fn start_at_end_skips_what_was_there_before_the_first_start() {
     append(&logs.log(), 7, "/new");
     wait_counted(&ex, 7.0);
 }
+
+/// Every route counted, by label: nothing recorded under a corrupt label.
+fn routes(ex: &Exporter) -> Vec<(String, f64)> {
+    let text = ex.metrics().0;
+    let mut out: Vec<(String, f64)> = text
+        .lines()
+        .filter(|l| l.starts_with("amaze_deliveries_total{") && l.contains("result=\"within\""))
+        .filter_map(|l| {
+            let route = l.split("route=\"").nth(1)?.split('"').next()?.to_owned();
+            let n = l.rsplit_once(' ')?.1.parse().ok()?;
+            Some((route, n))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// Issue 14, input 1: the writer keeps appending to the renamed file for
+/// 1.5 s before it reopens (logrotate `create` with a late reopen); with 20ms
+/// polls that is many polls, and the renamed file must be read to its end.
+#[test]
+fn a_writer_that_reopens_late_loses_nothing() {
+    let logs = Logs::new();
+    let home = Home::new(&config(logs.dir.path(), "beginning"));
+    let ex = home.start(&[]);
+    let log = logs.log();
+    let mut writer = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .unwrap();
+    for i in 0..100 {
+        writeln!(writer, "/before {}ms", i).unwrap();
+    }
+    wait_counted(&ex, 100.0);
+    std::fs::rename(&log, logs.dir.path().join("app.log.1")).unwrap();
+    for burst in 0..15 {
+        for i in 0..10 {
+            writeln!(writer, "/late {}ms", burst * 10 + i).unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    drop(writer);
+    append(&log, 50, "/after");
+    wait_counted(&ex, 300.0);
+    assert_eq!(
+        routes(&ex),
+        [
+            ("/after".into(), 50.0),
+            ("/before".into(), 100.0),
+            ("/late".into(), 150.0)
+        ]
+    );
+}
+
+/// Issue 14, input 2: lines appended, then the file renamed off the glob
+/// and a new one created, all while the exporter was stopped.
+#[test]
+fn a_file_rotated_while_stopped_is_found_and_finished() {
+    let logs = Logs::new();
+    let home = Home::new(&config(logs.dir.path(), "beginning"));
+    let log = logs.log();
+    let ex = home.start(&[]);
+    append(&log, 5, "/a");
+    wait_counted(&ex, 5.0);
+    assert_eq!(ex.stop(), Some(0));
+    append(&log, 3, "/b");
+    std::fs::rename(&log, logs.dir.path().join("app.log.1")).unwrap();
+    append(&log, 2, "/c");
+    let ex = home.start(&[]);
+    wait_counted(&ex, 10.0);
+    assert_eq!(
+        routes(&ex),
+        [("/a".into(), 5.0), ("/b".into(), 3.0), ("/c".into(), 2.0)]
+    );
+}
+
+/// Issue 14, input 3: truncated and regrown past the read position before
+/// the next poll, then the same while stopped: every new line once, never
+/// from the middle of one.
+#[test]
+fn a_file_truncated_and_regrown_is_read_from_its_start() {
+    let logs = Logs::new();
+    let slow =
+        config(logs.dir.path(), "beginning").replace("poll_interval: 20ms", "poll_interval: 1s");
+    let home = Home::new(&slow);
+    let log = logs.log();
+    std::fs::write(&log, "/t0 10ms\n").unwrap();
+    let ex = home.start(&[]);
+    wait_for("the first line", || counted(&ex) == 1.0);
+    // Truncate and regrow within one poll interval.
+    let mut lines = String::new();
+    for i in 0..30 {
+        lines.push_str(&format!("/t1 {}ms\n", 100 + i));
+    }
+    std::fs::write(&log, &lines).unwrap();
+    wait_counted(&ex, 31.0);
+    assert_eq!(routes(&ex), [("/t0".into(), 1.0), ("/t1".into(), 30.0)]);
+    assert_eq!(ex.stop(), Some(0));
+    let mut lines = String::new();
+    for i in 0..60 {
+        lines.push_str(&format!("/t2 {}ms\n", 100 + i));
+    }
+    std::fs::write(&log, &lines).unwrap();
+    let ex = home.start(&[]);
+    wait_counted(&ex, 91.0);
+    assert_eq!(
+        routes(&ex),
+        [
+            ("/t0".into(), 1.0),
+            ("/t1".into(), 30.0),
+            ("/t2".into(), 60.0)
+        ]
+    );
+}
+
+/// Issue 14, input 4: a line far past `max_line_bytes` with no newline yet
+/// is skipped to its end and counted once; memory stays bounded and the
+/// next line is read.
+#[test]
+fn an_endless_line_is_skipped_in_bounded_memory() {
+    let logs = Logs::new();
+    let home = Home::new(&config(logs.dir.path(), "beginning"));
+    let ex = home.start(&[]);
+    let log = logs.log();
+    append(&log, 1, "/first");
+    wait_counted(&ex, 1.0);
+    let mut f = OpenOptions::new().append(true).open(&log).unwrap();
+    let chunk = vec![b'x'; 1 << 20];
+    for _ in 0..64 {
+        f.write_all(&chunk).unwrap();
+    }
+    f.flush().unwrap();
+    let too_long = |ex: &Exporter| {
+        ex.metrics().value(
+            "amaze_ingest_rejected_total",
+            &[("source", "log"), ("reason", "line_too_long")],
+        )
+    };
+    wait_for("the long line refused", || too_long(&ex) == Some(1.0));
+    let rss = ex
+        .metrics()
+        .value("process_resident_memory_bytes", &[])
+        .unwrap();
+    assert!(rss < 120e6, "64 MiB without a newline held {rss} bytes");
+    f.write_all(b"\n/next 5ms\n").unwrap();
+    drop(f);
+    wait_counted(&ex, 2.0);
+    assert_eq!(too_long(&ex), Some(1.0), "counted once");
+    let behind = ex
+        .metrics()
+        .value("amaze_log_tail_behind_bytes", &[("name", "access")]);
+    assert_eq!(behind, Some(0.0));
+}
