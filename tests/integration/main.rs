@@ -16,6 +16,7 @@ mod golden;
 mod layers;
 mod limits;
 mod log_tail;
+mod nginx;
 mod open_clock;
 mod probe;
 mod promtool;
