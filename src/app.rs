@@ -212,17 +212,20 @@ pub async fn start_sources(
     metrics.register_source(Source::Reload);
     let mut running = Vec::new();
     if let Some(config) = statsd_config {
-        let socket = statsd::bind(&config)
+        let listeners = statsd::bind(&config)
             .await
             .map_err(|source| AppError::Listen {
                 addr: config.listen,
                 source,
             })?;
         metrics.register_source(Source::Statsd);
-        running.push(tokio::spawn(statsd::run(socket, config, ingest.clone())));
+        running.push(tokio::spawn(statsd::run(listeners, config, ingest.clone())));
     }
     if !log_tails.is_empty() {
         metrics.register_source(Source::LogTail);
+    }
+    for config in &log_tails {
+        metrics.log_tail.register(&config.name);
     }
     for config in log_tails {
         running.push(tokio::spawn(log_tail::run(config, ingest.clone())));

@@ -106,6 +106,11 @@ impl Decimal {
         })
     }
 
+    /// The digits without the point: `0.9999` is 9999 (units of 10^-4).
+    pub fn units(self) -> u64 {
+        self.units
+    }
+
     /// Digits after the point, in lowest terms (`0.9999` has 4, `5` none).
     pub fn scale(self) -> u8 {
         self.scale

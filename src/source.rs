@@ -101,10 +101,12 @@ labels! {
         BadValue = "bad_value",
         /// A StatsD sample rate outside (0, 1].
         BadSampleRate = "bad_sample_rate",
-        /// A DogStatsD tag list with an empty tag.
-        BadTags = "bad_tags",
         /// A StatsD line of a type that carries no delivery time.
         NotATimer = "not_a_timer",
+        /// A DogStatsD service check: not a metric.
+        ServiceCheck = "service_check",
+        /// A DogStatsD event: not a metric.
+        Event = "event",
         /// A StatsD timer that no mapping matches.
         Unmapped = "unmapped",
         /// A log line the source's regex does not match.
@@ -167,7 +169,8 @@ impl Source {
                     Reason::EmptyName,
                     Reason::BadValue,
                     Reason::BadSampleRate,
-                    Reason::BadTags,
+                    Reason::ServiceCheck,
+                    Reason::Event,
                     Reason::NotATimer,
                     Reason::Unmapped,
                 ]);

@@ -109,6 +109,8 @@ pub struct RawLogTail {
 #[serde(deny_unknown_fields)]
 pub struct RawStatsd {
     pub listen: Option<Text>,
+    pub tcp_listen: Option<Text>,
+    pub unix_listen: Option<Text>,
     #[serde(default)]
     pub mappings: Vec<RawMapping>,
 }
@@ -118,6 +120,7 @@ pub struct RawStatsd {
 pub struct RawMapping {
     pub metric: Option<Text>,
     pub sla: Option<Text>,
+    pub duration_unit: Option<Text>,
     #[serde(default)]
     pub labels: BTreeMap<String, Text>,
 }

@@ -71,7 +71,7 @@ names! {
     INGEST_ACCEPTED = "amaze_ingest_accepted_total", Counter, "Deliveries recorded, by source (open deliveries when they finish).";
     INGEST_REJECTED = "amaze_ingest_rejected_total", Counter, "Deliveries, events, lines and requests refused, by source and reason.";
     INGEST_DUPLICATES = "amaze_ingest_duplicates_total", Counter, "Deliveries acknowledged but not counted again because their (sla, id) was already recorded.";
-    STATSD_PACKETS = "amaze_statsd_packets_total", Counter, "UDP packets received by the StatsD source.";
+    STATSD_PACKETS = "amaze_statsd_packets_total", Counter, "Datagrams (UDP, Unix) and TCP reads received by the StatsD source.";
     LOG_TAIL_FILES = "amaze_log_tail_files", Gauge, "Files a log source follows, rotated ones not yet let go included.";
     LOG_TAIL_READ = "amaze_log_tail_read_bytes_total", Counter, "Bytes a log source has read.";
     LOG_TAIL_BEHIND = "amaze_log_tail_behind_bytes", Gauge, "Bytes written to a log source's files and not read yet.";

@@ -27,5 +27,6 @@ mod security;
 mod server;
 mod service_desk;
 mod statsd;
+mod statsd_clients;
 mod thresholds;
 mod web_config;

@@ -1,12 +1,23 @@
 //! `sources.statsd`: the UDP listener and metric-name mappings.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::super::fields::{Section, one_of};
 use super::super::raw::{RawMapping, RawStatsd};
-use super::super::validate::{Problems, required};
+use super::super::validate::Problems;
 use super::{is_label, known_sla};
 use crate::ingest::statsd::{LabelValue, Mapping, Segment, StatsdConfig};
 use crate::sla::Sla;
 
 const DEFAULT_STATSD_LISTEN: &str = "127.0.0.1:8125";
+
+const UNITS: &[(&str, Duration)] = &[
+    ("ms", Duration::from_millis(1)),
+    ("s", Duration::from_secs(1)),
+    ("us", Duration::from_micros(1)),
+];
 
 pub(super) fn statsd(
     p: &mut Problems,
@@ -14,51 +25,76 @@ pub(super) fn statsd(
     raw: &RawStatsd,
     slas: &[Sla],
 ) -> Option<StatsdConfig> {
-    let listen = match &raw.listen {
-        None => DEFAULT_STATSD_LISTEN.parse().ok(),
-        Some(t) => p.parse(&format!("{path}.listen"), Some(t), |s| {
-            s.parse()
-                .map_err(|e| format!("`{s}` is not a listen address such as 127.0.0.1:8125 ({e})"))
-        }),
-    };
+    let mut at = Section::new(p, path);
+    let listen = at
+        .optional("listen", raw.listen.as_ref(), address)
+        .or_else(|| {
+            raw.listen
+                .is_none()
+                .then(|| DEFAULT_STATSD_LISTEN.parse().ok())
+                .flatten()
+        });
+    let tcp_listen = at.optional("tcp_listen", raw.tcp_listen.as_ref(), address);
+    let unix_listen = at.optional("unix_listen", raw.unix_listen.as_ref(), |s| {
+        if s.starts_with('/') {
+            Ok(PathBuf::from(s))
+        } else {
+            Err(format!("`{s}` is not an absolute path for a Unix socket"))
+        }
+    });
     if raw.mappings.is_empty() {
-        p.at(
-            format!("{path}.mappings"),
-            None,
-            "at least one mapping from metric names to an SLA is required",
-        );
+        let why = "at least one mapping from metric names to an SLA is required";
+        at.problem("mappings", None, why);
     }
     let mappings: Vec<Option<Mapping>> = raw
         .mappings
         .iter()
         .enumerate()
-        .map(|(i, m)| mapping(p, &format!("{path}.mappings[{i}]"), m, slas))
+        .map(|(i, m)| mapping(at.problems(), &format!("{path}.mappings[{i}]"), m, slas))
         .collect();
     Some(StatsdConfig {
         listen: listen?,
+        tcp_listen,
+        unix_listen,
         mappings: mappings.into_iter().collect::<Option<Vec<_>>>()?,
     })
 }
 
+/// A socket address such as `127.0.0.1:8125`.
+fn address(s: &str) -> Result<SocketAddr, String> {
+    s.parse()
+        .map_err(|e| format!("`{s}` is not a listen address such as 127.0.0.1:8125 ({e})"))
+}
+
 fn mapping(p: &mut Problems, path: &str, raw: &RawMapping, slas: &[Sla]) -> Option<Mapping> {
-    let pattern = required(p, path, "metric", raw.metric.as_ref(), Mapping::pattern);
-    let sla = required(p, path, "sla", raw.sla.as_ref(), |s| known_sla(slas, s));
+    let mut at = Section::new(p, path);
+    let pattern = at.required("metric", raw.metric.as_ref(), Mapping::pattern);
+    let sla = at.required("sla", raw.sla.as_ref(), |s| known_sla(slas, s));
+    let unit = at.or(
+        "duration_unit",
+        raw.duration_unit.as_ref(),
+        one_of("unit", UNITS),
+        Duration::from_millis(1),
+    );
     let captures = pattern.as_ref().map_or(usize::MAX, |p| {
         p.iter().filter(|s| **s == Segment::Any).count()
     });
     let mut labels = Vec::new();
     for (key, value) in &raw.labels {
-        let at = format!("{path}.labels.{key}");
-        if !is_label(p, &at, value, sla, key) {
+        let path = format!("{path}.labels.{key}");
+        if !is_label(at.problems(), &path, value, sla, key) {
             continue;
         }
-        let parsed = p.parse(&at, Some(value), |v| label_value(v, captures));
+        let parsed = at.optional(&format!("labels.{key}"), Some(value), |v| {
+            label_value(v, captures)
+        });
         labels.extend(parsed.map(|v| (key.clone(), v)));
     }
     Some(Mapping {
         pattern: pattern?,
         sla: sla?.name.as_str().into(),
         labels,
+        unit,
     })
 }
 

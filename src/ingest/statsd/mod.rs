@@ -1,31 +1,37 @@
-//! StatsD over UDP: timer lines mapped to SLAs and labels by config.
+//! StatsD: timer lines mapped to SLAs and labels by config, received over
+//! UDP, TCP and a Unix datagram socket ([`receive`]).
 //!
 //! A packet may hold many lines; each is parsed, mapped and admitted on its
 //! own, so a bad line is counted by reason and never stops the socket. A
-//! sampled timer (`@0.1`) stands for 1/rate events and is recorded that many
-//! times (rounded, at most 1,000).
+//! sampled timer (`@0.1`) stands for 1/rate events: the fractions are
+//! carried per series, so ten lines at `@0.4` count 25 and ten at `@0.3`
+//! count 33 with a third carried to the next (rates below 0.001 count as
+//! 0.001, at most 1,000 deliveries a value).
 
 pub mod parser;
+pub mod receive;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use tokio::net::UdpSocket;
-
-use super::{Reading, Reason, Source, SourceContext};
+use super::{Reading, Reason};
+use crate::decimal::Decimal;
 use crate::delivery::{Timing, parse_amount};
 use parser::{Kind, Line};
 
-/// Largest UDP payload.
-const PACKET_BYTES: usize = 65_535;
-/// Readings gathered from waiting packets before they are committed together.
-const BATCH: usize = 4096;
+pub use receive::{Listeners, bind, run};
 
 /// `sources.statsd`: where to listen and how timers map to SLAs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatsdConfig {
     /// The UDP address to receive on.
     pub listen: SocketAddr,
+    /// A TCP address to receive newline-ended lines on, if any.
+    pub tcp_listen: Option<SocketAddr>,
+    /// A Unix datagram socket to receive on, if any (DogStatsD's UDS).
+    pub unix_listen: Option<PathBuf>,
     /// Tried in order; the first that matches a timer's name wins.
     pub mappings: Vec<Mapping>,
 }
@@ -39,6 +45,9 @@ pub struct Mapping {
     pub sla: std::sync::Arc<str>,
     /// Label names and where each value comes from.
     pub labels: Vec<(String, LabelValue)>,
+    /// What one unit of a timer's value is: a millisecond unless the client
+    /// sends seconds (the `datadog` client's `timed`) or microseconds.
+    pub unit: Duration,
 }
 
 /// One dot-separated part of a metric name pattern.
@@ -92,102 +101,123 @@ impl Mapping {
     }
 }
 
-/// The readings one parsed line yields, or why it yields none.
-pub fn readings(mappings: &[Mapping], line: &Line<'_>) -> Result<Vec<Reading>, Reason> {
-    if line.kind != Kind::Timer {
-        return Err(Reason::NotATimer);
+/// The least sample rate counted as sent; lower ones count as this.
+const MIN_RATE: Decimal = Decimal::new(1, 3);
+
+/// Maps lines to readings, carrying the fractions sample rates leave per
+/// series so totals are exact. One per receiving thread.
+#[derive(Debug, Default)]
+pub struct Mapper {
+    /// Unrecorded fractions of events per (mapping, label values).
+    carries: HashMap<(usize, Vec<String>), Fraction>,
+}
+
+/// A non-negative fraction `num / den`, in lowest terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fraction {
+    num: u128,
+    den: u128,
+}
+
+impl Default for Fraction {
+    fn default() -> Self {
+        Fraction { num: 0, den: 1 }
     }
-    let (mapping, captures) = mappings
-        .iter()
-        .find_map(|m| m.matches(line.name).map(|c| (m, c)))
-        .ok_or(Reason::Unmapped)?;
-    let labels: Vec<(String, String)> = mapping
-        .labels
-        .iter()
-        .map(|(key, value)| {
-            let v = match value {
-                LabelValue::Literal(l) => l.as_str(),
-                LabelValue::Capture(n) => captures.get(n - 1).copied().unwrap_or(""),
-                LabelValue::Tag(t) => line.tag(t).unwrap_or(""),
+}
+
+impl Fraction {
+    /// Adds the events one value sampled at `rate` stands for (1 / rate)
+    /// and takes the whole ones out.
+    fn take(&mut self, rate: Decimal) -> u64 {
+        let (units, scale) = (
+            u128::from(rate.units()),
+            10u128.pow(u32::from(rate.scale())),
+        );
+        // num/den + scale/units
+        let num = self.num * units + scale * self.den;
+        let den = self.den * units;
+        let g = gcd(num, den);
+        let (num, den) = (num / g, den / g);
+        let whole = num / den;
+        *self = Fraction {
+            num: num - whole * den,
+            den,
+        };
+        u64::try_from(whole).unwrap_or(u64::MAX)
+    }
+}
+
+fn gcd(mut a: u128, mut b: u128) -> u128 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a.max(1)
+}
+
+impl Mapper {
+    /// The readings one parsed line yields (each value as many times as it
+    /// stands for), or why it yields none.
+    pub fn readings(
+        &mut self,
+        mappings: &[Mapping],
+        line: &Line<'_>,
+    ) -> Result<Vec<Reading>, Reason> {
+        if line.samples.iter().all(|s| s.kind != Kind::Timer) {
+            return Err(Reason::NotATimer);
+        }
+        let (index, mapping, captures) = mappings
+            .iter()
+            .enumerate()
+            .find_map(|(i, m)| m.matches(line.name).map(|c| (i, m, c)))
+            .ok_or(Reason::Unmapped)?;
+        let values: Vec<String> = mapping
+            .labels
+            .iter()
+            .map(|(_, value)| {
+                match value {
+                    LabelValue::Literal(l) => l.as_str(),
+                    LabelValue::Capture(n) => captures.get(n - 1).copied().unwrap_or(""),
+                    LabelValue::Tag(t) => line.tag(t).unwrap_or(""),
+                }
+                .to_owned()
+            })
+            .collect();
+        let labels: Vec<(String, String)> = mapping
+            .labels
+            .iter()
+            .map(|(k, _)| k.clone())
+            .zip(values.iter().cloned())
+            .collect();
+        let mut out = Vec::new();
+        for sample in line.samples.iter().filter(|s| s.kind == Kind::Timer) {
+            let copies = if sample.rate == Decimal::ONE {
+                1
+            } else {
+                let rate = sample.rate.max(MIN_RATE);
+                let carry = self.carries.entry((index, values.clone())).or_default();
+                carry.take(rate).min(1000)
             };
-            (key.clone(), v.to_owned())
-        })
-        .collect();
-    let copies = (1.0 / line.sample_rate).round().clamp(1.0, 1000.0) as usize;
-    let mut out = Vec::with_capacity(line.values.len() * copies);
-    for value in &line.values {
-        let reading = Reading {
-            sla: mapping.sla.clone(),
-            labels: labels.clone(),
-            timing: Timing::Took {
-                // The parser checked the value; past Duration's range it
-                // saturates and admission refuses it as too long.
-                took: parse_amount(value, Duration::from_millis(1)).unwrap_or(Duration::MAX),
-                at: None,
-            },
-            id: None,
-        };
-        out.extend(std::iter::repeat_n(reading, copies));
-    }
-    Ok(out)
-}
-
-/// Binds the configured address; a failure here stops the exporter's start.
-pub async fn bind(config: &StatsdConfig) -> std::io::Result<UdpSocket> {
-    let socket = UdpSocket::bind(config.listen).await?;
-    tracing::info!(udp = %socket.local_addr()?, "statsd listening");
-    Ok(socket)
-}
-
-/// Receives until shutdown; nothing a packet holds stops the loop.
-pub async fn run(socket: UdpSocket, config: StatsdConfig, ctx: SourceContext) {
-    let mut buf = vec![0u8; PACKET_BYTES];
-    let mut shutdown = ctx.shutdown.clone();
-    let mut pending = Vec::new();
-    loop {
-        let received = tokio::select! {
-            () = shutdown.wait() => break,
-            r = socket.recv_from(&mut buf) => r,
-        };
-        match received {
-            Ok((n, _)) => take(&config, &ctx, &buf[..n], &mut pending),
-            Err(e) => {
-                tracing::warn!(error = %e, "statsd receive failed");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
+            let reading = Reading {
+                sla: mapping.sla.clone(),
+                labels: labels.clone(),
+                timing: Timing::Took {
+                    // The parser checked the value; past Duration's range it
+                    // saturates and admission refuses it as too long.
+                    took: parse_amount(sample.value, mapping.unit).unwrap_or(Duration::MAX),
+                    at: None,
+                },
+                id: None,
+            };
+            out.extend(std::iter::repeat_n(reading, copies as usize));
         }
-        // Drain what is already waiting, then commit it as one batch.
-        while pending.len() < BATCH {
-            match socket.try_recv_from(&mut buf) {
-                Ok((n, _)) => take(&config, &ctx, &buf[..n], &mut pending),
-                Err(_) => break,
-            }
-        }
-        if let Err(e) = ctx.deliver(Source::Statsd, &pending, None).await {
-            tracing::warn!(error = %e, dropped = pending.len(), "statsd deliveries not recorded");
-        }
-        pending.clear();
-    }
-    tracing::info!("statsd stopped");
-}
-
-fn take(config: &StatsdConfig, ctx: &SourceContext, packet: &[u8], out: &mut Vec<Reading>) {
-    ctx.metrics().statsd_packets.inc();
-    for line in parser::lines(packet) {
-        let result = line
-            .map_err(parser::ParseError::reason)
-            .and_then(|l| readings(&config.mappings, &l));
-        match result {
-            Ok(r) => out.extend(r),
-            Err(reason) => ctx.refuse(Source::Statsd, reason, 1),
-        }
+        Ok(out)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::Source;
 
     fn mapping() -> Mapping {
         Mapping {
@@ -198,7 +228,12 @@ mod tests {
                 ("method".into(), LabelValue::Tag("method".into())),
                 ("env".into(), LabelValue::Literal("prod".into())),
             ],
+            unit: Duration::from_millis(1),
         }
+    }
+
+    fn readings(mappings: &[Mapping], line: &Line<'_>) -> Result<Vec<Reading>, Reason> {
+        Mapper::default().readings(mappings, line)
     }
 
     #[test]
@@ -218,6 +253,44 @@ mod tests {
             r[0].timing,
             Timing::Took {
                 took: Duration::from_millis(250),
+                at: None
+            }
+        );
+    }
+
+    /// Issue 14, input 6: ten lines at `@0.4` stand for 25 deliveries, ten
+    /// at `@0.3` for 33 and a third carried, exactly.
+    #[test]
+    fn sample_rates_are_weighted_exactly() {
+        let mut mapper = Mapper::default();
+        let count = |mapper: &mut Mapper, text: &str, n: usize| -> usize {
+            let line = parser::line(text).unwrap();
+            (0..n)
+                .map(|_| mapper.readings(&[mapping()], &line).unwrap().len())
+                .sum()
+        };
+        assert_eq!(count(&mut mapper, "api.a.latency:100|ms|@0.4", 10), 25);
+        assert_eq!(count(&mut mapper, "api.b.latency:100|ms|@0.3", 10), 33);
+        // The third carried makes the next three lines ten, not nine.
+        assert_eq!(count(&mut mapper, "api.b.latency:100|ms|@0.3", 2), 7);
+        assert_eq!(count(&mut mapper, "api.b.latency:100|ms|@0.3", 1), 3);
+        // Series carry apart: /a's remainder is its own.
+        assert_eq!(count(&mut mapper, "api.c.latency:100|ms|@0.3", 3), 10);
+    }
+
+    /// Issue 14, input 7: the `datadog` client's `timed` sends seconds.
+    #[test]
+    fn each_mapping_reads_values_in_its_unit() {
+        let seconds = Mapping {
+            unit: Duration::from_secs(1),
+            ..mapping()
+        };
+        let line = parser::line("api.x.latency:0.05|ms").unwrap();
+        let r = readings(&[seconds], &line).unwrap();
+        assert_eq!(
+            r[0].timing,
+            Timing::Took {
+                took: Duration::from_millis(50),
                 at: None
             }
         );

@@ -1,42 +1,66 @@
-//! StatsD and DogStatsD lines, parsed without allocating: `name:value|type[|@rate][|#tags]`.
+//! StatsD lines as clients really send them, parsed without allocating
+//! per value:
+//!
+//! - etsy: `name:value|type[|@rate]`, several metrics on a line as
+//!   `name:1|ms:2|ms|@0.1`, several lines in a packet;
+//! - DogStatsD: `name:1:2:3|ms|@0.5|#tag:v,flag` (several values, tags; an
+//!   empty list or a trailing comma is fine), with its `c:` container and
+//!   `T` timestamp fields ignored; service checks (`_sc|`) and events
+//!   (`_e{`) are told apart, not metrics;
+//! - Telegraf and InfluxDB: tags in the name, `name,tag=v,tag2=v2:1|ms`.
 //!
 //! Only timers carry delivery times: type `ms`, and DogStatsD's `h` and `d`
-//! (histograms and distributions, read as milliseconds). A line of another
-//! type parses, and the source counts it as ignored.
+//! (histograms and distributions). Values are kept as written so they
+//! convert exactly in the mapping's unit.
 
 use std::fmt;
 use std::time::Duration;
 
+use crate::decimal::Decimal;
 use crate::delivery::parse_amount;
 use crate::source::Reason;
 
 /// One metric line, borrowing from the packet.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Line<'a> {
-    /// The metric name.
+    /// The metric name, without Telegraf tags.
     pub name: &'a str,
-    /// Values in the line's unit, as written (checked to be non-negative
-    /// numbers) so they convert exactly; DogStatsD allows several
-    /// (`name:1:2|ms`).
-    pub values: Vec<&'a str>,
+    /// Each metric the line holds, in order.
+    pub samples: Vec<Sample<'a>>,
+    /// `key:value` (or bare `key`) tags: DogStatsD's and Telegraf's.
+    pub tags: Vec<Tag<'a>>,
+}
+
+/// One value of a line, with its type and sample rate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample<'a> {
+    /// The value as written: a non-negative number (checked).
+    pub value: &'a str,
     /// Timer or not.
     pub kind: Kind,
-    /// Fraction of events this line stands for, (0, 1].
-    pub sample_rate: f64,
-    /// Raw `key:value` (or bare `key`) DogStatsD tags.
-    pub tags: Vec<&'a str>,
+    /// Fraction of events this value stands for, in (0, 1], exact.
+    pub rate: Decimal,
+}
+
+/// A tag: a name and a value (`""` for a bare flag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tag<'a> {
+    /// Its name.
+    pub key: &'a str,
+    /// Its value.
+    pub value: &'a str,
 }
 
 /// What a line measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// `ms`, `h` or `d`: milliseconds.
+    /// `ms`, `h` or `d`: a duration.
     Timer,
     /// Counters, gauges, sets and the rest: not delivery times.
     Other,
 }
 
-/// Why a line is not a metric.
+/// Why a line holds no metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ParseError {
     /// Bytes that are not UTF-8.
@@ -51,8 +75,10 @@ pub enum ParseError {
     BadValue,
     /// A sample rate outside (0, 1].
     BadSampleRate,
-    /// A tag list with an empty tag.
-    BadTags,
+    /// A DogStatsD service check (`_sc|...`): not a metric.
+    ServiceCheck,
+    /// A DogStatsD event (`_e{...}`): not a metric.
+    Event,
 }
 
 impl ParseError {
@@ -65,19 +91,21 @@ impl ParseError {
             ParseError::EmptyName => Reason::EmptyName,
             ParseError::BadValue => Reason::BadValue,
             ParseError::BadSampleRate => Reason::BadSampleRate,
-            ParseError::BadTags => Reason::BadTags,
+            ParseError::ServiceCheck => Reason::ServiceCheck,
+            ParseError::Event => Reason::Event,
         }
     }
 
     /// Every parse error.
-    pub const ALL: [ParseError; 7] = [
+    pub const ALL: [ParseError; 8] = [
         ParseError::NotUtf8,
         ParseError::NoValue,
         ParseError::NoType,
         ParseError::EmptyName,
         ParseError::BadValue,
         ParseError::BadSampleRate,
-        ParseError::BadTags,
+        ParseError::ServiceCheck,
+        ParseError::Event,
     ];
 }
 
@@ -90,7 +118,8 @@ impl fmt::Display for ParseError {
             ParseError::EmptyName => "metric name is empty",
             ParseError::BadValue => "value is not a finite, non-negative number",
             ParseError::BadSampleRate => "sample rate is not a number in (0, 1]",
-            ParseError::BadTags => "tags are empty or hold an empty tag",
+            ParseError::ServiceCheck => "a DogStatsD service check, not a metric",
+            ParseError::Event => "a DogStatsD event, not a metric",
         };
         f.write_str(text)
     }
@@ -98,8 +127,8 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
-/// Every non-empty line of a packet, parsed. Lines end with `\n` (a `\r`
-/// before it is dropped).
+/// Every non-empty line of a packet (or stream chunk), parsed. Lines end
+/// with `\n` (a `\r` before it is dropped).
 pub fn lines(packet: &[u8]) -> impl Iterator<Item = Result<Line<'_>, ParseError>> {
     packet
         .split(|b| *b == b'\n')
@@ -114,65 +143,103 @@ pub fn lines(packet: &[u8]) -> impl Iterator<Item = Result<Line<'_>, ParseError>
 
 /// Parses one line.
 pub fn line(text: &str) -> Result<Line<'_>, ParseError> {
-    let mut sections = text.split('|');
-    let head = sections.next().unwrap_or("");
-    let (name, values) = head.split_once(':').ok_or(ParseError::NoValue)?;
-    if name.trim().is_empty() {
+    if text.starts_with("_sc|") {
+        return Err(ParseError::ServiceCheck);
+    }
+    if text.starts_with("_e{") {
+        return Err(ParseError::Event);
+    }
+    let (head, rest) = text.split_once(':').ok_or(ParseError::NoValue)?;
+    // Telegraf: `name,tag=value,...`.
+    let mut head_parts = head.split(',');
+    let name = head_parts.next().unwrap_or("").trim();
+    if name.is_empty() {
         return Err(ParseError::EmptyName);
     }
-    let kind = match sections.next() {
-        None | Some("") => return Err(ParseError::NoType),
-        Some("ms" | "h" | "d") => Kind::Timer,
-        Some(_) => Kind::Other,
-    };
-    let mut sample_rate = 1.0;
-    let mut tags = Vec::new();
+    let mut tags: Vec<Tag<'_>> = head_parts
+        .filter(|t| !t.is_empty())
+        .map(|t| match t.split_once('=') {
+            Some((key, value)) => Tag { key, value },
+            None => Tag { key: t, value: "" },
+        })
+        .collect();
+    let mut sections = rest.split('|');
+    // The values before the first type: DogStatsD's `1:2:3` or one value.
+    let mut pending: Vec<&str> = sections.next().unwrap_or("").split(':').collect();
+    let mut samples: Vec<Sample<'_>> = Vec::new();
+    // Where the samples the last type named begin: a rate applies to them.
+    let mut group = 0;
+    let mut expect_type = true;
     for section in sections {
-        if let Some(rate) = section.strip_prefix('@') {
-            sample_rate = rate
-                .parse::<f64>()
-                .ok()
-                .filter(|r| *r > 0.0 && *r <= 1.0)
-                .ok_or(ParseError::BadSampleRate)?;
-        } else if let Some(list) = section.strip_prefix('#') {
-            for tag in list.split(',') {
-                if tag.is_empty() {
-                    return Err(ParseError::BadTags);
-                }
-                tags.push(tag);
+        if expect_type {
+            // etsy puts the next metric's value after the type: `ms:2`.
+            let (kind, next) = match section.split_once(':') {
+                Some((k, n)) => (k, Some(n)),
+                None => (section, None),
+            };
+            let kind = match kind {
+                "" => return Err(ParseError::NoType),
+                "ms" | "h" | "d" => Kind::Timer,
+                _ => Kind::Other,
+            };
+            group = samples.len();
+            samples.extend(pending.drain(..).map(|value| Sample {
+                value,
+                kind,
+                rate: Decimal::ONE,
+            }));
+            pending.extend(next);
+            expect_type = !pending.is_empty();
+        } else if let Some(rate) = section.strip_prefix('@') {
+            // `@0.1`, or etsy's `@0.1:2` with the next metric's value.
+            let (rate, next) = match rate.split_once(':') {
+                Some((r, n)) => (r, Some(n)),
+                None => (rate, None),
+            };
+            let rate = sample_rate(rate)?;
+            for s in &mut samples[group..] {
+                s.rate = rate;
             }
+            pending.extend(next);
+            expect_type = !pending.is_empty();
+        } else if let Some(list) = section.strip_prefix('#') {
+            tags.extend(list.split(',').filter(|t| !t.is_empty()).map(
+                |t| match t.split_once(':') {
+                    Some((key, value)) => Tag { key, value },
+                    None => Tag { key: t, value: "" },
+                },
+            ));
         }
-        // Other sections (DogStatsD `c:` container ids, `T` timestamps) are ignored.
+        // Other sections (DogStatsD `c:` container ids, `T` timestamps,
+        // `e:` external data) are not about the duration.
     }
-    let values = if kind == Kind::Timer {
-        values
-            .split(':')
-            .map(|v| {
-                parse_amount(v, Duration::from_millis(1))
-                    .map(|_| v)
-                    .ok_or(ParseError::BadValue)
-            })
-            .collect::<Result<Vec<&str>, _>>()?
-    } else {
-        Vec::new()
-    };
+    if expect_type {
+        return Err(ParseError::NoType);
+    }
+    for s in &samples {
+        if s.kind == Kind::Timer && parse_amount(s.value, Duration::from_millis(1)).is_none() {
+            return Err(ParseError::BadValue);
+        }
+    }
     Ok(Line {
-        name: name.trim(),
-        values,
-        kind,
-        sample_rate,
+        name,
+        samples,
         tags,
     })
 }
 
+/// A sample rate in (0, 1], exact.
+fn sample_rate(text: &str) -> Result<Decimal, ParseError> {
+    Decimal::parse(text)
+        .ok()
+        .filter(|r| *r > Decimal::ZERO && *r <= Decimal::ONE)
+        .ok_or(ParseError::BadSampleRate)
+}
+
 impl Line<'_> {
-    /// The value of tag `key` (`key:value`); `Some("")` for a bare `key`.
+    /// The value of tag `key`; `Some("")` for a bare `key`.
     pub fn tag(&self, key: &str) -> Option<&str> {
-        self.tags.iter().find_map(|t| match t.split_once(':') {
-            Some((k, v)) if k == key => Some(v),
-            None if *t == key => Some(""),
-            _ => None,
-        })
+        self.tags.iter().find(|t| t.key == key).map(|t| t.value)
     }
 }
 
@@ -180,18 +247,73 @@ impl Line<'_> {
 mod tests {
     use super::*;
 
+    fn rate(text: &str) -> Decimal {
+        Decimal::parse(text).unwrap()
+    }
+
     #[test]
     fn timers_with_rates_and_tags() {
         let l = line("checkout.latency:183.5|ms|@0.25|#route:/checkout,env:prod").unwrap();
         assert_eq!(l.name, "checkout.latency");
-        assert_eq!(l.values, vec!["183.5"]);
-        assert_eq!(l.kind, Kind::Timer);
-        assert_eq!(l.sample_rate, 0.25);
+        assert_eq!(
+            l.samples,
+            [Sample {
+                value: "183.5",
+                kind: Kind::Timer,
+                rate: rate("0.25")
+            }]
+        );
         assert_eq!(l.tag("route"), Some("/checkout"));
         assert_eq!(l.tag("missing"), None);
         let multi = line("a:1:2:3|d").unwrap();
-        assert_eq!(multi.values, vec!["1", "2", "3"]);
-        assert_eq!(line("hits:1|c").unwrap().kind, Kind::Other);
+        let values: Vec<&str> = multi.samples.iter().map(|s| s.value).collect();
+        assert_eq!(values, ["1", "2", "3"]);
+        assert_eq!(line("hits:1|c").unwrap().samples[0].kind, Kind::Other);
+    }
+
+    /// Issue 14, input 5: what statsd_exporter keeps, we keep.
+    #[test]
+    fn empty_tag_lists_and_trailing_commas_are_fine() {
+        let l = line("api.a.latency:10|ms|#").unwrap();
+        assert!(l.tags.is_empty());
+        let l = line("api.b.latency:10|ms|#method:GET,").unwrap();
+        assert_eq!(l.tag("method"), Some("GET"));
+        assert_eq!(l.tags.len(), 1);
+    }
+
+    #[test]
+    fn etsy_multi_metric_lines() {
+        let l = line("t:1|ms:2|ms|@0.5:3|c").unwrap();
+        let got: Vec<(&str, Kind, Decimal)> = l
+            .samples
+            .iter()
+            .map(|s| (s.value, s.kind, s.rate))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("1", Kind::Timer, Decimal::ONE),
+                ("2", Kind::Timer, rate("0.5")),
+                ("3", Kind::Other, Decimal::ONE)
+            ]
+        );
+    }
+
+    #[test]
+    fn telegraf_tags_in_the_name_and_dogstatsd_extras() {
+        let l =
+            line("api.latency,route=/a,host=web1:12|ms|#env:prod|c:abc123|T1700000000").unwrap();
+        assert_eq!(l.name, "api.latency");
+        assert_eq!(l.tag("route"), Some("/a"));
+        assert_eq!(l.tag("host"), Some("web1"));
+        assert_eq!(l.tag("env"), Some("prod"));
+        assert_eq!(l.samples.len(), 1);
+    }
+
+    #[test]
+    fn service_checks_and_events_are_told_apart() {
+        assert_eq!(line("_sc|db.up|0|#env:prod"), Err(ParseError::ServiceCheck));
+        assert_eq!(line("_e{5,4}:title|text"), Err(ParseError::Event));
     }
 
     #[test]
@@ -201,6 +323,7 @@ mod tests {
             ("a:1", ParseError::NoType),
             ("a:1|", ParseError::NoType),
             (":1|ms", ParseError::EmptyName),
+            (",x=1:1|ms", ParseError::EmptyName),
             ("a:x|ms", ParseError::BadValue),
             ("a:-5|ms", ParseError::BadValue),
             ("a:NaN|ms", ParseError::BadValue),
@@ -208,8 +331,7 @@ mod tests {
             ("a:1|ms|@0", ParseError::BadSampleRate),
             ("a:1|ms|@1.5", ParseError::BadSampleRate),
             ("a:1|ms|@x", ParseError::BadSampleRate),
-            ("a:1|ms|#", ParseError::BadTags),
-            ("a:1|ms|#x,,y", ParseError::BadTags),
+            ("a:1|ms:2", ParseError::NoType),
         ];
         for (text, expected) in cases {
             assert_eq!(line(text), Err(expected), "{text}");
