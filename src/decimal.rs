@@ -79,7 +79,7 @@ impl Decimal {
             return Err(DecimalError::Syntax(text.to_owned()));
         }
         let fraction = fraction.trim_end_matches(['0', '_']);
-        let mut scale =
+        let scale =
             fraction.chars().filter(char::is_ascii_digit).count() + 2 * usize::from(percent);
         if scale > MAX_SCALE as usize {
             return Err(DecimalError::TooPrecise(text.to_owned()));
@@ -95,15 +95,56 @@ impl Decimal {
                 .and_then(|u| u.checked_add(u64::from(c as u8 - b'0')))
                 .ok_or_else(|| DecimalError::TooLarge(text.to_owned()))?;
         }
-        // Lowest terms at full precision: `50%` is 5 / 10, not 50 / 100.
+        Ok(Decimal::lowest(units, scale as u8))
+    }
+
+    /// `units / 10^scale` in lowest terms at full precision: `50%` is
+    /// 5 / 10, not 50 / 100.
+    fn lowest(mut units: u64, mut scale: u8) -> Decimal {
         while scale > 0 && units.is_multiple_of(10) {
             units /= 10;
             scale -= 1;
         }
-        Ok(Decimal {
-            units,
-            scale: scale as u8,
-        })
+        Decimal { units, scale }
+    }
+
+    /// Reads plain decimal digits with at most one point (`183`, `0.27`,
+    /// `5.`), as sources read millions of values a second: `None` for
+    /// anything else (signs, exponents, spaces, `_`), or past the range
+    /// and precision of [`Decimal::parse`], which reads the same text the
+    /// same.
+    pub fn parse_plain(text: &[u8]) -> Option<Decimal> {
+        let mut units: u64 = 0;
+        let mut scale: usize = 0;
+        let (mut point, mut digits) = (false, false);
+        // Zeros after the point not yet known to be followed by a digit.
+        let mut zeros: usize = 0;
+        for &b in text {
+            match b {
+                b'.' if !point => point = true,
+                b'0'..=b'9' => {
+                    digits = true;
+                    let d = u64::from(b - b'0');
+                    if point && d == 0 {
+                        zeros += 1;
+                        continue;
+                    }
+                    for _ in 0..zeros {
+                        units = units.checked_mul(10)?;
+                    }
+                    units = units.checked_mul(10)?.checked_add(d)?;
+                    if point {
+                        scale += zeros + 1;
+                    }
+                    zeros = 0;
+                }
+                _ => return None,
+            }
+        }
+        if !digits || scale > MAX_SCALE as usize {
+            return None;
+        }
+        Some(Decimal::lowest(units, scale as u8))
     }
 
     /// The digits without the point: `0.9999` is 9999 (units of 10^-4).

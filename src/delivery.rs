@@ -1,5 +1,6 @@
 //! The one value every source emits, and the checks that admit it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::decimal::Decimal;
@@ -21,8 +22,9 @@ pub const KEY_SEPARATOR: char = '\u{1f}';
 pub struct Delivery {
     /// Index of the SLA in the catalog it was admitted against.
     pub sla: usize,
-    /// Label values in the SLA's label order, joined by [`KEY_SEPARATOR`].
-    pub key: Box<str>,
+    /// Label values in the SLA's label order, joined by [`KEY_SEPARATOR`];
+    /// shared by the deliveries of one series in a batch.
+    pub key: Arc<str>,
     /// Delivered, and how long it took, or failed.
     pub outcome: Outcome,
     /// When it completed.
@@ -151,6 +153,17 @@ pub struct EventInput<'a> {
     pub at: Option<Millis>,
 }
 
+/// A series admitted against a catalog: its SLA resolved and its labels
+/// checked, so the deliveries of a batch that share labels are admitted
+/// against it once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// Index of the SLA in the catalog.
+    pub sla: usize,
+    /// Label values in the SLA's label order, joined by [`KEY_SEPARATOR`].
+    pub key: Arc<str>,
+}
+
 /// Why a delivery was refused, naming the field at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {reason}")]
@@ -178,10 +191,33 @@ impl Refusal {
 impl Catalog {
     /// Checks `input` against this catalog at time `now`.
     pub fn admit(&self, input: &Input<'_>, now: Millis) -> Result<Delivery, Refusal> {
-        let sla_index = self.sla_index(input.sla)?;
+        let series = self.series(input.sla, input.labels)?;
+        self.admit_to(&series, input.timing, input.id, now)
+    }
+
+    /// Resolves `sla` and checks `labels`: the part of admission that
+    /// depends on the series only.
+    pub fn series(&self, sla: &str, labels: &[(&str, &str)]) -> Result<Series, Refusal> {
+        let sla = self.sla_index(sla)?;
+        let key = self.series_key(sla, labels)?;
+        Ok(Series {
+            sla,
+            key: Arc::from(key),
+        })
+    }
+
+    /// Checks the timing and id of a delivery of `series` (admitted
+    /// against this catalog) at time `now`.
+    pub fn admit_to(
+        &self,
+        series: &Series,
+        timing: Timing,
+        id: Option<&str>,
+        now: Millis,
+    ) -> Result<Delivery, Refusal> {
+        let sla_index = series.sla;
         let sla = &self.slas[sla_index];
-        let key = self.series_key(sla_index, input.labels)?;
-        let (outcome, at) = match input.timing {
+        let (outcome, at) = match timing {
             Timing::Took { took, at } => (
                 Outcome::Delivered {
                     took: checked("duration", took)?,
@@ -212,15 +248,15 @@ impl Catalog {
             Timing::Failed { at } => (Outcome::Failed, at.unwrap_or(now)),
         };
         self.check_time(sla_index, "delivered_at", at, now)?;
-        if let Some(id) = input.id {
+        if let Some(id) = id {
             self.check_id(id)?;
         }
         Ok(Delivery {
             sla: sla_index,
-            key,
+            key: series.key.clone(),
             outcome,
             at,
-            id: input.id.map(Box::from),
+            id: id.map(Box::from),
         })
     }
 
@@ -362,16 +398,46 @@ impl Catalog {
 /// so every source reads the same text as the same duration. Saturates past
 /// [`Duration::MAX`]. `None` unless a non-negative number.
 pub fn parse_amount(text: &str, unit: Duration) -> Option<Duration> {
-    let text = text.trim();
-    let plain = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit() || b == b'.');
-    if plain && let Ok(exact) = Decimal::parse(text) {
-        return Some(exact.of(unit));
+    Amount::parse(text).map(|a| a.of(unit))
+}
+
+/// A non-negative number as written, read once and converted to a duration
+/// in whatever unit applies ([`parse_amount`] in two steps, for sources that
+/// learn the unit after the number).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Amount {
+    /// A plain decimal (`183.5`): converts exactly.
+    Exact(Decimal),
+    /// Anything else `f64` reads (`1.5e-3`): finite, non-negative.
+    Approximate(f64),
+}
+
+impl Amount {
+    /// Reads `text` (surrounding spaces ignored); `None` unless a finite,
+    /// non-negative number.
+    pub fn parse(text: &str) -> Option<Amount> {
+        if let Some(exact) = Decimal::parse_plain(text.as_bytes()) {
+            return Some(Amount::Exact(exact));
+        }
+        let text = text.trim();
+        if let Some(exact) = Decimal::parse_plain(text.as_bytes()) {
+            return Some(Amount::Exact(exact));
+        }
+        text.parse()
+            .ok()
+            .filter(|v: &f64| v.is_finite() && *v >= 0.0)
+            .map(Amount::Approximate)
     }
-    let value: f64 = text
-        .parse()
-        .ok()
-        .filter(|v: &f64| v.is_finite() && *v >= 0.0)?;
-    Some(Duration::try_from_secs_f64(value * unit.as_secs_f64()).unwrap_or(Duration::MAX))
+
+    /// This many `unit`s, to the nearest nanosecond, saturating.
+    pub fn of(self, unit: Duration) -> Duration {
+        match self {
+            Amount::Exact(exact) => exact.of(unit),
+            Amount::Approximate(value) => {
+                Duration::try_from_secs_f64(value * unit.as_secs_f64()).unwrap_or(Duration::MAX)
+            }
+        }
+    }
 }
 
 /// [`parse_amount`] with the refusal a client reads, naming `field`: not a

@@ -34,6 +34,7 @@ pub mod json;
 pub mod log_tail;
 pub mod probe;
 pub mod push;
+pub mod readings;
 pub mod statsd;
 
 use std::future::Future;
@@ -43,7 +44,7 @@ use tokio::sync::watch;
 
 use crate::auth::Denied;
 use crate::clock::Clock;
-use crate::delivery::{Input, Timing};
+use crate::delivery::{Series, Timing};
 use crate::exposition::SelfMetrics;
 use crate::persist::{CommitError, Journal, Pending};
 use crate::recorder::{Mark, Recorded, Recorder};
@@ -53,23 +54,10 @@ use crate::window::Millis;
 pub use crate::persist::Batch;
 pub use crate::source::{Reason, Source};
 use json::ItemError;
+pub use readings::{Labels, Reading, Readings, Slot};
 
 /// Admissions tried when reloads keep overtaking a batch.
 const RETRIES: usize = 3;
-
-/// A delivery as a source read it, owning its text; [`Input`] is the
-/// borrowed form that admission checks.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reading {
-    /// Shared: a source names the same SLA for millions of readings.
-    pub sla: Arc<str>,
-    /// Label name and value pairs.
-    pub labels: Vec<(String, String)>,
-    /// How long it took, or that it failed.
-    pub timing: Timing,
-    /// Makes a retry idempotent per SLA.
-    pub id: Option<String>,
-}
 
 /// A batch ready to commit, and the items refused one by one while
 /// admitting it (counted, not fatal: one bad line never holds back the rest).
@@ -267,7 +255,7 @@ impl SourceContext {
     pub async fn deliver(
         &self,
         source: Source,
-        readings: &[Reading],
+        readings: &Readings,
         mark: Option<Mark>,
     ) -> Result<Recorded, Refused> {
         let admit = |catalog: Arc<Catalog>, now| {
@@ -309,28 +297,37 @@ impl SourceContext {
     }
 }
 
-/// Admits each reading on its own against `catalog` at `now`.
+/// Admits each reading on its own against `catalog` at `now`, each series
+/// once.
 fn admit_readings(
     catalog: &Catalog,
-    readings: &[Reading],
+    readings: &Readings,
     mark: Option<Mark>,
     now: Millis,
 ) -> Admitted {
+    let mut labels: Vec<(&str, &str)> = Vec::new();
+    let series: Vec<Result<Series, Reason>> = readings
+        .all_series()
+        .iter()
+        .map(|(sla, values)| {
+            labels.clear();
+            labels.extend(values.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            catalog.series(sla, &labels).map_err(|e| e.kind)
+        })
+        .collect();
     let mut deliveries = Vec::with_capacity(readings.len());
     let mut dropped = Vec::new();
-    let mut labels: Vec<(&str, &str)> = Vec::new();
-    for r in readings {
-        labels.clear();
-        labels.extend(r.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let input = Input {
-            sla: &r.sla,
-            labels: &labels,
-            timing: r.timing,
-            id: r.id.as_deref(),
+    for (slot, timing) in by_series(readings, series.len()) {
+        let admitted = match series.get(slot) {
+            Some(Ok(series)) => catalog
+                .admit_to(series, timing, None, now)
+                .map_err(|e| e.kind),
+            Some(Err(reason)) => Err(*reason),
+            None => Err(Reason::Invalid),
         };
-        match catalog.admit(&input, now) {
+        match admitted {
             Ok(d) => deliveries.push(d),
-            Err(refusal) => dropped.push(refusal.kind),
+            Err(reason) => dropped.push(reason),
         }
     }
     Admitted {
@@ -339,10 +336,65 @@ fn admit_readings(
     }
 }
 
+/// The items of `readings` series by series (in the order each series was
+/// added, each series' items in the order read), so the journal names each
+/// series once; deliveries without ids record the same in any order.
+/// Items of a slot past `series` come last.
+fn by_series(readings: &Readings, series: usize) -> impl Iterator<Item = (usize, Timing)> + '_ {
+    // A counting sort: where each series' items begin, then each item.
+    let mut starts = vec![0usize; series + 2];
+    for (slot, _) in readings.items() {
+        starts[slot.min(series) + 2] += 1;
+    }
+    for i in 2..starts.len() {
+        starts[i] += starts[i - 1];
+    }
+    let mut order = vec![0u32; readings.len()];
+    for (i, (slot, _)) in readings.items().enumerate() {
+        let at = &mut starts[slot.min(series) + 1];
+        order[*at] = i as u32;
+        *at += 1;
+    }
+    order
+        .into_iter()
+        .filter_map(move |i| readings.item(i as usize))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::recorder::open::EventError;
+
+    /// A batch is admitted series by series, each series' deliveries in
+    /// the order read, so the journal names each series once.
+    #[test]
+    fn readings_are_admitted_series_by_series() {
+        let sla: Arc<str> = "api".into();
+        let labels = |route: &str| -> Labels { vec![("route".into(), route.into())].into() };
+        let took = |ms| Timing::Took {
+            took: std::time::Duration::from_millis(ms),
+            at: None,
+        };
+        let mut batch = Readings::default();
+        let (a, b) = (
+            batch.series(&sla, &labels("/a")),
+            batch.series(&sla, &labels("/b")),
+        );
+        for (slot, ms) in [(b, 1), (a, 2), (b, 3), (a, 4), (a, 5)] {
+            batch.push(slot, took(ms), 1);
+        }
+        let order: Vec<(usize, Timing)> = by_series(&batch, 2).collect();
+        assert_eq!(
+            order,
+            [
+                (0, took(2)),
+                (0, took(4)),
+                (0, took(5)),
+                (1, took(1)),
+                (1, took(3))
+            ]
+        );
+    }
 
     fn listed(source: Source, given: &[Reason]) {
         let reasons = source.reasons();

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Reading, Source, SourceContext};
+use super::{Reading, Readings, Source, SourceContext};
 use crate::delivery::Timing;
 
 /// Most of a response body read to look for `expect_body`.
@@ -129,11 +129,11 @@ pub async fn run(config: ProbeConfig, ctx: SourceContext) {
         };
         let reading = Reading {
             sla: config.sla.clone(),
-            labels: config.labels.clone(),
+            labels: config.labels.clone().into(),
             timing,
-            id: None,
         };
-        if let Err(e) = ctx.deliver(Source::Probe, &[reading], None).await {
+        let readings = Readings::from_iter([reading]);
+        if let Err(e) = ctx.deliver(Source::Probe, &readings, None).await {
             tracing::warn!(name = %config.name, error = %e, "probe result not recorded");
         }
     }

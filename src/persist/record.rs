@@ -10,6 +10,7 @@
 //! version 3 the open-delivery events of the batch. Up to version 3 a
 //! duration was float seconds; from version 4 it is whole nanoseconds.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -317,6 +318,8 @@ pub fn decode(payload: &[u8], catalog: &Catalog) -> Result<Replayed, RecordError
         });
     }
     let mut key = "";
+    // The deliveries of one series share its key.
+    let mut shared: Option<(u32, &str, Arc<str>)> = None;
     for logged in &batch.deliveries {
         if let Some(k) = logged.key {
             key = k;
@@ -325,7 +328,14 @@ pub fn decode(payload: &[u8], catalog: &Catalog) -> Result<Replayed, RecordError
             out.dropped += 1;
             continue;
         };
-        let key = remap(key, positions.as_deref());
+        let key = match &shared {
+            Some((s, k, arc)) if *s == logged.sla && std::ptr::eq(*k, key) => arc.clone(),
+            _ => {
+                let arc: Arc<str> = remap(key, positions.as_deref()).into();
+                shared = Some((logged.sla, key, arc.clone()));
+                arc
+            }
+        };
         out.deliveries.push(Delivery {
             sla: *sla,
             key,

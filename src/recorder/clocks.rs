@@ -100,7 +100,7 @@ impl Recorder {
                     if let Some(Finished { key, took, at }) = finish {
                         let d = Delivery {
                             sla: e.sla,
-                            key,
+                            key: key.into(),
                             outcome: took
                                 .map_or(Outcome::Failed, |took| Outcome::Delivered { took }),
                             at,

@@ -31,7 +31,14 @@ fn backend() -> (u16, Arc<AtomicBool>) {
             }
             let Ok(mut stream) = stream else { continue };
             n += 1;
-            let (wait, status) = (n % 23, if n % 37 == 0 { "503 Busy" } else { "200 OK" });
+            let (wait, status) = (
+                n % 23,
+                if n.is_multiple_of(37) {
+                    "503 Busy"
+                } else {
+                    "200 OK"
+                },
+            );
             std::thread::spawn(move || {
                 let mut buf = [0u8; 2048];
                 let _ = stream.read(&mut buf);

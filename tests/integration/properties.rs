@@ -152,6 +152,14 @@ proptest! {
         }
     }
 
+    /// The fast reader of plain decimals reads what the general one reads,
+    /// and refuses what it refuses.
+    #[test]
+    fn plain_decimals_read_as_the_general_reader_reads_them(text in "[0-9.]{0,24}") {
+        use amaze_exporter::decimal::Decimal;
+        prop_assert_eq!(Decimal::parse_plain(text.as_bytes()), Decimal::parse(&text).ok(), "{}", text);
+    }
+
     /// Lines built from StatsD's own alphabet, the likeliest to find edge cases.
     #[test]
     fn statsd_parser_takes_statsd_shaped_noise(line in "[a-z.:|@#,0-9\\-eE+]{0,64}") {

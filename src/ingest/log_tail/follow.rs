@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use super::line::{LineError, LineReader};
 use super::{LogTailConfig, StartAt};
-use crate::ingest::Reading;
+use crate::ingest::Readings;
 use crate::recorder::Mark;
 
 /// Bytes read from one file per poll, so one busy file cannot starve the rest.
@@ -134,7 +134,7 @@ struct Tracked {
 #[derive(Default)]
 pub struct Polled {
     /// Lines read as deliveries.
-    pub readings: Vec<Reading>,
+    pub readings: Readings,
     /// Lines refused, by why.
     pub refused: Vec<LineError>,
     /// Lines left out by `include`/`exclude`.
@@ -592,7 +592,7 @@ fn read(t: &mut Tracked, reader: &mut LineReader, max_line: usize, out: &mut Pol
             out.refused.push(LineError::TooLong);
         } else if !bytes.is_empty() {
             match reader.read(bytes) {
-                Ok(Some(r)) => out.readings.push(r),
+                Ok(Some(r)) => out.readings.push_reading(r),
                 Ok(None) => out.skipped += 1,
                 Err(e) => out.refused.push(e),
             }

@@ -345,9 +345,8 @@ fn build<'a, K>(
     }
     Ok(Reading {
         sla,
-        labels,
+        labels: labels.into(),
         timing,
-        id: None,
     })
 }
 
@@ -395,7 +394,7 @@ mod tests {
     fn regex_lines_give_duration_time_and_labels() {
         let r = read(&regex_spec(), "2026-11-23T10:00:00Z /checkout 200 183.5ms").unwrap();
         assert_eq!(&*r.sla, "api");
-        assert_eq!(r.labels, vec![("route".into(), "/checkout".into())]);
+        assert_eq!(*r.labels, [("route".into(), "/checkout".into())]);
         assert_eq!(
             r.timing,
             Timing::Took {
@@ -423,7 +422,7 @@ mod tests {
             r#"{"sla":"api","took":"2m 3s","at":1795428000.5,"status":200}"#,
         )
         .unwrap();
-        assert_eq!(r.labels, vec![("code".into(), "200".into())]);
+        assert_eq!(*r.labels, [("code".into(), "200".into())]);
         assert_eq!(
             r.timing,
             Timing::Took {
@@ -444,7 +443,7 @@ mod tests {
         assert_eq!(
             reader
                 .read(b"2026-11-23T10:00:00Z /a 200 5ms")
-                .map(|r| r.map(|r| r.labels)),
+                .map(|r| r.map(|r| r.labels.to_vec())),
             Ok(Some(vec![("route".into(), "/a".into())])),
             "a reader goes on after a bad line"
         );

@@ -11,15 +11,16 @@
 pub mod parser;
 pub mod receive;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{Reading, Reason};
+use smallvec::SmallVec;
+
+use super::{Labels, Readings, Reason, Slot};
 use crate::decimal::Decimal;
-use crate::delivery::{Timing, parse_amount};
-use parser::{Kind, Line};
+use crate::delivery::Timing;
+use parser::{Line, Tag};
 
 pub use receive::{Listeners, bind, run};
 
@@ -86,8 +87,8 @@ impl Mapping {
     }
 
     /// The `*` captures when `name` matches.
-    fn matches<'a>(&self, name: &'a str) -> Option<Vec<&'a str>> {
-        let mut captures = Vec::new();
+    fn matches<'a>(&self, name: &'a str) -> Option<SmallVec<[&'a str; 4]>> {
+        let mut captures = SmallVec::new();
         let mut parts = name.split('.');
         for segment in &self.pattern {
             let part = parts.next()?;
@@ -104,12 +105,54 @@ impl Mapping {
 /// The least sample rate counted as sent; lower ones count as this.
 const MIN_RATE: Decimal = Decimal::new(1, 3);
 
-/// Maps lines to readings, carrying the fractions sample rates leave per
-/// series so totals are exact. One per receiving thread.
+/// Names and series a mapper remembers; past either, it starts afresh (the
+/// fractions carried for the series forgotten, under one delivery each).
+const REMEMBERED: usize = 10_000;
+
+/// Maps lines to readings. One per receiving thread: it remembers what each
+/// metric name maps to and each series' labels, so a line costs two lookups
+/// and the readings of a series share their labels, and it carries the
+/// fractions sample rates leave per series so totals are exact.
 #[derive(Debug, Default)]
 pub struct Mapper {
-    /// Unrecorded fractions of events per (mapping, label values).
-    carries: HashMap<(usize, Vec<String>), Fraction>,
+    /// By metric name: its mapping, and its series by the values of the
+    /// tags that mapping reads.
+    names: foldhash::HashMap<Box<str>, Named>,
+    /// By mapping and label values: the series' place in `series`.
+    by_labels: foldhash::HashMap<(usize, Box<[u8]>), usize>,
+    series: Vec<Series>,
+    /// Label or tag values of the line at hand, length-prefixed so no two
+    /// lists read the same.
+    scratch: Vec<u8>,
+}
+
+#[derive(Debug)]
+struct Named {
+    /// The first mapping that matches; none for an unmapped name.
+    mapping: Option<usize>,
+    /// Places in `Mapper::series`, by tag values.
+    by_tags: foldhash::HashMap<Box<[u8]>, usize>,
+}
+
+#[derive(Debug)]
+struct Series {
+    labels: Labels,
+    /// Unrecorded fraction of an event.
+    carry: Fraction,
+    /// Its slot in the batch being filled: valid while the batch id matches.
+    slot: Option<(u64, Slot)>,
+}
+
+/// Writes `values` to `out`, each prefixed by its length.
+fn encode<'a>(out: &mut Vec<u8>, values: impl Iterator<Item = &'a str>) {
+    out.clear();
+    // Never empty: an empty boxed key has a dangling address, and comparing
+    // against it costs a fault-suppressing masked load on every lookup.
+    out.push(b'v');
+    for v in values {
+        out.extend_from_slice(&v.len().to_le_bytes());
+        out.extend_from_slice(v.as_bytes());
+    }
 }
 
 /// A non-negative fraction `num / den`, in lowest terms.
@@ -154,69 +197,135 @@ fn gcd(mut a: u128, mut b: u128) -> u128 {
     a.max(1)
 }
 
+/// A mapped label's value for a line: text, a capture or a tag.
+fn label_value<'a>(value: &'a LabelValue, captures: &[&'a str], tags: &[Tag<'a>]) -> &'a str {
+    match value {
+        LabelValue::Literal(l) => l,
+        LabelValue::Capture(n) => captures.get(n - 1).copied().unwrap_or(""),
+        LabelValue::Tag(t) => parser::tag(tags, t).unwrap_or(""),
+    }
+}
+
 impl Mapper {
-    /// The readings one parsed line yields (each value as many times as it
-    /// stands for), or why it yields none.
+    /// Adds to `out` the deliveries one parsed line stands for (each value
+    /// as many times as its sample rate says), or says why there are none.
     pub fn readings(
         &mut self,
         mappings: &[Mapping],
         line: &Line<'_>,
-    ) -> Result<Vec<Reading>, Reason> {
-        if line.samples.iter().all(|s| s.kind != Kind::Timer) {
+        out: &mut Readings,
+    ) -> Result<(), Reason> {
+        if line.samples.iter().all(|s| s.timer().is_none()) {
             return Err(Reason::NotATimer);
         }
-        let (index, mapping, captures) = mappings
+        let (mapping, index) = self.series_of(mappings, line)?;
+        let series = &mut self.series[index];
+        let slot = match series.slot {
+            Some((batch, slot)) if batch == out.id() => slot,
+            _ => {
+                let slot = out.series(&mapping.sla, &series.labels);
+                series.slot = Some((out.id(), slot));
+                slot
+            }
+        };
+        for (amount, rate) in line
+            .samples
             .iter()
-            .enumerate()
-            .find_map(|(i, m)| m.matches(line.name).map(|c| (i, m, c)))
-            .ok_or(Reason::Unmapped)?;
-        let values: Vec<String> = mapping
-            .labels
-            .iter()
-            .map(|(_, value)| {
-                match value {
-                    LabelValue::Literal(l) => l.as_str(),
-                    LabelValue::Capture(n) => captures.get(n - 1).copied().unwrap_or(""),
-                    LabelValue::Tag(t) => line.tag(t).unwrap_or(""),
-                }
-                .to_owned()
-            })
-            .collect();
-        let labels: Vec<(String, String)> = mapping
-            .labels
-            .iter()
-            .map(|(k, _)| k.clone())
-            .zip(values.iter().cloned())
-            .collect();
-        let mut out = Vec::new();
-        for sample in line.samples.iter().filter(|s| s.kind == Kind::Timer) {
-            let copies = if sample.rate == Decimal::ONE {
+            .filter_map(|s| Some((s.timer()?, s.rate)))
+        {
+            let copies = if rate == Decimal::ONE {
                 1
             } else {
-                let rate = sample.rate.max(MIN_RATE);
-                let carry = self.carries.entry((index, values.clone())).or_default();
-                carry.take(rate).min(1000)
+                series.carry.take(rate.max(MIN_RATE)).min(1000)
             };
-            let reading = Reading {
-                sla: mapping.sla.clone(),
-                labels: labels.clone(),
-                timing: Timing::Took {
-                    // The parser checked the value; past Duration's range it
-                    // saturates and admission refuses it as too long.
-                    took: parse_amount(sample.value, mapping.unit).unwrap_or(Duration::MAX),
-                    at: None,
-                },
-                id: None,
+            let timing = Timing::Took {
+                // Past Duration's range it saturates and admission refuses
+                // it as too long.
+                took: amount.of(mapping.unit),
+                at: None,
             };
-            out.extend(std::iter::repeat_n(reading, copies as usize));
+            out.push(slot, timing, copies as usize);
         }
-        Ok(out)
+        Ok(())
     }
+
+    /// The mapping of `line` and its series' place in `self.series`: two
+    /// lookups for a name and tag values seen before.
+    fn series_of<'m>(
+        &mut self,
+        mappings: &'m [Mapping],
+        line: &Line<'_>,
+    ) -> Result<(&'m Mapping, usize), Reason> {
+        if let Some(named) = self.names.get(line.name) {
+            let mapping = &mappings[named.mapping.ok_or(Reason::Unmapped)?];
+            encode(&mut self.scratch, tag_values(mapping, &line.tags));
+            if let Some(index) = named.by_tags.get(self.scratch.as_slice()) {
+                return Ok((mapping, *index));
+            }
+        }
+        self.learn(mappings, line)
+    }
+
+    /// [`Mapper::series_of`] for a name or tag values not seen before.
+    fn learn<'m>(
+        &mut self,
+        mappings: &'m [Mapping],
+        line: &Line<'_>,
+    ) -> Result<(&'m Mapping, usize), Reason> {
+        if self.names.len() >= REMEMBERED || self.series.len() >= REMEMBERED {
+            self.names.clear();
+            self.by_labels.clear();
+            self.series.clear();
+        }
+        let named = self.names.entry(line.name.into()).or_insert_with(|| Named {
+            mapping: mappings.iter().position(|m| m.matches(line.name).is_some()),
+            by_tags: Default::default(),
+        });
+        let mapping_index = named.mapping.ok_or(Reason::Unmapped)?;
+        let mapping = &mappings[mapping_index];
+        encode(&mut self.scratch, tag_values(mapping, &line.tags));
+        let by_tags: Box<[u8]> = self.scratch.as_slice().into();
+        let captures = mapping.matches(line.name).unwrap_or_default();
+        let value = |v| label_value(v, &captures, &line.tags);
+        encode(
+            &mut self.scratch,
+            mapping.labels.iter().map(|(_, v)| value(v)),
+        );
+        let key = (mapping_index, self.scratch.as_slice().into());
+        let index = match self.by_labels.get(&key) {
+            Some(index) => *index,
+            None => {
+                let labels = mapping
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), value(v).to_owned()))
+                    .collect();
+                self.series.push(Series {
+                    labels,
+                    carry: Fraction::default(),
+                    slot: None,
+                });
+                self.by_labels.insert(key, self.series.len() - 1);
+                self.series.len() - 1
+            }
+        };
+        named.by_tags.insert(by_tags, index);
+        Ok((mapping, index))
+    }
+}
+
+/// The values of the tags `mapping` reads, in its label order.
+fn tag_values<'a>(mapping: &'a Mapping, tags: &'a [Tag<'a>]) -> impl Iterator<Item = &'a str> {
+    mapping.labels.iter().filter_map(|(_, v)| match v {
+        LabelValue::Tag(t) => Some(parser::tag(tags, t).unwrap_or("")),
+        _ => None,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::Reading;
     use crate::source::Source;
 
     fn mapping() -> Mapping {
@@ -233,7 +342,9 @@ mod tests {
     }
 
     fn readings(mappings: &[Mapping], line: &Line<'_>) -> Result<Vec<Reading>, Reason> {
-        Mapper::default().readings(mappings, line)
+        let mut out = Readings::default();
+        Mapper::default().readings(mappings, line, &mut out)?;
+        Ok(out.readings().collect())
     }
 
     #[test]
@@ -242,8 +353,8 @@ mod tests {
         let r = readings(&[mapping()], &line).unwrap();
         assert_eq!(r.len(), 2, "a 50% sample stands for two deliveries");
         assert_eq!(
-            r[0].labels,
-            vec![
+            *r[0].labels,
+            [
                 ("route".into(), "checkout".into()),
                 ("method".into(), "POST".into()),
                 ("env".into(), "prod".into())
@@ -265,9 +376,11 @@ mod tests {
         let mut mapper = Mapper::default();
         let count = |mapper: &mut Mapper, text: &str, n: usize| -> usize {
             let line = parser::line(text).unwrap();
-            (0..n)
-                .map(|_| mapper.readings(&[mapping()], &line).unwrap().len())
-                .sum()
+            let mut out = Readings::default();
+            for _ in 0..n {
+                mapper.readings(&[mapping()], &line, &mut out).unwrap();
+            }
+            out.len()
         };
         assert_eq!(count(&mut mapper, "api.a.latency:100|ms|@0.4", 10), 25);
         assert_eq!(count(&mut mapper, "api.b.latency:100|ms|@0.3", 10), 33);

@@ -14,29 +14,31 @@
 //! convert exactly in the mapping's unit.
 
 use std::fmt;
-use std::time::Duration;
+
+use smallvec::SmallVec;
 
 use crate::decimal::Decimal;
-use crate::delivery::parse_amount;
+use crate::delivery::Amount;
 use crate::source::Reason;
 
 /// One metric line, borrowing from the packet.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Line<'a> {
     /// The metric name, without Telegraf tags.
     pub name: &'a str,
-    /// Each metric the line holds, in order.
-    pub samples: Vec<Sample<'a>>,
+    /// Each metric the line holds, in order (one or two, nearly always: held
+    /// inline).
+    pub samples: SmallVec<[Sample<'a>; 2]>,
     /// `key:value` (or bare `key`) tags: DogStatsD's and Telegraf's.
-    pub tags: Vec<Tag<'a>>,
+    pub tags: SmallVec<[Tag<'a>; 4]>,
 }
 
 /// One value of a line, with its type and sample rate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample<'a> {
-    /// The value as written: a non-negative number (checked).
+    /// The value as written.
     pub value: &'a str,
-    /// Timer or not.
+    /// Timer (with its value, read once) or not.
     pub kind: Kind,
     /// Fraction of events this value stands for, in (0, 1], exact.
     pub rate: Decimal,
@@ -52,12 +54,22 @@ pub struct Tag<'a> {
 }
 
 /// What a line measures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Kind {
-    /// `ms`, `h` or `d`: a duration.
-    Timer,
+    /// `ms`, `h` or `d`: a duration, in units the mapping names.
+    Timer(Amount),
     /// Counters, gauges, sets and the rest: not delivery times.
     Other,
+}
+
+impl Sample<'_> {
+    /// A timer's value; `None` for other types.
+    pub fn timer(&self) -> Option<Amount> {
+        match self.kind {
+            Kind::Timer(amount) => Some(amount),
+            Kind::Other => None,
+        }
+    }
 }
 
 /// Why a line holds no metric.
@@ -127,72 +139,95 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
-/// Every non-empty line of a packet (or stream chunk), parsed. Lines end
+/// The non-empty lines of a packet (or stream chunk), unparsed. Lines end
 /// with `\n` (a `\r` before it is dropped).
-pub fn lines(packet: &[u8]) -> impl Iterator<Item = Result<Line<'_>, ParseError>> {
+pub fn raw_lines(packet: &[u8]) -> impl Iterator<Item = &[u8]> {
     packet
         .split(|b| *b == b'\n')
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
         .filter(|l| !l.is_empty())
-        .map(|l| {
-            std::str::from_utf8(l)
-                .map_err(|_| ParseError::NotUtf8)
-                .and_then(line)
-        })
+}
+
+/// Every non-empty line of a packet (or stream chunk), parsed.
+pub fn lines(packet: &[u8]) -> impl Iterator<Item = Result<Line<'_>, ParseError>> {
+    raw_lines(packet).map(|l| {
+        let mut line = Line::default();
+        line_into(l, &mut line).map(|()| line)
+    })
 }
 
 /// Parses one line.
 pub fn line(text: &str) -> Result<Line<'_>, ParseError> {
+    let mut line = Line::default();
+    line_into(text.as_bytes(), &mut line)?;
+    Ok(line)
+}
+
+/// Parses one line into `line`, reusing its space (a receiver parses
+/// millions a second); on an error `line` holds nothing of use.
+pub fn line_into<'a>(bytes: &'a [u8], line: &mut Line<'a>) -> Result<(), ParseError> {
+    line.name = "";
+    line.samples.clear();
+    line.tags.clear();
+    let text = std::str::from_utf8(bytes).map_err(|_| ParseError::NotUtf8)?;
     if text.starts_with("_sc|") {
         return Err(ParseError::ServiceCheck);
     }
     if text.starts_with("_e{") {
         return Err(ParseError::Event);
     }
-    let (head, rest) = text.split_once(':').ok_or(ParseError::NoValue)?;
+    let (head, rest) = split_once(text, b':').ok_or(ParseError::NoValue)?;
     // Telegraf: `name,tag=value,...`.
-    let mut head_parts = head.split(',');
-    let name = head_parts.next().unwrap_or("").trim();
+    let mut head_parts = Split::new(head, b',');
+    let name = head_parts.next().unwrap_or("");
+    // Most names have nothing to trim; `trim` costs a Unicode scan.
+    let name = match (name.as_bytes().first(), name.as_bytes().last()) {
+        (Some(a), Some(z)) if a.is_ascii_graphic() && z.is_ascii_graphic() => name,
+        _ => name.trim(),
+    };
     if name.is_empty() {
         return Err(ParseError::EmptyName);
     }
-    let mut tags: Vec<Tag<'_>> = head_parts
-        .filter(|t| !t.is_empty())
-        .map(|t| match t.split_once('=') {
-            Some((key, value)) => Tag { key, value },
-            None => Tag { key: t, value: "" },
-        })
-        .collect();
-    let mut sections = rest.split('|');
-    // The values before the first type: DogStatsD's `1:2:3` or one value.
-    let mut pending: Vec<&str> = sections.next().unwrap_or("").split(':').collect();
-    let mut samples: Vec<Sample<'_>> = Vec::new();
+    line.name = name;
+    line.tags.extend(
+        head_parts
+            .filter(|t| !t.is_empty())
+            .map(|t| tag_of(t, b'=')),
+    );
+    let samples = &mut line.samples;
+    let mut sections = Split::new(rest, b'|');
+    // The values before the next type: DogStatsD's `1:2:3` or one value.
+    let mut pending: Option<&str> = sections.next();
     // Where the samples the last type named begin: a rate applies to them.
     let mut group = 0;
-    let mut expect_type = true;
     for section in sections {
-        if expect_type {
+        if let Some(values) = pending.take() {
             // etsy puts the next metric's value after the type: `ms:2`.
-            let (kind, next) = match section.split_once(':') {
+            let (kind, next) = match split_once(section, b':') {
                 Some((k, n)) => (k, Some(n)),
                 None => (section, None),
             };
-            let kind = match kind {
+            let timer = match kind {
                 "" => return Err(ParseError::NoType),
-                "ms" | "h" | "d" => Kind::Timer,
-                _ => Kind::Other,
+                "ms" | "h" | "d" => true,
+                _ => false,
             };
             group = samples.len();
-            samples.extend(pending.drain(..).map(|value| Sample {
-                value,
-                kind,
-                rate: Decimal::ONE,
-            }));
-            pending.extend(next);
-            expect_type = !pending.is_empty();
+            for value in Split::new(values, b':') {
+                let kind = match timer {
+                    true => Kind::Timer(Amount::parse(value).ok_or(ParseError::BadValue)?),
+                    false => Kind::Other,
+                };
+                samples.push(Sample {
+                    value,
+                    kind,
+                    rate: Decimal::ONE,
+                });
+            }
+            pending = next;
         } else if let Some(rate) = section.strip_prefix('@') {
             // `@0.1`, or etsy's `@0.1:2` with the next metric's value.
-            let (rate, next) = match rate.split_once(':') {
+            let (rate, next) = match split_once(rate, b':') {
                 Some((r, n)) => (r, Some(n)),
                 None => (rate, None),
             };
@@ -200,32 +235,71 @@ pub fn line(text: &str) -> Result<Line<'_>, ParseError> {
             for s in &mut samples[group..] {
                 s.rate = rate;
             }
-            pending.extend(next);
-            expect_type = !pending.is_empty();
+            pending = next;
         } else if let Some(list) = section.strip_prefix('#') {
-            tags.extend(list.split(',').filter(|t| !t.is_empty()).map(
-                |t| match t.split_once(':') {
-                    Some((key, value)) => Tag { key, value },
-                    None => Tag { key: t, value: "" },
-                },
-            ));
+            let tags = Split::new(list, b',').filter(|t| !t.is_empty());
+            line.tags.extend(tags.map(|t| tag_of(t, b':')));
         }
         // Other sections (DogStatsD `c:` container ids, `T` timestamps,
         // `e:` external data) are not about the duration.
     }
-    if expect_type {
+    if pending.is_some() {
         return Err(ParseError::NoType);
     }
-    for s in &samples {
-        if s.kind == Kind::Timer && parse_amount(s.value, Duration::from_millis(1)).is_none() {
-            return Err(ParseError::BadValue);
+    Ok(())
+}
+
+/// `key<sep>value`, or a bare `key` with an empty value.
+fn tag_of(text: &str, sep: u8) -> Tag<'_> {
+    match split_once(text, sep) {
+        Some((key, value)) => Tag { key, value },
+        None => Tag {
+            key: text,
+            value: "",
+        },
+    }
+}
+
+/// `text` before and after the first `sep` (an ASCII byte, so both halves
+/// are whole UTF-8).
+fn split_once(text: &str, sep: u8) -> Option<(&str, &str)> {
+    // Pieces are a few bytes long: a plain loop beats memchr's setup.
+    let at = text.bytes().position(|b| b == sep)?;
+    Some((&text[..at], &text[at + 1..]))
+}
+
+/// The pieces of `text` between `sep`s: the hot loop of a receiver, where
+/// `str::split` spends more on its generality.
+struct Split<'a> {
+    rest: Option<&'a str>,
+    sep: u8,
+}
+
+impl<'a> Split<'a> {
+    fn new(text: &'a str, sep: u8) -> Split<'a> {
+        Split {
+            rest: Some(text),
+            sep,
         }
     }
-    Ok(Line {
-        name,
-        samples,
-        tags,
-    })
+}
+
+impl<'a> Iterator for Split<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let rest = self.rest?;
+        match split_once(rest, self.sep) {
+            Some((piece, after)) => {
+                self.rest = Some(after);
+                Some(piece)
+            }
+            None => {
+                self.rest = None;
+                Some(rest)
+            }
+        }
+    }
 }
 
 /// A sample rate in (0, 1], exact.
@@ -236,11 +310,16 @@ fn sample_rate(text: &str) -> Result<Decimal, ParseError> {
         .ok_or(ParseError::BadSampleRate)
 }
 
-impl Line<'_> {
+impl<'a> Line<'a> {
     /// The value of tag `key`; `Some("")` for a bare `key`.
-    pub fn tag(&self, key: &str) -> Option<&str> {
-        self.tags.iter().find(|t| t.key == key).map(|t| t.value)
+    pub fn tag(&self, key: &str) -> Option<&'a str> {
+        tag(&self.tags, key)
     }
+}
+
+/// The value of tag `key` among `tags` (the first, when repeated).
+pub fn tag<'a>(tags: &[Tag<'a>], key: &str) -> Option<&'a str> {
+    tags.iter().find(|t| t.key == key).map(|t| t.value)
 }
 
 #[cfg(test)]
@@ -256,10 +335,10 @@ mod tests {
         let l = line("checkout.latency:183.5|ms|@0.25|#route:/checkout,env:prod").unwrap();
         assert_eq!(l.name, "checkout.latency");
         assert_eq!(
-            l.samples,
+            l.samples.as_slice(),
             [Sample {
                 value: "183.5",
-                kind: Kind::Timer,
+                kind: Kind::Timer(Amount::Exact(rate("183.5"))),
                 rate: rate("0.25")
             }]
         );
@@ -269,6 +348,8 @@ mod tests {
         let values: Vec<&str> = multi.samples.iter().map(|s| s.value).collect();
         assert_eq!(values, ["1", "2", "3"]);
         assert_eq!(line("hits:1|c").unwrap().samples[0].kind, Kind::Other);
+        // A counter's value is not a duration: not read, not refused.
+        assert_eq!(line("hits:-1|c").unwrap().samples[0].kind, Kind::Other);
     }
 
     /// Issue 14, input 5: what statsd_exporter keeps, we keep.
@@ -284,17 +365,17 @@ mod tests {
     #[test]
     fn etsy_multi_metric_lines() {
         let l = line("t:1|ms:2|ms|@0.5:3|c").unwrap();
-        let got: Vec<(&str, Kind, Decimal)> = l
+        let got: Vec<(&str, bool, Decimal)> = l
             .samples
             .iter()
-            .map(|s| (s.value, s.kind, s.rate))
+            .map(|s| (s.value, s.timer().is_some(), s.rate))
             .collect();
         assert_eq!(
             got,
             [
-                ("1", Kind::Timer, Decimal::ONE),
-                ("2", Kind::Timer, rate("0.5")),
-                ("3", Kind::Other, Decimal::ONE)
+                ("1", true, Decimal::ONE),
+                ("2", true, rate("0.5")),
+                ("3", false, Decimal::ONE)
             ]
         );
     }

@@ -18,12 +18,15 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::{Mapper, Mapping, StatsdConfig, parser};
-use crate::ingest::{Reading, Source, SourceContext};
+use crate::ingest::{Readings, Source, SourceContext};
 
 /// Largest UDP payload.
 const PACKET_BYTES: usize = 65_535;
 /// Readings gathered before they are committed together.
 const BATCH: usize = 4096;
+/// Room for a full batch and the packet that fills it, so a batch is
+/// never moved while it grows.
+const BATCH_CAPACITY: usize = BATCH + 1024;
 /// A batch waits at most this long for more readings.
 const BATCH_WAIT: Duration = Duration::from_millis(20);
 /// Batches read and not yet committed; past it the receiving thread waits
@@ -119,7 +122,7 @@ impl Datagrams for UnixDatagram {
 
 /// Receives until shutdown; nothing a packet holds stops it.
 pub async fn run(listeners: Listeners, config: StatsdConfig, ctx: SourceContext) {
-    let (tx, mut rx) = mpsc::channel::<Vec<Reading>>(BACKLOG);
+    let (tx, mut rx) = mpsc::channel::<Readings>(BACKLOG);
     let stop = Arc::new(AtomicBool::new(false));
     let mut threads = vec![datagrams(listeners.udp, &config, &ctx, &tx, &stop)];
     if let Some(unix) = listeners.unix {
@@ -159,7 +162,7 @@ pub async fn run(listeners: Listeners, config: StatsdConfig, ctx: SourceContext)
     tracing::info!("statsd stopped");
 }
 
-async fn commit(ctx: SourceContext, batch: Vec<Reading>) {
+async fn commit(ctx: SourceContext, batch: Readings) {
     if let Err(e) = ctx.deliver(Source::Statsd, &batch, None).await {
         tracing::warn!(error = %e, dropped = batch.len(), "statsd deliveries not recorded");
     }
@@ -170,7 +173,7 @@ fn datagrams(
     socket: impl Datagrams,
     config: &StatsdConfig,
     ctx: &SourceContext,
-    tx: &mpsc::Sender<Vec<Reading>>,
+    tx: &mpsc::Sender<Readings>,
     stop: &Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<()> {
     let (mappings, ctx, tx, stop) = (
@@ -184,7 +187,7 @@ fn datagrams(
         .spawn(move || {
             let mut buf = vec![0u8; PACKET_BYTES];
             let mut mapper = Mapper::default();
-            let mut batch = Vec::new();
+            let mut batch = Readings::with_capacity(BATCH_CAPACITY);
             let mut since = Instant::now();
             while !stop.load(Ordering::Relaxed) {
                 match socket.receive(&mut buf) {
@@ -202,7 +205,9 @@ fn datagrams(
                     }
                 }
                 if !batch.is_empty() && (batch.len() >= BATCH || since.elapsed() >= BATCH_WAIT) {
-                    if tx.blocking_send(std::mem::take(&mut batch)).is_err() {
+                    let full =
+                        std::mem::replace(&mut batch, Readings::with_capacity(BATCH_CAPACITY));
+                    if tx.blocking_send(full).is_err() {
                         return;
                     }
                 }
@@ -219,7 +224,7 @@ async fn accept(
     listener: TcpListener,
     mappings: Vec<Mapping>,
     ctx: SourceContext,
-    tx: mpsc::Sender<Vec<Reading>>,
+    tx: mpsc::Sender<Readings>,
 ) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -240,7 +245,7 @@ async fn accept(
                 held.extend_from_slice(&chunk[..n]);
                 // Whole lines only; a line past the limit is dropped.
                 let end = held.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-                let mut batch = Vec::new();
+                let mut batch = Readings::default();
                 ctx.metrics().statsd_packets.inc();
                 take(&mappings, &ctx, &mut mapper, &held[..end], &mut batch);
                 held.drain(..end);
@@ -262,15 +267,15 @@ fn take(
     ctx: &SourceContext,
     mapper: &mut Mapper,
     packet: &[u8],
-    out: &mut Vec<Reading>,
+    out: &mut Readings,
 ) {
-    for line in parser::lines(packet) {
-        let result = line
+    let mut line = parser::Line::default();
+    for raw in parser::raw_lines(packet) {
+        let result = parser::line_into(raw, &mut line)
             .map_err(parser::ParseError::reason)
-            .and_then(|l| mapper.readings(mappings, &l));
-        match result {
-            Ok(r) => out.extend(r),
-            Err(reason) => ctx.refuse(Source::Statsd, reason, 1),
+            .and_then(|()| mapper.readings(mappings, &line, out));
+        if let Err(reason) = result {
+            ctx.refuse(Source::Statsd, reason, 1);
         }
     }
 }
