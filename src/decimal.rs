@@ -235,7 +235,16 @@ impl Decimal {
     /// This value times `unit`, rounded to the nearest nanosecond and
     /// saturating at [`Duration::MAX`]: `0.05` of a second is 50 ms.
     pub fn of(self, unit: Duration) -> Duration {
-        let one = u128::from(POW10[self.scale as usize]);
+        // In u64 when it fits (any duration under 584 years): u128 division
+        // is a library call, and sources convert millions a second.
+        let one = POW10[self.scale as usize];
+        if let Ok(unit) = u64::try_from(unit.as_nanos())
+            && let Some(scaled) = unit.checked_mul(self.units)
+            && let Some(rounded) = scaled.checked_add(one / 2)
+        {
+            return Duration::from_nanos(rounded / one);
+        }
+        let one = u128::from(one);
         let Some(scaled) = unit.as_nanos().checked_mul(u128::from(self.units)) else {
             return Duration::MAX;
         };

@@ -54,7 +54,7 @@ use crate::window::Millis;
 pub use crate::persist::Batch;
 pub use crate::source::{Reason, Source};
 use json::ItemError;
-pub use readings::{Labels, Reading, Readings, Slot};
+pub use readings::{Labels, Reading, Readings, SeriesCache, Slot};
 
 /// Admissions tried when reloads keep overtaking a batch.
 const RETRIES: usize = 3;

@@ -160,6 +160,21 @@ proptest! {
         prop_assert_eq!(Decimal::parse_plain(text.as_bytes()), Decimal::parse(&text).ok(), "{}", text);
     }
 
+    /// A decimal of a unit is the exact quotient rounded half up to the
+    /// nanosecond, whichever arithmetic computes it.
+    #[test]
+    fn decimals_of_a_unit_round_exactly(units in any::<u64>(), scale in 0u8..=18, unit_ns in prop_oneof![Just(1_000u64), Just(1_000_000), Just(1_000_000_000), 1u64..u64::MAX]) {
+        use amaze_exporter::decimal::Decimal;
+        use std::time::Duration;
+        let one = 10u128.pow(u32::from(scale));
+        let exact = (u128::from(unit_ns) * u128::from(units) + one / 2) / one;
+        let expected = u64::try_from(exact / 1_000_000_000)
+            .ok()
+            .filter(|s| *s < u64::MAX)
+            .map_or(Duration::MAX, |s| Duration::new(s, (exact % 1_000_000_000) as u32));
+        prop_assert_eq!(Decimal::new(units, scale).of(Duration::from_nanos(unit_ns)), expected);
+    }
+
     /// Lines built from StatsD's own alphabet, the likeliest to find edge cases.
     #[test]
     fn statsd_parser_takes_statsd_shaped_noise(line in "[a-z.:|@#,0-9\\-eE+]{0,64}") {

@@ -591,9 +591,9 @@ fn read(t: &mut Tracked, reader: &mut LineReader, max_line: usize, out: &mut Pol
         if bytes.len() > max_line {
             out.refused.push(LineError::TooLong);
         } else if !bytes.is_empty() {
-            match reader.read(bytes) {
-                Ok(Some(r)) => out.readings.push_reading(r),
-                Ok(None) => out.skipped += 1,
+            match reader.read_into(bytes, &mut out.readings) {
+                Ok(true) => {}
+                Ok(false) => out.skipped += 1,
                 Err(e) => out.refused.push(e),
             }
         }

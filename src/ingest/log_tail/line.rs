@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use regex_automata::meta;
 use regex_automata::util::captures::Captures;
+use smallvec::SmallVec;
 
 use crate::delivery::{Timing, parse_amount};
-use crate::ingest::Reading;
+use crate::ingest::{Reading, Readings, SeriesCache};
 use crate::source::Reason;
 
 /// How lines are read.
@@ -186,6 +187,7 @@ impl LineSpec {
         LineReader {
             spec: self.clone(),
             plan,
+            series: SeriesCache::default(),
         }
     }
 
@@ -213,6 +215,8 @@ impl LineSpec {
 pub struct LineReader {
     spec: LineSpec,
     plan: Plan,
+    /// Lines of one series share their SLA name and labels.
+    series: SeriesCache,
 }
 
 enum Plan {
@@ -232,6 +236,17 @@ impl LineReader {
     /// Reads one line (without its newline), which may be any bytes: a
     /// reading, `None` for a line the filters leave out, or why not.
     pub fn read(&mut self, line: &[u8]) -> Result<Option<Reading>, LineError> {
+        let mut one = Readings::default();
+        Ok(self
+            .read_into(line, &mut one)?
+            .then(|| one.readings().next())
+            .flatten())
+    }
+
+    /// [`LineReader::read`] into a batch: true when the line was added,
+    /// false when the filters leave it out. Lines of one series share one
+    /// slot of the batch.
+    pub fn read_into(&mut self, line: &[u8], out: &mut Readings) -> Result<bool, LineError> {
         let input = regex_automata::Input::new(line);
         if self
             .spec
@@ -244,12 +259,15 @@ impl LineReader {
                 .as_ref()
                 .is_some_and(|p| p.re.is_match(input))
         {
-            return Ok(None);
+            return Ok(false);
         }
-        self.read_fields(line).map(Some)
-    }
-
-    fn read_fields(&mut self, line: &[u8]) -> Result<Reading, LineError> {
+        let (spec, series) = (&self.spec, &mut self.series);
+        let mut add = |parts: Parts<'_>| {
+            let values: SmallVec<[&str; 4]> = parts.values.iter().map(|v| v.as_ref()).collect();
+            let names = spec.labels.iter().map(|(name, _)| name.as_str());
+            let slot = series.slot(&parts.sla, names, &values, out);
+            out.push(slot, parts.timing, 1);
+        };
         match &mut self.plan {
             Plan::Regex(plan) => {
                 let RegexPlan {
@@ -263,41 +281,50 @@ impl LineReader {
                     return Err(LineError::NoMatch);
                 }
                 let caps = &*caps;
-                build(&self.spec, fields, |group| {
+                add(parts(spec, fields, |group| {
                     let span = caps.get_group((*group)?)?;
                     Some(
                         std::str::from_utf8(&line[span.range()])
                             .map(Cow::Borrowed)
                             .map_err(|_| LineError::NotUtf8),
                     )
-                })
+                })?);
             }
             Plan::Json(fields) => {
                 let value: serde_json::Value =
                     serde_json::from_slice(line).map_err(|_| LineError::NotJson)?;
                 let object = value.as_object().ok_or(LineError::NotJson)?;
-                build(&self.spec, fields, |name| {
+                add(parts(spec, fields, |name| {
                     object.get(name).and_then(|v| match v {
                         serde_json::Value::String(s) => Some(Ok(Cow::Borrowed(s.as_str()))),
                         serde_json::Value::Number(n) => Some(Ok(Cow::Owned(n.to_string()))),
                         serde_json::Value::Bool(b) => Some(Ok(Cow::Owned(b.to_string()))),
                         _ => None,
                     })
-                })
+                })?);
             }
         }
+        Ok(true)
     }
 }
 
 /// A field's text: absent, or present but not text.
 type FieldText<'a> = Option<Result<Cow<'a, str>, LineError>>;
 
-/// Fields are borrowed from the line where they can be.
-fn build<'a, K>(
-    spec: &LineSpec,
+/// What one line says, its text borrowed from the line where it can be.
+struct Parts<'a> {
+    sla: Cow<'a, str>,
+    /// Label values in the spec's label order.
+    values: SmallVec<[Cow<'a, str>; 4]>,
+    timing: Timing,
+}
+
+/// Reads the fields of a line.
+fn parts<'a, K>(
+    spec: &'a LineSpec,
     fields: &Fields<K>,
     field: impl Fn(&K) -> FieldText<'a>,
-) -> Result<Reading, LineError> {
+) -> Result<Parts<'a>, LineError> {
     let required = |k: &K| field(k).ok_or(LineError::MissingField)?;
     let failed = match (&spec.failed, &fields.failed) {
         (Some(when), Some(k)) => match field(k).transpose()? {
@@ -307,8 +334,8 @@ fn build<'a, K>(
         _ => false,
     };
     let sla = match (&spec.sla, &fields.sla) {
-        (SlaFrom::Fixed(s), _) => s.clone(),
-        (SlaFrom::Field(_), Some(k)) => required(k)?.as_ref().into(),
+        (SlaFrom::Fixed(s), _) => Cow::Borrowed(&**s),
+        (SlaFrom::Field(_), Some(k)) => required(k)?,
         (SlaFrom::Field(_), None) => return Err(LineError::MissingField),
     };
     let took = if failed {
@@ -338,14 +365,13 @@ fn build<'a, K>(
         Some(took) => Timing::Took { took, at },
         None => Timing::Failed { at },
     };
-    let mut labels = Vec::with_capacity(fields.labels.len());
-    for (label, k) in &fields.labels {
-        let value = field(k).transpose()?.map(Cow::into_owned);
-        labels.push((label.clone(), value.unwrap_or_default()));
+    let mut values = SmallVec::new();
+    for (_, k) in &fields.labels {
+        values.push(field(k).transpose()?.unwrap_or_default());
     }
-    Ok(Reading {
+    Ok(Parts {
         sla,
-        labels: labels.into(),
+        values,
         timing,
     })
 }

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use smallvec::SmallVec;
 
+use super::readings::encode_values;
 use super::{Labels, Readings, Reason, Slot};
 use crate::decimal::Decimal;
 use crate::delivery::Timing;
@@ -143,18 +144,6 @@ struct Series {
     slot: Option<(u64, Slot)>,
 }
 
-/// Writes `values` to `out`, each prefixed by its length.
-fn encode<'a>(out: &mut Vec<u8>, values: impl Iterator<Item = &'a str>) {
-    out.clear();
-    // Never empty: an empty boxed key has a dangling address, and comparing
-    // against it costs a fault-suppressing masked load on every lookup.
-    out.push(b'v');
-    for v in values {
-        out.extend_from_slice(&v.len().to_le_bytes());
-        out.extend_from_slice(v.as_bytes());
-    }
-}
-
 /// A non-negative fraction `num / den`, in lowest terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Fraction {
@@ -258,7 +247,7 @@ impl Mapper {
     ) -> Result<(&'m Mapping, usize), Reason> {
         if let Some(named) = self.names.get(line.name) {
             let mapping = &mappings[named.mapping.ok_or(Reason::Unmapped)?];
-            encode(&mut self.scratch, tag_values(mapping, &line.tags));
+            encode_values(&mut self.scratch, tag_values(mapping, &line.tags));
             if let Some(index) = named.by_tags.get(self.scratch.as_slice()) {
                 return Ok((mapping, *index));
             }
@@ -283,11 +272,11 @@ impl Mapper {
         });
         let mapping_index = named.mapping.ok_or(Reason::Unmapped)?;
         let mapping = &mappings[mapping_index];
-        encode(&mut self.scratch, tag_values(mapping, &line.tags));
+        encode_values(&mut self.scratch, tag_values(mapping, &line.tags));
         let by_tags: Box<[u8]> = self.scratch.as_slice().into();
         let captures = mapping.matches(line.name).unwrap_or_default();
         let value = |v| label_value(v, &captures, &line.tags);
-        encode(
+        encode_values(
             &mut self.scratch,
             mapping.labels.iter().map(|(_, v)| value(v)),
         );
