@@ -173,6 +173,7 @@ impl Source {
                     Reason::Event,
                     Reason::NotATimer,
                     Reason::Unmapped,
+                    Reason::LineTooLong,
                 ]);
             }
             Source::LogTail => {

@@ -16,6 +16,7 @@ slas:
 sources:
   statsd:
     listen: 127.0.0.1:0
+    tcp_listen: 127.0.0.1:0
     mappings:
       - metric: api.*.latency
         sla: api
@@ -29,17 +30,23 @@ sources:
 fn start() -> (Home, Exporter, String) {
     let home = Home::new(CONFIG);
     let ex = home.start(&[]);
-    let mut udp = String::new();
+    let udp = address(&ex, "udp");
+    (home, ex, udp)
+}
+
+/// The address the StatsD source logged for `transport` (`udp`, `tcp`).
+fn address(ex: &Exporter, transport: &str) -> String {
+    let mut found = String::new();
     wait_for("the statsd address in the log", || {
-        udp = ex
+        found = ex
             .log()
             .lines()
-            .find_map(|l| l.split(" udp=").nth(1))
+            .find_map(|l| l.split(&format!(" {transport}=")).nth(1))
             .map(|a| a.split_whitespace().next().unwrap_or("").to_owned())
             .unwrap_or_default();
-        !udp.is_empty()
+        !found.is_empty()
     });
-    (home, ex, udp)
+    found
 }
 
 fn send(to: &str, packet: &[u8]) {
@@ -158,6 +165,41 @@ fn garbage_packets_are_counted_by_reason_and_never_stop_the_socket() {
                 &[("source", "statsd"), ("reason", reason)]
             ) >= Some(1.0),
             "{reason} not counted"
+        );
+    }
+}
+
+/// Over TCP, a line too long to hold is dropped whole and counted once as
+/// `line_too_long`; the lines around it are read.
+#[test]
+fn an_overlong_tcp_line_is_dropped_whole_and_the_next_is_read() {
+    use std::io::Write;
+    let (_home, ex, _udp) = start();
+    let tcp = address(&ex, "tcp");
+    let mut stream = std::net::TcpStream::connect(&tcp).unwrap();
+    stream.write_all(b"api.a.latency:1|ms\n").unwrap();
+    stream.write_all(&vec![b'x'; 200 * 1024]).unwrap();
+    stream.write_all(b"yyy\napi.b.latency:2|ms\n").unwrap();
+    stream.flush().unwrap();
+    wait_for("both short lines", || {
+        ex.metrics().value(
+            "amaze_window_deliveries",
+            &[("sla", "api"), ("scope", "sla"), ("window", "5m")],
+        ) == Some(2.0)
+    });
+    let m = ex.metrics();
+    let rejected = |reason| {
+        m.value(
+            "amaze_ingest_rejected_total",
+            &[("source", "statsd"), ("reason", reason)],
+        )
+    };
+    assert_eq!(rejected("line_too_long"), Some(1.0));
+    for reason in ["no_value", "no_type", "bad_value", "empty_name"] {
+        assert_eq!(
+            rejected(reason),
+            Some(0.0),
+            "{reason}: the long line's tail read as a line"
         );
     }
 }

@@ -237,12 +237,21 @@ async fn accept(
             let mut mapper = Mapper::default();
             let mut held: Vec<u8> = Vec::new();
             let mut chunk = vec![0u8; 64 * 1024];
+            // Past the start of a line too long to hold: dropped to its end.
+            let mut skipping = false;
             loop {
                 let n = match tokio::time::timeout(TCP_IDLE, stream.read(&mut chunk)).await {
                     Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
                     Ok(Ok(n)) => n,
                 };
-                held.extend_from_slice(&chunk[..n]);
+                let mut read = &chunk[..n];
+                if skipping {
+                    match memchr::memchr(b'\n', read) {
+                        Some(end) => (read, skipping) = (&read[end + 1..], false),
+                        None => continue,
+                    }
+                }
+                held.extend_from_slice(read);
                 // Whole lines only; a line past the limit is dropped.
                 let end = held.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
                 let mut batch = Readings::default();
@@ -250,8 +259,9 @@ async fn accept(
                 take(&mappings, &ctx, &mut mapper, &held[..end], &mut batch);
                 held.drain(..end);
                 if held.len() > TCP_LINE_BYTES {
-                    ctx.refuse(Source::Statsd, crate::ingest::Reason::BadValue, 1);
+                    ctx.refuse(Source::Statsd, crate::ingest::Reason::LineTooLong, 1);
                     held.clear();
+                    skipping = true;
                 }
                 if !batch.is_empty() && tx.send(batch).await.is_err() {
                     break;
