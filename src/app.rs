@@ -3,19 +3,18 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use tokio::task::JoinHandle;
-
 use crate::cli::{LogFormat, RunArgs};
 use crate::clock::{Clock, SystemClock};
 use crate::config::web::WebConfig;
-use crate::config::{Config, ConfigError, Sources};
+use crate::config::{Config, ConfigError};
 use crate::exposition::SelfMetrics;
 use crate::http::basic_auth::{self, BasicAuth};
 use crate::http::{AppState, router};
-use crate::ingest::{Shutdown, Source, SourceContext, log_tail, probe, statsd};
+use crate::ingest::{Shutdown, SourceContext};
 use crate::persist::{self, Storage, StorageError};
 use crate::reload::Reloader;
 use crate::sla::LiveCatalog;
+use crate::supervisor::Supervisor;
 
 /// Log bytes after which a snapshot is written whatever the interval.
 const SNAPSHOT_LOG_BYTES: u64 = 256 << 20;
@@ -29,11 +28,11 @@ pub enum AppError {
     /// The state directory cannot be opened or restored.
     #[error(transparent)]
     Storage(#[from] StorageError),
-    /// The listen address is taken or not allowed.
+    /// A listen address is taken or not allowed.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
-        /// The address asked for.
-        addr: std::net::SocketAddr,
+        /// The address (or socket path) asked for.
+        addr: String,
         /// Why it failed.
         source: std::io::Error,
     },
@@ -74,29 +73,37 @@ pub async fn run(
     };
     let slas = config.slas.len();
     let sources = config.sources.clone();
+    let limits = config.limits.clone();
     let catalog = LiveCatalog::new(Arc::new(config.catalog()));
     let metrics = SelfMetrics::new()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let storage = open_storage(&args, catalog.clone(), &metrics, clock.clone()).await?;
-    let reloader = Arc::new(Reloader::new(
-        args.config.clone(),
-        storage.journal().clone(),
-        metrics.clone(),
-        clock.clone(),
-    ));
     let (stop_sources, shutdown_sources) = Shutdown::new();
     let ingest = SourceContext::new(
         storage.journal().clone(),
         catalog,
-        metrics,
-        clock,
+        metrics.clone(),
+        clock.clone(),
         shutdown_sources,
     );
-    let running = start_sources(sources, &ingest).await?;
+    let supervisor = Supervisor::start(sources, ingest.clone())
+        .await
+        .map_err(|e| AppError::Listen {
+            addr: e.addr,
+            source: e.source,
+        })?;
+    let reloader = Arc::new(Reloader::new(
+        args.config.clone(),
+        storage.journal().clone(),
+        Arc::new(supervisor),
+        limits,
+        metrics,
+        clock,
+    ));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|source| AppError::Listen {
-            addr: args.listen,
+            addr: args.listen.to_string(),
             source,
         })?;
     let addr = listener.local_addr().map_err(AppError::Serve)?;
@@ -118,13 +125,14 @@ pub async fn run(
             }
         }
     }));
-    let state = AppState { ingest, reloader };
+    let state = AppState {
+        ingest,
+        reloader: reloader.clone(),
+    };
     let served = serve(listener, state, &args.telemetry_path, web, shutdown).await;
     hangups.abort();
     stop_sources.stop();
-    for source in running {
-        let _ = source.await;
-    }
+    reloader.stop_sources().await;
     // Requests and sources are drained; make what they logged durable and snapshot it.
     storage.close().await;
     served.map_err(AppError::Serve)?;
@@ -192,49 +200,4 @@ async fn serve(
                 .await
         }
     }
-}
-
-/// Starts every configured source, and pre-creates the counters of every
-/// source that can receive anything (HTTP push and open-delivery events
-/// always can). The one place a source is registered.
-pub async fn start_sources(
-    sources: Sources,
-    ingest: &SourceContext,
-) -> Result<Vec<JoinHandle<()>>, AppError> {
-    let Sources {
-        statsd: statsd_config,
-        log_tail: log_tails,
-        probes,
-    } = sources;
-    let metrics = ingest.metrics();
-    metrics.register_source(Source::Http);
-    metrics.register_source(Source::Events);
-    metrics.register_source(Source::Reload);
-    let mut running = Vec::new();
-    if let Some(config) = statsd_config {
-        let listeners = statsd::bind(&config)
-            .await
-            .map_err(|source| AppError::Listen {
-                addr: config.listen,
-                source,
-            })?;
-        metrics.register_source(Source::Statsd);
-        running.push(tokio::spawn(statsd::run(listeners, config, ingest.clone())));
-    }
-    if !log_tails.is_empty() {
-        metrics.register_source(Source::LogTail);
-    }
-    for config in &log_tails {
-        metrics.log_tail.register(&config.name);
-    }
-    for config in log_tails {
-        running.push(tokio::spawn(log_tail::run(config, ingest.clone())));
-    }
-    if !probes.is_empty() {
-        metrics.register_source(Source::Probe);
-    }
-    for config in probes {
-        running.push(tokio::spawn(probe::run(config, ingest.clone())));
-    }
-    Ok(running)
 }

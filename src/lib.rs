@@ -26,6 +26,8 @@
 //! - [`ingest`]: the one way in every source commits through, the pure
 //!   decoders, and the sources (StatsD, log tail, probes).
 //! - [`config`]: YAML to a validated [`config::Config`], all problems at once.
+//! - [`supervisor`]: the running sources, started, stopped and reconfigured
+//!   to match the config.
 //! - [`reload`]: SIGHUP and `POST /-/reload`.
 //! - [`http`]: routes and handlers, load shedding, basic auth, TLS.
 //! - [`shutdown`]: the signals that stop and reload the exporter.
@@ -54,4 +56,5 @@ pub mod reload;
 pub mod shutdown;
 pub mod sla;
 pub mod source;
+pub mod supervisor;
 pub mod window;

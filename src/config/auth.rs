@@ -61,10 +61,11 @@ pub(super) fn validate(p: &mut Problems, raw: &RawAuth, slas: &[Sla]) -> Auth {
             }
         }
         let admin = p
-            .parse(&format!("{path}.admin"), t.admin.as_ref(), |s| {
-                s.parse::<bool>()
-                    .map_err(|_| format!("`{s}` is not true or false"))
-            })
+            .parse(
+                &format!("{path}.admin"),
+                t.admin.as_ref(),
+                super::fields::flag,
+            )
             .unwrap_or(false);
         if p.len() > before {
             continue;

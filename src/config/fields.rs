@@ -113,6 +113,51 @@ pub(super) fn count(min: usize, max: usize) -> impl Fn(&str) -> Result<usize, St
     }
 }
 
+/// A size in bytes, plain (`1048576`) or with a binary unit (`512KiB`,
+/// `10MiB`, `1GiB`), in `min..=max`.
+pub(super) fn bytes(min: u64, max: u64) -> impl Fn(&str) -> Result<u64, String> {
+    move |s| {
+        let t = s.trim();
+        let (number, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
+            Some(at) => t.split_at(at),
+            None => (t, ""),
+        };
+        let not_a_size = || format!("`{s}` is not a size: write e.g. `1048576` or `10MiB`");
+        if number.trim().is_empty() {
+            return Err(not_a_size());
+        }
+        let scale: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            other => {
+                return Err(format!(
+                    "`{other}` is not a unit of size: use KiB, MiB or GiB, or a number of bytes"
+                ));
+            }
+        };
+        let v = number
+            .trim()
+            .replace('_', "")
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(scale))
+            .ok_or_else(not_a_size)?;
+        if v < min || v > max {
+            return Err(format!("{v} bytes is out of range {min}..={max}"));
+        }
+        Ok(v)
+    }
+}
+
+/// `true` or `false`.
+pub(super) fn flag(s: &str) -> Result<bool, String> {
+    s.trim()
+        .parse::<bool>()
+        .map_err(|_| format!("`{s}` is not true or false"))
+}
+
 /// A humantime duration (`300ms`, `4h 30m`) in `min..=max`.
 pub(super) fn span(min: Duration, max: Duration) -> impl Fn(&str) -> Result<Duration, String> {
     move |s| {
@@ -191,5 +236,14 @@ mod tests {
         let d = span(Duration::from_secs(1), Duration::from_secs(60));
         assert!(d("500ms").unwrap_err().contains("too short"));
         assert!(identifier("web-1").is_ok() && identifier("a b").is_err());
+        let size = bytes(1, 1 << 30);
+        assert_eq!(size("1048576"), Ok(1 << 20));
+        assert_eq!(size("10MiB"), Ok(10 << 20));
+        assert_eq!(size("512 KiB"), Ok(512 << 10));
+        assert!(size("2GiB").unwrap_err().contains("out of range"));
+        assert!(size("10MB").unwrap_err().contains("not a unit of size"));
+        assert!(size("lots").unwrap_err().contains("not a size"));
+        assert_eq!(flag("true"), Ok(true));
+        assert!(flag("yes").is_err());
     }
 }

@@ -78,6 +78,25 @@ pub struct RawProbe {
     #[serde(default)]
     pub expect_status: Vec<Text>,
     pub expect_body: Option<Text>,
+    pub expect_body_regex: Option<Text>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, Text>,
+    pub body: Option<Text>,
+    pub follow_redirects: Option<Text>,
+    pub body_limit: Option<Text>,
+    pub phases: Option<Text>,
+    pub tls_config: Option<RawProbeTls>,
+}
+
+/// `tls_config` of a probe, as blackbox_exporter and Prometheus name it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProbeTls {
+    pub ca_file: Option<Text>,
+    pub cert_file: Option<Text>,
+    pub key_file: Option<Text>,
+    pub server_name: Option<Text>,
+    pub insecure_skip_verify: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

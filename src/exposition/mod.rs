@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use prometheus::{Encoder, TextEncoder};
 
-pub use self_metrics::{LogTailMetrics, Operation, SelfMetrics, StorageMetrics};
+pub use self_metrics::{LogTailMetrics, Operation, ProbeMetrics, SelfMetrics, StorageMetrics};
 
 use crate::recorder::Recorder;
 use crate::window::Millis;

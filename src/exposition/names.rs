@@ -78,6 +78,12 @@ names! {
     LOG_TAIL_SKIPPED = "amaze_log_tail_skipped_lines_total", Counter, "Lines a log source left out by its include and exclude filters.";
     LOG_TAIL_ROTATIONS = "amaze_log_tail_rotations_total", Counter, "Files a log source saw rotated away (renamed off its paths).";
     LOG_TAIL_TRUNCATIONS = "amaze_log_tail_truncations_total", Counter, "Files a log source found truncated in place and read again from the start.";
+    PROBE_SUCCESS = "amaze_probe_success", Gauge, "1 when a probe's last check answered as expected, 0 when it failed.";
+    PROBE_DURATION = "amaze_probe_duration_seconds", Gauge, "How long a probe's last check took, from the lookup to the end of the body.";
+    PROBE_PHASE = "amaze_probe_phase_duration_seconds", Gauge, "Time a probe's last check spent in each phase (resolve, connect, tls, processing, transfer), for probes with phases: true.";
+    PROBE_STATUS = "amaze_probe_http_status_code", Gauge, "Status of a probe's last response; 0 when none came.";
+    PROBE_FAILURES = "amaze_probe_failures_total", Counter, "Failed checks of a probe, by reason.";
+    PROBE_CERT_EXPIRY = "amaze_probe_tls_cert_expiry_timestamp_seconds", Gauge, "When the first of the certificates a probe's server showed expires, in unix seconds.";
     REPORT_DURATION = "amaze_report_duration_seconds", Gauge, "Time the previous scrape spent computing figures.";
     WINDOW_MEMORY = "amaze_window_memory_bytes", Gauge, "Heap bytes held by window sketches.";
     BUILD_INFO = "amaze_build_info", Gauge, "Build of the running exporter; always 1.";

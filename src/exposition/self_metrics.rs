@@ -1,7 +1,9 @@
 //! The exporter's own health: ingest outcomes, scrape cost, memory, build.
 
 use prometheus::core::Collector;
-use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    Gauge, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 use super::names::{self, Name};
 use crate::source::{Reason, Source};
@@ -26,6 +28,8 @@ pub struct SelfMetrics {
     pub statsd_packets: IntCounter,
     /// What log sources read.
     pub log_tail: LogTailMetrics,
+    /// What probes found.
+    pub probe: ProbeMetrics,
     /// Health of the state directory.
     pub storage: StorageMetrics,
 }
@@ -107,6 +111,85 @@ impl LogTailMetrics {
         self.skipped.with_label_values(&[name]);
         self.rotations.with_label_values(&[name]);
         self.truncations.with_label_values(&[name]);
+    }
+
+    /// Removes log source `name`'s series (a source a reload took away).
+    pub fn unregister(&self, name: &str) {
+        let _ = self.files.remove_label_values(&[name]);
+        let _ = self.read.remove_label_values(&[name]);
+        let _ = self.behind.remove_label_values(&[name]);
+        let _ = self.skipped.remove_label_values(&[name]);
+        let _ = self.rotations.remove_label_values(&[name]);
+        let _ = self.truncations.remove_label_values(&[name]);
+    }
+}
+
+/// What each probe's last check found, by the probe's `name`.
+#[derive(Clone)]
+pub struct ProbeMetrics {
+    /// 1 or 0.
+    pub success: IntGaugeVec,
+    /// Seconds, the whole check.
+    pub duration: GaugeVec,
+    /// Seconds, by `phase`.
+    pub phase: GaugeVec,
+    /// The last status, 0 for none.
+    pub status: IntGaugeVec,
+    /// Failed checks by `reason`.
+    pub failures: IntCounterVec,
+    /// Unix seconds.
+    pub cert_expiry: IntGaugeVec,
+}
+
+impl ProbeMetrics {
+    fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let m = ProbeMetrics {
+            success: IntGaugeVec::new(opts(names::PROBE_SUCCESS), &["name"])?,
+            duration: GaugeVec::new(opts(names::PROBE_DURATION), &["name"])?,
+            phase: GaugeVec::new(opts(names::PROBE_PHASE), &["name", "phase"])?,
+            status: IntGaugeVec::new(opts(names::PROBE_STATUS), &["name"])?,
+            failures: IntCounterVec::new(opts(names::PROBE_FAILURES), &["name", "reason"])?,
+            cert_expiry: IntGaugeVec::new(opts(names::PROBE_CERT_EXPIRY), &["name"])?,
+        };
+        let all: [Box<dyn Collector>; 6] = [
+            Box::new(m.success.clone()),
+            Box::new(m.duration.clone()),
+            Box::new(m.phase.clone()),
+            Box::new(m.status.clone()),
+            Box::new(m.failures.clone()),
+            Box::new(m.cert_expiry.clone()),
+        ];
+        for c in all {
+            registry.register(c)?;
+        }
+        Ok(m)
+    }
+
+    /// Shows probe `name`'s series from the start: its failures at 0 under
+    /// every one of `reasons`. The certificate's expiry shows once a server
+    /// has shown one (a 0 would read as long expired).
+    pub fn register(&self, name: &str, reasons: &[&str]) {
+        self.success.with_label_values(&[name]);
+        self.duration.with_label_values(&[name]);
+        self.status.with_label_values(&[name]);
+        for reason in reasons {
+            self.failures.with_label_values(&[name, reason]);
+        }
+    }
+
+    /// Removes every series of probe `name` (a probe a reload took away):
+    /// its failures under `reasons`, its times under `phases`.
+    pub fn unregister(&self, name: &str, reasons: &[&str], phases: &[&str]) {
+        let _ = self.success.remove_label_values(&[name]);
+        let _ = self.duration.remove_label_values(&[name]);
+        let _ = self.status.remove_label_values(&[name]);
+        let _ = self.cert_expiry.remove_label_values(&[name]);
+        for phase in phases {
+            let _ = self.phase.remove_label_values(&[name, phase]);
+        }
+        for reason in reasons {
+            let _ = self.failures.remove_label_values(&[name, reason]);
+        }
     }
 }
 
@@ -208,6 +291,7 @@ impl SelfMetrics {
         registry.register(Box::new(reload_time.clone()))?;
         let storage = StorageMetrics::new(&registry)?;
         let log_tail = LogTailMetrics::new(&registry)?;
+        let probe = ProbeMetrics::new(&registry)?;
         let statsd_packets = IntCounter::with_opts(opts(names::STATSD_PACKETS))?;
         registry.register(Box::new(statsd_packets.clone()))?;
         registry.register(Box::new(accepted.clone()))?;
@@ -230,6 +314,7 @@ impl SelfMetrics {
             reload_time,
             statsd_packets,
             log_tail,
+            probe,
             storage,
         })
     }

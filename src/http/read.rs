@@ -62,7 +62,7 @@ pub async fn reload(State(app): State<AppState>, headers: HeaderMap) -> Response
         return denied(&d);
     }
     match app.reloader.reload().await {
-        Ok(slas) => format!("config reloaded: {slas} SLAs\n").into_response(),
+        Ok(reloaded) => reloaded.to_string().into_response(),
         Err(ReloadError::Config(e)) => (
             StatusCode::BAD_REQUEST,
             format!("config rejected; the previous config keeps running.\n{e}\n"),

@@ -32,6 +32,7 @@
 pub mod events;
 pub mod json;
 pub mod log_tail;
+pub mod pattern;
 pub mod probe;
 pub mod push;
 pub mod readings;
@@ -155,6 +156,15 @@ impl SourceContext {
             metrics,
             clock,
             shutdown,
+        }
+    }
+
+    /// This context with its own stop signal, for a source that can be
+    /// stopped alone (a reload took it away or changed it).
+    pub fn with_shutdown(&self, shutdown: Shutdown) -> SourceContext {
+        SourceContext {
+            shutdown,
+            ..self.clone()
         }
     }
 

@@ -201,22 +201,43 @@ sources:
   probes:
     - url: ftp://example.com
       sla: site
-      method: DELETE
+      method: FETCH
       interval: 1s
       timeout: 2s
       expect_status: [200, 999]
       labels: {region: eu}
     - sla: gone
+      expect_body_regex: "(unclosed"
+      headers: {"Bad Name": x, X-Ok: "line\nbreak"}
+      follow_redirects: sometimes
+      body_limit: 10MB
+      phases: yes
+      tls_config:
+        ca_file: /nonexistent/ca.pem
+        cert_file: /nonexistent/cert.pem
+        server_name: "not a name"
+        insecure_skip_verify: maybe
 "#;
     let err = Config::parse(yaml).unwrap_err().to_string();
     for expected in [
         "sources.probes[0].url (line 9): `ftp://example.com` is not an http:// or https:// URL",
-        "sources.probes[0].method (line 11): `DELETE` is not a method",
+        "sources.probes[0].method (line 11): `FETCH` is not a method: use GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS",
         "sources.probes[0].timeout (line 13): longer than the interval",
         "sources.probes[0].expect_status[1] (line 14): `999` is not an HTTP status",
         "sources.probes[0].labels.region (line 15): `region` is not a label of SLA `site`",
         "sources.probes[1].url: required",
         "sources.probes[1].sla (line 16): unknown SLA `gone`",
+        "sources.probes[1].expect_body_regex (line 17): not a regular expression",
+        "sources.probes[1].headers.Bad Name (line 18): `Bad Name` is not an HTTP header name",
+        "sources.probes[1].headers.X-Ok (line 18): the value of `X-Ok` cannot be sent in a header",
+        "sources.probes[1].follow_redirects (line 19): `sometimes` is not true or false",
+        "sources.probes[1].body_limit (line 20): `MB` is not a unit of size",
+        "sources.probes[1].phases (line 21): `yes` is not true or false",
+        "sources.probes[1].tls_config.ca_file (line 23): cannot read certificates from `/nonexistent/ca.pem`",
+        "sources.probes[1].tls_config.cert_file (line 24): cannot read certificates from `/nonexistent/cert.pem`",
+        "sources.probes[1].tls_config.key_file: required with cert_file",
+        "sources.probes[1].tls_config.server_name (line 25): `not a name` is not a DNS name or IP address",
+        "sources.probes[1].tls_config.insecure_skip_verify (line 26): `maybe` is not true or false",
     ] {
         assert!(err.contains(expected), "missing `{expected}` in:\n{err}");
     }

@@ -1,51 +1,12 @@
-//! Active HTTP probes against test servers on 127.0.0.1.
+//! Active HTTP probes against real HTTP and HTTPS servers on 127.0.0.1
+//! ([`crate::targets`]): timed and judged as blackbox_exporter does.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::conformance::{self, Source, wait_for};
 use crate::server::{Exporter, Home};
-
-/// A tiny HTTP server: `/ok` 200 "all ok", `/fail` 500, `/wrongbody` 200
-/// "nope", `/slow` answers after 600ms. Runs until the test process ends.
-fn target() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut request = String::new();
-                if reader.read_line(&mut request).is_err() {
-                    return;
-                }
-                // Skip the headers.
-                let mut line = String::new();
-                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
-                    line.clear();
-                }
-                let path = request.split_whitespace().nth(1).unwrap_or("/");
-                let (status, body) = match path {
-                    "/ok" => ("200 OK", "all ok"),
-                    "/fail" => ("500 Internal Server Error", "boom"),
-                    "/wrongbody" => ("200 OK", "nope"),
-                    _ => {
-                        std::thread::sleep(Duration::from_millis(600));
-                        ("200 OK", "all ok")
-                    }
-                };
-                let mut stream = stream;
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            });
-        }
-    });
-    format!("http://{addr}")
-}
+use crate::targets::{self, Pki, SERVER_CERT_EXPIRY};
 
 fn config(base: &str) -> String {
     let mut c = String::from(
@@ -75,7 +36,7 @@ fn series(ex: &Exporter, metric: &str, target: &str) -> f64 {
 
 #[test]
 fn probe_outcomes_become_timed_or_failed_deliveries() {
-    let home = Home::new(&config(&target()));
+    let home = Home::new(&config(&targets::http().base));
     let ex = home.start(&[]);
     for t in ["ok", "fail", "wrongbody", "slow"] {
         wait_for(&format!("three checks of {t}"), || {
@@ -109,7 +70,7 @@ fn probe_outcomes_become_timed_or_failed_deliveries() {
 
 #[test]
 fn probes_meet_the_source_contract() {
-    let home = Home::new(&config(&target()));
+    let home = Home::new(&config(&targets::http().base));
     let ex = home.start(&[]);
     conformance::check(
         ex,
@@ -123,5 +84,320 @@ fn probes_meet_the_source_contract() {
             },
             feed_bad: None,
         },
+    );
+}
+
+const HEAD: &str = "version: 1\nslas:\n  - name: site\n    promise: 1s\n    objective: 99%\n    min_deliveries: 1\n    labels: [target]\nsources:\n  probes:\n";
+
+/// One probe entry: `name`, `url`, then its other settings, indented.
+fn probe(name: &str, url: &str, settings: &str) -> String {
+    let mut entry = format!(
+        "    - name: {name}\n      url: {url}\n      sla: site\n      labels: {{target: {name}}}\n      interval: 300ms\n      timeout: 290ms\n"
+    );
+    for line in settings.lines().filter(|l| !l.trim().is_empty()) {
+        entry.push_str(&format!("      {line}\n"));
+    }
+    entry
+}
+
+fn probe_value(ex: &Exporter, metric: &str, name: &str, more: &[(&str, &str)]) -> Option<f64> {
+    let mut labels = vec![("name", name)];
+    labels.extend_from_slice(more);
+    ex.metrics().value(metric, &labels)
+}
+
+fn success(ex: &Exporter, name: &str) -> Option<f64> {
+    probe_value(ex, "amaze_probe_success", name, &[])
+}
+
+fn failures(ex: &Exporter, name: &str, reason: &str) -> f64 {
+    probe_value(
+        ex,
+        "amaze_probe_failures_total",
+        name,
+        &[("reason", reason)],
+    )
+    .unwrap_or(0.0)
+}
+
+/// Waits until every probe of `names` has checked at least twice.
+fn checked_twice(ex: &Exporter, names: &[&str]) {
+    for name in names {
+        wait_for(&format!("two checks of {name}"), || {
+            ex.metrics()
+                .value(
+                    "amaze_window_deliveries",
+                    &[
+                        ("sla", "site"),
+                        ("scope", "series"),
+                        ("window", "5m"),
+                        ("target", name),
+                    ],
+                )
+                .unwrap_or(0.0)
+                >= 2.0
+        });
+    }
+}
+
+/// Issue 14, input 8: https works in the binary; trust comes from the
+/// system's roots or `ca_file`, names from the URL or `server_name`, and
+/// the certificate's expiry is exported.
+#[test]
+fn https_probes_trust_what_they_are_told_and_report_the_expiry() {
+    let pki = Pki::new();
+    let server = targets::https(&pki, false);
+    let mutual = targets::https(&pki, true);
+    let ca = pki.ca_file.display().to_string();
+    let by_ip = format!("https://127.0.0.1:{}/ok", server.port);
+    let ok = format!("{}/ok", server.base);
+    let mut c = HEAD.to_owned();
+    c += &probe("trusted", &ok, &format!("tls_config: {{ca_file: {ca}}}"));
+    c += &probe("system_roots", &ok, "");
+    c += &probe(
+        "named",
+        &by_ip,
+        &format!("tls_config: {{ca_file: {ca}, server_name: localhost}}"),
+    );
+    c += &probe(
+        "wrong_name",
+        &by_ip,
+        &format!("tls_config: {{ca_file: {ca}}}"),
+    );
+    c += &probe(
+        "insecure",
+        &by_ip,
+        "tls_config: {insecure_skip_verify: true}",
+    );
+    c += &probe(
+        "client_cert",
+        &format!("{}/ok", mutual.base),
+        &format!(
+            "tls_config: {{ca_file: {ca}, cert_file: {}, key_file: {}}}",
+            pki.client_cert_file.display(),
+            pki.client_key_file.display()
+        ),
+    );
+    c += &probe(
+        "no_client_cert",
+        &format!("{}/ok", mutual.base),
+        &format!("tls_config: {{ca_file: {ca}}}"),
+    );
+    let home = Home::new(&c);
+    let ex = home.start(&[]);
+    let all = [
+        "trusted",
+        "system_roots",
+        "named",
+        "wrong_name",
+        "insecure",
+        "client_cert",
+        "no_client_cert",
+    ];
+    checked_twice(&ex, &all);
+    for name in ["trusted", "named", "insecure", "client_cert"] {
+        assert_eq!(success(&ex, name), Some(1.0), "{name}:\n{}", ex.log());
+        assert_eq!(
+            probe_value(
+                &ex,
+                "amaze_probe_tls_cert_expiry_timestamp_seconds",
+                name,
+                &[]
+            ),
+            Some(SERVER_CERT_EXPIRY as f64),
+            "{name}"
+        );
+        assert_eq!(
+            probe_value(&ex, "amaze_probe_http_status_code", name, &[]),
+            Some(200.0)
+        );
+    }
+    for name in ["system_roots", "wrong_name", "no_client_cert"] {
+        assert_eq!(success(&ex, name), Some(0.0), "{name}");
+    }
+    for name in ["system_roots", "wrong_name"] {
+        assert!(
+            failures(&ex, name, "tls") >= 2.0,
+            "{name} fails its handshake"
+        );
+    }
+    // A server that asks for a certificate ends the handshake, or the
+    // first read, of a client without one.
+    assert!(
+        failures(&ex, "no_client_cert", "tls") + failures(&ex, "no_client_cert", "http") >= 2.0,
+        "{}",
+        ex.metrics().0
+    );
+    // Checks that failed are failed deliveries of the SLA.
+    let m = ex.metrics();
+    let bad = m
+        .value(
+            "amaze_window_bad_deliveries",
+            &[
+                ("sla", "site"),
+                ("scope", "series"),
+                ("window", "5m"),
+                ("target", "wrong_name"),
+            ],
+        )
+        .unwrap();
+    assert!(bad >= 2.0);
+}
+
+/// Issue 14, input 9: headers at once and the body 2 s later take 2 s, as
+/// blackbox_exporter reports, with the time in the transfer phase.
+#[test]
+fn a_body_that_comes_slowly_is_timed_whole() {
+    let server = targets::http();
+    let mut c = HEAD.to_owned();
+    c += &format!(
+        "    - name: slow\n      url: {}/slow-body\n      sla: site\n      labels: {{target: slow}}\n      interval: 10s\n      timeout: 5s\n      phases: true\n",
+        server.base
+    );
+    let home = Home::new(&c);
+    let ex = home.start(&[]);
+    wait_for("the first check", || success(&ex, "slow") == Some(1.0));
+    let took = probe_value(&ex, "amaze_probe_duration_seconds", "slow", &[]).unwrap();
+    assert!((2.0..2.9).contains(&took), "took {took}s");
+    let phase = |p| {
+        probe_value(
+            &ex,
+            "amaze_probe_phase_duration_seconds",
+            "slow",
+            &[("phase", p)],
+        )
+        .unwrap()
+    };
+    assert!(phase("transfer") >= 1.9, "transfer {}", phase("transfer"));
+    assert!(
+        phase("processing") < 0.5,
+        "processing {}",
+        phase("processing")
+    );
+    assert!(phase("tls") == 0.0, "no TLS over http");
+    // Past the 1s promise: a late delivery, not a fast one.
+    let late = ex.metrics().value(
+        "amaze_window_bad_deliveries",
+        &[
+            ("sla", "site"),
+            ("scope", "series"),
+            ("window", "5m"),
+            ("target", "slow"),
+        ],
+    );
+    assert_eq!(late, Some(1.0));
+}
+
+/// Redirects followed or not, bodies over the limit, pages in Latin-1,
+/// headers and a request body, and a fresh connection for every check.
+#[test]
+fn redirects_large_pages_other_encodings_and_requests_as_set() {
+    let server = targets::http();
+    let fresh = targets::http();
+    let b = &server.base;
+    let mut c = HEAD.to_owned();
+    c += &probe("follow", &format!("{b}/redirect"), "");
+    c += &probe(
+        "no_follow",
+        &format!("{b}/redirect"),
+        "follow_redirects: false",
+    );
+    c += &probe(
+        "no_follow_302",
+        &format!("{b}/redirect"),
+        "follow_redirects: false\nexpect_status: [302]",
+    );
+    c += &probe("loop", &format!("{b}/loop"), "");
+    c += &probe("big", &format!("{b}/big"), "");
+    c += &probe("too_big", &format!("{b}/big"), "body_limit: 1MiB");
+    c += &probe(
+        "latin1_bytes",
+        &format!("{b}/latin1"),
+        "expect_body: ' ok<'",
+    );
+    c += &probe(
+        "latin1_regex",
+        &format!("{b}/latin1"),
+        "expect_body_regex: '(?-u:caf\\xE9) ok'",
+    );
+    c += &probe(
+        "latin1_utf8_text",
+        &format!("{b}/latin1"),
+        "expect_body: café",
+    );
+    c += &probe(
+        "echo",
+        &format!("{b}/echo"),
+        "method: POST\nheaders: {X-Probe: 'yes'}\nbody: ping\nexpect_body: got ping",
+    );
+    c += &probe(
+        "echo_unasked",
+        &format!("{b}/echo"),
+        "method: POST\nbody: ping",
+    );
+    c += &probe("fresh", &format!("{}/fresh", fresh.base), "");
+    let home = Home::new(&c);
+    let ex = home.start(&[]);
+    let all = [
+        "follow",
+        "no_follow",
+        "no_follow_302",
+        "loop",
+        "big",
+        "too_big",
+        "latin1_bytes",
+        "latin1_regex",
+        "latin1_utf8_text",
+        "echo",
+        "echo_unasked",
+        "fresh",
+    ];
+    checked_twice(&ex, &all);
+    let log = ex.log();
+    for name in [
+        "follow",
+        "no_follow_302",
+        "big",
+        "latin1_bytes",
+        "latin1_regex",
+        "echo",
+        "fresh",
+    ] {
+        assert_eq!(success(&ex, name), Some(1.0), "{name}:\n{log}");
+    }
+    for (name, reason) in [
+        ("no_follow", "status"),
+        ("loop", "redirects"),
+        ("too_big", "body_too_large"),
+        ("latin1_utf8_text", "body_mismatch"),
+        ("echo_unasked", "status"),
+    ] {
+        assert_eq!(success(&ex, name), Some(0.0), "{name}");
+        assert!(
+            failures(&ex, name, reason) >= 2.0,
+            "{name} fails for {reason}:\n{log}"
+        );
+    }
+    let status = |name| probe_value(&ex, "amaze_probe_http_status_code", name, &[]);
+    assert_eq!(status("follow"), Some(200.0));
+    assert_eq!(status("no_follow"), Some(302.0));
+    assert_eq!(status("echo_unasked"), Some(400.0));
+    // A fresh connection every check: never one reused.
+    let (connections, requests) = (
+        fresh.connections.load(Ordering::SeqCst),
+        fresh.requests.load(Ordering::SeqCst),
+    );
+    assert!(requests >= 2);
+    assert_eq!(connections, requests, "each check opens its own connection");
+    // Every failure reason shows from the start, 0 until it happens.
+    assert_eq!(failures(&ex, "follow", "timeout"), 0.0);
+    assert!(
+        probe_value(
+            &ex,
+            "amaze_probe_failures_total",
+            "follow",
+            &[("reason", "resolve")]
+        )
+        .is_some()
     );
 }

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use super::super::fields::{Section, count, identifier, one_of, span, text};
+use super::super::fields::{Section, bytes, identifier, one_of, span, text};
 use super::super::raw::RawLogTail;
 use super::super::validate::Problems;
 use super::{is_label, known_sla};
@@ -110,9 +110,9 @@ pub(super) fn log_tail(
     let max_line_bytes = at.or(
         "max_line_bytes",
         raw.max_line_bytes.as_ref(),
-        count(256, 64 << 20),
+        bytes(256, 64 << 20),
         1 << 20,
-    );
+    ) as usize;
     let include = at.optional("include", raw.include.as_ref(), pattern);
     let exclude = at.optional("exclude", raw.exclude.as_ref(), pattern);
     let failed = match (&raw.failed_field, &raw.failed_match) {

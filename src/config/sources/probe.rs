@@ -1,19 +1,20 @@
-//! `sources.probes[]`: active HTTP checks.
+//! `sources.probes[]`: active HTTP checks, with blackbox_exporter's names
+//! for what they share with it (`tls_config`, `follow_redirects`,
+//! `body_size_limit` as `body_limit`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::super::fields::{Section, one_of, span};
-use super::super::raw::RawProbe;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::super::fields::{Section, bytes, flag, one_of, span, text};
+use super::super::raw::{RawProbe, RawProbeTls};
 use super::super::validate::Problems;
 use super::{is_label, known_sla};
-use crate::ingest::probe::{Method, ProbeConfig};
+use crate::ingest::pattern::Pattern;
+use crate::ingest::probe::{DEFAULT_BODY_LIMIT, Method, ProbeConfig, ProbeTls};
 use crate::sla::Sla;
-
-const METHODS: &[(&str, Method)] = &[
-    ("GET", Method::Get),
-    ("HEAD", Method::Head),
-    ("POST", Method::Post),
-];
 
 pub(super) fn probe(
     p: &mut Problems,
@@ -24,16 +25,17 @@ pub(super) fn probe(
 ) -> Option<ProbeConfig> {
     let mut at = Section::new(p, path);
     let url = at.required("url", raw.url.as_ref(), |s| {
-        if s.starts_with("http://") || s.starts_with("https://") {
-            Ok(s.to_owned())
-        } else {
-            Err(format!("`{s}` is not an http:// or https:// URL"))
+        let url = url::Url::parse(s).map_err(|e| format!("`{s}` is not a URL: {e}"))?;
+        match (url.scheme(), url.host_str()) {
+            ("http" | "https", Some(_)) => Ok(url),
+            ("http" | "https", None) => Err(format!("`{s}` has no host")),
+            _ => Err(format!("`{s}` is not an http:// or https:// URL")),
         }
     });
     let method = at.or(
         "method",
         raw.method.as_ref(),
-        one_of("method", METHODS),
+        one_of("method", &Method::ALL),
         Method::Get,
     );
     let sla = at.required("sla", raw.sla.as_ref(), |s| known_sla(slas, s));
@@ -59,6 +61,34 @@ pub(super) fn probe(
             .filter(|c| (100..600).contains(c))
             .ok_or_else(|| format!("`{s}` is not an HTTP status"))
     });
+    let expect_body_regex = at.optional("expect_body_regex", raw.expect_body_regex.as_ref(), |s| {
+        Pattern::new(s).map_err(|e| format!("not a regular expression: {e}"))
+    });
+    let mut headers = Vec::new();
+    for (name, value) in &raw.headers {
+        let key = format!("headers.{name}");
+        if let Some(v) = at.optional(&key, Some(value), |v| header(name, v)) {
+            headers.push((name.clone(), v));
+        }
+    }
+    let body = at.optional("body", raw.body.as_ref(), text);
+    let follow_redirects = at.or(
+        "follow_redirects",
+        raw.follow_redirects.as_ref(),
+        flag,
+        true,
+    );
+    let body_limit = at.or(
+        "body_limit",
+        raw.body_limit.as_ref(),
+        bytes(1, 1 << 30),
+        DEFAULT_BODY_LIMIT,
+    );
+    let phases = at.or("phases", raw.phases.as_ref(), flag, false);
+    let tls = match &raw.tls_config {
+        Some(t) => tls(&mut at, t),
+        None => Some(ProbeTls::default()),
+    };
     let mut labels = Vec::new();
     for (key, value) in &raw.labels {
         if is_label(
@@ -81,11 +111,84 @@ pub(super) fn probe(
             .map_or(format!("probe{index}"), |n| n.value.trim().to_owned()),
         url: url?,
         method,
+        headers,
+        body,
         sla: sla?.name.as_str().into(),
         labels,
         interval,
         timeout,
+        follow_redirects,
+        body_limit,
         expect_status,
+        // Not trimmed: the bytes to find, spaces included.
         expect_body: raw.expect_body.as_ref().map(|t| t.value.clone()),
+        expect_body_regex,
+        phases,
+        tls: tls?,
     })
+}
+
+/// A request header's value, if `name` and `value` can be sent.
+fn header(name: &str, value: &str) -> Result<String, String> {
+    hyper::header::HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("`{name}` is not an HTTP header name"))?;
+    hyper::header::HeaderValue::from_str(value)
+        .map_err(|_| format!("the value of `{name}` cannot be sent in a header"))?;
+    Ok(value.to_owned())
+}
+
+/// The PEM certificates in file `f`, at least one.
+fn certificates(f: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    match CertificateDer::pem_file_iter(f).and_then(|it| it.collect::<Result<Vec<_>, _>>()) {
+        Ok(c) if !c.is_empty() => Ok(c),
+        Ok(_) => Err(format!("no certificate in `{f}`")),
+        Err(e) => Err(format!("cannot read certificates from `{f}`: {e}")),
+    }
+}
+
+/// `tls_config`: its files read now, so a missing or wrong file stops the
+/// config, not a check.
+fn tls(at: &mut Section<'_>, raw: &RawProbeTls) -> Option<ProbeTls> {
+    let ca = at.optional("tls_config.ca_file", raw.ca_file.as_ref(), certificates);
+    let chain = at.optional("tls_config.cert_file", raw.cert_file.as_ref(), certificates);
+    let key = at.optional("tls_config.key_file", raw.key_file.as_ref(), |f| {
+        PrivateKeyDer::from_pem_file(f)
+            .map_err(|e| format!("cannot read a private key from `{f}`: {e}"))
+    });
+    let client = match (chain, key, &raw.cert_file, &raw.key_file) {
+        (Some(chain), Some(key), _, _) => Some((chain, Arc::new(key))),
+        (_, _, Some(_), None) => {
+            at.problem("tls_config.key_file", None, "required with cert_file");
+            None
+        }
+        (_, _, None, Some(k)) => {
+            at.problem("tls_config.cert_file", Some(k), "required with key_file");
+            None
+        }
+        _ => None,
+    };
+    let server_name = at.optional("tls_config.server_name", raw.server_name.as_ref(), |s| {
+        rustls::pki_types::ServerName::try_from(s)
+            .map(|_| s.to_owned())
+            .map_err(|_| format!("`{s}` is not a DNS name or IP address"))
+    });
+    let insecure_skip_verify = at.or(
+        "tls_config.insecure_skip_verify",
+        raw.insecure_skip_verify.as_ref(),
+        flag,
+        false,
+    );
+    let settings = ProbeTls {
+        ca,
+        client,
+        server_name,
+        insecure_skip_verify,
+    };
+    // rustls checks that the key fits the certificate.
+    if let Err(e) = settings.client_config() {
+        let where_ = raw.cert_file.as_ref().or(raw.ca_file.as_ref());
+        at.problem("tls_config", where_, format!("not usable: {e}"));
+        return None;
+    }
+    Some(settings)
 }

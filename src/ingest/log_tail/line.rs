@@ -9,6 +9,7 @@ use regex_automata::util::captures::Captures;
 use smallvec::SmallVec;
 
 use crate::delivery::{Timing, parse_amount};
+pub use crate::ingest::pattern::Pattern;
 use crate::ingest::{Reading, Readings, SeriesCache};
 use crate::source::Reason;
 
@@ -19,40 +20,6 @@ pub enum Format {
     Regex(Pattern),
     /// Each line is a JSON object; top-level keys are the fields.
     Json,
-}
-
-/// A compiled regex and the text it came from, by which configs compare.
-#[derive(Debug, Clone)]
-pub struct Pattern {
-    text: String,
-    re: meta::Regex,
-}
-
-impl Pattern {
-    /// Compiles `text`; the error says why it is not a regex.
-    pub fn new(text: &str) -> Result<Pattern, String> {
-        let re = meta::Regex::new(text).map_err(|e| e.to_string())?;
-        Ok(Pattern {
-            text: text.to_owned(),
-            re,
-        })
-    }
-
-    /// The regex as written.
-    pub fn as_str(&self) -> &str {
-        &self.text
-    }
-
-    /// Whether the regex has a capture group named `name`.
-    pub fn has_group(&self, name: &str) -> bool {
-        self.group(name).is_some()
-    }
-
-    fn group(&self, name: &str) -> Option<usize> {
-        self.re
-            .group_info()
-            .to_index(regex_automata::PatternID::ZERO, name)
-    }
 }
 
 /// Where the SLA name comes from.
@@ -178,9 +145,9 @@ impl LineSpec {
         let plan = match &self.format {
             Format::Regex(p) => Plan::Regex(Box::new(RegexPlan {
                 fields: self.fields(|name| p.group(name)),
-                cache: p.re.create_cache(),
-                caps: p.re.create_captures(),
-                re: p.re.clone(),
+                cache: p.regex().create_cache(),
+                caps: p.regex().create_captures(),
+                re: p.regex().clone(),
             })),
             Format::Json => Plan::Json(self.fields(str::to_owned)),
         };
@@ -252,12 +219,12 @@ impl LineReader {
             .spec
             .include
             .as_ref()
-            .is_some_and(|p| !p.re.is_match(input.clone()))
+            .is_some_and(|p| !p.regex().is_match(input.clone()))
             || self
                 .spec
                 .exclude
                 .as_ref()
-                .is_some_and(|p| p.re.is_match(input))
+                .is_some_and(|p| p.regex().is_match(input))
         {
             return Ok(false);
         }
@@ -328,7 +295,7 @@ fn parts<'a, K>(
     let required = |k: &K| field(k).ok_or(LineError::MissingField)?;
     let failed = match (&spec.failed, &fields.failed) {
         (Some(when), Some(k)) => match field(k).transpose()? {
-            Some(v) => when.pattern.re.is_match(v.as_bytes()),
+            Some(v) => when.pattern.is_match(v.as_bytes()),
             None => false,
         },
         _ => false,

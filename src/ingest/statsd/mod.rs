@@ -23,7 +23,7 @@ use crate::decimal::Decimal;
 use crate::delivery::Timing;
 use parser::{Line, Tag};
 
-pub use receive::{Listeners, bind, run};
+pub use receive::{BindError, Listeners, LiveMappings, bind, run};
 
 /// `sources.statsd`: where to listen and how timers map to SLAs.
 #[derive(Debug, Clone, PartialEq)]

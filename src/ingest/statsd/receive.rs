@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::{Mapper, Mapping, StatsdConfig, parser};
@@ -49,38 +49,59 @@ pub struct Listeners {
     unix: Option<UnixDatagram>,
 }
 
+/// A StatsD socket could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}: {source}")]
+pub struct BindError {
+    /// The address (or socket path) that failed.
+    pub addr: String,
+    /// Why.
+    pub source: io::Error,
+}
+
 /// Binds every configured transport.
-pub async fn bind(config: &StatsdConfig) -> io::Result<Listeners> {
-    let udp = std::net::UdpSocket::bind(config.listen)?;
-    udp.set_read_timeout(Some(BATCH_WAIT))?;
-    grow_receive_buffer(&udp);
-    tracing::info!(udp = %udp.local_addr()?, "statsd listening");
+pub async fn bind(config: &StatsdConfig) -> Result<Listeners, BindError> {
+    let at = |addr: String| move |source| BindError { addr, source };
+    let udp = (|| {
+        let udp = std::net::UdpSocket::bind(config.listen)?;
+        udp.set_read_timeout(Some(BATCH_WAIT))?;
+        grow_receive_buffer(&udp);
+        tracing::info!(udp = %udp.local_addr()?, "statsd listening");
+        Ok(udp)
+    })()
+    .map_err(at(config.listen.to_string()))?;
     let tcp = match config.tcp_listen {
         Some(addr) => {
-            let l = TcpListener::bind(addr).await?;
-            tracing::info!(tcp = %l.local_addr()?, "statsd listening");
+            let l = TcpListener::bind(addr)
+                .await
+                .map_err(at(addr.to_string()))?;
+            if let Ok(bound) = l.local_addr() {
+                tracing::info!(tcp = %bound, "statsd listening");
+            }
             Some(l)
         }
         None => None,
     };
     let unix = match &config.unix_listen {
-        Some(path) => {
-            // A socket left by a previous run would make bind fail.
-            if std::fs::symlink_metadata(path).is_ok_and(|m| {
-                use std::os::unix::fs::FileTypeExt;
-                m.file_type().is_socket()
-            }) {
-                std::fs::remove_file(path)?;
-            }
-            let s = UnixDatagram::bind(path)?;
-            s.set_read_timeout(Some(BATCH_WAIT))?;
-            grow_receive_buffer(&s);
-            tracing::info!(unix = %path.display(), "statsd listening");
-            Some(s)
-        }
+        Some(path) => Some(bind_unix(path).map_err(at(path.display().to_string()))?),
         None => None,
     };
     Ok(Listeners { udp, tcp, unix })
+}
+
+/// Binds a Unix datagram socket at `path`, replacing one a previous run left.
+fn bind_unix(path: &std::path::Path) -> io::Result<UnixDatagram> {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| {
+        use std::os::unix::fs::FileTypeExt;
+        m.file_type().is_socket()
+    }) {
+        std::fs::remove_file(path)?;
+    }
+    let s = UnixDatagram::bind(path)?;
+    s.set_read_timeout(Some(BATCH_WAIT))?;
+    grow_receive_buffer(&s);
+    tracing::info!(unix = %path.display(), "statsd listening");
+    Ok(s)
 }
 
 /// Asks for a large receive buffer, beyond `rmem_max` when allowed (root).
@@ -120,17 +141,21 @@ impl Datagrams for UnixDatagram {
     }
 }
 
+/// The mappings in force; a reload that changes only them sends new ones
+/// here, and every receiver applies them from its next packet on.
+pub type LiveMappings = watch::Receiver<Arc<Vec<Mapping>>>;
+
 /// Receives until shutdown; nothing a packet holds stops it.
-pub async fn run(listeners: Listeners, config: StatsdConfig, ctx: SourceContext) {
+pub async fn run(listeners: Listeners, mappings: LiveMappings, ctx: SourceContext) {
     let (tx, mut rx) = mpsc::channel::<Readings>(BACKLOG);
     let stop = Arc::new(AtomicBool::new(false));
-    let mut threads = vec![datagrams(listeners.udp, &config, &ctx, &tx, &stop)];
+    let mut threads = vec![datagrams(listeners.udp, &mappings, &ctx, &tx, &stop)];
     if let Some(unix) = listeners.unix {
-        threads.push(datagrams(unix, &config, &ctx, &tx, &stop));
+        threads.push(datagrams(unix, &mappings, &ctx, &tx, &stop));
     }
     let tcp = listeners
         .tcp
-        .map(|l| tokio::spawn(accept(l, config.mappings.clone(), ctx.clone(), tx.clone())));
+        .map(|l| tokio::spawn(accept(l, mappings.clone(), ctx.clone(), tx.clone())));
     drop(tx);
     let mut shutdown = ctx.shutdown.clone();
     let mut commits = JoinSet::new();
@@ -171,21 +196,17 @@ async fn commit(ctx: SourceContext, batch: Readings) {
 /// A thread that receives `socket`'s datagrams until `stop`.
 fn datagrams(
     socket: impl Datagrams,
-    config: &StatsdConfig,
+    live: &LiveMappings,
     ctx: &SourceContext,
     tx: &mpsc::Sender<Readings>,
     stop: &Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<()> {
-    let (mappings, ctx, tx, stop) = (
-        config.mappings.clone(),
-        ctx.clone(),
-        tx.clone(),
-        stop.clone(),
-    );
+    let (mut live, ctx, tx, stop) = (live.clone(), ctx.clone(), tx.clone(), stop.clone());
     std::thread::Builder::new()
         .name("amaze-statsd".into())
         .spawn(move || {
             let mut buf = vec![0u8; PACKET_BYTES];
+            let mut mappings = live.borrow_and_update().clone();
             let mut mapper = Mapper::default();
             let mut batch = Readings::with_capacity(BATCH_CAPACITY);
             let mut since = Instant::now();
@@ -193,6 +214,10 @@ fn datagrams(
                 match socket.receive(&mut buf) {
                     Ok(n) => {
                         ctx.metrics().statsd_packets.inc();
+                        if live.has_changed().unwrap_or(false) {
+                            mappings = live.borrow_and_update().clone();
+                            mapper = Mapper::default();
+                        }
                         if batch.is_empty() {
                             since = Instant::now();
                         }
@@ -219,21 +244,28 @@ fn datagrams(
         .expect("start a statsd thread")
 }
 
-/// Accepts TCP clients; each sends newline-ended lines.
+/// Accepts TCP clients; each sends newline-ended lines. Its connections
+/// end with it.
 async fn accept(
     listener: TcpListener,
-    mappings: Vec<Mapping>,
+    live: LiveMappings,
     ctx: SourceContext,
     tx: mpsc::Sender<Readings>,
 ) {
+    let mut connections = JoinSet::new();
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            Some(_) = connections.join_next() => continue,
+        };
+        let Ok((stream, _)) = accepted else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        let (mappings, ctx, tx) = (mappings.clone(), ctx.clone(), tx.clone());
-        tokio::spawn(async move {
+        let (mut live, ctx, tx) = (live.clone(), ctx.clone(), tx.clone());
+        connections.spawn(async move {
             let mut stream = stream;
+            let mut mappings = live.borrow_and_update().clone();
             let mut mapper = Mapper::default();
             let mut held: Vec<u8> = Vec::new();
             let mut chunk = vec![0u8; 64 * 1024];
@@ -256,6 +288,10 @@ async fn accept(
                 let end = held.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
                 let mut batch = Readings::default();
                 ctx.metrics().statsd_packets.inc();
+                if live.has_changed().unwrap_or(false) {
+                    mappings = live.borrow_and_update().clone();
+                    mapper = Mapper::default();
+                }
                 take(&mappings, &ctx, &mut mapper, &held[..end], &mut batch);
                 held.drain(..end);
                 if held.len() > TCP_LINE_BYTES {
