@@ -175,6 +175,26 @@ proptest! {
         prop_assert_eq!(Decimal::new(units, scale).of(Duration::from_nanos(unit_ns)), expected);
     }
 
+    /// No text makes the amount readers panic, and an amount read is the
+    /// number a float reader sees in it, to the nanosecond.
+    #[test]
+    fn amounts_read_any_text(text in "[0-9.eE+ -]{0,24}|.{0,24}", bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
+        use amaze_exporter::decimal::Decimal;
+        use amaze_exporter::delivery::Amount;
+        use std::time::Duration;
+        let _ = Decimal::parse_plain(&bytes);
+        if let Some(amount) = Amount::parse(&text) {
+            let float: f64 = text.trim().parse().expect("an amount is a number");
+            prop_assert!(float.is_finite() && float >= 0.0, "{}", text);
+            let ms = amount.of(Duration::from_millis(1));
+            if float < 1e9 {
+                let expected = float * 1e6;
+                let got = ms.as_nanos() as f64;
+                prop_assert!((got - expected).abs() <= 1.0 + expected * 1e-12, "{}: {} ns, not {}", text, got, expected);
+            }
+        }
+    }
+
     /// Lines built from StatsD's own alphabet, the likeliest to find edge cases.
     #[test]
     fn statsd_parser_takes_statsd_shaped_noise(line in "[a-z.:|@#,0-9\\-eE+]{0,64}") {
