@@ -9,9 +9,10 @@
 //! 1. `src/source.rs`: a [`Source`] variant (its `source` label), and the
 //!    reasons it can give in [`Source::reasons`] (the match is exhaustive:
 //!    leaving it out does not compile). Every refusal is a [`Reason`].
-//! 2. `src/ingest/<name>.rs` (and `pub mod` here): its config type, a pure
-//!    parser from input to [`Reading`]s, and an `async fn run(config,
-//!    SourceContext)` that reads until [`SourceContext::shutdown`] and hands
+//! 2. `src/ingest/<name>.rs` (and `pub mod` here): its config type (with
+//!    `PartialEq`, which reload compares), a pure parser from input to
+//!    [`Readings`], and an `async fn run(config, SourceContext)` that reads
+//!    until [`SourceContext::shutdown`] and hands
 //!    what it read to [`SourceContext::deliver`] (readings) or
 //!    [`SourceContext::commit`] (anything else), counting lines it cannot
 //!    read with [`SourceContext::refuse`]. It never writes the recorder or
@@ -20,9 +21,10 @@
 //!    `src/config/sources/<name>.rs` (its validator, declared with
 //!    `config::fields`) and a field of [`crate::config::Sources`] filled in
 //!    `config/sources/mod.rs`.
-//! 4. `src/app.rs`, `start_sources`: `Sources` is destructured whole, so a
-//!    new field that is not started does not compile; register its counters
-//!    and spawn `run` there.
+//! 4. `src/supervisor.rs`: `Sources` is destructured whole in `start` and
+//!    `apply`, so a new field that is not started (or not reconfigured on
+//!    reload) does not compile; register its counters and spawn `run` with
+//!    its own stop signal there.
 //! 5. `tests/integration/exporter.rs`: configure it in
 //!    `every_source_is_started_and_counted_from_the_start` and feed it one
 //!    delivery; the test fails for a [`Source`] that is missing there, or

@@ -244,6 +244,51 @@ fn https_probes_trust_what_they_are_told_and_report_the_expiry() {
     assert!(bad >= 2.0);
 }
 
+/// A self-signed server certificate given as `ca_file` is trusted as curl
+/// and blackbox_exporter trust it, although `openssl req -x509` marks it as
+/// a CA (found by the release smoke test: WebPKI alone refuses it). It must
+/// still be for the name asked for, and not expired.
+#[test]
+fn a_self_signed_certificate_in_ca_file_is_trusted_for_its_name_until_it_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let current = dir.path().join("current.crt");
+    let expired = dir.path().join("expired.crt");
+    let server = targets::https_self_signed(&current, (2035, 1, 1));
+    let old = targets::https_self_signed(&expired, (2021, 1, 1));
+    let mut c = HEAD.to_owned();
+    let trust = |file: &std::path::Path| format!("tls_config: {{ca_file: {}}}", file.display());
+    c += &probe(
+        "self_signed",
+        &format!("{}/ok", server.base),
+        &trust(&current),
+    );
+    c += &probe(
+        "self_signed_by_ip",
+        &format!("https://127.0.0.1:{}/ok", server.port),
+        &trust(&current),
+    );
+    c += &probe("expired", &format!("{}/ok", old.base), &trust(&expired));
+    c += &probe(
+        "other_cert",
+        &format!("{}/ok", server.base),
+        &trust(&expired),
+    );
+    let home = Home::new(&c);
+    let ex = home.start(&[]);
+    let all = ["self_signed", "self_signed_by_ip", "expired", "other_cert"];
+    checked_twice(&ex, &all);
+    assert_eq!(success(&ex, "self_signed"), Some(1.0), "{}", ex.log());
+    for name in ["self_signed_by_ip", "expired", "other_cert"] {
+        assert_eq!(success(&ex, name), Some(0.0), "{name}");
+        assert!(
+            failures(&ex, name, "tls") >= 2.0,
+            "{name} fails its handshake"
+        );
+    }
+    let log = ex.log();
+    assert!(log.contains("reason=\"tls\""), "{log}");
+}
+
 /// Issue 14, input 9: headers at once and the body 2 s later take 2 s, as
 /// blackbox_exporter reports, with the time in the transfer phase.
 #[test]

@@ -114,6 +114,30 @@ pub fn https(pki: &Pki, client_auth: bool) -> Target {
     serve(Some(pki.server_config(client_auth)))
 }
 
+/// An HTTPS target showing a self-signed certificate for `localhost` that is
+/// marked as a CA, as `openssl req -x509` makes one, written to `cert_file`
+/// for a probe's `ca_file`. `not_after` is its expiry.
+pub fn https_self_signed(cert_file: &std::path::Path, not_after: (i32, u8, u8)) -> Target {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["localhost".into()]).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
+    let cert = params.self_signed(&key).unwrap();
+    std::fs::write(cert_file, cert.pem()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).unwrap(),
+        )
+        .unwrap();
+    serve(Some(Arc::new(config)))
+}
+
 fn serve(tls: Option<Arc<rustls::ServerConfig>>) -> Target {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();

@@ -1,5 +1,5 @@
 //! Log tailing: files matched by globs, followed across rotation and
-//! truncation ([`follow`]), each line read into a delivery ([`line`]).
+//! truncation ([`follow`]), each line read into a delivery ([`mod@line`]).
 //!
 //! Each batch of lines is recorded with a [`Mark`](crate::recorder::Mark) of every file's read
 //! position, in the same log record and snapshot as its deliveries. A restart

@@ -132,7 +132,10 @@ pub async fn run(config: ProbeConfig, ctx: SourceContext) {
     let mut shutdown = ctx.shutdown.clone();
     let mut ticker = tokio::time::interval(config.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut failing = false;
+    // The reason of the failure last logged: a probe that goes on failing
+    // logs again only when the reason changes (connect refused while the
+    // target starts, then a certificate it does not trust).
+    let mut failing = None;
     loop {
         tokio::select! {
             () = shutdown.wait() => break,
@@ -145,7 +148,7 @@ pub async fn run(config: ProbeConfig, ctx: SourceContext) {
         show(&ctx.metrics().probe, &config, &checked);
         let timing = match &checked.result {
             None => {
-                if std::mem::replace(&mut failing, false) {
+                if failing.take().is_some() {
                     tracing::info!(name = %config.name, "probe recovered");
                 }
                 Timing::Took {
@@ -154,7 +157,7 @@ pub async fn run(config: ProbeConfig, ctx: SourceContext) {
                 }
             }
             Some(failure) => {
-                if !std::mem::replace(&mut failing, true) {
+                if failing.replace(failure.reason) != Some(failure.reason) {
                     tracing::warn!(
                         name = %config.name,
                         url = %config.url,

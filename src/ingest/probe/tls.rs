@@ -5,14 +5,20 @@
 use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{WebPkiServerVerifier, verify_server_name};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::ParsedCertificate;
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 /// `tls_config` of a probe, as Prometheus's blackbox_exporter reads it, with
 /// its files already read (and checked) when the config was.
 #[derive(Debug, Clone, Default)]
 pub struct ProbeTls {
-    /// Trusted instead of the system's roots when given (`ca_file`).
+    /// Trusted instead of the system's roots when given (`ca_file`). A
+    /// server showing one of these certificates itself is trusted too, as
+    /// OpenSSL and Go trust it: a self-signed certificate made with
+    /// `openssl req -x509` is marked as a CA, which WebPKI alone refuses as
+    /// a server's.
     pub ca: Option<Vec<CertificateDer<'static>>>,
     /// The client certificate chain and its key (`cert_file`, `key_file`).
     pub client: Option<(Vec<CertificateDer<'static>>, Arc<PrivateKeyDer<'static>>)>,
@@ -69,17 +75,25 @@ impl ProbeTls {
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(TrustAnything(provider)))
         } else {
-            let roots = match &self.ca {
+            match &self.ca {
                 Some(certs) => {
                     let mut roots = RootCertStore::empty();
                     for c in certs {
                         roots.add(c.clone())?;
                     }
-                    Arc::new(roots)
+                    let webpki =
+                        WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                            .build()
+                            .map_err(|e| rustls::Error::General(e.to_string()))?;
+                    builder
+                        .dangerous()
+                        .with_custom_certificate_verifier(Arc::new(CaFile {
+                            webpki,
+                            pinned: certs.clone(),
+                        }))
                 }
-                None => system_roots(),
-            };
-            builder.with_root_certificates(roots)
+                None => builder.with_root_certificates(system_roots()),
+            }
         };
         let mut config = match &self.client {
             Some((chain, key)) => builder.with_client_auth_cert(chain.clone(), key.clone_key())?,
@@ -107,6 +121,82 @@ pub fn earliest_expiry(chain: &[CertificateDer<'_>]) -> Option<i64> {
         .filter_map(|der| x509_parser::parse_x509_certificate(der).ok())
         .map(|(_, cert)| cert.validity().not_after.timestamp())
         .min()
+}
+
+/// `ca_file`: a chain to one of its certificates, as WebPKI verifies it, or
+/// one of its certificates itself, for the name asked for and valid now.
+#[derive(Debug)]
+struct CaFile {
+    webpki: Arc<WebPkiServerVerifier>,
+    pinned: Vec<CertificateDer<'static>>,
+}
+
+impl ServerCertVerifier for CaFile {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let refused = match self.webpki.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Ok(verified) => return Ok(verified),
+            Err(e) => e,
+        };
+        if !self
+            .pinned
+            .iter()
+            .any(|c| c.as_ref() == end_entity.as_ref())
+        {
+            return Err(refused);
+        }
+        verify_server_name(&ParsedCertificate::try_from(end_entity)?, server_name)?;
+        let (_, cert) = x509_parser::parse_x509_certificate(end_entity).map_err(|_| {
+            rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)
+        })?;
+        let at = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        let validity = cert.validity();
+        if at < validity.not_before.timestamp() {
+            return Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidYet,
+            ));
+        }
+        if at > validity.not_after.timestamp() {
+            return Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Expired,
+            ));
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
 }
 
 /// `insecure_skip_verify`: any certificate is accepted, but the handshake's
