@@ -29,6 +29,9 @@ const QUEUE: usize = 4096;
 const GROUP_BYTES: usize = 8 << 20;
 /// Async-durability records reach the disk within this.
 pub const ASYNC_SYNC_INTERVAL: Duration = Duration::from_secs(1);
+/// ...or once this many bytes of them wait, since the writer keeps them in
+/// memory until they are synced.
+const UNSYNCED_BYTES: usize = 16 << 20;
 
 /// Why a batch was not recorded. Nothing of it was applied.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -395,6 +398,7 @@ impl Committer {
     }
 
     /// Appends the group's records and syncs if asked. Returns the log end.
+    /// On failure nothing of the group is in the log.
     fn write(&mut self, sync: bool) -> Result<Lsn, String> {
         if self.buf.is_empty() {
             return Ok(self.writer.lsn());
@@ -406,26 +410,55 @@ impl Committer {
         self.metrics.written.inc_by(self.buf.len() as u64);
         self.metrics.wal_bytes.add(self.buf.len() as i64);
         (self.on_change)(Change::Logged(self.buf.len() as u64));
-        if sync {
-            self.sync().map_err(|e| self.fault(&e))?;
+        if !sync {
+            // An append only succeeds with nothing left in doubt.
+            self.recovered();
         }
-        if std::mem::replace(&mut self.faulted, false) {
-            self.metrics.writable.set(1);
-            tracing::info!("state directory takes writes again; ingest resumed");
+        // Async records wait in memory for their sync too: bound them.
+        if (sync || self.writer.unsynced_bytes() >= UNSYNCED_BYTES)
+            && let Err(e) = self.sync()
+        {
+            if sync {
+                // Refused, so it must not come back at replay.
+                self.writer.retract(self.buf.len());
+                self.metrics.wal_bytes.sub(self.buf.len() as i64);
+                return Err(self.fault(&e));
+            }
+            // Logged and about to be applied: it waits in memory with the
+            // others until the disk takes it.
+            self.fault(&e);
         }
         Ok(end)
     }
 
+    /// Syncs the log. A failure the writer got past by moving its tail to
+    /// a new segment is counted and logged, but the records are on disk.
     fn sync(&mut self) -> std::io::Result<()> {
-        self.writer
-            .sync()
-            .inspect_err(|_| self.metrics.error(Operation::Sync))?;
-        self.metrics.syncs.inc();
-        self.last_sync = Instant::now();
-        Ok(())
+        match self.writer.sync() {
+            Ok(relocated) => {
+                if let Some(r) = relocated {
+                    self.metrics.error(Operation::Sync);
+                    tracing::warn!(
+                        error = %r.cause,
+                        segment = r.segment,
+                        "log sync failed; its unsynced records were written again to a new segment and synced"
+                    );
+                }
+                self.metrics.syncs.inc();
+                self.last_sync = Instant::now();
+                self.recovered();
+                Ok(())
+            }
+            Err(e) => {
+                self.metrics.error(Operation::Sync);
+                self.last_sync = Instant::now();
+                Err(e)
+            }
+        }
     }
 
-    /// Syncs what async-durability batches left unsynced, once it is due.
+    /// Syncs what async-durability batches left unsynced once it is due,
+    /// and retries a log whose tail is waiting to be written again.
     fn sync_async(&mut self) {
         if self.writer.dirty()
             && self.last_sync.elapsed() >= ASYNC_SYNC_INTERVAL
@@ -435,11 +468,23 @@ impl Committer {
         }
     }
 
+    /// Ends a fault, if any, once the log takes writes again.
+    fn recovered(&mut self) {
+        if std::mem::replace(&mut self.faulted, false) {
+            self.metrics.writable.set(1);
+            tracing::info!("state directory takes writes again; ingest resumed");
+        }
+    }
+
     fn fault(&mut self, e: &std::io::Error) -> String {
         let reason = format!("{e}");
         if !std::mem::replace(&mut self.faulted, true) {
             self.metrics.writable.set(0);
-            tracing::error!(error = %reason, "cannot write the log; ingest answers 503 until the disk recovers");
+            tracing::error!(
+                error = %reason,
+                unsynced_bytes = self.writer.unsynced_bytes(),
+                "cannot write the log; ingest answers 503 until the disk recovers, and records already acknowledged wait in memory to be written again"
+            );
         }
         reason
     }

@@ -34,15 +34,39 @@ pub fn segments(dir: &Path) -> io::Result<Vec<Lsn>> {
 }
 
 /// Appends records to the newest segment.
+///
+/// The log position never goes backwards: records are applied (and async
+/// ones answered) once written, before they are synced, so a position once
+/// returned must hold those records for good. The bytes written since the
+/// last sync are therefore kept in memory too; when a write or a sync fails,
+/// the segment's tail is in doubt (after a failed fdatasync the kernel may
+/// have dropped its pages), and those bytes are written again into a new
+/// segment that starts where the synced part ends. Until that succeeds the
+/// writer takes nothing new.
 pub struct Writer {
     dir: PathBuf,
-    /// `None` after a failure this writer could not undo; reopened on demand.
+    /// `None` until first needed, and while the tail is in doubt.
     file: Option<File>,
     start: Lsn,
     /// Bytes of the segment holding whole records.
     len: u64,
     /// Bytes of the segment known to be on disk.
     synced: u64,
+    /// The segment's bytes `synced..len`, to write again after a failure.
+    unsynced: Vec<u8>,
+    /// Whether the segment's bytes past `synced` cannot be trusted, so the
+    /// unsynced ones must go to a new segment before anything else.
+    doubtful: bool,
+}
+
+/// A sync that succeeded only after the segment's tail was written again
+/// into a new segment, because of `cause`.
+#[derive(Debug)]
+pub struct Relocated {
+    /// What failed first.
+    pub cause: io::Error,
+    /// The new segment's start.
+    pub segment: Lsn,
 }
 
 impl Writer {
@@ -60,6 +84,8 @@ impl Writer {
             start,
             len: end - start,
             synced: end - start,
+            unsynced: Vec::new(),
+            doubtful: false,
         }
     }
 
@@ -68,65 +94,122 @@ impl Writer {
         self.start + self.len
     }
 
+    /// Bytes written but not yet known to be on disk.
+    pub fn unsynced_bytes(&self) -> usize {
+        self.unsynced.len()
+    }
+
+    /// Whether an earlier failure left bytes that must be written again
+    /// before the writer takes more.
+    pub fn in_doubt(&self) -> bool {
+        self.doubtful
+    }
+
     /// Writes `bytes` (whole records) and returns the position past them.
-    /// On failure nothing of `bytes` stays in the log.
+    /// On failure nothing of `bytes` is in the log, and every position
+    /// returned before still holds its records.
     pub fn append(&mut self, bytes: &[u8]) -> io::Result<Lsn> {
+        if self.doubtful {
+            self.relocate()?;
+        }
         if self.len >= SEGMENT_BYTES {
             self.rotate()?;
         }
         let file = self.file()?;
         if let Err(e) = file.write_all(bytes) {
-            self.undo();
+            // Part of `bytes` may be in the file: cut it, or, if even that
+            // fails, leave the file behind (a new segment will start at
+            // `synced`, and replay reads a segment only up to the next one).
+            let cut = self.file.as_mut().map(|f| f.set_len(self.len));
+            if !matches!(cut, Some(Ok(()))) {
+                self.doubt();
+            }
             return Err(e);
         }
         self.len += bytes.len() as u64;
+        self.unsynced.extend_from_slice(bytes);
         Ok(self.lsn())
     }
 
-    /// Makes everything appended so far durable. On failure what was not yet
-    /// synced is cut from the log, as far as the disk allows.
-    pub fn sync(&mut self) -> io::Result<()> {
+    /// Takes back the last `n` bytes appended and not yet synced: the
+    /// records of a group whose sync failed and that was refused. Best
+    /// effort on disk; the position returned for them is given again.
+    pub fn retract(&mut self, n: usize) {
+        let n = n.min(self.unsynced.len());
+        self.unsynced.truncate(self.unsynced.len() - n);
+        self.len -= n as u64;
+        if let Some(f) = self.file.as_mut()
+            && f.set_len(self.len).is_err()
+        {
+            self.doubt();
+        }
+    }
+
+    /// Makes everything appended so far durable. When the segment fails,
+    /// the unsynced bytes are written again into a new segment and synced
+    /// there: `Ok(Some(_))` says so. `Err` when that failed too; the bytes
+    /// stay in memory and the next append or sync tries again.
+    pub fn sync(&mut self) -> io::Result<Option<Relocated>> {
+        if self.doubtful {
+            let segment = self.relocate()?;
+            let cause = io::Error::other("an earlier write or sync of the log failed");
+            return Ok(Some(Relocated { cause, segment }));
+        }
         if self.synced == self.len {
-            return Ok(());
+            return Ok(None);
         }
         let file = self.file()?;
         match file.sync_data() {
             Ok(()) => {
                 self.synced = self.len;
-                Ok(())
+                self.unsynced.clear();
+                Ok(None)
             }
-            Err(e) => {
-                // After a failed fsync the kernel may have dropped the dirty
-                // pages; never trust this tail again.
-                self.len = self.synced;
-                self.undo();
-                Err(e)
+            Err(cause) => {
+                self.doubt();
+                let segment = self.relocate()?;
+                Ok(Some(Relocated { cause, segment }))
             }
         }
     }
 
     /// Whether bytes were appended since the last sync.
     pub fn dirty(&self) -> bool {
-        self.synced != self.len
+        self.synced != self.len || self.doubtful
     }
 
-    /// Cuts the segment back to its last whole record; if even that fails,
-    /// drops the file so the next append starts a fresh segment there.
-    fn undo(&mut self) {
-        let cut = self
-            .file
-            .as_mut()
-            .map(|f| f.set_len(self.len).and_then(|()| f.sync_data()));
-        if !matches!(cut, Some(Ok(()))) {
-            self.file = None;
-            self.start += self.len;
-            self.len = 0;
-            self.synced = 0;
-        }
+    /// Stops trusting the segment past `synced`.
+    fn doubt(&mut self) {
+        self.doubtful = true;
+        self.file = None;
+    }
+
+    /// Writes the unsynced bytes into a new segment starting at the end of
+    /// the synced ones, and syncs it. Returns the new segment's start.
+    fn relocate(&mut self) -> io::Result<Lsn> {
+        let start = self.start + self.synced;
+        let path = segment_path(&self.dir, start);
+        // Appending, as every segment is written; emptied first, in case an
+        // earlier attempt left part of the tail here.
+        let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
+        file.set_len(0)?;
+        file.write_all(&self.unsynced)?;
+        file.sync_data()?;
+        sync_dir(&self.dir)?;
+        self.start = start;
+        self.len = self.unsynced.len() as u64;
+        self.synced = self.len;
+        self.unsynced.clear();
+        self.doubtful = false;
+        self.file = Some(file);
+        Ok(start)
     }
 
     fn rotate(&mut self) -> io::Result<()> {
-        self.sync()?;
+        if self.sync()?.is_some() {
+            // Already in a new segment, holding the old one's tail.
+            return Ok(());
+        }
         self.file = None;
         self.start += self.len;
         self.len = 0;
@@ -379,6 +462,54 @@ mod tests {
         fs::write(segment_path(dir.path(), first), record(3)).unwrap();
         let (seen, _) = collect(dir.path(), 0);
         assert_eq!(seen.iter().map(|s| s.1).collect::<Vec<_>>(), vec![1, 3]);
+    }
+
+    /// As after a failed fdatasync: the tail is in doubt, garbage may sit
+    /// past the synced part, and the records written since the last sync
+    /// are written again to a new segment at the same positions.
+    #[test]
+    fn a_tail_in_doubt_is_written_again_and_positions_never_go_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Writer::new(dir.path(), 0);
+        let first = w.append(&record(1)).unwrap();
+        w.sync().unwrap();
+        let second = w.append(&record(2)).unwrap();
+        // What the disk may hold after the failure: not the record.
+        let path = segment_path(dir.path(), 0);
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[first as usize + 9] ^= 0xff;
+        fs::write(&path, &bytes).unwrap();
+        w.doubt();
+        // An append first moves the tail to a new segment.
+        let third = w.append(&record(3)).unwrap();
+        assert!(third > second, "positions only go forward");
+        assert_eq!(segments(dir.path()).unwrap(), vec![0, first]);
+        w.doubt();
+        let relocated = w.sync().unwrap().expect("written again");
+        // r2 was synced by the first move; only r3 moves this time.
+        assert_eq!(relocated.segment, second);
+        assert_eq!(segments(dir.path()).unwrap(), vec![0, first, second]);
+        assert_eq!(w.lsn(), third);
+        let (seen, end) = collect(dir.path(), 0);
+        assert_eq!(seen, vec![(first, 1), (second, 2), (third, 3)]);
+        assert_eq!(end.lsn, third);
+        assert!(!w.dirty());
+    }
+
+    #[test]
+    fn a_retracted_group_is_gone_and_its_position_given_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Writer::new(dir.path(), 0);
+        let first = w.append(&record(1)).unwrap();
+        let group = record(2);
+        w.append(&group).unwrap();
+        w.retract(group.len());
+        assert_eq!(w.lsn(), first);
+        assert_eq!(w.unsynced_bytes(), record(1).len());
+        let again = w.append(&record(3)).unwrap();
+        w.sync().unwrap();
+        let (seen, _) = collect(dir.path(), 0);
+        assert_eq!(seen, vec![(first, 1), (again, 3)]);
     }
 
     #[test]

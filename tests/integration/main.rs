@@ -29,6 +29,7 @@ mod server;
 mod service_desk;
 mod statsd;
 mod statsd_clients;
+mod storage_faults;
 mod targets;
 mod thresholds;
 mod web_config;

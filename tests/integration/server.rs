@@ -165,6 +165,38 @@ impl Exporter {
         assert!(ok.success(), "kill -{name} failed");
     }
 
+    /// Attaches `strace -f` to the running exporter with `faults` (`-e
+    /// inject=...` options): from now on the kernel's answers to the chosen
+    /// system calls are replaced, until the returned guard is dropped.
+    pub fn inject(&self, faults: &[&str]) -> Injection {
+        let pid = self.child.id();
+        let strace = Command::new("strace")
+            .args(["-f", "-qq", "-o", "/dev/null", "-p", &pid.to_string()])
+            .args(faults)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn strace");
+        let status = format!("/proc/{pid}/status");
+        let traced = || {
+            std::fs::read_to_string(&status).is_ok_and(|s| {
+                s.lines()
+                    .any(|l| l.starts_with("TracerPid:") && l.trim_end() != "TracerPid:\t0")
+            })
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !traced() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "strace did not attach (ptrace not allowed?)"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Every thread is attached a moment after the first.
+        std::thread::sleep(Duration::from_millis(200));
+        Injection(strace)
+    }
+
     /// SIGKILL: no shutdown code runs.
     pub fn crash(mut self) {
         let _ = self.child.kill();
@@ -258,6 +290,16 @@ impl Drop for Exporter {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// strace attached to an exporter; detached (the faults end) on drop.
+pub struct Injection(Child);
+
+impl Drop for Injection {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
