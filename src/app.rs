@@ -9,6 +9,7 @@ use crate::config::web::WebConfig;
 use crate::config::{Config, ConfigError};
 use crate::exposition::SelfMetrics;
 use crate::http::basic_auth::{self, BasicAuth};
+use crate::http::serve::ConnLimits;
 use crate::http::{AppState, router};
 use crate::ingest::{Shutdown, SourceContext};
 use crate::persist::{self, Storage, StorageError};
@@ -129,7 +130,16 @@ pub async fn run(
         ingest,
         reloader: reloader.clone(),
     };
-    let served = serve(listener, state, &args.telemetry_path, web, shutdown).await;
+    let served = serve(
+        listener,
+        state,
+        &args.telemetry_path,
+        web,
+        args.conn_limits(),
+        args.read_timeout,
+        shutdown,
+    )
+    .await;
     hangups.abort();
     stop_sources.stop();
     reloader.stop_sources().await;
@@ -182,9 +192,12 @@ async fn serve(
     state: AppState,
     telemetry_path: &str,
     web: WebConfig,
+    limits: ConnLimits,
+    read_timeout: std::time::Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let mut app = router(state.clone(), telemetry_path);
+    let metrics = state.ingest.metrics().http.clone();
+    let mut app = router(state.clone(), telemetry_path, read_timeout);
     if !web.users.is_empty() {
         let guard = (Arc::new(BasicAuth::new(web.users.clone())), state);
         app = app.layer(axum::middleware::from_fn_with_state(
@@ -192,12 +205,5 @@ async fn serve(
             basic_auth::require,
         ));
     }
-    match web.tls {
-        Some(tls) => crate::http::tls::serve(listener, app, tls, shutdown).await,
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-    }
+    crate::http::serve::serve(listener, app, web.tls, limits, metrics, shutdown).await
 }

@@ -68,6 +68,25 @@ pub struct RunArgs {
     /// Address to serve /metrics and the API on. Use `0.0.0.0:9797` to listen on every interface.
     #[arg(long = "web.listen-address", value_name = "ADDR", default_value = "127.0.0.1:9797", value_parser = listen_address)]
     pub listen: SocketAddr,
+    /// Open HTTP connections at most. At the cap, the connection idle the
+    /// longest is closed for a new one; a new one is refused only while
+    /// every connection is handling a request.
+    #[arg(long = "web.max-connections", value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// Time for a client to send a whole request head, from connecting (TLS
+    /// handshake included) or from its first byte after an idle spell.
+    #[arg(long = "web.read-header-timeout", value_name = "DURATION", default_value = "10s", value_parser = web_timeout)]
+    pub read_header_timeout: std::time::Duration,
+    /// Time for a client to send a write's whole body once its head is in.
+    #[arg(long = "web.read-timeout", value_name = "DURATION", default_value = "30s", value_parser = web_timeout)]
+    pub read_timeout: std::time::Duration,
+    /// A kept-alive connection with no request for this long is closed.
+    #[arg(long = "web.idle-timeout", value_name = "DURATION", default_value = "60s", value_parser = web_timeout)]
+    pub idle_timeout: std::time::Duration,
+    /// At shutdown, requests in flight get this long to finish; the
+    /// connections left are then closed, the log synced and a snapshot written.
+    #[arg(long = "web.shutdown-timeout", value_name = "DURATION", default_value = "10s", value_parser = web_timeout)]
+    pub shutdown_timeout: std::time::Duration,
     /// Web config in the Prometheus exporter-toolkit format: TLS and basic
     /// auth for every endpoint.
     #[arg(long = "web.config.file", value_name = "FILE")]
@@ -133,6 +152,27 @@ fn listen_address(s: &str) -> Result<SocketAddr, String> {
     };
     full.parse()
         .map_err(|e| format!("`{s}` is not a listen address such as 127.0.0.1:9797 or :9797 ({e})"))
+}
+
+impl RunArgs {
+    /// The connection limits of these flags.
+    pub fn conn_limits(&self) -> crate::http::serve::ConnLimits {
+        crate::http::serve::ConnLimits {
+            max_connections: self.max_connections as usize,
+            read_header_timeout: self.read_header_timeout,
+            idle_timeout: self.idle_timeout,
+            shutdown_timeout: self.shutdown_timeout,
+        }
+    }
+}
+
+/// A duration from 100ms to 1h.
+fn web_timeout(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration: {e}"))?;
+    if d < std::time::Duration::from_millis(100) || d > std::time::Duration::from_secs(3600) {
+        return Err(format!("`{s}` is outside 100ms..1h"));
+    }
+    Ok(d)
 }
 
 fn snapshot_interval(s: &str) -> Result<std::time::Duration, String> {

@@ -73,6 +73,10 @@ labels! {
         InFuture = "in_future",
         /// Not a delivery: bad JSON, wrong types, an unreadable body.
         Malformed = "malformed",
+        /// A request body larger than `limits.max_body_bytes`.
+        BodyTooLarge = "body_too_large",
+        /// A request body not received within `--web.read-timeout`.
+        BodyTimeout = "body_timeout",
         /// More items in one request than `limits.max_lines_per_request`.
         TooManyLines = "too_many_lines",
         /// The state directory cannot take writes.
@@ -136,8 +140,10 @@ const ADMISSION: [Reason; 4] = [
 const STORAGE: [Reason; 2] = [Reason::StorageUnavailable, Reason::Overloaded];
 
 /// Refusals of a request before its content is read.
-const REQUEST: [Reason; 4] = [
+const REQUEST: [Reason; 6] = [
     Reason::Malformed,
+    Reason::BodyTooLarge,
+    Reason::BodyTimeout,
     Reason::TooManyLines,
     Reason::Unauthorized,
     Reason::Forbidden,

@@ -11,7 +11,9 @@ use std::time::Instant;
 
 use prometheus::{Encoder, TextEncoder};
 
-pub use self_metrics::{LogTailMetrics, Operation, ProbeMetrics, SelfMetrics, StorageMetrics};
+pub use self_metrics::{
+    Closed, HttpMetrics, LogTailMetrics, Operation, ProbeMetrics, SelfMetrics, StorageMetrics,
+};
 
 use crate::recorder::Recorder;
 use crate::window::Millis;

@@ -71,6 +71,8 @@ names! {
     INGEST_ACCEPTED = "amaze_ingest_accepted_total", Counter, "Deliveries recorded, by source (open deliveries when they finish).";
     INGEST_REJECTED = "amaze_ingest_rejected_total", Counter, "Deliveries, events, lines and requests refused, by source and reason.";
     INGEST_DUPLICATES = "amaze_ingest_duplicates_total", Counter, "Deliveries acknowledged but not counted again because their (sla, id) was already recorded.";
+    HTTP_CONNECTIONS = "amaze_http_connections", Gauge, "HTTP connections open now.";
+    HTTP_CLOSED = "amaze_http_connections_closed_total", Counter, "HTTP connections the exporter closed or refused, by reason (header_timeout, idle_timeout, evicted, refused, shutdown).";
     STATSD_PACKETS = "amaze_statsd_packets_total", Counter, "Datagrams (UDP, Unix) and TCP reads received by the StatsD source.";
     LOG_TAIL_FILES = "amaze_log_tail_files", Gauge, "Files a log source follows, rotated ones not yet let go included.";
     LOG_TAIL_READ = "amaze_log_tail_read_bytes_total", Counter, "Bytes a log source has read.";

@@ -32,6 +32,72 @@ pub struct SelfMetrics {
     pub probe: ProbeMetrics,
     /// Health of the state directory.
     pub storage: StorageMetrics,
+    /// The HTTP server's connections.
+    pub http: HttpMetrics,
+}
+
+/// Why the exporter closed an HTTP connection, the `reason` label of
+/// `amaze_http_connections_closed_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closed {
+    /// No whole request head within `--web.read-header-timeout`.
+    HeaderTimeout,
+    /// Kept alive with no request for `--web.idle-timeout`.
+    IdleTimeout,
+    /// The longest idle one, closed to make room at `--web.max-connections`.
+    Evicted,
+    /// A new one, at the cap with every connection busy.
+    Refused,
+    /// Still open when the shutdown grace period ended.
+    Shutdown,
+}
+
+impl Closed {
+    /// Every reason.
+    pub const ALL: [Closed; 5] = [
+        Closed::HeaderTimeout,
+        Closed::IdleTimeout,
+        Closed::Evicted,
+        Closed::Refused,
+        Closed::Shutdown,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Closed::HeaderTimeout => "header_timeout",
+            Closed::IdleTimeout => "idle_timeout",
+            Closed::Evicted => "evicted",
+            Closed::Refused => "refused",
+            Closed::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// Open HTTP connections and those closed by the exporter.
+#[derive(Clone)]
+pub struct HttpMetrics {
+    /// Connections open now.
+    pub open: IntGauge,
+    closed: IntCounterVec,
+}
+
+impl HttpMetrics {
+    fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let closed = IntCounterVec::new(opts(names::HTTP_CLOSED), &["reason"])?;
+        for reason in Closed::ALL {
+            closed.with_label_values(&[reason.as_str()]);
+        }
+        let open = IntGauge::with_opts(opts(names::HTTP_CONNECTIONS))?;
+        registry.register(Box::new(open.clone()))?;
+        registry.register(Box::new(closed.clone()))?;
+        Ok(HttpMetrics { open, closed })
+    }
+
+    /// Counts a connection closed or refused for `reason`.
+    pub fn closed(&self, reason: Closed) {
+        self.closed.with_label_values(&[reason.as_str()]).inc();
+    }
 }
 
 /// A write to the state directory, the `operation` label of
@@ -292,6 +358,7 @@ impl SelfMetrics {
         let storage = StorageMetrics::new(&registry)?;
         let log_tail = LogTailMetrics::new(&registry)?;
         let probe = ProbeMetrics::new(&registry)?;
+        let http = HttpMetrics::new(&registry)?;
         let statsd_packets = IntCounter::with_opts(opts(names::STATSD_PACKETS))?;
         registry.register(Box::new(statsd_packets.clone()))?;
         registry.register(Box::new(accepted.clone()))?;
@@ -316,6 +383,7 @@ impl SelfMetrics {
             log_tail,
             probe,
             storage,
+            http,
         })
     }
 

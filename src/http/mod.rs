@@ -5,14 +5,15 @@
 //! - [`push`]: `POST /api/v1/deliveries`.
 //! - [`events`]: open-delivery events and `GET /api/v1/open`.
 //! - [`read`]: `/`, `/metrics`, `/api/v1/slas`, `POST /-/reload`, health.
-//! - [`load_shed`], [`basic_auth`], [`tls`]: what guards and carries them.
+//! - [`load_shed`], [`basic_auth`]: what guards them.
+//! - [`serve`]: connections, plain or TLS, with their timeouts and cap.
 
 pub mod basic_auth;
 pub mod events;
 pub mod load_shed;
 pub mod push;
 pub mod read;
-pub mod tls;
+pub mod serve;
 
 use std::sync::Arc;
 
@@ -42,13 +43,15 @@ pub struct AppState {
     pub reloader: Arc<Reloader>,
 }
 
-/// Every route; `telemetry_path` is where `/metrics` is served.
-pub fn router(state: AppState, telemetry_path: &str) -> Router {
+/// Every route; `telemetry_path` is where `/metrics` is served, and write
+/// bodies must arrive within `read_timeout`.
+pub fn router(state: AppState, telemetry_path: &str, read_timeout: std::time::Duration) -> Router {
     // Taken from the config at start; a reload does not change them.
     let limits = state.ingest.catalog().limits.clone();
     let shedder = Shedder::new(
         limits.max_inflight_bytes,
         limits.max_body_bytes,
+        read_timeout,
         state.ingest.clone(),
     );
     // Writes: bodies bounded one by one and together, refusals counted

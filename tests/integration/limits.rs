@@ -67,15 +67,16 @@ fn writes_past_the_bytes_in_flight_are_shed_while_reads_go_on() {
     let home = Home::new(CONFIG);
     let ex = home.start(&[]);
     let addr = ex.base.trim_start_matches("http://").to_owned();
-    // A client that declares 900 KiB and sends it slowly holds that much of
-    // the 1 MiB budget until it is done.
+    // A client that has sent 900 KiB of a 1000 KiB body holds what it sent
+    // of the 1 MiB budget until it is done (bytes are charged as received).
     let mut slow = TcpStream::connect(&addr).unwrap();
     write!(
         slow,
-        "POST /api/v1/deliveries HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-ndjson\r\nContent-Length: 921600\r\n\r\n"
+        "POST /api/v1/deliveries HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-ndjson\r\nContent-Length: 1024000\r\n\r\n"
     )
     .unwrap();
     slow.write_all(b"{\"sla\":\"api\",").unwrap();
+    slow.write_all(&vec![b' '; 900 * 1024]).unwrap();
     slow.flush().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(200));
 

@@ -3,6 +3,7 @@
 
 mod config_files;
 mod conformance;
+mod connections;
 mod crash;
 mod dashboards;
 mod disk_faults;

@@ -96,7 +96,32 @@ impl Home {
         flags: &[&str],
         env: &[(&str, &str)],
     ) -> Result<Exporter, String> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_amaze-exporter"))
+        self.spawn(&[], flags, env)
+    }
+
+    /// Starts an exporter through `wrapper`, a command that execs the
+    /// exporter in its own process (such as `prlimit --nofile=1024:1024`).
+    pub fn start_wrapped(&self, wrapper: &[&str], flags: &[&str]) -> Exporter {
+        self.spawn(wrapper, flags, &[])
+            .unwrap_or_else(|log| panic!("exporter did not start:\n{log}"))
+    }
+
+    fn spawn(
+        &self,
+        wrapper: &[&str],
+        flags: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Exporter, String> {
+        let bin = env!("CARGO_BIN_EXE_amaze-exporter");
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let mut child = command
             .arg(format!("--config.file={}", self.config().display()))
             .arg(format!("--storage.path={}", self.data().display()))
             .arg("--web.listen-address=127.0.0.1:0")
@@ -201,6 +226,16 @@ impl Exporter {
     pub fn crash(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then the exit code and everything logged.
+    pub fn stop_and_log(self) -> (Option<i32>, String) {
+        let log = self.log.clone();
+        let code = self.stop();
+        // Let the reader thread take the last lines.
+        std::thread::sleep(Duration::from_millis(100));
+        let lines = log.lock().unwrap().join("\n");
+        (code, lines)
     }
 
     /// SIGTERM, then waits for the exit code.
