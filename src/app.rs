@@ -43,6 +43,11 @@ pub enum AppError {
     /// The HTTP server stopped with an error.
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+    /// The log writer died (a bug): nothing more could be recorded.
+    #[error(
+        "the log writer stopped; restart the exporter (the log holds every acknowledged write)"
+    )]
+    WriterDied,
     /// The web config (`--web.config.file`) is unreadable or invalid.
     #[error(transparent)]
     WebConfig(#[from] crate::config::web::WebConfigError),
@@ -130,6 +135,18 @@ pub async fn run(
         ingest,
         reloader: reloader.clone(),
     };
+    // A dead log writer ends serving too: the exporter exits 1 so that its
+    // service manager restarts it, and the restart replays the log.
+    let storage = Arc::new(storage);
+    let shutdown = {
+        let storage = storage.clone();
+        async move {
+            tokio::select! {
+                () = shutdown => {}
+                () = storage.writer_died() => {}
+            }
+        }
+    };
     let served = serve(
         listener,
         state,
@@ -146,6 +163,9 @@ pub async fn run(
     // Requests and sources are drained; make what they logged durable and snapshot it.
     storage.close().await;
     served.map_err(AppError::Serve)?;
+    if !storage.journal().alive() {
+        return Err(AppError::WriterDied);
+    }
     tracing::info!("stopped");
     Ok(())
 }

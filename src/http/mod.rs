@@ -72,7 +72,7 @@ pub fn router(state: AppState, telemetry_path: &str, read_timeout: std::time::Du
         )
         .route(telemetry_path, get(read::metrics))
         .route("/-/healthy", get(|| async { "Healthy\n" }))
-        .route("/-/ready", get(|| async { "Ready\n" }))
+        .route("/-/ready", get(read::ready))
         .route("/-/reload", post(read::reload).put(read::reload))
         .route(
             "/api/v1/deliveries",

@@ -80,3 +80,17 @@ fn failed(what: &str, e: &tokio::task::JoinError) -> Response {
     )
         .into_response()
 }
+
+/// `/-/ready`: 200 while writes can be recorded; 503 once the log writer has
+/// died (the exporter is then on its way out, to be restarted).
+pub async fn ready(State(app): State<AppState>) -> Response {
+    if app.ingest.writer_alive() {
+        "Ready\n".into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Not ready: the log writer stopped; the exporter is exiting\n",
+        )
+            .into_response()
+    }
+}

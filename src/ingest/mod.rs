@@ -170,6 +170,11 @@ impl SourceContext {
         }
     }
 
+    /// Whether the log writer runs, so writes can be recorded at all.
+    pub fn writer_alive(&self) -> bool {
+        self.journal.alive()
+    }
+
     /// The catalog in force now.
     pub fn catalog(&self) -> Arc<Catalog> {
         self.catalog.get()

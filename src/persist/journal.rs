@@ -176,6 +176,9 @@ enum Command {
     Commit(Pending, oneshot::Sender<Result<Recorded, CommitError>>),
     Reload(Arc<Catalog>, oneshot::Sender<()>),
     Close(oneshot::Sender<()>),
+    /// Makes the writer panic, as a bug in it would.
+    #[cfg(test)]
+    Panic,
 }
 
 /// What the writer tells the snapshotter about the state it applied.
@@ -200,6 +203,8 @@ impl Progress {
 pub struct Journal {
     tx: SyncSender<Command>,
     live: Arc<ArcSwap<Recorder>>,
+    /// Becomes true if the writer thread dies (a panic: a bug).
+    dead: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Journal {
@@ -226,10 +231,43 @@ impl Journal {
             buf: Vec::new(),
             faulted: false,
         };
+        let (died, dead) = tokio::sync::watch::channel(false);
+        let writable = thread.metrics.writable.clone();
+        writable.set(1);
         let handle = std::thread::Builder::new()
             .name("amaze-journal".into())
-            .spawn(move || thread.run(rx))?;
-        Ok((Journal { tx, live }, handle))
+            .spawn(move || {
+                let run = std::panic::AssertUnwindSafe(|| thread.run(rx));
+                if std::panic::catch_unwind(run).is_err() {
+                    // The panic itself was printed by the panic hook.
+                    writable.set(0);
+                    tracing::error!(
+                        "the log writer stopped; the exporter exits so its service manager restarts it (the log holds every acknowledged write)"
+                    );
+                    let _ = died.send(true);
+                }
+            })?;
+        Ok((Journal { tx, live, dead }, handle))
+    }
+
+    /// Whether the writer thread is running (or ended by [`Journal::close`]).
+    pub fn alive(&self) -> bool {
+        !*self.dead.borrow()
+    }
+
+    /// Resolves if the writer thread dies; never otherwise.
+    pub async fn died(&self) {
+        let mut dead = self.dead.clone();
+        if dead.wait_for(|d| *d).await.is_err() {
+            // The thread ended normally (closed): it will not die now.
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Makes the writer thread panic (tests of what follows).
+    #[cfg(test)]
+    pub fn inject_panic(&self) {
+        let _ = self.tx.try_send(Command::Panic);
     }
 
     /// The recorder of the current config.
@@ -296,7 +334,6 @@ type Reply = oneshot::Sender<Result<Recorded, CommitError>>;
 
 impl Committer {
     fn run(mut self, rx: Receiver<Command>) {
-        self.metrics.writable.set(1);
         let mut group: Vec<(Pending, Reply)> = Vec::new();
         // Who asked to close, answered once the log is synced.
         let mut closing = None;
@@ -333,6 +370,8 @@ impl Committer {
                         closing = Some(done);
                         break 'serve;
                     }
+                    #[cfg(test)]
+                    Command::Panic => panic!("injected writer panic"),
                 }
                 if bytes < GROUP_BYTES {
                     next = rx.try_recv().ok();

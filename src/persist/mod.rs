@@ -112,6 +112,8 @@ pub struct Storage {
 enum Trigger {
     Now,
     Final(std::sync::mpsc::Sender<()>),
+    /// Stop without a snapshot.
+    Stop,
 }
 
 impl Storage {
@@ -223,6 +225,7 @@ impl Storage {
             progress,
             clock,
             metrics,
+            writer: journal.clone(),
             taken: None,
         };
         let interval = options.snapshot_interval;
@@ -246,9 +249,25 @@ impl Storage {
         &self.journal
     }
 
+    /// Resolves if the log writer dies: the exporter should then exit
+    /// non-zero, since it can record nothing more.
+    pub async fn writer_died(&self) {
+        self.journal.died().await;
+    }
+
     /// Drains the writer, writes a final snapshot and stops both threads.
+    /// After the writer died, no snapshot is written: the state in memory
+    /// may hold half a batch, and the log (replayed at the next start) is
+    /// what counts.
     pub async fn close(&self) {
         self.journal.close().await;
+        if !self.journal.alive() {
+            tracing::warn!(
+                "no final snapshot: the log writer died; the next start replays the log"
+            );
+            let _ = self.snapshots.try_send(Trigger::Stop);
+            return;
+        }
         let (done, finished) = std::sync::mpsc::channel();
         if self.snapshots.send(Trigger::Final(done)).is_ok() {
             let _ = tokio::task::spawn_blocking(move || finished.recv()).await;
@@ -303,6 +322,8 @@ struct Snapshotter {
     progress: Arc<Progress>,
     clock: Arc<dyn Clock>,
     metrics: StorageMetrics,
+    /// Whose state is snapshotted only while it lives.
+    writer: Journal,
     /// `Progress::changes` when the last snapshot was taken.
     taken: Option<u64>,
 }
@@ -317,14 +338,15 @@ impl Snapshotter {
                     let _ = done.send(());
                     return;
                 }
-                Err(RecvTimeoutError::Disconnected) => return,
+                Ok(Trigger::Stop) | Err(RecvTimeoutError::Disconnected) => return,
             }
         }
     }
 
     fn take(&mut self) {
         let changes = self.progress.changes.load(Ordering::Acquire);
-        if self.taken == Some(changes) {
+        // A writer that died may have applied half a batch.
+        if self.taken == Some(changes) || !self.writer.alive() {
             return;
         }
         // The position first, then the recorder: every record up to `lsn`
@@ -356,5 +378,59 @@ impl Snapshotter {
                 tracing::error!(error = %e, "cannot write a snapshot; the log keeps growing until one succeeds");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::config::Config;
+    use crate::exposition::SelfMetrics;
+
+    /// Issue 15, input 5: a writer that dies is loud. `writer_died`
+    /// resolves (the app exits 1 on it), nothing pretends to take writes,
+    /// and no snapshot of half-applied state is written.
+    #[tokio::test]
+    async fn a_dead_writer_is_noticed_and_leaves_no_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = "version: 1\nslas:\n  - name: api\n    promise: 1s\n    objective: 99%\n";
+        let catalog = LiveCatalog::new(Arc::new(Config::parse(yaml).unwrap().catalog()));
+        let metrics = SelfMetrics::new().unwrap().storage;
+        let options = Options {
+            path: dir.path().to_owned(),
+            snapshot_interval: Duration::from_secs(3600),
+            snapshot_log_bytes: 1 << 30,
+        };
+        let (storage, _) = Storage::open(
+            &options,
+            catalog.clone(),
+            Arc::new(SystemClock),
+            metrics.clone(),
+        )
+        .unwrap();
+        assert!(storage.journal().alive());
+        assert_eq!(metrics.writable.get(), 1);
+
+        storage.journal().inject_panic();
+        tokio::time::timeout(Duration::from_secs(10), storage.writer_died())
+            .await
+            .expect("the death is noticed");
+        assert!(!storage.journal().alive());
+        assert_eq!(metrics.writable.get(), 0);
+        let pending = Pending::new(catalog.get(), Batch::deliveries(Vec::new()), 0);
+        assert_eq!(
+            storage.journal().commit(pending).await,
+            Err(CommitError::Closed)
+        );
+        storage.close().await;
+        let snapshots = fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().starts_with("snapshot-"))
+            })
+            .count();
+        assert_eq!(snapshots, 0);
     }
 }
