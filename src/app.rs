@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::cli::{LogFormat, RunArgs};
+use crate::cli::RunArgs;
 use crate::clock::{Clock, SystemClock};
 use crate::config::web::WebConfig;
 use crate::config::{Config, ConfigError};
@@ -53,19 +53,6 @@ pub enum AppError {
     WebConfig(#[from] crate::config::web::WebConfigError),
 }
 
-/// Sends log lines to stderr at `--log.level`, as logfmt-style text or JSON.
-pub fn init_logging(args: &RunArgs) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(args.log_level.as_str()));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match args.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Logfmt => builder.with_ansi(false).init(),
-    }
-}
-
 /// Loads the config, restores state, serves until `shutdown` resolves, then
 /// drains in-flight requests and writes a final snapshot.
 pub async fn run(
@@ -106,7 +93,7 @@ pub async fn run(
         metrics,
         clock,
     ));
-    let listener = tokio::net::TcpListener::bind(args.listen)
+    let listener = tokio::net::TcpListener::bind(args.listen.as_str())
         .await
         .map_err(|source| AppError::Listen {
             addr: args.listen.to_string(),
@@ -190,7 +177,10 @@ async fn open_storage(
     };
     tracing::info!(
         path = %args.storage_path.display(),
-        snapshot = recovery.snapshot.as_ref().map(|s| s.path.display().to_string()),
+        snapshot = %recovery
+            .snapshot
+            .as_ref()
+            .map_or_else(|| "none".to_owned(), |s| s.path.display().to_string()),
         snapshot_age_s = recovery
             .snapshot
             .as_ref()

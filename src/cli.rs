@@ -1,14 +1,25 @@
 //! Command line: Prometheus exporter flag conventions, plus `check`.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// `--version`: the release, and the git revision and date it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (revision ",
+    env!("AMAZE_REVISION"),
+    ", built ",
+    env!("AMAZE_BUILD_DATE"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "amaze-exporter",
-    version,
+    version = VERSION,
+    // As Go's flag package: a flag given again overrides the earlier one.
+    args_override_self = true,
     about = "Exports how far delivery beats its SLA promise: the amaze margin"
 )]
 /// The command line: exporter flags, or a subcommand.
@@ -26,9 +37,16 @@ pub struct Cli {
 pub enum Command {
     /// Validate a config file and exit: 0 when valid, 2 with every problem listed.
     Check {
-        /// The config file to check.
-        #[arg(long = "config", visible_alias = "config.file", value_name = "FILE")]
-        config: PathBuf,
+        /// The config file to check (or give it as `--config.file`).
+        #[arg(
+            value_name = "FILE",
+            required_unless_present = "config_flag",
+            conflicts_with = "config_flag"
+        )]
+        config: Option<PathBuf>,
+        /// The config file to check, as serving takes it.
+        #[arg(long = "config.file", visible_alias = "config", value_name = "FILE")]
+        config_flag: Option<PathBuf>,
     },
     /// Push realistic deliveries for every SLA of a config to a running
     /// exporter, one SLA's margin eroding, to see dashboards and alerts live.
@@ -67,7 +85,7 @@ pub struct RunArgs {
     pub config: PathBuf,
     /// Address to serve /metrics and the API on. Use `0.0.0.0:9797` to listen on every interface.
     #[arg(long = "web.listen-address", value_name = "ADDR", default_value = "127.0.0.1:9797", value_parser = listen_address)]
-    pub listen: SocketAddr,
+    pub listen: String,
     /// Open HTTP connections at most. At the cap, the connection idle the
     /// longest is closed for a new one; a new one is refused only while
     /// every connection is handling a request.
@@ -143,15 +161,32 @@ pub enum LogFormat {
     Json,
 }
 
-/// Accepts `host:port`, and `:port` as every interface (the exporter habit).
-fn listen_address(s: &str) -> Result<SocketAddr, String> {
-    let full = if s.starts_with(':') {
-        format!("0.0.0.0{s}")
-    } else {
-        s.to_owned()
+/// Accepts `host:port` with a host name or an address (`[::1]:9797` for
+/// IPv6), and `:port` as every interface (the exporter habit). Names are
+/// resolved when the listener binds.
+fn listen_address(s: &str) -> Result<String, String> {
+    let bad = |why: &str| {
+        format!(
+            "`{s}` is not a listen address such as 127.0.0.1:9797, localhost:9797 or :9797 ({why})"
+        )
     };
-    full.parse()
-        .map_err(|e| format!("`{s}` is not a listen address such as 127.0.0.1:9797 or :9797 ({e})"))
+    let (host, port) = s.rsplit_once(':').ok_or_else(|| bad("no port"))?;
+    port.parse::<u16>()
+        .map_err(|_| bad("the port is not a number from 0 to 65535"))?;
+    if host.is_empty() {
+        return Ok(format!("0.0.0.0:{port}"));
+    }
+    if host.starts_with('[') {
+        let inner = host.trim_start_matches('[').trim_end_matches(']');
+        inner
+            .parse::<std::net::Ipv6Addr>()
+            .map_err(|_| bad("not an IPv6 address in brackets"))?;
+    } else if host.contains(':') {
+        return Err(bad("an IPv6 address goes in brackets"));
+    } else if host.contains(|c: char| c.is_whitespace() || c == '/') {
+        return Err(bad("not a host name"));
+    }
+    Ok(s.to_owned())
 }
 
 impl RunArgs {
@@ -214,15 +249,56 @@ mod tests {
             "--log.format=json",
         ])
         .unwrap();
-        assert_eq!(cli.run.listen, "0.0.0.0:9100".parse().unwrap());
+        assert_eq!(cli.run.listen, "0.0.0.0:9100");
         assert_eq!(cli.run.telemetry_path, "/m");
         assert_eq!(cli.run.log_format, LogFormat::Json);
     }
 
     #[test]
-    fn check_subcommand() {
-        let cli = Cli::try_parse_from(["amaze-exporter", "check", "--config", "c.yaml"]).unwrap();
-        assert!(matches!(cli.command, Some(Command::Check { .. })));
+    fn check_takes_the_file_as_an_argument_or_as_serving_does() {
+        for args in [
+            &["check", "c.yaml"][..],
+            &["check", "--config.file=c.yaml"],
+            &["check", "--config", "c.yaml"],
+        ] {
+            let cli =
+                Cli::try_parse_from(std::iter::once("amaze-exporter").chain(args.iter().copied()))
+                    .unwrap();
+            let Some(Command::Check {
+                config,
+                config_flag,
+            }) = cli.command
+            else {
+                panic!("{args:?} is not check");
+            };
+            assert_eq!(
+                config.or(config_flag),
+                Some(PathBuf::from("c.yaml")),
+                "{args:?}"
+            );
+        }
+        assert!(Cli::try_parse_from(["amaze-exporter", "check"]).is_err());
+    }
+
+    #[test]
+    fn listen_addresses_take_host_names_and_bracketed_ipv6() {
+        for (given, kept) in [
+            ("localhost:9797", "localhost:9797"),
+            ("[::1]:9797", "[::1]:9797"),
+            (":9797", "0.0.0.0:9797"),
+            ("10.0.0.1:80", "10.0.0.1:80"),
+        ] {
+            let arg = format!("--web.listen-address={given}");
+            let cli = Cli::try_parse_from(["amaze-exporter", arg.as_str()]).unwrap();
+            assert_eq!(cli.run.listen, kept);
+        }
+        for bad in ["localhost", "::1:9797", "host:99999", "a b:80"] {
+            let arg = format!("--web.listen-address={bad}");
+            assert!(
+                Cli::try_parse_from(["amaze-exporter", arg.as_str()]).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

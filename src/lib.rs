@@ -32,6 +32,7 @@
 //! - [`http`]: routes and handlers, load shedding, basic auth, TLS.
 //! - [`shutdown`]: the signals that stop and reload the exporter.
 //! - [`cli`]: command-line flags (exporter conventions) and `check`.
+//! - [`logging`]: log lines as logfmt or JSON (`ts`, `level`, `msg`, fields).
 //! - [`app`]: wires everything together and runs until a signal.
 //! - [`demo`]: `amaze-exporter demo`, live traffic for the shipped SLAs.
 
@@ -49,6 +50,7 @@ pub mod demo;
 pub mod exposition;
 pub mod http;
 pub mod ingest;
+pub mod logging;
 pub mod margin;
 pub mod persist;
 pub mod recorder;

@@ -17,7 +17,15 @@ const BLOCKING_THREADS: usize = 16;
 fn main() -> ExitCode {
     no_huge_pages();
     let cli = Cli::parse();
-    if let Some(Command::Check { config }) = cli.command {
+    if let Some(Command::Check {
+        config,
+        config_flag,
+    }) = cli.command
+    {
+        let Some(config) = config.or(config_flag) else {
+            // clap requires one of them.
+            return ExitCode::from(2);
+        };
         return match Config::load(&config) {
             Ok(c) => {
                 println!(
@@ -61,17 +69,23 @@ fn main() -> ExitCode {
             }
         };
     }
-    app::init_logging(&cli.run);
+    amaze_exporter::logging::init(&cli.run);
     match serve(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let code = match e.downcast_ref::<AppError>() {
-                Some(AppError::Config(_) | AppError::WebConfig(_)) => 2,
-                _ => 1,
-            };
-            tracing::error!("{e:#}");
-            eprintln!("amaze-exporter: {e:#}");
-            ExitCode::from(code)
+            // Printed once: a config's problems as plain lines for the
+            // operator, anything else as a log line like the rest.
+            match e.downcast_ref::<AppError>() {
+                Some(AppError::Config(_) | AppError::WebConfig(_)) => {
+                    eprintln!("amaze-exporter: {e}");
+                    ExitCode::from(2)
+                }
+                _ => {
+                    // Each error's message already holds its cause.
+                    tracing::error!("{e}");
+                    ExitCode::from(1)
+                }
+            }
         }
     }
 }

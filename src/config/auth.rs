@@ -20,7 +20,7 @@ pub(super) fn validate(p: &mut Problems, raw: &RawAuth, slas: &[Sla]) -> Auth {
         let name = unique_name(p, &path, t.name.as_ref(), &mut names, "token");
         let secret = match (&t.token_file, &t.token_env) {
             (Some(file), None) => p.parse(&format!("{path}.token_file"), Some(file), |f| {
-                std::fs::read_to_string(f)
+                super::file::text(std::path::Path::new(f), super::file::TOKEN_BYTES)
                     .map_err(|e| format!("cannot read token file `{f}`: {e}"))
                     .and_then(|s| checked(s.trim()))
             }),

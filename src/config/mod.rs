@@ -3,8 +3,10 @@
 mod auth;
 mod calendars;
 mod fields;
+pub mod file;
 mod raw;
 mod sources;
+mod unknown;
 mod validate;
 pub mod web;
 
@@ -45,16 +47,17 @@ pub struct Sources {
 /// Why a config file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// It cannot be read.
+    /// It cannot be read, or is not a regular file of a config's size.
     #[error("cannot read config file {path}: {source}")]
     Read {
         /// The file.
         path: String,
         /// Why.
-        source: std::io::Error,
+        source: file::FileError,
     },
-    /// It is not valid YAML, or not of the expected shape.
-    #[error("config is not valid YAML for amaze-exporter:\n{0}")]
+    /// It is not YAML, or a value has a shape no field takes (a list
+    /// where a map goes).
+    #[error("config cannot be read:\n{0}")]
     Syntax(String),
     /// Every problem, with its path and line.
     #[error("config has {} problem{}:\n{}", .0.len(), if .0.len() == 1 { "" } else { "s" }, Problems(.0))]
@@ -75,17 +78,38 @@ impl std::fmt::Display for Problems<'_> {
 impl Config {
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = file::text(path, file::CONFIG_BYTES).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        Config::parse(&text)
+        Config::parse(&text).map_err(|e| match e {
+            // serde-saphyr's snippet names the text `<input>`.
+            ConfigError::Syntax(m) => {
+                ConfigError::Syntax(m.replace("<input>", &path.display().to_string()))
+            }
+            other => other,
+        })
     }
 
-    /// Validates config text.
+    /// Validates config text: every problem at once, unknown keys included.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        let raw = raw::parse(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
-        validate::validate(raw).map_err(ConfigError::Invalid)
+        let parsed = raw::parse(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        let unknown = unknown::problems(text, &parsed.unknown);
+        match validate::validate(parsed.config) {
+            Ok(config) if unknown.is_empty() => Ok(config),
+            Ok(_) => Err(ConfigError::Invalid(unknown)),
+            Err(mut problems) => {
+                // Each unknown key among the others, by line.
+                for u in unknown {
+                    let at = problems
+                        .iter()
+                        .position(|p| p.line.zip(u.line).is_some_and(|(p, u)| p > u))
+                        .unwrap_or(problems.len());
+                    problems.insert(at, u);
+                }
+                Err(ConfigError::Invalid(problems))
+            }
+        }
     }
 
     /// The catalog of this config's SLAs, limits and tokens.

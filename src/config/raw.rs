@@ -10,7 +10,6 @@ use serde_saphyr::Spanned;
 pub type Text = Spanned<String>;
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawConfig {
     pub version: Option<Text>,
     #[serde(default)]
@@ -25,14 +24,12 @@ pub struct RawConfig {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawAuth {
     #[serde(default)]
     pub tokens: Vec<RawToken>,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawToken {
     pub name: Option<Text>,
     pub token_file: Option<Text>,
@@ -43,7 +40,6 @@ pub struct RawToken {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawCalendar {
     pub name: Option<Text>,
     pub timezone: Option<Text>,
@@ -55,7 +51,6 @@ pub struct RawCalendar {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawSources {
     pub statsd: Option<RawStatsd>,
     #[serde(default)]
@@ -65,7 +60,6 @@ pub struct RawSources {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawProbe {
     pub name: Option<Text>,
     pub url: Option<Text>,
@@ -90,7 +84,6 @@ pub struct RawProbe {
 
 /// `tls_config` of a probe, as blackbox_exporter and Prometheus name it.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawProbeTls {
     pub ca_file: Option<Text>,
     pub cert_file: Option<Text>,
@@ -100,7 +93,6 @@ pub struct RawProbeTls {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawLogTail {
     pub name: Option<Text>,
     #[serde(default)]
@@ -125,7 +117,6 @@ pub struct RawLogTail {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawStatsd {
     pub listen: Option<Text>,
     pub tcp_listen: Option<Text>,
@@ -135,7 +126,6 @@ pub struct RawStatsd {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawMapping {
     pub metric: Option<Text>,
     pub sla: Option<Text>,
@@ -145,7 +135,6 @@ pub struct RawMapping {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawLimits {
     pub max_body_bytes: Option<Text>,
     pub max_future_skew: Option<Text>,
@@ -157,7 +146,6 @@ pub struct RawLimits {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawSla {
     pub name: Option<Text>,
     pub description: Option<Text>,
@@ -178,15 +166,149 @@ pub struct RawSla {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawGoal {
     #[serde(rename = "match")]
     pub matches: Option<BTreeMap<String, Text>>,
     pub promise: Option<Text>,
 }
 
-/// Parses YAML text into the raw shape; the error carries serde-saphyr's
-/// line, column and source snippet.
-pub fn parse(text: &str) -> Result<RawConfig, serde_saphyr::Error> {
-    serde_saphyr::from_str(text)
+/// The file as read, and the keys in it that no field takes.
+#[derive(Debug)]
+pub struct Parsed {
+    /// Every known key's value.
+    pub config: RawConfig,
+    /// Paths of unknown keys, in file order, as serde_ignored writes them
+    /// (`slas.?[0].promis`, `?` for an optional value).
+    pub unknown: Vec<String>,
+}
+
+/// Parses YAML text into the raw shape, collecting unknown keys instead of
+/// stopping at the first; the error carries serde-saphyr's line, column and
+/// source snippet.
+pub fn parse(text: &str) -> Result<Parsed, serde_saphyr::Error> {
+    let mut unknown = Vec::new();
+    let config = serde_saphyr::with_deserializer_from_str(text, |de| {
+        serde_ignored::deserialize(de, |path| {
+            let path = path.to_string();
+            // Spanned values carry their location in a field of their own.
+            if !path.contains("__serde_saphyr") {
+                unknown.push(path);
+            }
+        })
+    })?;
+    Ok(Parsed { config, unknown })
+}
+
+/// Every key the file may hold, at any depth: what a misspelt key is
+/// compared with for a "did you mean" (a test keeps it in step with the
+/// shapes above).
+pub const KEYS: &[&str] = &[
+    "admin",
+    "alert_margin",
+    "auth",
+    "body",
+    "body_limit",
+    "ca_file",
+    "calendar",
+    "calendars",
+    "cert_file",
+    "description",
+    "durability",
+    "duration_field",
+    "duration_unit",
+    "exclude",
+    "expect_body",
+    "expect_body_regex",
+    "expect_status",
+    "failed_field",
+    "failed_match",
+    "follow_redirects",
+    "forecast_horizon",
+    "format",
+    "goals",
+    "headers",
+    "holidays",
+    "hours",
+    "include",
+    "insecure_skip_verify",
+    "interval",
+    "key_file",
+    "labels",
+    "limits",
+    "listen",
+    "log_tail",
+    "mappings",
+    "match",
+    "max_body_bytes",
+    "max_future_skew",
+    "max_inflight_bytes",
+    "max_label_value_length",
+    "max_line_bytes",
+    "max_lines_per_request",
+    "max_open_deliveries",
+    "max_series",
+    "max_tracked_ids",
+    "method",
+    "metric",
+    "min_deliveries",
+    "name",
+    "objective",
+    "paths",
+    "phases",
+    "poll_interval",
+    "probes",
+    "promise",
+    "regex",
+    "rotate_wait",
+    "server_name",
+    "sla",
+    "sla_field",
+    "slas",
+    "sources",
+    "start_at",
+    "statsd",
+    "target_margin",
+    "tcp_listen",
+    "timeout",
+    "timestamp_field",
+    "timezone",
+    "tls_config",
+    "token_env",
+    "token_file",
+    "tokens",
+    "unix_listen",
+    "url",
+    "version",
+    "window",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every field of the shapes above (by its YAML name) is in [`KEYS`].
+    #[test]
+    fn keys_name_every_field() {
+        let source = include_str!("raw.rs");
+        // The shapes of the file, not what parsing returns.
+        let shapes = source.split("pub struct Parsed").next().unwrap_or(source);
+        let lines: Vec<&str> = shapes.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let Some(field) = line.trim().strip_prefix("pub ") else {
+                continue;
+            };
+            let Some((name, _)) = field.split_once(':') else {
+                continue;
+            };
+            if name.contains(' ') || name.contains('(') {
+                continue;
+            }
+            let renamed = i
+                .checked_sub(1)
+                .and_then(|j| lines[j].split("rename = \"").nth(1))
+                .and_then(|r| r.split('"').next());
+            let key = renamed.unwrap_or(name.trim_start_matches("r#"));
+            assert!(KEYS.contains(&key), "`{key}` is missing from KEYS");
+        }
+    }
 }

@@ -17,7 +17,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 
@@ -75,7 +74,7 @@ impl WebConfig {
             path: path.to_owned(),
             problems,
         };
-        let text = std::fs::read_to_string(path)
+        let text = super::file::text(path, super::file::CONFIG_BYTES)
             .map_err(|e| fail(vec![format!("cannot read it: {e}")]))?;
         let raw: RawWebConfig =
             serde_saphyr::from_str(&text).map_err(|e| fail(vec![e.to_string()]))?;
@@ -149,22 +148,10 @@ fn tls(raw: &RawTls, dir: &Path) -> Result<rustls::ServerConfig, Vec<String>> {
 
 /// The PEM certificates of `cert_file`, at least one.
 fn certificates(path: &Path, problems: &mut Vec<String>) -> Option<Vec<CertificateDer<'static>>> {
-    let certs: Result<Vec<_>, _> =
-        CertificateDer::pem_file_iter(path).and_then(|it| it.collect::<Result<Vec<_>, _>>());
-    match certs {
-        Ok(c) if !c.is_empty() => Some(c),
-        Ok(_) => {
-            problems.push(format!(
-                "tls_server_config.cert_file: no certificate in {}",
-                path.display()
-            ));
-            None
-        }
+    match super::file::certificates(path) {
+        Ok(c) => Some(c),
         Err(e) => {
-            problems.push(format!(
-                "tls_server_config.cert_file: cannot read {}: {e}",
-                path.display()
-            ));
+            problems.push(format!("tls_server_config.cert_file: {e}"));
             None
         }
     }
@@ -172,13 +159,10 @@ fn certificates(path: &Path, problems: &mut Vec<String>) -> Option<Vec<Certifica
 
 /// The PEM private key of `key_file`.
 fn private_key(path: &Path, problems: &mut Vec<String>) -> Option<PrivateKeyDer<'static>> {
-    match PrivateKeyDer::from_pem_file(path) {
+    match super::file::private_key(path) {
         Ok(k) => Some(k),
         Err(e) => {
-            problems.push(format!(
-                "tls_server_config.key_file: cannot read a private key from {}: {e}",
-                path.display()
-            ));
+            problems.push(format!("tls_server_config.key_file: {e}"));
             None
         }
     }
@@ -215,9 +199,7 @@ fn client_verifier(
         (Some(kind @ ("RequireAndVerifyClientCert" | "VerifyClientCertIfGiven")), Some(ca)) => {
             let mut roots = rustls::RootCertStore::empty();
             let path = dir.join(ca);
-            match CertificateDer::pem_file_iter(&path)
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            {
+            match super::file::certificates(&path) {
                 Ok(cas) => {
                     for c in cas {
                         if let Err(e) = roots.add(c) {

@@ -345,10 +345,8 @@ impl SelfMetrics {
         let build = IntGauge::with_opts(
             opts(names::BUILD_INFO)
                 .const_label("version", env!("CARGO_PKG_VERSION"))
-                .const_label(
-                    "revision",
-                    option_env!("AMAZE_REVISION").unwrap_or("unknown"),
-                ),
+                .const_label("revision", env!("AMAZE_REVISION"))
+                .const_label("build_date", env!("AMAZE_BUILD_DATE")),
         )?;
         build.set(1);
         let reload_ok = IntGauge::with_opts(opts(names::CONFIG_RELOAD_OK))?;

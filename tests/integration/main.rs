@@ -19,6 +19,7 @@ mod limits;
 mod log_tail;
 mod nginx;
 mod open_clock;
+mod operator;
 mod probe;
 mod promtool;
 mod properties;

@@ -137,10 +137,20 @@ impl Home {
         let lines = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split(" addr=").nth(1) {
-                    let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_owned());
-                }
+                // logfmt (` addr=...`) or JSON (`"addr":"..."`).
+                let addr = match line.split(" addr=").nth(1) {
+                    Some(a) => a.split_whitespace().next().map(str::to_owned),
+                    None => line
+                        .split("\"addr\":\"")
+                        .nth(1)
+                        .and_then(|a| a.split('"').next())
+                        .map(str::to_owned),
+                };
+                // Logged before it is announced, so the log holds the line.
                 lines.lock().unwrap().push(line);
+                if let Some(addr) = addr {
+                    let _ = tx.send(addr);
+                }
             }
         });
         let addr = match rx.recv_timeout(Duration::from_secs(30)) {

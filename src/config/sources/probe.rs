@@ -5,8 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::CertificateDer;
 
 use super::super::fields::{Section, bytes, flag, one_of, span, text};
 use super::super::raw::{RawProbe, RawProbeTls};
@@ -139,11 +138,7 @@ fn header(name: &str, value: &str) -> Result<String, String> {
 
 /// The PEM certificates in file `f`, at least one.
 fn certificates(f: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    match CertificateDer::pem_file_iter(f).and_then(|it| it.collect::<Result<Vec<_>, _>>()) {
-        Ok(c) if !c.is_empty() => Ok(c),
-        Ok(_) => Err(format!("no certificate in `{f}`")),
-        Err(e) => Err(format!("cannot read certificates from `{f}`: {e}")),
-    }
+    crate::config::file::certificates(std::path::Path::new(f))
 }
 
 /// `tls_config`: its files read now, so a missing or wrong file stops the
@@ -152,8 +147,7 @@ fn tls(at: &mut Section<'_>, raw: &RawProbeTls) -> Option<ProbeTls> {
     let ca = at.optional("tls_config.ca_file", raw.ca_file.as_ref(), certificates);
     let chain = at.optional("tls_config.cert_file", raw.cert_file.as_ref(), certificates);
     let key = at.optional("tls_config.key_file", raw.key_file.as_ref(), |f| {
-        PrivateKeyDer::from_pem_file(f)
-            .map_err(|e| format!("cannot read a private key from `{f}`: {e}"))
+        crate::config::file::private_key(std::path::Path::new(f))
     });
     let client = match (chain, key, &raw.cert_file, &raw.key_file) {
         (Some(chain), Some(key), _, _) => Some((chain, Arc::new(key))),
