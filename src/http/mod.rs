@@ -120,19 +120,71 @@ pub fn framing_of(headers: &HeaderMap) -> Framing {
     )
 }
 
+/// Item errors listed in one answer; the rest are counted.
+const LISTED_ERRORS: usize = 100;
+/// Bytes of any one message or field kept in an answer: a value echoed back
+/// (a 10 MB SLA name) is cut here.
+const ECHOED_BYTES: usize = 256;
+
 /// The body of every refused write: what went wrong, and each item's error.
 #[derive(Debug, Serialize)]
 pub struct Rejected {
     /// What went wrong, in words.
     pub error: String,
-    /// Each refused item (line, item, field, reason); empty when the
-    /// request as a whole was refused.
+    /// The first refused items (line, item, field, reason), at most 100;
+    /// empty when the request as a whole was refused.
     pub errors: Vec<ItemError>,
+    /// Refused items beyond those listed.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub more: usize,
 }
 
-/// `status` with a [`Rejected`] body.
-pub fn reject(status: StatusCode, error: String, errors: Vec<ItemError>) -> Response {
-    (status, Json(Rejected { error, errors })).into_response()
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// `status` with a [`Rejected`] body: at most 100 item errors (the count of
+/// the rest in `more` and in words), every text cut to 256 bytes.
+pub fn reject(status: StatusCode, error: String, mut errors: Vec<ItemError>) -> Response {
+    let more = errors.len().saturating_sub(LISTED_ERRORS);
+    errors.truncate(LISTED_ERRORS);
+    for e in &mut errors {
+        shorten(&mut e.reason);
+        if let Some(field) = &mut e.field {
+            shorten(field);
+        }
+    }
+    let mut error = error;
+    shorten(&mut error);
+    if more > 0 {
+        error.push_str(&format!(
+            " (the first {LISTED_ERRORS} are listed, and {more} more)"
+        ));
+    }
+    (
+        status,
+        Json(Rejected {
+            error,
+            errors,
+            more,
+        }),
+    )
+        .into_response()
+}
+
+/// Cuts `text` to [`ECHOED_BYTES`] on a character boundary, saying how long
+/// it was.
+fn shorten(text: &mut String) {
+    if text.len() <= ECHOED_BYTES {
+        return;
+    }
+    let mut cut = ECHOED_BYTES;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let total = text.len();
+    text.truncate(cut);
+    text.push_str(&format!("… ({total} bytes)"));
 }
 
 /// The answer to a refused write; `what` names its items ("delivery line",

@@ -64,7 +64,10 @@ fn serve_refuses_a_bad_config_with_exit_2() {
         "--web.listen-address=127.0.0.1:0",
     ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("slas[0].surprise (line 6): unknown key `surprise`"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("slas[0].surprise (line 6): unknown key `surprise`")
+    );
     let out = exporter(&[
         "--config.file=/nonexistent/amaze.yaml",
         "--web.listen-address=127.0.0.1:0",

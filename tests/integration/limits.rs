@@ -133,3 +133,32 @@ fn writes_past_the_bytes_in_flight_are_shed_while_reads_go_on() {
         "every 2xx recorded, nothing of the shed one"
     );
 }
+
+/// Issue 15, input 12: 100,000 bad lines get a short answer (the first 100
+/// listed, the rest counted), and a 10 MB SLA name is not echoed whole.
+#[test]
+fn error_answers_are_bounded_however_bad_the_body() {
+    let ex = crate::server::Exporter::start(
+        "version: 1\nslas:\n  - name: api\n    promise: 300ms\n    objective: 99%\n",
+    );
+    let bad = "{\"sla\":\"api\",\"duration\":\"soon\"}\n".repeat(100_000);
+    let r = ex.push(&bad);
+    assert_eq!(r.status, 400);
+    assert!(r.body.len() < 64 << 10, "{} bytes", r.body.len());
+    let v = r.json();
+    assert_eq!(v["errors"].as_array().map(Vec::len), Some(100));
+    assert_eq!(v["more"], 99_900);
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .ends_with("(the first 100 are listed, and 99900 more)"),
+        "{}",
+        v["error"]
+    );
+    let name = "n".repeat(10 << 20);
+    let r = ex.push(&format!("{{\"sla\":\"{name}\",\"duration\":\"1s\"}}\n"));
+    assert_eq!(r.status, 404, "{}", &r.body[..200.min(r.body.len())]);
+    assert!(r.body.len() < 2048, "{} bytes", r.body.len());
+    assert!(r.body.contains("bytes)"), "{}", r.body);
+}
