@@ -23,6 +23,11 @@ const CACHE: usize = 1024;
 /// The users of the web config and the headers already verified.
 pub struct BasicAuth {
     users: BTreeMap<String, String>,
+    /// A hash of nothing at the users' highest cost: an unknown user is
+    /// checked against it, so that a wrong name takes as long as a wrong
+    /// password and names cannot be guessed by timing (as exporter-toolkit
+    /// does).
+    decoy: String,
     verified: Mutex<HashSet<u64>>,
     keys: std::collections::hash_map::RandomState,
 }
@@ -30,8 +35,17 @@ pub struct BasicAuth {
 impl BasicAuth {
     /// Guards with `users` (user name to bcrypt hash).
     pub fn new(users: BTreeMap<String, String>) -> BasicAuth {
+        let cost = users
+            .values()
+            .filter_map(|h| h.get(4..6)?.parse::<u32>().ok())
+            .max()
+            .unwrap_or(bcrypt::DEFAULT_COST);
+        let decoy = bcrypt::hash("", cost)
+            .or_else(|_| bcrypt::hash("", bcrypt::DEFAULT_COST))
+            .unwrap_or_default();
         BasicAuth {
             users,
+            decoy,
             verified: Mutex::new(HashSet::new()),
             keys: std::collections::hash_map::RandomState::new(),
         }
@@ -50,13 +64,15 @@ impl BasicAuth {
         else {
             return false;
         };
-        let Some(hash) = self.users.get(&user).cloned() else {
-            return false;
+        let (hash, known) = match self.users.get(&user) {
+            Some(hash) => (hash.clone(), true),
+            None => (self.decoy.clone(), false),
         };
-        let ok =
+        let matched =
             tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
                 .await
                 .unwrap_or(false);
+        let ok = known && matched;
         if ok && let Ok(mut v) = self.verified.lock() {
             if v.len() >= CACHE {
                 v.clear();

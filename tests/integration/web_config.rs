@@ -205,3 +205,42 @@ fn a_bad_web_config_stops_the_start_with_exit_code_2() {
         assert!(err.contains(expected), "missing `{expected}` in:\n{err}");
     }
 }
+
+/// Issue 15: an unknown user is answered in about the time of a known user
+/// with a wrong password (a decoy bcrypt check, as exporter-toolkit does),
+/// so names cannot be told apart by timing. At cost 10 a check takes tens
+/// of milliseconds; without the decoy an unknown name took microseconds.
+#[test]
+fn unknown_users_take_as_long_as_wrong_passwords() {
+    let pki = Pki::new();
+    let hash = bcrypt::hash(PASSWORD, 10).unwrap();
+    let flag = pki.web_config(&format!(
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\nbasic_auth_users:\n  prometheus: {hash}\n"
+    ));
+    let home = Home::new("version: 1\nslas:\n  - name: api\n    promise: 1s\n    objective: 99%\n");
+    let ex = home.start(&[&flag]);
+    let agent = pki.agent(false);
+    let timed = |user: &str| {
+        use base64::Engine;
+        let b = base64::engine::general_purpose::STANDARD.encode(format!("{user}:wrong"));
+        let mut took = Vec::new();
+        for _ in 0..5 {
+            let started = std::time::Instant::now();
+            let r = agent
+                .get(https(&ex, "/metrics"))
+                .header("authorization", format!("Basic {b}"))
+                .call()
+                .unwrap();
+            took.push(started.elapsed());
+            assert_eq!(r.status(), 401);
+        }
+        took.sort();
+        took[2]
+    };
+    let known = timed("prometheus");
+    let unknown = timed("mallory");
+    assert!(
+        unknown * 3 >= known,
+        "unknown user {unknown:?}, known user with a wrong password {known:?}"
+    );
+}
