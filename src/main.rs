@@ -110,6 +110,10 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
         .enable_all()
         .max_blocking_threads(BLOCKING_THREADS)
         .build()?;
-    runtime.block_on(app::run(cli.run, amaze_exporter::shutdown::signal()))?;
+    let ran = runtime.block_on(app::run(cli.run, amaze_exporter::shutdown::signal()));
+    // State is synced and snapshotted by now; a file read stuck in the
+    // kernel (a hung mount) must not keep the process alive.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    ran?;
     Ok(())
 }

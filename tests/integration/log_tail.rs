@@ -352,3 +352,30 @@ fn an_endless_line_is_skipped_in_bounded_memory() {
         .value("amaze_log_tail_behind_bytes", &[("name", "access")]);
     assert_eq!(behind, Some(0.0));
 }
+
+/// Issue 15, input 8: a path whose reads block (`/proc/kmsg` waits for the
+/// kernel to log) neither blocks the exporter nor its shutdown: a file's
+/// size says what there is to read, and SIGTERM does not wait for a stuck
+/// read.
+#[test]
+fn a_file_whose_reads_block_holds_up_nothing() {
+    let logs = Logs::new();
+    let config = config(logs.dir.path(), "beginning").replace(
+        &format!("[\"{}/app.log\"]", logs.dir.path().display()),
+        &format!(
+            "[\"/proc/kmsg\", \"{}/app.log\"]",
+            logs.dir.path().display()
+        ),
+    );
+    let home = Home::new(&config);
+    let ex = home.start(&[]);
+    append(&logs.log(), 5, "/a");
+    wait_counted(&ex, 5.0);
+    let asked = std::time::Instant::now();
+    assert_eq!(ex.stop(), Some(0));
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(5),
+        "stopped in {:?}",
+        asked.elapsed()
+    );
+}

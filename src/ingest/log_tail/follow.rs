@@ -563,15 +563,16 @@ fn decode(bytes: &[u8]) -> Result<HashMap<FileId, Saved>, postcard::Error> {
 /// longer than `max_line` is skipped to its newline and counted once.
 fn read(t: &mut Tracked, reader: &mut LineReader, max_line: usize, out: &mut Polled) -> bool {
     let from = t.offset + t.partial.len() as u64;
-    if t.file.seek(SeekFrom::Start(from)).is_err() {
+    // Only what the size says is there: a file whose size never grows
+    // (`/proc/kmsg`) would block a read until the kernel logs something.
+    let size = t.file.metadata().map_or(0, |m| m.len());
+    if size <= from || t.file.seek(SeekFrom::Start(from)).is_err() {
         return false;
     }
+    let want = (size - from).min(READ_CHUNK as u64);
     // Straight after any partial line: the chunk is not copied again.
     let kept = t.partial.len();
-    let n = match (&mut t.file)
-        .take(READ_CHUNK as u64)
-        .read_to_end(&mut t.partial)
-    {
+    let n = match (&mut t.file).take(want).read_to_end(&mut t.partial) {
         Ok(n) => n,
         Err(e) => {
             t.partial.truncate(kept);
@@ -612,5 +613,5 @@ fn read(t: &mut Tracked, reader: &mut LineReader, max_line: usize, out: &mut Pol
     }
     t.offset += start as u64;
     t.partial.drain(..start);
-    n == READ_CHUNK
+    n == READ_CHUNK || from + (n as u64) < size
 }

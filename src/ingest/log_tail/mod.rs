@@ -116,12 +116,24 @@ pub async fn run(config: LogTailConfig, ctx: SourceContext) {
     let mut shutdown = ctx.shutdown.clone();
     let mut inflight: Option<(Recording, Polled)> = None;
     loop {
-        let Ok((f, polled)) = tokio::task::spawn_blocking(move || {
+        let polling = tokio::task::spawn_blocking(move || {
             let polled = follower.poll();
             (follower, polled)
-        })
-        .await
-        else {
+        });
+        // A read stuck in the kernel (a hung network mount) must not hold
+        // up shutdown: the poll is then left behind, and what it read was
+        // never recorded, so it is read again at the next start.
+        let polled = tokio::select! {
+            polled = polling => polled,
+            () = shutdown.wait() => {
+                if let Some((recording, _)) = inflight.take() {
+                    let _ = recording.await;
+                }
+                tracing::info!(%name, "log tail stopped while reading");
+                return;
+            }
+        };
+        let Ok((f, polled)) = polled else {
             return;
         };
         follower = f;
