@@ -35,11 +35,17 @@ impl Exporter {
     /// Spawns the exporter and waits until it listens; its later log is
     /// drained so it never blocks on a full pipe.
     pub fn start(config: &Path, data: &Path) -> Exporter {
+        Exporter::start_with(config, data, &[])
+    }
+
+    /// As [`Exporter::start`], with extra flags.
+    pub fn start_with(config: &Path, data: &Path, flags: &[&str]) -> Exporter {
         let started = Instant::now();
         let mut child = Command::new(env!("CARGO_BIN_EXE_amaze-exporter"))
             .arg(format!("--config.file={}", config.display()))
             .arg(format!("--storage.path={}", data.display()))
             .arg("--web.listen-address=127.0.0.1:0")
+            .args(flags)
             .stderr(Stdio::piped())
             .spawn()
             .expect("start exporter");

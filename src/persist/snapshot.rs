@@ -11,9 +11,6 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-use serde::ser::SerializeSeq;
-
 use super::atomic_file;
 use crate::recorder::{Lsn, Marks, Recorder, SlaData, SlaDataV2, SlaDataV3};
 use crate::window::Millis;
@@ -49,18 +46,6 @@ fn list(dir: &Path) -> io::Result<Vec<Lsn>> {
     Ok(found)
 }
 
-/// Every SLA, each serialized under its own lock.
-struct AllSlas<'a>(&'a Recorder);
-
-impl Serialize for AllSlas<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.0.catalog().slas.len()))?;
-        self.0
-            .for_each_data(|name, data| seq.serialize_element(&(name, data)))?;
-        seq.end()
-    }
-}
-
 /// A writer that checksums what passes through it.
 struct Checksummed<W> {
     inner: W,
@@ -79,20 +64,78 @@ impl<W: Write> Write for Checksummed<W> {
     }
 }
 
+/// Dirty bytes of a snapshot allowed before they are synced: a snapshot
+/// of hundreds of MB left to the kernel would be flushed all at once, and a
+/// log fdatasync on the same file system waits for it.
+const SYNC_EVERY: u64 = 8 << 20;
+
 /// Writes a snapshot of `recorder`, which holds every log record up to `lsn`.
 /// Returns its size in bytes.
+///
+/// Each SLA is encoded into memory under its own lock, and written after
+/// the lock is let go, so the log writer never waits on disk I/O to apply
+/// a batch; what is written is synced every [`SYNC_EVERY`] bytes. The bytes
+/// are those of postcard encoding the whole body at once: postcard writes a
+/// tuple as its fields one after another and a sequence as its length then
+/// its elements.
 pub fn write(dir: &Path, recorder: &Recorder, lsn: Lsn, now: Millis) -> io::Result<u64> {
     atomic_file::write(dir, &name(lsn), |out| {
-        let mut w = Checksummed { inner: out, crc: 0 };
-        w.write_all(MAGIC)?;
-        w.write_all(&SNAPSHOT_VERSION.to_le_bytes())?;
         let encoding =
             |e: postcard::Error| io::Error::other(format!("cannot encode snapshot: {e}"));
-        let w = postcard::to_io(&(now, lsn, AllSlas(recorder)), w).map_err(encoding)?;
-        let w = postcard::to_io(&recorder.marks(), w).map_err(encoding)?;
-        let crc = w.crc;
-        w.inner.write_all(&crc.to_le_bytes())
+        let mut w = Paced {
+            inner: Checksummed { inner: out, crc: 0 },
+            dirty: 0,
+        };
+        w.write_all(MAGIC)?;
+        w.write_all(&SNAPSHOT_VERSION.to_le_bytes())?;
+        w.write_all(&postcard::to_stdvec(&(now, lsn)).map_err(encoding)?)?;
+        // The sequence's length: a unit encodes to nothing.
+        w.write_all(&postcard::to_stdvec(&vec![(); recorder.len()]).map_err(encoding)?)?;
+        let mut buf = Vec::new();
+        for i in 0..recorder.len() {
+            buf.clear();
+            let encoded = recorder
+                .with_data(i, |name, data| {
+                    postcard::to_io(&(name, data), &mut buf).map(|_| ())
+                })
+                .unwrap_or(Ok(()));
+            encoded.map_err(encoding)?;
+            w.write_all(&buf)?;
+            w.pace()?;
+        }
+        w.write_all(&postcard::to_stdvec(&recorder.marks()).map_err(encoding)?)?;
+        let crc = w.inner.crc;
+        w.inner.inner.write_all(&crc.to_le_bytes())
     })
+}
+
+/// Syncs the file every [`SYNC_EVERY`] bytes written through it.
+struct Paced<'a> {
+    inner: Checksummed<&'a mut io::BufWriter<fs::File>>,
+    dirty: u64,
+}
+
+impl Paced<'_> {
+    fn pace(&mut self) -> io::Result<()> {
+        if self.dirty >= SYNC_EVERY {
+            self.inner.inner.flush()?;
+            self.inner.inner.get_ref().sync_data()?;
+            self.dirty = 0;
+        }
+        Ok(())
+    }
+}
+
+impl Write for Paced<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.dirty += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// A snapshot read back.

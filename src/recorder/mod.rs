@@ -223,6 +223,23 @@ impl Recorder {
             .collect()
     }
 
+    /// How many SLAs it holds (the catalog's).
+    pub fn len(&self) -> usize {
+        self.slas.len()
+    }
+
+    /// Whether it holds no SLA.
+    pub fn is_empty(&self) -> bool {
+        self.slas.is_empty()
+    }
+
+    /// `f` of SLA `i`'s name and data, under its lock alone; `None` past
+    /// the last SLA.
+    pub fn with_data<T>(&self, i: usize, f: impl FnOnce(&str, &SlaData) -> T) -> Option<T> {
+        let (sla, state) = (self.catalog.slas.get(i)?, self.slas.get(i)?);
+        Some(f(&sla.name, &lock(state).data))
+    }
+
     /// Calls `f` with each SLA's name and data, one SLA locked at a time.
     pub fn for_each_data<E>(
         &self,
