@@ -16,6 +16,7 @@ const BLOCKING_THREADS: usize = 16;
 /// Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration.
 fn main() -> ExitCode {
     no_huge_pages();
+    raise_open_files();
     let cli = Cli::parse();
     if let Some(Command::Check {
         config,
@@ -87,6 +88,16 @@ fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+/// Raises the soft limit on open files to the hard one, as Go programs
+/// (Prometheus exporters) do at start: log sources hold a file each and
+/// connections a socket each, and the usual soft limit of 1,024 is far
+/// below what a service may have.
+fn raise_open_files() {
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        eprintln!("amaze-exporter: cannot raise the open-file limit: {e}");
     }
 }
 

@@ -379,3 +379,64 @@ fn a_file_whose_reads_block_holds_up_nothing() {
         asked.elapsed()
     );
 }
+
+/// Found by review: a file quiet for longer than `rotate_wait` before it
+/// was rotated still gets the writer's lines until it reopens; the quiet is
+/// counted from the rotation (logrotate `create`, `postrotate sleep 2`).
+#[test]
+fn a_file_quiet_before_its_rotation_is_still_read_after_it() {
+    let logs = Logs::new();
+    let config = config(logs.dir.path(), "beginning")
+        .replace("poll_interval: 20ms", "poll_interval: 20ms\n      rotate_wait: 1s");
+    let home = Home::new(&config);
+    let ex = home.start(&[]);
+    let log = logs.log();
+    let mut writer = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .unwrap();
+    for i in 0..5 {
+        writeln!(writer, "/before {i}ms").unwrap();
+    }
+    wait_counted(&ex, 5.0);
+    // Quiet for longer than rotate_wait.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    std::fs::rename(&log, logs.dir.path().join("app.log.1")).unwrap();
+    std::fs::File::create(&log).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    for i in 0..3 {
+        writeln!(writer, "/late {i}ms").unwrap();
+    }
+    drop(writer);
+    append(&log, 2, "/after");
+    wait_counted(&ex, 10.0);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        routes(&ex),
+        [
+            ("/after".into(), 2.0),
+            ("/before".into(), 5.0),
+            ("/late".into(), 3.0)
+        ]
+    );
+}
+
+/// Found by review: more matched files than the soft open-file limit
+/// allows. The exporter raises its soft limit to the hard one at start, as
+/// Go exporters do, so every file is followed and the rest keeps working.
+#[test]
+fn more_files_than_the_soft_open_file_limit_are_all_followed() {
+    let logs = Logs::new();
+    for i in 0..300 {
+        std::fs::write(logs.dir.path().join(format!("f{i}.log")), "/f 1ms\n").unwrap();
+    }
+    let config = config(logs.dir.path(), "beginning").replace(
+        &format!("[\"{}/app.log\"]", logs.dir.path().display()),
+        &format!("[\"{}/*.log\"]", logs.dir.path().display()),
+    );
+    let home = Home::new(&config);
+    let ex = home.start_wrapped(&["prlimit", "--nofile=200:20000", "--"], &[]);
+    wait_counted(&ex, 300.0);
+    assert_eq!(ex.get("/-/ready").status, 200);
+}

@@ -211,6 +211,9 @@ impl Follower {
             if was && !t.in_glob {
                 tracing::info!(path = %t.path.display(), "log file rotated away; reading it until it goes quiet");
                 out.rotations += 1;
+                // Quiet is counted from the rotation: a file quiet before
+                // it may still get the writer's last lines (a late reopen).
+                t.idle = 0;
             }
         }
         for (id, (path, size)) in &found {
