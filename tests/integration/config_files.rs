@@ -217,6 +217,9 @@ sources:
         cert_file: /nonexistent/cert.pem
         server_name: "not a name"
         insecure_skip_verify: maybe
+    - name: probe0
+      url: http://127.0.0.1:1/
+      sla: site
 "#;
     let err = Config::parse(yaml).unwrap_err().to_string();
     for expected in [
@@ -238,6 +241,7 @@ sources:
         "sources.probes[1].tls_config.key_file: required with cert_file",
         "sources.probes[1].tls_config.server_name (line 25): `not a name` is not a DNS name or IP address",
         "sources.probes[1].tls_config.insecure_skip_verify (line 26): `maybe` is not true or false",
+        "sources.probes[2].name (line 27): duplicate probe name `probe0`",
     ] {
         assert!(err.contains(expected), "missing `{expected}` in:\n{err}");
     }

@@ -27,12 +27,16 @@ pub(super) fn validate(p: &mut Problems, raw: &RawSources, slas: &[Sla]) -> Sour
                 })
                 .collect()
         },
-        probes: raw
-            .probes
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| probe::probe(p, &format!("sources.probes[{i}]"), i, r, slas))
-            .collect(),
+        probes: {
+            let mut names = HashSet::new();
+            raw.probes
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| {
+                    probe::probe(p, &format!("sources.probes[{i}]"), i, r, slas, &mut names)
+                })
+                .collect()
+        },
     }
 }
 

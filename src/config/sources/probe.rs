@@ -21,8 +21,21 @@ pub(super) fn probe(
     index: usize,
     raw: &RawProbe,
     slas: &[Sla],
+    names: &mut std::collections::HashSet<String>,
 ) -> Option<ProbeConfig> {
     let mut at = Section::new(p, path);
+    // Its series and reload answers go by name: two probes must not share one.
+    let name = raw
+        .name
+        .as_ref()
+        .map_or(format!("probe{index}"), |n| n.value.trim().to_owned());
+    if !names.insert(name.clone()) {
+        at.problem(
+            "name",
+            raw.name.as_ref(),
+            format!("duplicate probe name `{name}`"),
+        );
+    }
     let url = at.required("url", raw.url.as_ref(), |s| {
         let url = url::Url::parse(s).map_err(|e| format!("`{s}` is not a URL: {e}"))?;
         match (url.scheme(), url.host_str()) {
@@ -104,10 +117,7 @@ pub(super) fn probe(
         return None;
     }
     Some(ProbeConfig {
-        name: raw
-            .name
-            .as_ref()
-            .map_or(format!("probe{index}"), |n| n.value.trim().to_owned()),
+        name,
         url: url?,
         method,
         headers,
