@@ -125,6 +125,8 @@ labels! {
         BadTimestamp = "bad_timestamp",
         /// A log line longer than the source's `max_line_bytes`.
         LineTooLong = "line_too_long",
+        /// A StatsD datagram cut at 64 KiB: its last, partial line.
+        Truncated = "truncated",
     }
 }
 
@@ -180,6 +182,7 @@ impl Source {
                     Reason::NotATimer,
                     Reason::Unmapped,
                     Reason::LineTooLong,
+                    Reason::Truncated,
                 ]);
             }
             Source::LogTail => {

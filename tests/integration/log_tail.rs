@@ -386,8 +386,10 @@ fn a_file_whose_reads_block_holds_up_nothing() {
 #[test]
 fn a_file_quiet_before_its_rotation_is_still_read_after_it() {
     let logs = Logs::new();
-    let config = config(logs.dir.path(), "beginning")
-        .replace("poll_interval: 20ms", "poll_interval: 20ms\n      rotate_wait: 1s");
+    let config = config(logs.dir.path(), "beginning").replace(
+        "poll_interval: 20ms",
+        "poll_interval: 20ms\n      rotate_wait: 1s",
+    );
     let home = Home::new(&config);
     let ex = home.start(&[]);
     let log = logs.log();

@@ -203,3 +203,95 @@ fn an_overlong_tcp_line_is_dropped_whole_and_the_next_is_read() {
         );
     }
 }
+
+fn series(ex: &Exporter, route: &str, method: &str) -> Option<f64> {
+    ex.metrics().value(
+        "amaze_window_deliveries",
+        &[
+            ("sla", "api"),
+            ("scope", "series"),
+            ("window", "5m"),
+            ("route", route),
+            ("method", method),
+        ],
+    )
+}
+
+/// Found by review: sample-rate fractions are carried per series across
+/// the source's sockets and across a reload of its mappings (five values at
+/// `@0.3` over UDP, a reload, five over TCP: 33, not 32), and rates written
+/// with an exponent (`@1e-05`, as the PyPI clients write them) count.
+#[test]
+fn carried_fractions_span_sockets_and_reloads_and_exponent_rates_count() {
+    use std::io::Write;
+    let (home, ex, udp) = start();
+    let tcp = address(&ex, "tcp");
+    for _ in 0..5 {
+        send(&udp, b"api.carry.latency:100|ms|@0.3|#method:GET\n");
+    }
+    wait_for("16 from UDP", || series(&ex, "carry", "GET") == Some(16.0));
+    // An edit to another mapping: the mappings are replaced live.
+    home.write_config(&format!(
+        "{CONFIG}      - metric: other.*.latency\n        sla: api\n        labels:\n          route: $1\n"
+    ));
+    let r = ex.reload();
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("reconfigured statsd"), "{}", r.body);
+    let mut stream = std::net::TcpStream::connect(&tcp).unwrap();
+    for _ in 0..5 {
+        stream
+            .write_all(b"api.carry.latency:100|ms|@0.3|#method:GET\n")
+            .unwrap();
+    }
+    // The last line has no newline: read at close, as statsd_exporter does.
+    stream
+        .write_all(b"api.tail.latency:7|ms|#method:GET")
+        .unwrap();
+    drop(stream);
+    wait_for("33 in all and the unended line", || {
+        series(&ex, "carry", "GET") == Some(33.0) && series(&ex, "tail", "GET") == Some(1.0)
+    });
+    send(&udp, b"api.exp.latency:100|ms|@1e-05|#method:GET\n");
+    wait_for("a rate of 1e-05 counted as 0.001", || {
+        series(&ex, "exp", "GET") == Some(1000.0)
+    });
+}
+
+/// Found by review: a Unix datagram longer than 64 KiB is cut by the
+/// kernel; its cut last line is counted as `truncated`, never recorded
+/// under a label cut short.
+#[test]
+fn a_unix_datagram_past_64_kib_loses_only_its_cut_line_and_says_so() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("dsd.sock");
+    let config = CONFIG.replace(
+        "    tcp_listen: 127.0.0.1:0\n",
+        &format!("    unix_listen: {}\n", socket.display()),
+    );
+    let home = Home::new(&config);
+    let ex = home.start(&[]);
+    wait_for("the unix socket", || socket.exists());
+    let line = b"api.pad.latency:1|ms|#method:GET\n";
+    let mut packet = Vec::new();
+    while packet.len() + line.len() <= 65_535 - 10 {
+        packet.extend_from_slice(line);
+    }
+    let whole = packet.len() / line.len();
+    // Crosses the 64 KiB boundary.
+    packet.extend_from_slice(b"api.cut.latency:7|ms|#method:checkout\n");
+    let client = UnixDatagram::unbound().unwrap();
+    client.send_to(&packet, &socket).unwrap();
+    wait_for("the whole lines", || {
+        series(&ex, "pad", "GET") == Some(whole as f64)
+    });
+    let m = ex.metrics();
+    assert_eq!(
+        m.value(
+            "amaze_ingest_rejected_total",
+            &[("source", "statsd"), ("reason", "truncated")]
+        ),
+        Some(1.0)
+    );
+    assert!(!m.0.contains("route=\"cut\""), "a cut line was recorded");
+}

@@ -13,6 +13,7 @@ pub mod receive;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use smallvec::SmallVec;
@@ -103,9 +104,6 @@ impl Mapping {
     }
 }
 
-/// The least sample rate counted as sent; lower ones count as this.
-const MIN_RATE: Decimal = Decimal::new(1, 3);
-
 /// Names and series a mapper remembers; past either, it starts afresh (the
 /// fractions carried for the series forgotten, under one delivery each).
 const REMEMBERED: usize = 10_000;
@@ -116,6 +114,9 @@ const REMEMBERED: usize = 10_000;
 /// fractions sample rates leave per series so totals are exact.
 #[derive(Debug, Default)]
 pub struct Mapper {
+    /// The fractions carried per series, shared with the source's other
+    /// sockets and kept across mapping reloads.
+    carries: Carries,
     /// By metric name: its mapping, and its series by the values of the
     /// tags that mapping reads.
     names: foldhash::HashMap<Box<str>, Named>,
@@ -135,11 +136,29 @@ struct Named {
     by_tags: foldhash::HashMap<Box<[u8]>, usize>,
 }
 
+/// Fractions of sampled events not yet recorded, per series (SLA and label
+/// values), shared by every socket of a StatsD source and kept when its
+/// mappings are reloaded: ten values at `@0.3` count 33 whether they come
+/// over UDP, TCP or both. Past [`REMEMBERED`] series it starts afresh.
+#[derive(Debug, Clone, Default)]
+pub struct Carries(Arc<Mutex<foldhash::HashMap<Box<[u8]>, Fraction>>>);
+
+impl Carries {
+    /// The whole events one more value at `rate` makes for series `key`.
+    fn take(&self, key: &[u8], rate: Decimal) -> u64 {
+        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if all.len() >= REMEMBERED && !all.contains_key(key) {
+            all.clear();
+        }
+        all.entry(key.into()).or_default().take(rate)
+    }
+}
+
 #[derive(Debug)]
 struct Series {
     labels: Labels,
-    /// Unrecorded fraction of an event.
-    carry: Fraction,
+    /// Its key among the [`Carries`]: SLA and label values.
+    key: Box<[u8]>,
     /// Its slot in the batch being filled: valid while the batch id matches.
     slot: Option<(u64, Slot)>,
 }
@@ -196,6 +215,14 @@ fn label_value<'a>(value: &'a LabelValue, captures: &[&'a str], tags: &[Tag<'a>]
 }
 
 impl Mapper {
+    /// A mapper that carries fractions in `carries`.
+    pub fn new(carries: Carries) -> Mapper {
+        Mapper {
+            carries,
+            ..Mapper::default()
+        }
+    }
+
     /// Adds to `out` the deliveries one parsed line stands for (each value
     /// as many times as its sample rate says), or says why there are none.
     pub fn readings(
@@ -225,7 +252,7 @@ impl Mapper {
             let copies = if rate == Decimal::ONE {
                 1
             } else {
-                series.carry.take(rate.max(MIN_RATE)).min(1000)
+                self.carries.take(&series.key, rate).min(1000)
             };
             let timing = Timing::Took {
                 // Past Duration's range it saturates and admission refuses
@@ -289,9 +316,13 @@ impl Mapper {
                     .iter()
                     .map(|(k, v)| (k.clone(), value(v).to_owned()))
                     .collect();
+                let mut carry_key = Vec::with_capacity(mapping.sla.len() + 1 + self.scratch.len());
+                carry_key.extend_from_slice(mapping.sla.as_bytes());
+                carry_key.push(0xff);
+                carry_key.extend_from_slice(&self.scratch);
                 self.series.push(Series {
                     labels,
-                    carry: Fraction::default(),
+                    key: carry_key.into(),
                     slot: None,
                 });
                 self.by_labels.insert(key, self.series.len() - 1);

@@ -302,12 +302,55 @@ impl<'a> Iterator for Split<'a> {
     }
 }
 
-/// A sample rate in (0, 1], exact.
+/// Sample rates below this count as it (one value stands for at most 1,000).
+pub const MIN_RATE: Decimal = Decimal::new(1, 3);
+
+/// A sample rate in (0, 1], exact; with an exponent too (`1e-05`, as the
+/// PyPI `statsd` and `datadog` clients write small rates). Rates below
+/// [`MIN_RATE`] read as it.
 fn sample_rate(text: &str) -> Result<Decimal, ParseError> {
-    Decimal::parse(text)
-        .ok()
-        .filter(|r| *r > Decimal::ZERO && *r <= Decimal::ONE)
-        .ok_or(ParseError::BadSampleRate)
+    let rate = match Decimal::parse(text) {
+        Ok(r) => r,
+        Err(_) => {
+            let plain = without_exponent(text).ok_or(ParseError::BadSampleRate)?;
+            match Decimal::parse(&plain) {
+                Ok(r) => r,
+                // More digits than a decimal holds: a rate far below the floor.
+                Err(_) if plain.starts_with("0.000") => MIN_RATE,
+                Err(_) => return Err(ParseError::BadSampleRate),
+            }
+        }
+    };
+    if rate <= Decimal::ZERO || rate > Decimal::ONE {
+        return Err(ParseError::BadSampleRate);
+    }
+    Ok(rate.max(MIN_RATE))
+}
+
+/// `2.5e-3` as `0.0025`: the mantissa's digits with the point moved.
+fn without_exponent(text: &str) -> Option<String> {
+    let (mantissa, exponent) = text.split_once(['e', 'E'])?;
+    let exponent: i32 = exponent.parse().ok().filter(|e: &i32| e.abs() <= 40)?;
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if whole.is_empty() && fraction.is_empty()
+        || !whole
+            .bytes()
+            .chain(fraction.bytes())
+            .all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let digits = format!("{whole}{fraction}");
+    // Where the point goes, counted in digits from the left.
+    let point = whole.len() as i32 + exponent;
+    Some(if point <= 0 {
+        format!("0.{}{digits}", "0".repeat(point.unsigned_abs() as usize))
+    } else if point as usize >= digits.len() {
+        format!("{digits}{}", "0".repeat(point as usize - digits.len()))
+    } else {
+        let (a, b) = digits.split_at(point as usize);
+        format!("{a}.{b}")
+    })
 }
 
 impl<'a> Line<'a> {
@@ -328,6 +371,21 @@ mod tests {
 
     fn rate(text: &str) -> Decimal {
         Decimal::parse(text).unwrap()
+    }
+
+    #[test]
+    fn sample_rates_with_an_exponent_read_exactly() {
+        for (text, want) in [
+            ("2.5e-1", "0.25"),
+            ("1e-2", "0.01"),
+            ("1E-3", "0.001"),
+            ("1e-05", "0.001"),
+            ("1e-9", "0.001"),
+            ("3e-30", "0.001"),
+            ("0.1e1", "1"),
+        ] {
+            assert_eq!(sample_rate(text), Ok(rate(want)), "{text}");
+        }
     }
 
     #[test]
@@ -410,6 +468,9 @@ mod tests {
             ("a:NaN|ms", ParseError::BadValue),
             ("a:inf|ms", ParseError::BadValue),
             ("a:1|ms|@0", ParseError::BadSampleRate),
+            ("a:1|ms|@1e1", ParseError::BadSampleRate),
+            ("a:1|ms|@e-5", ParseError::BadSampleRate),
+            ("a:1|ms|@-1e-5", ParseError::BadSampleRate),
             ("a:1|ms|@1.5", ParseError::BadSampleRate),
             ("a:1|ms|@x", ParseError::BadSampleRate),
             ("a:1|ms:2", ParseError::NoType),

@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use super::{Mapper, Mapping, StatsdConfig, parser};
+use super::{Carries, Mapper, Mapping, StatsdConfig, parser};
 use crate::ingest::{Readings, Source, SourceContext};
 
 /// Largest UDP payload.
@@ -149,13 +149,27 @@ pub type LiveMappings = watch::Receiver<Arc<Vec<Mapping>>>;
 pub async fn run(listeners: Listeners, mappings: LiveMappings, ctx: SourceContext) {
     let (tx, mut rx) = mpsc::channel::<Readings>(BACKLOG);
     let stop = Arc::new(AtomicBool::new(false));
-    let mut threads = vec![datagrams(listeners.udp, &mappings, &ctx, &tx, &stop)];
+    let carries = Carries::default();
+    let mut threads = vec![datagrams(
+        listeners.udp,
+        &mappings,
+        &carries,
+        &ctx,
+        &tx,
+        &stop,
+    )];
     if let Some(unix) = listeners.unix {
-        threads.push(datagrams(unix, &mappings, &ctx, &tx, &stop));
+        threads.push(datagrams(unix, &mappings, &carries, &ctx, &tx, &stop));
     }
-    let tcp = listeners
-        .tcp
-        .map(|l| tokio::spawn(accept(l, mappings.clone(), ctx.clone(), tx.clone())));
+    let tcp = listeners.tcp.map(|l| {
+        tokio::spawn(accept(
+            l,
+            mappings.clone(),
+            carries.clone(),
+            ctx.clone(),
+            tx.clone(),
+        ))
+    });
     drop(tx);
     let mut shutdown = ctx.shutdown.clone();
     let mut commits = JoinSet::new();
@@ -197,17 +211,21 @@ async fn commit(ctx: SourceContext, batch: Readings) {
 fn datagrams(
     socket: impl Datagrams,
     live: &LiveMappings,
+    carries: &Carries,
     ctx: &SourceContext,
     tx: &mpsc::Sender<Readings>,
     stop: &Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<()> {
     let (mut live, ctx, tx, stop) = (live.clone(), ctx.clone(), tx.clone(), stop.clone());
+    let carries = carries.clone();
     std::thread::Builder::new()
         .name("amaze-statsd".into())
         .spawn(move || {
-            let mut buf = vec![0u8; PACKET_BYTES];
+            // One byte more than a datagram may hold: a full buffer means
+            // the kernel cut a longer one (possible on a Unix socket).
+            let mut buf = vec![0u8; PACKET_BYTES + 1];
             let mut mappings = live.borrow_and_update().clone();
-            let mut mapper = Mapper::default();
+            let mut mapper = Mapper::new(carries.clone());
             let mut batch = Readings::with_capacity(BATCH_CAPACITY);
             let mut since = Instant::now();
             while !stop.load(Ordering::Relaxed) {
@@ -216,12 +234,20 @@ fn datagrams(
                         ctx.metrics().statsd_packets.inc();
                         if live.has_changed().unwrap_or(false) {
                             mappings = live.borrow_and_update().clone();
-                            mapper = Mapper::default();
+                            mapper = Mapper::new(carries.clone());
                         }
                         if batch.is_empty() {
                             since = Instant::now();
                         }
-                        take(&mappings, &ctx, &mut mapper, &buf[..n], &mut batch);
+                        let whole = if n > PACKET_BYTES {
+                            // Only the lines that came whole; the cut one
+                            // is counted, what followed it is lost.
+                            ctx.refuse(Source::Statsd, crate::ingest::Reason::Truncated, 1);
+                            memchr::memrchr(b'\n', &buf[..PACKET_BYTES]).map_or(0, |i| i + 1)
+                        } else {
+                            n
+                        };
+                        take(&mappings, &ctx, &mut mapper, &buf[..whole], &mut batch);
                     }
                     Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
                     Err(e) => {
@@ -249,6 +275,7 @@ fn datagrams(
 async fn accept(
     listener: TcpListener,
     live: LiveMappings,
+    carries: Carries,
     ctx: SourceContext,
     tx: mpsc::Sender<Readings>,
 ) {
@@ -263,17 +290,30 @@ async fn accept(
             continue;
         };
         let (mut live, ctx, tx) = (live.clone(), ctx.clone(), tx.clone());
+        let carries = carries.clone();
         connections.spawn(async move {
             let mut stream = stream;
             let mut mappings = live.borrow_and_update().clone();
-            let mut mapper = Mapper::default();
+            let mut mapper = Mapper::new(carries.clone());
             let mut held: Vec<u8> = Vec::new();
             let mut chunk = vec![0u8; 64 * 1024];
             // Past the start of a line too long to hold: dropped to its end.
             let mut skipping = false;
             loop {
                 let n = match tokio::time::timeout(TCP_IDLE, stream.read(&mut chunk)).await {
-                    Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+                    Ok(Ok(0)) => {
+                        // A last line without its newline, as statsd_exporter
+                        // reads it.
+                        if !skipping && !held.is_empty() {
+                            let mut batch = Readings::default();
+                            take(&mappings, &ctx, &mut mapper, &held, &mut batch);
+                            if !batch.is_empty() {
+                                let _ = tx.send(batch).await;
+                            }
+                        }
+                        break;
+                    }
+                    Ok(Err(_)) | Err(_) => break,
                     Ok(Ok(n)) => n,
                 };
                 let mut read = &chunk[..n];
@@ -290,7 +330,7 @@ async fn accept(
                 ctx.metrics().statsd_packets.inc();
                 if live.has_changed().unwrap_or(false) {
                     mappings = live.borrow_and_update().clone();
-                    mapper = Mapper::default();
+                    mapper = Mapper::new(carries.clone());
                 }
                 take(&mappings, &ctx, &mut mapper, &held[..end], &mut batch);
                 held.drain(..end);
