@@ -100,7 +100,11 @@ impl Reloader {
             .await
             .map_err(|e| ReloadError::Internal(e.to_string()))?;
         let sources = self.supervisor.apply(sources).await;
-        self.metrics.reload_ok.set(1);
+        // A source that could not be changed (an address that would not
+        // bind) leaves the file and what runs apart: not a success.
+        self.metrics
+            .reload_ok
+            .set(i64::from(sources.failed.is_empty()));
         self.metrics
             .reload_time
             .set(self.clock.now() as f64 / 1000.0);

@@ -62,6 +62,12 @@ pub async fn reload(State(app): State<AppState>, headers: HeaderMap) -> Response
         return denied(&d);
     }
     match app.reloader.reload().await {
+        // The SLAs changed, but a source did not follow the file.
+        Ok(reloaded) if !reloaded.sources.failed.is_empty() => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("config reloaded, but not every source could follow it:\n{reloaded}"),
+        )
+            .into_response(),
         Ok(reloaded) => reloaded.to_string().into_response(),
         Err(ReloadError::Config(e)) => (
             StatusCode::BAD_REQUEST,

@@ -442,3 +442,37 @@ fn more_files_than_the_soft_open_file_limit_are_all_followed() {
     wait_counted(&ex, 300.0);
     assert_eq!(ex.get("/-/ready").status, 200);
 }
+
+/// Found by review: a path removed from a log source by a reload and added
+/// back resumes where it was; its lines are not read again (and no false
+/// "file is gone" warning is logged).
+#[test]
+fn a_path_removed_and_added_back_is_not_read_again() {
+    let logs = Logs::new();
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(other.path().join("c.log"), "/c 5ms\n").unwrap();
+    let one = config(logs.dir.path(), "beginning");
+    let both = one.replace(
+        &format!("[\"{}/app.log\"]", logs.dir.path().display()),
+        &format!(
+            "[\"{}/app.log\", \"{}/*.log\"]",
+            logs.dir.path().display(),
+            other.path().display()
+        ),
+    );
+    let home = Home::new(&one);
+    let ex = home.start(&[]);
+    for round in 0..3 {
+        home.write_config(&both);
+        assert_eq!(ex.reload().status, 200);
+        append(&logs.log(), 1, "/a");
+        wait_counted(&ex, 2.0 + round as f64);
+        home.write_config(&one);
+        assert_eq!(ex.reload().status, 200);
+    }
+    append(&logs.log(), 1, "/a");
+    wait_counted(&ex, 5.0);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(routes(&ex), [("/a".into(), 4.0), ("/c".into(), 1.0)]);
+    assert!(!ex.log().contains("is gone"), "{}", ex.log());
+}

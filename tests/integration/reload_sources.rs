@@ -191,6 +191,28 @@ fn new_statsd_addresses_are_bound_on_reload() {
     wait_for("a timer over each transport", || {
         route_count(&ex, "u") == 1.0 && route_count(&ex, "t") == 1.0
     });
+
+    // An address that will not bind: the old one keeps serving, and the
+    // reload says it did not fully apply (found by review: it said 200).
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap().port();
+    home.write_config(&config(logs.path(), &target.base, udp, Some(busy), false));
+    let r = ex.reload();
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert!(
+        r.body.contains("not every source could follow it"),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        ex.metrics()
+            .value("amaze_config_last_reload_successful", &[]),
+        Some(0.0)
+    );
+    send(udp, "api.u.latency:5|ms");
+    wait_for("the old addresses still serve", || {
+        route_count(&ex, "u") == 2.0
+    });
 }
 
 /// A setting the HTTP server took at start is named, and the rest applies.

@@ -39,6 +39,9 @@ const PRINT_BYTES: u64 = 1024;
 /// Device and inode: a file's identity across renames.
 type FileId = (u64, u64);
 
+/// Positions kept of files that no watched path names any more.
+const DORMANT: usize = 1_000;
+
 /// A hash of a file's first `len` bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 struct Print {
@@ -170,6 +173,8 @@ pub struct Follower {
     fresh: bool,
     /// Patterns that matched no file at the last scan, warned about once.
     unmatched: Vec<bool>,
+    /// Matched files that could not be opened, warned about once each.
+    unreadable: std::collections::HashSet<PathBuf>,
 }
 
 impl Follower {
@@ -192,6 +197,7 @@ impl Follower {
             tracked: Vec::new(),
             checkpoint,
             first_scan: true,
+            unreadable: Default::default(),
         }
     }
 
@@ -262,7 +268,19 @@ impl Follower {
 
     /// Starts following a file found at a watched path.
     fn follow(&mut self, id: FileId, path: &Path, size: u64) {
-        let Ok(file) = File::open(path) else { return };
+        let file = match File::open(path) {
+            Ok(f) => {
+                self.unreadable.remove(path);
+                f
+            }
+            Err(e) => {
+                // Tried again at every poll; said once.
+                if self.unreadable.insert(path.to_owned()) {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot open a matched log file; it is read once it can be");
+                }
+                return;
+            }
+        };
         let saved = self.checkpoint.remove(&id);
         let (offset, generation, skipping) = match saved {
             Some(s) => resume(&file, size, &s, path),
@@ -337,6 +355,17 @@ impl Follower {
             });
         }
         for id in &lost {
+            let Some(saved) = self.checkpoint.get(id) else {
+                continue;
+            };
+            // Still where it was, but no longer watched (its path left the
+            // config): its position is kept, so a path added back resumes
+            // there instead of reading the file again.
+            let still_there = std::fs::metadata(&saved.path)
+                .is_ok_and(|m| m.is_file() && (m.dev(), m.ino()) == *id);
+            if still_there && self.checkpoint.len() <= DORMANT {
+                continue;
+            }
             if let Some(saved) = self.checkpoint.remove(id) {
                 tracing::warn!(path = %saved.path.display(), "a recorded log file is gone; lines it gained while the exporter was down are lost");
             }
@@ -430,6 +459,11 @@ impl Follower {
 
     /// Every tracked file's read position, as this source's mark.
     fn position(&self) -> Mark {
+        // Followed files, then the positions kept of files no path watches.
+        let dormant = self
+            .checkpoint
+            .iter()
+            .filter(|(id, _)| !self.tracked.iter().any(|t| t.id == **id));
         let checkpoint = Checkpoint {
             files: self
                 .tracked
@@ -441,6 +475,13 @@ impl Follower {
                     generation: t.generation,
                     path: t.path.clone(),
                 })
+                .chain(dormant.clone().map(|(id, s)| Entry {
+                    dev: id.0,
+                    ino: id.1,
+                    offset: s.offset,
+                    generation: s.generation,
+                    path: s.path.clone(),
+                }))
                 .collect(),
         };
         let extension = Extension {
@@ -451,6 +492,7 @@ impl Follower {
                     print: t.print,
                     skipping: t.skipping,
                 })
+                .chain(dormant.map(|(_, s)| s.ext.unwrap_or_default()))
                 .collect(),
         };
         // Plain integers and paths: encoding into a Vec cannot fail.

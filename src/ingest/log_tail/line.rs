@@ -245,7 +245,13 @@ impl LineReader {
                 } = &mut **plan;
                 re.search_captures_with(cache, &regex_automata::Input::new(line), caps);
                 if !caps.is_match() {
-                    return Err(LineError::NoMatch);
+                    // A line of another encoding is told apart from a
+                    // regex that does not fit the log.
+                    return Err(if std::str::from_utf8(line).is_err() {
+                        LineError::NotUtf8
+                    } else {
+                        LineError::NoMatch
+                    });
                 }
                 let caps = &*caps;
                 add(parts(spec, fields, |group| {
@@ -258,8 +264,13 @@ impl LineReader {
                 })?);
             }
             Plan::Json(fields) => {
-                let value: serde_json::Value =
-                    serde_json::from_slice(line).map_err(|_| LineError::NotJson)?;
+                let value: serde_json::Value = serde_json::from_slice(line).map_err(|_| {
+                    if std::str::from_utf8(line).is_err() {
+                        LineError::NotUtf8
+                    } else {
+                        LineError::NotJson
+                    }
+                })?;
                 let object = value.as_object().ok_or(LineError::NotJson)?;
                 add(parts(spec, fields, |name| {
                     object.get(name).and_then(|v| match v {
@@ -429,9 +440,10 @@ mod tests {
     fn bad_lines_say_why() {
         let spec = regex_spec();
         let mut reader = spec.reader();
+        // Another encoding is told apart from a regex that does not fit.
         assert_eq!(
             reader.read(b"\xff\xfe /a 200 5ms").unwrap_err(),
-            LineError::NoMatch
+            LineError::NotUtf8
         );
         assert_eq!(
             reader
@@ -450,6 +462,10 @@ mod tests {
             ..regex_spec()
         };
         assert_eq!(read(&json, "{not json").unwrap_err(), LineError::NotJson);
+        assert_eq!(
+            json.reader().read(b"{\"ms\":\"caf\xe9\"}").unwrap_err(),
+            LineError::NotUtf8
+        );
         assert_eq!(read(&json, "[1,2]").unwrap_err(), LineError::NotJson);
         assert_eq!(
             read(&json, r#"{"ts":"x"}"#).unwrap_err(),
