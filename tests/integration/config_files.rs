@@ -171,9 +171,12 @@ sources:
       start_at: middle
     - regex: '('
       sla: nope
+      failed_match: '('
 "#;
     let err = Config::parse(yaml).unwrap_err().to_string();
     for expected in [
+        "sources.log_tail[1].failed_field (line 19): required with failed_match",
+        "sources.log_tail[1].failed_match (line 19): not a regular expression",
         "sources.log_tail[0].paths[0] (line 10): `/var/log/[.log` is not a path glob",
         "sources.log_tail[0].start_at (line 16): `middle` is not a start",
         "sources.log_tail[0].duration_unit (line 14): `minutes` is not a unit",

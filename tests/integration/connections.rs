@@ -153,7 +153,7 @@ fn silent_half_sent_and_idle_connections_are_closed_at_their_deadlines() {
 fn may_open(n: u64) -> bool {
     let me = std::process::id().to_string();
     let _ = std::process::Command::new("prlimit")
-        .args(["--pid", &me, &format!("--nofile={n}:{n}")])
+        .args(["--pid", &me, &format!("--nofile={n}:")])
         .status();
     let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
     let soft = limits

@@ -134,6 +134,8 @@ pub(super) fn log_tail(
                 Some(t),
                 "required with failed_match: the field to look at",
             );
+            // Its own problems too, all at once.
+            let _ = at.optional("failed_match", Some(t), pattern);
             None
         }
     };

@@ -69,6 +69,11 @@ pub(super) fn is_label(
 pub(super) fn known_sla<'a>(slas: &'a [Sla], name: &str) -> Result<&'a Sla, String> {
     slas.iter().find(|x| x.name == name).ok_or_else(|| {
         let names: Vec<&str> = slas.iter().map(|x| x.name.as_str()).collect();
-        format!("unknown SLA `{name}`; configured: {}", names.join(", "))
+        if names.is_empty() {
+            // Every SLA has problems of its own, listed with it.
+            format!("unknown SLA `{name}`: no SLA in this file is valid yet")
+        } else {
+            format!("unknown SLA `{name}`; configured: {}", names.join(", "))
+        }
     })
 }

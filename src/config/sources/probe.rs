@@ -191,7 +191,15 @@ fn tls(at: &mut Section<'_>, raw: &RawProbeTls) -> Option<ProbeTls> {
     // rustls checks that the key fits the certificate.
     if let Err(e) = settings.client_config() {
         let where_ = raw.cert_file.as_ref().or(raw.ca_file.as_ref());
-        at.problem("tls_config", where_, format!("not usable: {e}"));
+        let why = e.to_string();
+        // rustls reads X.509 v3 only; `openssl x509 -req` without
+        // extensions makes v1, which its message does not name plainly.
+        let message = if why.contains("UnsupportedCertVersion") {
+            "a certificate is X.509 v1, which rustls does not read: make it v3 (`openssl x509 -req ... -extfile` with extensions, or `openssl req -x509`)".to_owned()
+        } else {
+            format!("the certificates and key do not work together: {why}")
+        };
+        at.problem("tls_config", where_, message);
         return None;
     }
     Some(settings)

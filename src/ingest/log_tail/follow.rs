@@ -173,6 +173,8 @@ pub struct Follower {
     fresh: bool,
     /// Patterns that matched no file at the last scan, warned about once.
     unmatched: Vec<bool>,
+    /// Patterns that have matched a file at some scan.
+    matched: Vec<bool>,
     /// Matched files that could not be opened, warned about once each.
     unreadable: std::collections::HashSet<PathBuf>,
 }
@@ -192,6 +194,7 @@ impl Follower {
         Follower {
             reader: config.spec.reader(),
             unmatched: vec![false; config.paths.len()],
+            matched: vec![false; config.paths.len()],
             fresh: checkpoint.is_empty(),
             config,
             tracked: Vec::new(),
@@ -520,10 +523,13 @@ impl Follower {
                 }
             }
             let none = found.len() == before;
-            if none && !self.unmatched[i] {
+            // Once a pattern has matched, a moment without a file is a
+            // rotation between rename and create, not a mistake.
+            if none && !self.unmatched[i] && !self.matched[i] {
                 tracing::warn!(name = %self.config.name, pattern, "log path matches no file yet");
             }
             self.unmatched[i] = none;
+            self.matched[i] |= !none;
         }
         found
     }

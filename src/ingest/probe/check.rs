@@ -191,15 +191,30 @@ async fn exchange(
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
             .map_err(|e| Failure::new(Reason::Http, format!("HTTP handshake failed: {e}")))?;
+        let (ended, why_ended) = tokio::sync::oneshot::channel();
         let _driver = Driver(tokio::spawn(async move {
-            let _ = conn.await;
+            if let Err(e) = conn.await {
+                let _ = ended.send(e);
+            }
         }));
         let request = request(&url, method, body.as_deref(), config)?;
         let sent = Instant::now();
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| Failure::new(Reason::Http, format!("no response: {e}")))?;
+        let response = match sender.send_request(request).await {
+            Ok(r) => r,
+            Err(e) => {
+                // Under TLS 1.3 a server refuses a client certificate after
+                // the handshake: its alert ends the connection, not the
+                // handshake. Said as the TLS failure it is.
+                let cause = tokio::time::timeout(Duration::from_millis(100), why_ended)
+                    .await
+                    .ok()
+                    .and_then(Result::ok);
+                return Err(match cause.as_ref().and_then(tls_cause) {
+                    Some(tls) => Failure::new(Reason::Tls, format!("TLS failed: {tls}")),
+                    None => Failure::new(Reason::Http, format!("no response: {e}")),
+                });
+            }
+        };
         out.phases.processing += sent.elapsed();
         let status = response.status().as_u16();
         out.status = Some(status);
@@ -409,4 +424,21 @@ async fn read_body(
 /// The TLS connector of a probe's `tls_config`.
 pub fn connector(config: &ProbeConfig) -> Result<TlsConnector, rustls::Error> {
     Ok(TlsConnector::from(Arc::new(config.tls.client_config()?)))
+}
+
+/// The rustls error behind `e`, if TLS is why the connection ended.
+fn tls_cause(e: &hyper::Error) -> Option<String> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
+        {
+            return Some(tls.to_string());
+        }
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls.to_string());
+        }
+        next = err.source();
+    }
+    None
 }
