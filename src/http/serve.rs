@@ -6,7 +6,7 @@
 //! One watchdog task checks every connection a few times per timeout rather
 //! than a timer per connection, so thousands of sockets cost one task. A
 //! connection's phase is read from two places: bytes seen by its socket
-//! ([`Tracked`]) and requests seen by its service (a guard held while the
+//! (`Tracked`) and requests seen by its service (a guard held while the
 //! router handles one).
 
 use std::collections::HashMap;

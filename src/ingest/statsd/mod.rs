@@ -139,7 +139,7 @@ struct Named {
 /// Fractions of sampled events not yet recorded, per series (SLA and label
 /// values), shared by every socket of a StatsD source and kept when its
 /// mappings are reloaded: ten values at `@0.3` count 33 whether they come
-/// over UDP, TCP or both. Past [`REMEMBERED`] series it starts afresh.
+/// over UDP, TCP or both. Past 10,000 series it starts afresh.
 #[derive(Debug, Clone, Default)]
 pub struct Carries(Arc<Mutex<foldhash::HashMap<Box<[u8]>, Fraction>>>);
 
