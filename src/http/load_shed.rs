@@ -77,24 +77,47 @@ pub async fn shed(
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let deadline = Instant::now() + s.read_timeout;
+    let mut body = body;
     let received = if declared.is_some_and(|n| n > s.max_body_bytes as u64) {
         Err(Refusal::TooLarge)
     } else {
-        receive(&s, body).await
+        receive(&s, &mut body, deadline).await
     };
     match received {
         Ok((bytes, _held)) => {
             let request = Request::from_parts(parts, Body::from(bytes));
             next.run(request).await
         }
-        Err(refusal) => refuse(&s, source, refusal),
+        Err(refusal) => {
+            if matches!(refusal, Refusal::Overloaded | Refusal::TooLarge) {
+                // Read what the client is still sending (keeping none of it,
+                // at most another max_body_bytes, within the deadline), so
+                // it gets the answer rather than a reset mid-send.
+                discard(&mut body, s.max_body_bytes, deadline).await;
+            }
+            refuse(&s, source, refusal)
+        }
     }
 }
 
-/// Reads `body` whole within the read timeout, taking budget for each part
-/// as it arrives.
-async fn receive(s: &Shedder, mut body: Body) -> Result<(Bytes, Held), Refusal> {
-    let deadline = Instant::now() + s.read_timeout;
+/// Reads and drops up to `limit` bytes of `body` until `deadline`.
+async fn discard(body: &mut Body, limit: usize, deadline: Instant) {
+    let mut seen = 0;
+    while seen <= limit
+        && let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, body.frame()).await
+    {
+        seen += frame.data_ref().map_or(0, |d| d.len());
+    }
+}
+
+/// Reads `body` whole before `deadline`, taking budget for each part as it
+/// arrives.
+async fn receive(
+    s: &Shedder,
+    body: &mut Body,
+    deadline: Instant,
+) -> Result<(Bytes, Held), Refusal> {
     let mut out = Vec::new();
     let mut held = Held(None);
     loop {

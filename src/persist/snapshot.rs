@@ -72,9 +72,10 @@ const SYNC_EVERY: u64 = 8 << 20;
 /// Writes a snapshot of `recorder`, which holds every log record up to `lsn`.
 /// Returns its size in bytes.
 ///
-/// Each SLA is encoded into memory under its own lock, and written after
-/// the lock is let go, so the log writer never waits on disk I/O to apply
-/// a batch; what is written is synced every [`SYNC_EVERY`] bytes. The bytes
+/// Each SLA is copied under its own lock (window slots are shared, not
+/// copied), then encoded and written after the lock is let go, so the log
+/// writer never waits on encoding or disk I/O to apply a batch; what is
+/// written is synced every [`SYNC_EVERY`] bytes. The bytes
 /// are those of postcard encoding the whole body at once: postcard writes a
 /// tuple as its fields one after another and a sequence as its length then
 /// its elements.
@@ -93,13 +94,16 @@ pub fn write(dir: &Path, recorder: &Recorder, lsn: Lsn, now: Millis) -> io::Resu
         w.write_all(&postcard::to_stdvec(&vec![(); recorder.len()]).map_err(encoding)?)?;
         let mut buf = Vec::new();
         for i in 0..recorder.len() {
+            // Copied under the SLA's lock (pointer copies, mostly), encoded
+            // and written after it is let go.
+            let Some((name, data)) =
+                recorder.with_data(i, |name, data| (name.to_owned(), data.snapshot_copy()))
+            else {
+                continue;
+            };
             buf.clear();
-            let encoded = recorder
-                .with_data(i, |name, data| {
-                    postcard::to_io(&(name, data), &mut buf).map(|_| ())
-                })
-                .unwrap_or(Ok(()));
-            encoded.map_err(encoding)?;
+            postcard::to_io(&(name.as_str(), &data), &mut buf).map_err(encoding)?;
+            drop(data);
             w.write_all(&buf)?;
             w.pace()?;
         }

@@ -20,6 +20,19 @@ pub(super) struct IdSet {
     pub(super) forgotten: u64,
 }
 
+impl IdSet {
+    /// The stored part only (keys, order, count), for a snapshot to encode;
+    /// the lookup set is rebuilt when a snapshot is read back.
+    pub(super) fn stored_copy(&self) -> IdSet {
+        IdSet {
+            keys: self.keys,
+            seen: foldhash::HashSet::default(),
+            order: self.order.clone(),
+            forgotten: self.forgotten,
+        }
+    }
+}
+
 impl Default for IdSet {
     fn default() -> Self {
         // RandomState is the standard library's source of per-process keys;

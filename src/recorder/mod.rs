@@ -82,8 +82,25 @@ pub struct SlaData {
     month: Option<month::MonthTally>,
 }
 
+impl SlaData {
+    /// What a snapshot encodes, copied cheaply under the SLA's lock so the
+    /// encoding can happen outside it: window slots are shared until
+    /// written (see [`Rolling`]), and the id set keeps only what it stores.
+    pub fn snapshot_copy(&self) -> SlaData {
+        SlaData {
+            labels: self.labels.clone(),
+            series: self.series.clone(),
+            ids: self.ids.stored_copy(),
+            overflowed: self.overflowed,
+            lsn: self.lsn,
+            open: self.open.clone(),
+            month: self.month.clone(),
+        }
+    }
+}
+
 /// One label combination: windows plus the cumulative Prometheus counters.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct Series {
     key: Box<str>,
     promise: Duration,

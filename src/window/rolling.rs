@@ -8,11 +8,14 @@
 //! delivery lands in them.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use super::{Digest, Millis, Observation, WindowSpec};
 
 /// Serializable for snapshots; the read caches are rebuilt on demand.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+/// A clone shares its slots' sketches until either side writes one, so a
+/// snapshot copies a series in a few pointer copies while its lock is held.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Rolling {
     /// One ring per window, finest first; ring 0 is the base.
     rings: Vec<Ring>,
@@ -177,7 +180,7 @@ impl Rolling {
 
     /// Heap bytes held by every slot and cache, for memory accounting.
     pub fn heap_bytes(&self) -> usize {
-        let digest = std::mem::size_of::<(i64, Digest)>();
+        let digest = std::mem::size_of::<(i64, Arc<Digest>)>() + std::mem::size_of::<Digest>();
         self.rings
             .iter()
             .map(|r| {
@@ -197,9 +200,22 @@ impl Rolling {
 struct Ring {
     width: Millis,
     len: i64,
-    slots: VecDeque<(i64, Digest)>,
+    /// Shared with snapshot copies; written through [`Arc::make_mut`].
+    slots: VecDeque<(i64, Arc<Digest>)>,
     #[serde(skip)]
     cache: Option<Closed>,
+}
+
+impl Clone for Ring {
+    /// The slots, shared; not the read cache, which is rebuilt on demand.
+    fn clone(&self) -> Ring {
+        Ring {
+            width: self.width,
+            len: self.len,
+            slots: self.slots.clone(),
+            cache: None,
+        }
+    }
 }
 
 /// The merge of a ring's closed slots `lo..cur`.
@@ -239,18 +255,19 @@ impl Ring {
         }
         // The newest slot is by far the common case.
         if self.slots.back().is_none_or(|(no, _)| *no < slot) {
-            self.slots.push_back((slot, Digest::new()));
+            self.slots.push_back((slot, Arc::new(Digest::new())));
             let last = self.slots.len() - 1;
-            return &mut self.slots[last].1;
+            return Arc::make_mut(&mut self.slots[last].1);
         }
         let i = match self.slots.binary_search_by_key(&slot, |(no, _)| *no) {
             Ok(i) => i,
             Err(i) => {
-                self.slots.insert(i, (slot, Digest::new()));
+                self.slots.insert(i, (slot, Arc::new(Digest::new())));
                 i
             }
         };
-        &mut self.slots[i].1
+        // Copied first if a snapshot still holds it.
+        Arc::make_mut(&mut self.slots[i].1)
     }
 
     fn expire(&mut self, now: Millis) {
