@@ -222,14 +222,17 @@ fn https_probes_trust_what_they_are_told_and_report_the_expiry() {
         );
     }
     // A server that asks for a certificate ends the handshake, or under
-    // TLS 1.3 the first read, of a client without one: a TLS failure both
-    // ways (found by review: it was said as `http`).
+    // TLS 1.3 the first read, of a client without one. When its alert is
+    // read that is a TLS failure (found by review: it was said as `http`);
+    // when the close wins the race, only a connection without an answer.
+    wait_for("a refused client certificate said as tls", || {
+        failures(&ex, "no_client_cert", "tls") >= 1.0
+    });
     assert!(
-        failures(&ex, "no_client_cert", "tls") >= 2.0,
+        failures(&ex, "no_client_cert", "tls") + failures(&ex, "no_client_cert", "http") >= 2.0,
         "{}",
         ex.metrics().0
     );
-    assert_eq!(failures(&ex, "no_client_cert", "http"), 0.0);
     // Checks that failed are failed deliveries of the SLA.
     let m = ex.metrics();
     let bad = m
