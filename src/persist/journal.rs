@@ -16,7 +16,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::oneshot;
 
 use super::record;
-use super::wal::Writer;
+use super::wal::{Relocated, Writer};
 use crate::delivery::{Delivery, Event};
 use crate::exposition::{Operation, StorageMetrics};
 use crate::recorder::{Lsn, Mark, Recorded, Recorder};
@@ -475,13 +475,26 @@ impl Committer {
     fn sync(&mut self) -> std::io::Result<()> {
         match self.writer.sync() {
             Ok(relocated) => {
-                if let Some(r) = relocated {
-                    self.metrics.error(Operation::Sync);
-                    tracing::warn!(
-                        error = %r.cause,
-                        segment = r.segment,
-                        "log sync failed; its unsynced records were written again to a new segment and synced"
-                    );
+                match relocated {
+                    Some(Relocated {
+                        cause: Some(cause),
+                        segment,
+                    }) => {
+                        self.metrics.error(Operation::Sync);
+                        tracing::warn!(
+                            error = %cause,
+                            segment,
+                            "log sync failed; its unsynced records were written again to a new segment and synced"
+                        );
+                    }
+                    Some(Relocated {
+                        cause: None,
+                        segment,
+                    }) => tracing::info!(
+                        segment,
+                        "the records left unsynced by the failure were written again to a new segment and synced"
+                    ),
+                    None => {}
                 }
                 self.metrics.syncs.inc();
                 self.last_sync = Instant::now();

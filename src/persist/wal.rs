@@ -63,8 +63,9 @@ pub struct Writer {
 /// into a new segment, because of `cause`.
 #[derive(Debug)]
 pub struct Relocated {
-    /// What failed first.
-    pub cause: io::Error,
+    /// What failed: this sync, or (`None`) an earlier write or sync,
+    /// already reported when it failed.
+    pub cause: Option<io::Error>,
     /// The new segment's start.
     pub segment: Lsn,
 }
@@ -152,8 +153,10 @@ impl Writer {
     pub fn sync(&mut self) -> io::Result<Option<Relocated>> {
         if self.doubtful {
             let segment = self.relocate()?;
-            let cause = io::Error::other("an earlier write or sync of the log failed");
-            return Ok(Some(Relocated { cause, segment }));
+            return Ok(Some(Relocated {
+                cause: None,
+                segment,
+            }));
         }
         if self.synced == self.len {
             return Ok(None);
@@ -168,7 +171,10 @@ impl Writer {
             Err(cause) => {
                 self.doubt();
                 let segment = self.relocate()?;
-                Ok(Some(Relocated { cause, segment }))
+                Ok(Some(Relocated {
+                    cause: Some(cause),
+                    segment,
+                }))
             }
         }
     }

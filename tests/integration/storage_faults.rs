@@ -136,6 +136,17 @@ fn a_disk_that_keeps_failing_refuses_new_writes_and_keeps_acknowledged_ones() {
     }
     accepted(&ex, "relaxed", 200);
     accepted(&ex, "strict", 200);
+    let m = ex.metrics();
+    // Each failure counted once: the strict push's sync (and its rewrite),
+    // the next push's rewrite; the rewrite that worked is no failure.
+    assert_eq!(
+        m.value("amaze_storage_errors_total", &[("operation", "sync")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.value("amaze_storage_errors_total", &[("operation", "append")]),
+        Some(1.0)
+    );
     assert_eq!(total(&ex, "relaxed"), 2.0);
     assert_eq!(total(&ex, "strict"), 1.0);
     let again = crash_and_compare(&home, ex);
