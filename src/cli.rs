@@ -83,7 +83,8 @@ pub struct RunArgs {
         default_value = "config/amaze.yaml"
     )]
     pub config: PathBuf,
-    /// Address to serve /metrics and the API on. Use `0.0.0.0:9797` to listen on every interface.
+    /// Address to serve /metrics and the API on: `host:port`, with a host
+    /// name or an address; `:9797` listens on every interface.
     #[arg(long = "web.listen-address", value_name = "ADDR", default_value = "127.0.0.1:9797", value_parser = listen_address)]
     pub listen: String,
     /// Open HTTP connections at most. At the cap, the connection idle the

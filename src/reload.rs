@@ -95,10 +95,15 @@ impl Reloader {
         let slas = config.slas.len();
         let restart_needed = restart_needed(&self.started, &config.limits);
         let sources = config.sources.clone();
-        self.journal
-            .reload(Arc::new(config.catalog()))
-            .await
-            .map_err(|e| ReloadError::Internal(e.to_string()))?;
+        if let Err(e) = self.journal.reload(Arc::new(config.catalog())).await {
+            // The state before the change could not be snapshotted (or the
+            // exporter is stopping): nothing changed.
+            self.metrics.reload_ok.set(0);
+            tracing::error!(config = %self.path.display(), error = %e, "reload not applied; the previous config keeps running");
+            return Err(ReloadError::Internal(format!(
+                "{e}; the previous config keeps running"
+            )));
+        }
         let sources = self.supervisor.apply(sources).await;
         // A source that could not be changed (an address that would not
         // bind) leaves the file and what runs apart: not a success.

@@ -38,7 +38,8 @@ pub enum FileError {
 /// The bytes of the regular file at `path`, at most `limit` of them.
 pub fn read(path: &Path, limit: u64) -> Result<Vec<u8>, FileError> {
     // Checked before opening: opening a FIFO blocks until a writer comes.
-    let kind = std::fs::metadata(path)?.file_type();
+    let meta = std::fs::metadata(path)?;
+    let kind = meta.file_type();
     let other = if kind.is_dir() {
         Some("directory")
     } else if kind.is_fifo() {
@@ -55,10 +56,14 @@ pub fn read(path: &Path, limit: u64) -> Result<Vec<u8>, FileError> {
     if let Some(other) = other {
         return Err(FileError::NotRegular(other));
     }
-    let mut bytes = Vec::new();
-    File::open(path)?.take(limit + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > limit {
+    // Only what the size says is there: a "regular" file whose size is 0
+    // and whose reads block (`/proc/kmsg`) is read as empty, not waited on.
+    if meta.len() > limit {
         return Err(FileError::TooLarge(limit));
+    }
+    let mut bytes = Vec::new();
+    if meta.len() > 0 {
+        File::open(path)?.take(meta.len()).read_to_end(&mut bytes)?;
     }
     Ok(bytes)
 }
@@ -114,6 +119,13 @@ mod tests {
             assert!(matches!(
                 read(&fifo, 10),
                 Err(FileError::NotRegular("FIFO"))
+            ));
+        }
+        // Its size is 0 and a read would wait for the kernel to log.
+        if Path::new("/proc/kmsg").exists() {
+            assert!(matches!(
+                read(Path::new("/proc/kmsg"), 10).as_deref(),
+                Ok([])
             ));
         }
         std::fs::write(&small, [0xff, 0xfe]).unwrap();

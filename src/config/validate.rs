@@ -149,7 +149,7 @@ fn limits(p: &mut Problems, raw: &RawLimits) -> Limits {
     let d = Limits::default();
     let mut at = Section::new(p, "limits");
     let hour = Duration::from_secs(3600);
-    Limits {
+    let limits = Limits {
         max_body_bytes: at.or(
             "max_body_bytes",
             raw.max_body_bytes.as_ref(),
@@ -192,7 +192,19 @@ fn limits(p: &mut Problems, raw: &RawLimits) -> Limits {
             count(1, 100_000_000),
             d.max_open_deliveries,
         ),
+    };
+    // A body that fits the one limit and not the other could never be taken.
+    if limits.max_inflight_bytes < limits.max_body_bytes {
+        at.problem(
+            "max_inflight_bytes",
+            raw.max_inflight_bytes.as_ref(),
+            format!(
+                "{} is below max_body_bytes ({}): a body of that size could never be taken",
+                limits.max_inflight_bytes, limits.max_body_bytes
+            ),
+        );
     }
+    limits
 }
 
 const DURABILITIES: &[(&str, Durability)] = &[

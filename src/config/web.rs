@@ -142,7 +142,9 @@ fn tls(raw: &RawTls, dir: &Path) -> Result<rustls::ServerConfig, Vec<String>> {
             "tls_server_config: certificate and key do not fit: {e}"
         )]
     })?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // HTTP/1.1 is what is served: offering h2 would have clients that
+    // prefer it (curl, browsers) speak HTTP/2 to an HTTP/1.1 server.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
 

@@ -77,29 +77,33 @@ pub async fn shed(
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > s.max_body_bytes as u64) {
+        // Refused before any of it is read (no `100 Continue` is sent).
+        return refuse(&s, source, Refusal::TooLarge);
+    }
     let deadline = Instant::now() + s.read_timeout;
     let mut body = body;
-    let received = if declared.is_some_and(|n| n > s.max_body_bytes as u64) {
-        Err(Refusal::TooLarge)
-    } else {
-        receive(&s, &mut body, deadline).await
-    };
-    match received {
+    match receive(&s, &mut body, deadline).await {
         Ok((bytes, _held)) => {
             let request = Request::from_parts(parts, Body::from(bytes));
             next.run(request).await
         }
         Err(refusal) => {
             if matches!(refusal, Refusal::Overloaded | Refusal::TooLarge) {
-                // Read what the client is still sending (keeping none of it,
-                // at most another max_body_bytes, within the deadline), so
-                // it gets the answer rather than a reset mid-send.
-                discard(&mut body, s.max_body_bytes, deadline).await;
+                // Read a little of what the client is still sending, keeping
+                // none of it, so a client that sends before it reads gets
+                // the answer rather than a reset mid-send.
+                let soon = deadline.min(Instant::now() + DISCARD_TIME);
+                discard(&mut body, DISCARD_BYTES, soon).await;
             }
             refuse(&s, source, refusal)
         }
     }
 }
+
+/// What a refused body may still be read for: the answer's sake, not more.
+const DISCARD_BYTES: usize = 4 << 20;
+const DISCARD_TIME: Duration = Duration::from_secs(2);
 
 /// Reads and drops up to `limit` bytes of `body` until `deadline`.
 async fn discard(body: &mut Body, limit: usize, deadline: Instant) {

@@ -68,6 +68,7 @@ pub async fn serve(
     metrics: HttpMetrics,
     shutdown: impl Future<Output = ()> + Send,
 ) -> io::Result<()> {
+    let limits = within_file_limit(limits);
     let table = Arc::new(Table::new(limits, metrics));
     let acceptor = tls.map(TlsAcceptor::from);
     let (drain, draining) = watch::channel(false);
@@ -85,7 +86,7 @@ pub async fn serve(
             Ok(a) => a,
             Err(e) => {
                 // Out of file descriptors, most often: make room, back off.
-                tracing::warn!(error = %e, open = table.len(), "accept failed");
+                tracing::warn!(error = %e, open = table.len(), "accept failed (open-file limit?); closing the longest idle connection");
                 table.evict();
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
@@ -124,6 +125,29 @@ pub async fn serve(
     }
     watchdog.abort();
     Ok(())
+}
+
+/// Open files kept for what is not a connection: the state directory, log
+/// files, source sockets, the process's own.
+const OTHER_FILES: u64 = 128;
+
+/// `limits` with the connection cap lowered to what the open-file limit
+/// allows: past it, accepting fails instead of evicting an idle connection.
+fn within_file_limit(mut limits: ConnLimits) -> ConnLimits {
+    let Ok((soft, _)) = rlimit::getrlimit(rlimit::Resource::NOFILE) else {
+        return limits;
+    };
+    let room = usize::try_from(soft.saturating_sub(OTHER_FILES).max(1)).unwrap_or(usize::MAX);
+    if limits.max_connections > room {
+        tracing::warn!(
+            max_connections = limits.max_connections,
+            open_file_limit = soft,
+            using = room,
+            "--web.max-connections is above what the open-file limit allows; capped"
+        );
+        limits.max_connections = room;
+    }
+    limits
 }
 
 /// One connection: TLS handshake if any, then HTTP/1.1 until the client

@@ -174,7 +174,7 @@ pub enum Change {
 
 enum Command {
     Commit(Pending, oneshot::Sender<Result<Recorded, CommitError>>),
-    Reload(Arc<Catalog>, oneshot::Sender<()>),
+    Reload(Arc<Catalog>, oneshot::Sender<Result<(), String>>),
     Close(oneshot::Sender<()>),
     /// Makes the writer panic, as a bug in it would.
     #[cfg(test)]
@@ -211,6 +211,9 @@ impl Journal {
     /// Starts the writer thread over `writer`, applying to the recorder in
     /// `live`; reloads put their catalog in force in `catalog` first, so a
     /// batch admitted against it is never stale.
+    /// `before_reload` snapshots the state a reload is about to change: a
+    /// reload whose snapshot fails does not take effect, so no record logged
+    /// before it is ever replayed under the new config.
     pub fn start(
         live: Arc<ArcSwap<Recorder>>,
         catalog: LiveCatalog,
@@ -218,6 +221,7 @@ impl Journal {
         progress: Arc<Progress>,
         metrics: StorageMetrics,
         on_change: impl Fn(Change) + Send + 'static,
+        before_reload: impl FnMut() -> Result<(), String> + Send + 'static,
     ) -> std::io::Result<(Journal, std::thread::JoinHandle<()>)> {
         let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
         let thread = Committer {
@@ -227,6 +231,7 @@ impl Journal {
             progress,
             metrics,
             on_change: Box::new(on_change),
+            before_reload: Box::new(before_reload),
             last_sync: Instant::now(),
             buf: Vec::new(),
             faulted: false,
@@ -286,11 +291,15 @@ impl Journal {
         answer.await.unwrap_or(Err(CommitError::Closed))
     }
 
-    /// Switches to `catalog`, keeping the state of every SLA it still names.
+    /// Switches to `catalog`, keeping the state of every SLA it still names,
+    /// once the state before it is snapshotted; `Unavailable` (nothing
+    /// changed) when that snapshot cannot be written.
     pub async fn reload(&self, catalog: Arc<Catalog>) -> Result<(), CommitError> {
         let (reply, done) = oneshot::channel();
         self.send(Command::Reload(catalog, reply)).await?;
-        done.await.map_err(|_| CommitError::Closed)
+        done.await
+            .map_err(|_| CommitError::Closed)?
+            .map_err(CommitError::Unavailable)
     }
 
     /// Writes out and syncs everything queued, then stops the writer thread.
@@ -324,6 +333,8 @@ struct Committer {
     metrics: StorageMetrics,
     /// Tells the snapshotter what changed, so it can decide to run early.
     on_change: Box<dyn Fn(Change) + Send>,
+    /// Snapshots the state before a reload changes it.
+    before_reload: Box<dyn FnMut() -> Result<(), String> + Send>,
     last_sync: Instant,
     buf: Vec<u8>,
     /// Whether the last write failed: recovery and failure are logged once.
@@ -356,6 +367,17 @@ impl Committer {
                     }
                     Command::Reload(catalog, done) => {
                         self.flush(&mut group);
+                        // Every record so far is applied under the old
+                        // config: snapshot it, so none is replayed under the
+                        // new one after a crash.
+                        if let Err(e) = self
+                            .sync()
+                            .map_err(|e| e.to_string())
+                            .and_then(|()| (self.before_reload)())
+                        {
+                            let _ = done.send(Err(e));
+                            continue 'serve;
+                        }
                         // Batches admitted against it are queued after this
                         // command, so none of them is stale.
                         self.catalog.set(catalog.clone());
@@ -363,7 +385,7 @@ impl Committer {
                         self.live.store(Arc::new(old.reconfigure(catalog)));
                         self.progress.changes.fetch_add(1, Ordering::Release);
                         (self.on_change)(Change::Reloaded);
-                        let _ = done.send(());
+                        let _ = done.send(Ok(()));
                     }
                     Command::Close(done) => {
                         self.flush(&mut group);

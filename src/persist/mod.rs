@@ -209,6 +209,16 @@ impl Storage {
                 }
             }
         };
+        // The writer snapshots through it before a reload takes effect, the
+        // snapshot thread on its timer; one at a time.
+        let shared: Arc<Mutex<Option<Snapshotter>>> = Arc::new(Mutex::new(None));
+        let before_reload = {
+            let shared = shared.clone();
+            move || match lock_snapshotter(&shared).as_mut() {
+                Some(s) => s.take(),
+                None => Ok(()),
+            }
+        };
         let (journal, writer_thread) = Journal::start(
             recorders.clone(),
             live,
@@ -216,9 +226,10 @@ impl Storage {
             progress.clone(),
             metrics.clone(),
             on_change,
+            before_reload,
         )
         .map_err(StorageError::Thread)?;
-        let snapshotter = Snapshotter {
+        *lock_snapshotter(&shared) = Some(Snapshotter {
             dir,
             wal_dir,
             live: recorders,
@@ -227,11 +238,12 @@ impl Storage {
             metrics,
             writer: journal.clone(),
             taken: None,
-        };
+            failing: false,
+        });
         let interval = options.snapshot_interval;
         let snapshot_thread = std::thread::Builder::new()
             .name("amaze-snapshot".into())
-            .spawn(move || snapshotter.run(triggers, interval))
+            .spawn(move || run_snapshots(&shared, triggers, interval))
             .map_err(StorageError::Thread)?;
         Ok((
             Storage {
@@ -326,37 +338,64 @@ struct Snapshotter {
     writer: Journal,
     /// `Progress::changes` when the last snapshot was taken.
     taken: Option<u64>,
+    /// Whether the last snapshot failed: failure and recovery are logged once.
+    failing: bool,
+}
+
+fn lock_snapshotter(
+    m: &Mutex<Option<Snapshotter>>,
+) -> std::sync::MutexGuard<'_, Option<Snapshotter>> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The snapshot thread: a snapshot on the timer or when asked.
+fn run_snapshots(
+    shared: &Mutex<Option<Snapshotter>>,
+    triggers: Receiver<Trigger>,
+    interval: Duration,
+) {
+    let take = || {
+        if let Some(s) = lock_snapshotter(shared).as_mut() {
+            // Failures are logged and counted inside.
+            let _ = s.take();
+        }
+    };
+    loop {
+        match triggers.recv_timeout(interval) {
+            Ok(Trigger::Now) | Err(RecvTimeoutError::Timeout) => take(),
+            Ok(Trigger::Final(done)) => {
+                take();
+                let _ = done.send(());
+                return;
+            }
+            Ok(Trigger::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
 }
 
 impl Snapshotter {
-    fn run(mut self, triggers: Receiver<Trigger>, interval: Duration) {
-        loop {
-            match triggers.recv_timeout(interval) {
-                Ok(Trigger::Now) | Err(RecvTimeoutError::Timeout) => self.take(),
-                Ok(Trigger::Final(done)) => {
-                    self.take();
-                    let _ = done.send(());
-                    return;
-                }
-                Ok(Trigger::Stop) | Err(RecvTimeoutError::Disconnected) => return,
-            }
-        }
-    }
-
-    fn take(&mut self) {
+    /// Writes a snapshot if state changed since the last one.
+    fn take(&mut self) -> Result<(), String> {
         let changes = self.progress.changes.load(Ordering::Acquire);
         // A writer that died may have applied half a batch.
         if self.taken == Some(changes) || !self.writer.alive() {
-            return;
+            return Ok(());
         }
         // The position first, then the recorder: every record up to `lsn`
         // was applied to this recorder or an older one it took state from.
         let lsn = self.progress.applied.load(Ordering::Acquire);
         let recorder = self.live.load_full();
         let started = Instant::now();
-        match snapshot::write(&self.dir, &recorder, lsn, self.clock.now()) {
+        let writer = self.writer.clone();
+        let written = snapshot::write(&self.dir, &recorder, lsn, self.clock.now(), || {
+            writer.alive()
+        });
+        match written {
             Ok(bytes) => {
                 self.taken = Some(changes);
+                if std::mem::replace(&mut self.failing, false) {
+                    tracing::info!("snapshots are written again");
+                }
                 let took = started.elapsed();
                 self.metrics.snapshot_bytes.set(to_i64(bytes));
                 self.metrics.snapshot_duration.set(took.as_secs_f64());
@@ -372,10 +411,14 @@ impl Snapshotter {
                 self.metrics
                     .wal_bytes
                     .set(to_i64(wal::disk_bytes(&self.wal_dir)));
+                Ok(())
             }
             Err(e) => {
                 self.metrics.error(Operation::Snapshot);
-                tracing::error!(error = %e, "cannot write a snapshot; the log keeps growing until one succeeds");
+                if !std::mem::replace(&mut self.failing, true) {
+                    tracing::error!(error = %e, "cannot write a snapshot; the log keeps growing until one succeeds (tried again at each interval)");
+                }
+                Err(e.to_string())
             }
         }
     }

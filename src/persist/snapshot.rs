@@ -79,7 +79,16 @@ const SYNC_EVERY: u64 = 8 << 20;
 /// are those of postcard encoding the whole body at once: postcard writes a
 /// tuple as its fields one after another and a sequence as its length then
 /// its elements.
-pub fn write(dir: &Path, recorder: &Recorder, lsn: Lsn, now: Millis) -> io::Result<u64> {
+///
+/// `valid` is asked once every SLA is copied: false (the log writer died
+/// meanwhile, maybe halfway through a batch) leaves no snapshot.
+pub fn write(
+    dir: &Path,
+    recorder: &Recorder,
+    lsn: Lsn,
+    now: Millis,
+    valid: impl Fn() -> bool,
+) -> io::Result<u64> {
     atomic_file::write(dir, &name(lsn), |out| {
         let encoding =
             |e: postcard::Error| io::Error::other(format!("cannot encode snapshot: {e}"));
@@ -106,6 +115,11 @@ pub fn write(dir: &Path, recorder: &Recorder, lsn: Lsn, now: Millis) -> io::Resu
             drop(data);
             w.write_all(&buf)?;
             w.pace()?;
+        }
+        if !valid() {
+            return Err(io::Error::other(
+                "the log writer stopped while the snapshot was taken",
+            ));
         }
         w.write_all(&postcard::to_stdvec(&recorder.marks()).map_err(encoding)?)?;
         let crc = w.inner.crc;
@@ -279,7 +293,7 @@ mod tests {
             position: vec![7, 8],
         };
         r.apply_mark(&mark, 40, true);
-        write(dir.path(), &r, 42, 1_000).unwrap();
+        write(dir.path(), &r, 42, 1_000, || true).unwrap();
         let loaded = load_newest(dir.path()).unwrap().unwrap();
         assert_eq!((loaded.lsn, loaded.taken_at), (42, 1_000));
         assert_eq!(loaded.marks.get("log_tail/web"), Some(&[7, 8][..]));
@@ -289,7 +303,7 @@ mod tests {
         // and without open deliveries (one byte and a zero counter, the
         // last of the SLA's data).
         let empty = recorder();
-        write(dir.path(), &empty, 43, 2_000).unwrap();
+        write(dir.path(), &empty, 43, 2_000, || true).unwrap();
         let path = dir.path().join(name(43));
         let bytes = fs::read(&path).unwrap();
         let body_end = bytes.len() - 5;
@@ -370,7 +384,7 @@ slas:
             true,
         );
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), &r, 42, now).unwrap();
+        write(dir.path(), &r, 42, now, || true).unwrap();
         let bytes = fs::read(dir.path().join(name(42))).unwrap();
         crate::persist::golden::check(&format!("snapshot-v{SNAPSHOT_VERSION}.snap"), &bytes);
     }

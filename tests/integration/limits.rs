@@ -162,3 +162,41 @@ fn error_answers_are_bounded_however_bad_the_body() {
     assert!(r.body.len() < 2048, "{} bytes", r.body.len());
     assert!(r.body.contains("bytes)"), "{}", r.body);
 }
+
+/// Found by review: a body larger than `max_body_bytes` by its declared
+/// length is refused at once, without `100 Continue`, not after the read
+/// timeout; and a budget below one body's limit is a config problem (such a
+/// body got a 429 that could never succeed).
+#[test]
+fn oversized_bodies_are_refused_at_once_and_budgets_fit_a_body() {
+    use std::io::Read;
+    let ex = crate::server::Exporter::start(
+        "version: 1\nslas:\n  - name: api\n    promise: 300ms\n    objective: 99%\n",
+    );
+    let addr = ex.base.trim_start_matches("http://").to_owned();
+    let mut s = TcpStream::connect(&addr).unwrap();
+    write!(
+        s,
+        "POST /api/v1/deliveries HTTP/1.1\r\nHost: x\r\nContent-Length: 16777217\r\nExpect: 100-continue\r\n\r\n"
+    )
+    .unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+        .unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = s.read(&mut answer).expect("an answer within 3 s");
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("limits.max_body_bytes"), "{answer}");
+
+    let err = amaze_exporter::config::Config::parse(
+        "version: 1\nlimits:\n  max_body_bytes: 2097152\n  max_inflight_bytes: 1048576\nslas:\n  - name: api\n    promise: 1s\n    objective: 99%\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains(
+            "limits.max_inflight_bytes (line 4): 1048576 is below max_body_bytes (2097152)"
+        ),
+        "{err}"
+    );
+}

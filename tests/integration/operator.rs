@@ -72,6 +72,14 @@ fn config_paths_that_are_not_regular_files_are_refused_at_once() {
         }
         assert!(started.elapsed() < Duration::from_secs(10));
     }
+    // Found by review: a "regular" file whose reads block is read as what
+    // its size says (nothing), not waited on.
+    if std::path::Path::new("/proc/kmsg").exists() {
+        let started = Instant::now();
+        let out = exporter(&["check", "/proc/kmsg"]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
     let big = dir.path().join("big.yaml");
     std::fs::write(&big, vec![b'#'; 9 << 20]).unwrap();
     let out = exporter(&["check", &big.display().to_string()]);

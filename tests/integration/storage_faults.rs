@@ -197,3 +197,55 @@ fn failed_snapshot_fsync_and_rename_lose_nothing() {
         assert_eq!(total(&again, "strict"), 11.0, "{fault}");
     }
 }
+
+/// Found by review: a reload whose snapshot failed was applied, and after
+/// `kill -9` the restart judged deliveries recorded before it by the new
+/// promise. Now the state before a reload is snapshotted first; a reload
+/// whose snapshot fails changes nothing (503), and one that succeeds
+/// survives a crash with every figure as it was live.
+#[test]
+fn a_reload_is_applied_only_once_the_state_before_it_is_snapshotted() {
+    if !strace() {
+        return;
+    }
+    let home = Home::new(CONFIG);
+    let ex = home.start(&["--storage.snapshot-interval=1h"]);
+    // Within the promise of 1s; late against the 800ms one reloaded below.
+    for _ in 0..5 {
+        accepted(&ex, "strict", 900);
+    }
+    let within = |ex: &Exporter| {
+        ex.metrics().sum(
+            "amaze_deliveries_total",
+            &[("sla", "strict"), ("result", "within")],
+        )
+    };
+    let promise = |ex: &Exporter| {
+        ex.metrics()
+            .value("amaze_sla_promise_seconds", &[("sla", "strict")])
+    };
+    assert_eq!(within(&ex), 5.0);
+    home.write_config(&CONFIG.replacen("promise: 1s", "promise: 800ms", 1));
+    {
+        let _faults = ex.inject(&["-e", "inject=rename,renameat,renameat2:error=EIO"]);
+        let r = ex.reload();
+        assert_eq!(r.status, 503, "{}", r.body);
+        assert!(
+            r.body.contains("previous config keeps running"),
+            "{}",
+            r.body
+        );
+        assert_eq!(
+            ex.metrics()
+                .value("amaze_config_last_reload_successful", &[]),
+            Some(0.0)
+        );
+        assert_eq!(promise(&ex), Some(1.0), "nothing changed");
+    }
+    let r = ex.reload();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(promise(&ex), Some(0.8));
+    assert_eq!(within(&ex), 5.0, "recorded deliveries keep their verdict");
+    let again = crash_and_compare(&home, ex);
+    assert_eq!(within(&again), 5.0);
+}

@@ -244,3 +244,38 @@ fn unknown_users_take_as_long_as_wrong_passwords() {
         "unknown user {unknown:?}, known user with a wrong password {known:?}"
     );
 }
+
+/// Found by review: TLS offered `h2` over ALPN but serves HTTP/1.1, so a
+/// client that prefers HTTP/2 (curl, browsers) was reset. A client offering
+/// both now agrees on HTTP/1.1 and gets its answer.
+#[test]
+fn a_client_that_prefers_http2_is_answered_over_http1() {
+    use rustls::pki_types::pem::PemObject;
+    use std::io::{Read, Write};
+    let pki = Pki::new();
+    let flag =
+        pki.web_config("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n");
+    let home = Home::new("version: 1\nslas:\n  - name: api\n    promise: 1s\n    objective: 99%\n");
+    let ex = home.start(&[&flag]);
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_slice_iter(pki.ca.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let tcp = std::net::TcpStream::connect(ex.base.trim_start_matches("http://")).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    tls.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    let _ = tls.read_to_string(&mut answer);
+    assert_eq!(tls.conn.alpn_protocol(), Some(&b"http/1.1"[..]));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
