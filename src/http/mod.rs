@@ -70,7 +70,16 @@ pub fn router(state: AppState, telemetry_path: &str, read_timeout: std::time::Du
             "/",
             get(move |state| read::landing(state, landing_metrics.clone())),
         )
-        .route(telemetry_path, get(read::metrics))
+        // Scrapers ask for gzip (Prometheus does): exposition text is so
+        // repetitive that the fastest level shrinks it about 20-fold.
+        .route(
+            telemetry_path,
+            get(read::metrics).layer(
+                tower_http::compression::CompressionLayer::new()
+                    .gzip(true)
+                    .quality(tower_http::CompressionLevel::Fastest),
+            ),
+        )
         .route("/-/healthy", get(|| async { "Healthy\n" }))
         .route("/-/ready", get(read::ready))
         .route("/-/reload", post(read::reload).put(read::reload))

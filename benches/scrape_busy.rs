@@ -1,0 +1,215 @@
+//! `/metrics` with every window of every label set busy.
+//!
+//! `cargo bench --bench scrape_busy [-- LABEL_SETS...]` (default 1000 and
+//! 10000). State per label set: a delivery every 10 minutes over 29 days and
+//! every 15 s over the last 6 hours, so every slot of every window ring holds
+//! deliveries (built through the library's storage, restored from its
+//! snapshot). The release binary serves it; each figure is the median of 7
+//! scrapes after one warm-up, plain and with `Accept-Encoding: gzip`.
+//!
+//! Floor, same run: the very bytes of the plain scrape served as a static
+//! body by axum and hyper, the stack the exporter serves with, so what is
+//! left above it is computing and encoding the figures.
+
+#[path = "support/exporter.rs"]
+mod exporter;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use exporter::Exporter;
+
+use amaze_exporter::clock::{Clock, SystemClock};
+use amaze_exporter::config::Config;
+use amaze_exporter::delivery::{Input, Timing};
+use amaze_exporter::exposition::SelfMetrics;
+use amaze_exporter::persist::{Batch, Options, Pending, Storage};
+use amaze_exporter::sla::{Catalog, LiveCatalog};
+
+const MINUTE: i64 = 60_000;
+const DAY: i64 = 1440 * MINUTE;
+const SCRAPES: usize = 7;
+
+fn config(label_sets: usize) -> String {
+    format!(
+        "version: 1
+slas:
+  - name: api
+    promise: 300ms
+    objective: 99%
+    target_margin: 50%
+    window: 30d
+    labels: [route]
+    max_series: {}
+    durability: none
+",
+        label_sets + 10
+    )
+}
+
+fn times(now: i64) -> impl Iterator<Item = i64> {
+    let sparse = (1..29 * 144).map(move |k| now - 29 * DAY + MINUTE + k * 10 * MINUTE);
+    let dense = (0..6 * 240).map(move |k| now - 6 * 60 * MINUTE + k * 15_000);
+    sparse.chain(dense).filter(move |t| *t <= now)
+}
+
+fn build(dir: &Path, catalog: Arc<Catalog>, label_sets: usize) -> u64 {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let metrics = SelfMetrics::new().expect("metrics");
+    let now = SystemClock.now();
+    let options = Options {
+        path: dir.to_owned(),
+        snapshot_interval: Duration::from_secs(3600),
+        snapshot_log_bytes: u64::MAX,
+    };
+    let (storage, _) = Storage::open(
+        &options,
+        LiveCatalog::new(catalog.clone()),
+        Arc::new(SystemClock),
+        metrics.storage,
+    )
+    .expect("open storage");
+    let mut total = 0;
+    runtime.block_on(async {
+        let mut batch = Vec::new();
+        for l in 0..label_sets {
+            let route = format!("/route/{l}");
+            for (k, at) in times(now).enumerate() {
+                let u = ((k * 7919 + l * 104_729) % 10_000) as f64 / 10_000.0;
+                let input = Input {
+                    sla: "api",
+                    labels: &[("route", &route)],
+                    timing: Timing::Took {
+                        took: Duration::from_secs_f64(0.3 * 0.05 * 40f64.powf(u * u)),
+                        at: Some(at),
+                    },
+                    id: None,
+                };
+                batch.push(catalog.admit(&input, now).expect("admissible"));
+                if batch.len() == 50_000 {
+                    total += batch.len() as u64;
+                    let b = Batch::deliveries(std::mem::take(&mut batch));
+                    let pending = Pending::new(catalog.clone(), b, now);
+                    storage.journal().commit(pending).await.expect("commit");
+                }
+            }
+        }
+        total += batch.len() as u64;
+        let pending = Pending::new(catalog.clone(), Batch::deliveries(batch), now);
+        storage.journal().commit(pending).await.expect("commit");
+        storage.close().await;
+    });
+    total
+}
+
+/// Median time and the body's size of `SCRAPES` GETs of `url`.
+fn scrape(agent: &ureq::Agent, url: &str, gzip: bool) -> (Duration, usize, Vec<u8>) {
+    let get = || {
+        let mut request = agent.get(url);
+        if gzip {
+            request = request.header("accept-encoding", "gzip");
+        }
+        let started = Instant::now();
+        let mut r = request.call().expect("scrape");
+        let body = r
+            .body_mut()
+            .with_config()
+            .limit(1 << 32)
+            .read_to_vec()
+            .expect("body");
+        (started.elapsed(), body)
+    };
+    let _ = get();
+    let mut runs: Vec<(Duration, Vec<u8>)> = (0..SCRAPES).map(|_| get()).collect();
+    runs.sort_by_key(|r| r.0);
+    let (took, body) = runs.swap_remove(SCRAPES / 2);
+    (took, body.len(), body)
+}
+
+/// The same bytes as a static body, served by axum on hyper.
+fn floor(body: Vec<u8>) -> (String, tokio::runtime::Runtime) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let body = axum::body::Bytes::from(body);
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let body = body.clone();
+            async move { body }
+        }),
+    );
+    runtime.spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}/metrics"), runtime)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![1_000, 10_000]
+    } else {
+        sizes
+    };
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    for label_sets in sizes {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config_path = dir.path().join("amaze.yaml");
+        std::fs::write(&config_path, config(label_sets)).expect("write config");
+        let catalog = Arc::new(
+            Config::parse(&config(label_sets))
+                .expect("config")
+                .catalog(),
+        );
+        let data = dir.path().join("data");
+        let built = Instant::now();
+        let deliveries = build(&data, catalog, label_sets);
+        let ex = Exporter::start(&config_path, &data);
+        let url = format!("{}/metrics", ex.base);
+        let (plain, bytes, body) = scrape(&agent, &url, false);
+        let (zipped, zipped_bytes, _) = scrape(&agent, &url, true);
+        let samples = String::from_utf8_lossy(&body)
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .count();
+        let (floor_url, _server) = floor(body);
+        let (floor_took, _, _) = scrape(&agent, &floor_url, false);
+        let memory = String::from_utf8_lossy(&scrape(&agent, &url, false).2)
+            .lines()
+            .find_map(|l| l.strip_prefix("amaze_window_memory_bytes ")?.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        println!(
+            "{label_sets} label sets ({deliveries} deliveries, built in {:.0} s): {samples} samples, {:.1} MB ({:.0} per label set)",
+            built.elapsed().as_secs_f64(),
+            bytes as f64 / 1e6,
+            samples as f64 / label_sets as f64,
+        );
+        println!(
+            "  scrape {:.0} ms plain, {:.0} ms gzip ({:.2} MB); floor (same bytes, static) {:.0} ms; window memory {:.0} KiB per label set",
+            ms(plain),
+            ms(zipped),
+            zipped_bytes as f64 / 1e6,
+            ms(floor_took),
+            memory / 1024.0 / label_sets as f64,
+        );
+        ex.kill();
+    }
+}
