@@ -194,7 +194,11 @@ fn main() {
         let (floor_took, _, _) = scrape(&agent, &floor_url, false);
         let memory = String::from_utf8_lossy(&scrape(&agent, &url, false).2)
             .lines()
-            .find_map(|l| l.strip_prefix("amaze_window_memory_bytes ")?.parse::<f64>().ok())
+            .find_map(|l| {
+                l.strip_prefix("amaze_window_memory_bytes ")?
+                    .parse::<f64>()
+                    .ok()
+            })
             .unwrap_or(0.0);
         println!(
             "{label_sets} label sets ({deliveries} deliveries, built in {:.0} s): {samples} samples, {:.1} MB ({:.0} per label set)",

@@ -278,3 +278,48 @@ sources:
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// Issue 16 (in part): a scraper that asks for gzip gets it; what it
+/// decompresses is the plain exposition.
+#[test]
+fn metrics_are_gzipped_when_the_scraper_asks() {
+    use std::io::Read;
+    let ex = crate::server::Exporter::start(
+        "version: 1\nslas:\n  - name: api\n    promise: 300ms\n    objective: 99%\n    min_deliveries: 1\n",
+    );
+    assert_eq!(ex.push(r#"{"sla":"api","duration":"100ms"}"#).status, 200);
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let mut r = agent
+        .get(format!("{}/metrics", ex.base))
+        .header("accept-encoding", "gzip")
+        .call()
+        .unwrap();
+    assert_eq!(
+        r.headers()
+            .get("content-encoding")
+            .and_then(|v| v.to_str().ok()),
+        Some("gzip")
+    );
+    let zipped = r.body_mut().read_to_vec().unwrap();
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(zipped.as_slice())
+        .read_to_string(&mut text)
+        .unwrap();
+    let plain = ex.metrics().0;
+    assert!(
+        zipped.len() * 3 < plain.len(),
+        "{} of {}",
+        zipped.len(),
+        plain.len()
+    );
+    let figure = |t: &str| {
+        t.lines()
+            .find(|l| l.starts_with("amaze_deliveries_total{sla=\"api\",result=\"within\""))
+            .map(str::to_owned)
+    };
+    assert_eq!(figure(&text), figure(&plain));
+    assert!(figure(&text).is_some_and(|l| l.ends_with(" 1")), "{text}");
+}
