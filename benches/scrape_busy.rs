@@ -31,7 +31,11 @@ const MINUTE: i64 = 60_000;
 const DAY: i64 = 1440 * MINUTE;
 const SCRAPES: usize = 7;
 
+/// `AMAZE_SERIES_WINDOWS=1h,30d` exports only those windows per label set.
 fn config(label_sets: usize) -> String {
+    let chosen = std::env::var("AMAZE_SERIES_WINDOWS")
+        .map(|w| format!("    series_windows: [{w}]\n"))
+        .unwrap_or_default();
     format!(
         "version: 1
 slas:
@@ -43,7 +47,7 @@ slas:
     labels: [route]
     max_series: {}
     durability: none
-",
+{chosen}",
         label_sets + 10
     )
 }

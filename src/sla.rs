@@ -43,6 +43,9 @@ pub struct Sla {
     /// Report compliance per calendar month (in the calendar's zone, else
     /// UTC) besides the rolling windows.
     pub calendar_month: bool,
+    /// Labels of the windows exported per label set (`scope="series"`);
+    /// `None` for every window. The SLA-wide series keeps every window.
+    pub series_windows: Option<Vec<String>>,
 }
 
 /// When a push of this SLA's deliveries is acknowledged (DESIGN.md §5).
@@ -136,6 +139,7 @@ mod tests {
             forecast_horizon: Duration::from_secs(86400),
             calendar: None,
             calendar_month: false,
+            series_windows: None,
         }
     }
 

@@ -163,6 +163,7 @@ pub struct RawSla {
     pub durability: Option<Text>,
     pub forecast_horizon: Option<Text>,
     pub calendar: Option<Text>,
+    pub series_windows: Option<Vec<Text>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -260,6 +261,7 @@ pub const KEYS: &[&str] = &[
     "promise",
     "regex",
     "rotate_wait",
+    "series_windows",
     "server_name",
     "sla",
     "sla_field",

@@ -112,7 +112,12 @@ pub fn collect(catalog: &Catalog, reports: &[SlaReport], out: &mut Families) {
         for s in &report.series {
             let labels = series_labels(sla, &base, &s.key);
             let scoped = with(&labels, &[("scope", "series")]);
-            figures(report, &scoped, s.promise, &s.figures, out);
+            let chosen = |w: &WindowSpec| {
+                sla.series_windows
+                    .as_ref()
+                    .is_none_or(|ws| ws.contains(&w.label))
+            };
+            figures_of(report, chosen, &scoped, s.promise, &s.figures, out);
             counters(&labels, s.promise, &s.counters, out);
         }
         if let Some((promise, c)) = &report.single_counters {
@@ -209,8 +214,22 @@ fn figures(
     figures: &[Figures],
     out: &mut Families,
 ) {
+    figures_of(report, |_| true, scope, promise, figures, out);
+}
+
+/// [`figures`] of the windows `chosen` keeps.
+fn figures_of(
+    report: &SlaReport,
+    chosen: impl Fn(&WindowSpec) -> bool,
+    scope: &Labels,
+    promise: Option<Duration>,
+    figures: &[Figures],
+    out: &mut Families,
+) {
     for (i, (window, f)) in report.windows.iter().zip(figures).enumerate() {
-        window_figures(window, i == report.compliance, scope, promise, f, out);
+        if chosen(window) {
+            window_figures(window, i == report.compliance, scope, promise, f, out);
+        }
     }
 }
 

@@ -323,3 +323,47 @@ fn metrics_are_gzipped_when_the_scraper_asks() {
     assert_eq!(figure(&text), figure(&plain));
     assert!(figure(&text).is_some_and(|l| l.ends_with(" 1")), "{text}");
 }
+
+/// Issue 16 (in part): an SLA chooses the windows exported per label set;
+/// the SLA-wide series keeps every window, and a window the SLA does not
+/// have is a config problem naming the ones it has.
+#[test]
+fn series_windows_choose_what_each_label_set_exports() {
+    let ex = crate::server::Exporter::start(
+        "version: 1\nslas:\n  - name: api\n    promise: 300ms\n    objective: 99%\n    min_deliveries: 1\n    labels: [route]\n    series_windows: [1h, 30d]\n",
+    );
+    assert_eq!(
+        ex.push(r#"{"sla":"api","labels":{"route":"/a"},"duration":"100ms"}"#)
+            .status,
+        200
+    );
+    let m = ex.metrics();
+    let windows = |scope: &str| {
+        let mut w: Vec<String> =
+            m.0.lines()
+                .filter(|l| l.starts_with("amaze_window_deliveries{"))
+                .filter(|l| l.contains(&format!("scope=\"{scope}\"")))
+                .filter_map(|l| {
+                    l.split("window=\"")
+                        .nth(1)?
+                        .split('"')
+                        .next()
+                        .map(str::to_owned)
+                })
+                .collect();
+        w.sort();
+        w
+    };
+    assert_eq!(windows("series"), ["1h", "30d"]);
+    assert_eq!(windows("sla").len(), 7, "{:?}", windows("sla"));
+
+    let err = amaze_exporter::config::Config::parse(
+        "version: 1\nslas:\n  - name: api\n    promise: 1s\n    objective: 99%\n    series_windows: [1h, 2h]\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("slas[0].series_windows[1] (line 6): `2h` is not a window of this SLA: 5m, 30m, 1h, 6h, 1d, 3d, 30d"),
+        "{err}"
+    );
+}
