@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use amaze_exporter::app::{self, AppError};
-use amaze_exporter::cli::{Cli, Command};
+use amaze_exporter::cli::{Cli, Command, LogFormat};
 use amaze_exporter::config::Config;
 use amaze_exporter::demo::{self, DemoArgs, DemoError};
 use clap::Parser;
@@ -71,14 +71,20 @@ fn main() -> ExitCode {
         };
     }
     amaze_exporter::logging::init(&cli.run);
+    let json = cli.run.log_format == LogFormat::Json;
     match serve(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // Printed once: a config's problems as plain lines for the
-            // operator, anything else as a log line like the rest.
+            // operator (one JSON log line when logs are JSON, for the log
+            // pipeline), anything else as a log line like the rest.
             match e.downcast_ref::<AppError>() {
                 Some(AppError::Config(_) | AppError::WebConfig(_)) => {
-                    eprintln!("amaze-exporter: {e}");
+                    if json {
+                        tracing::error!("{e}");
+                    } else {
+                        eprintln!("amaze-exporter: {e}");
+                    }
                     ExitCode::from(2)
                 }
                 _ => {

@@ -134,6 +134,8 @@ const LISTED_ERRORS: usize = 100;
 /// Bytes of any one message or field kept in an answer: a value echoed back
 /// (a 10 MB SLA name) is cut here.
 const ECHOED_BYTES: usize = 256;
+/// Bytes of a value quoted inside a message.
+const ECHOED_VALUE_BYTES: usize = 64;
 
 /// The body of every refused write: what went wrong, and each item's error.
 #[derive(Debug, Serialize)]
@@ -181,19 +183,39 @@ pub fn reject(status: StatusCode, error: String, mut errors: Vec<ItemError>) -> 
         .into_response()
 }
 
-/// Cuts `text` to [`ECHOED_BYTES`] on a character boundary, saying how long
-/// it was.
+/// Cuts `text` to [`ECHOED_BYTES`]: first each value it echoes between
+/// backticks to [`ECHOED_VALUE_BYTES`], so the words around it (why it was
+/// refused) stay; then the whole, on a character boundary. Each cut says
+/// how long the text was.
 fn shorten(text: &mut String) {
     if text.len() <= ECHOED_BYTES {
         return;
     }
-    let mut cut = ECHOED_BYTES;
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
+    let mut out = String::with_capacity(ECHOED_BYTES * 2);
+    for (i, part) in text.split('`').enumerate() {
+        if i > 0 {
+            out.push('`');
+        }
+        // Odd parts are between backticks.
+        if i % 2 == 1 && part.len() > ECHOED_VALUE_BYTES {
+            out.push_str(&cut(part, ECHOED_VALUE_BYTES));
+        } else {
+            out.push_str(part);
+        }
     }
-    let total = text.len();
-    text.truncate(cut);
-    text.push_str(&format!("… ({total} bytes)"));
+    if out.len() > ECHOED_BYTES {
+        out = cut(&out, ECHOED_BYTES);
+    }
+    *text = out;
+}
+
+/// `text`'s first `max` bytes (on a character boundary) and its length.
+fn cut(text: &str, max: usize) -> String {
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..end], text.len())
 }
 
 /// The answer to a refused write; `what` names its items ("delivery line",
@@ -256,4 +278,34 @@ pub fn body_rejected(ingest: &SourceContext, source: Source, e: &BytesRejection)
     };
     ingest.refuse(source, Reason::Malformed, 1);
     reject(status, reason, Vec::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_echoes_are_cut_and_the_reason_kept() {
+        let mut t = format!(
+            "`{}` is not a duration: write e.g. `300ms`",
+            "9".repeat(5_000_000)
+        );
+        shorten(&mut t);
+        assert_eq!(
+            t,
+            format!(
+                "`{}… (5000000 bytes)` is not a duration: write e.g. `300ms`",
+                "9".repeat(64)
+            )
+        );
+        let mut short = "`fast` is not a duration".to_owned();
+        shorten(&mut short);
+        assert_eq!(short, "`fast` is not a duration");
+        let mut plain = "é".repeat(200);
+        shorten(&mut plain);
+        assert!(
+            plain.len() < 300 && plain.ends_with("(400 bytes)"),
+            "{plain}"
+        );
+    }
 }

@@ -136,6 +136,32 @@ fn startup_errors_print_once_and_host_names_listen() {
     assert_eq!(ex.get("/-/healthy").status, 200);
 }
 
+/// Found by review: with JSON logs, a config that stops the start is one
+/// JSON line too (exit 2), so a log pipeline reads it.
+#[test]
+fn a_bad_config_is_one_json_line_when_logs_are_json() {
+    let home = Home::new("version: 1\nslas:\n  - name: a\n    promis: 1s\n");
+    let out = exporter(&[
+        &format!("--config.file={}", home.config().display()),
+        &format!("--storage.path={}", home.data().display()),
+        "--web.listen-address=127.0.0.1:0",
+        "--log.format=json",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(v["level"], "error");
+    assert!(
+        v["msg"]
+            .as_str()
+            .unwrap()
+            .contains("slas[0].promis (line 4): unknown key `promis`"),
+        "{v}"
+    );
+}
+
 /// Input 9: logfmt and JSON lines start `ts`, `level`, `msg`, values
 /// quoted only as logfmt needs.
 #[test]
