@@ -437,7 +437,7 @@ pub fn tool_available(tool: &str) -> bool {
             std::env::var("AMAZE_REQUIRE_TOOLS").as_deref() != Ok("1"),
             "{tool} is required (AMAZE_REQUIRE_TOOLS=1) but not installed"
         );
-        eprintln!("skipping: {tool} is not installed (apt-get install prometheus)");
+        eprintln!("skipping: {tool} is not installed (.ci/run installs it)");
     }
     found
 }

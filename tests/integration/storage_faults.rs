@@ -3,10 +3,9 @@
 //! restart: every acknowledged delivery is counted exactly once, and the
 //! live figures are the ones a restart rebuilds.
 
-use std::process::Command;
 use std::time::Duration;
 
-use crate::server::{Exporter, Home};
+use crate::server::{Exporter, Home, tool_available};
 
 const CONFIG: &str = r#"
 version: 1
@@ -22,23 +21,6 @@ slas:
     min_deliveries: 1
     durability: async
 "#;
-
-/// Whether strace can run here; a skip is printed, or a failure when
-/// AMAZE_REQUIRE_TOOLS=1.
-fn strace() -> bool {
-    let ok = Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("AMAZE_REQUIRE_TOOLS").as_deref() != Ok("1"),
-            "strace is required (AMAZE_REQUIRE_TOOLS=1)"
-        );
-        eprintln!("skipping: strace is not installed");
-    }
-    ok
-}
 
 fn push(ex: &Exporter, sla: &str, ms: u32) -> (u16, String) {
     let r = ex.push(&format!("{{\"sla\":\"{sla}\",\"duration\":\"{ms}ms\"}}\n"));
@@ -74,7 +56,7 @@ fn crash_and_compare(home: &Home, ex: Exporter) -> Exporter {
 /// are written again to a new segment and synced there.
 #[test]
 fn a_failed_fdatasync_loses_no_acknowledged_delivery() {
-    if !strace() {
+    if !tool_available("strace") {
         return;
     }
     let home = Home::new(CONFIG);
@@ -108,7 +90,7 @@ fn a_failed_fdatasync_loses_no_acknowledged_delivery() {
 /// waits in memory, and all is written once the disk takes it.
 #[test]
 fn a_disk_that_keeps_failing_refuses_new_writes_and_keeps_acknowledged_ones() {
-    if !strace() {
+    if !tool_available("strace") {
         return;
     }
     let home = Home::new(CONFIG);
@@ -158,7 +140,7 @@ fn a_disk_that_keeps_failing_refuses_new_writes_and_keeps_acknowledged_ones() {
 /// the log in place: nothing acknowledged is lost.
 #[test]
 fn failed_snapshot_fsync_and_rename_lose_nothing() {
-    if !strace() {
+    if !tool_available("strace") {
         return;
     }
     for fault in [
@@ -205,7 +187,7 @@ fn failed_snapshot_fsync_and_rename_lose_nothing() {
 /// survives a crash with every figure as it was live.
 #[test]
 fn a_reload_is_applied_only_once_the_state_before_it_is_snapshotted() {
-    if !strace() {
+    if !tool_available("strace") {
         return;
     }
     let home = Home::new(CONFIG);

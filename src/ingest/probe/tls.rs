@@ -70,30 +70,29 @@ impl ProbeTls {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()?;
-        let builder = if self.insecure_skip_verify {
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(TrustAnything(provider)))
-        } else {
-            match &self.ca {
-                Some(certs) => {
-                    let mut roots = RootCertStore::empty();
-                    for c in certs {
-                        roots.add(c.clone())?;
-                    }
-                    let webpki =
-                        WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-                            .build()
-                            .map_err(|e| rustls::Error::General(e.to_string()))?;
-                    builder
-                        .dangerous()
-                        .with_custom_certificate_verifier(Arc::new(CaFile {
-                            webpki,
-                            pinned: certs.clone(),
-                        }))
-                }
-                None => builder.with_root_certificates(system_roots()),
+        let trust = if self.insecure_skip_verify {
+            Some(Trust::Anything)
+        } else if let Some(certs) = &self.ca {
+            let mut roots = RootCertStore::empty();
+            for c in certs {
+                roots.add(c.clone())?;
             }
+            let webpki =
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                    .build()
+                    .map_err(|e| rustls::Error::General(e.to_string()))?;
+            Some(Trust::CaFile {
+                webpki,
+                pinned: certs.clone(),
+            })
+        } else {
+            None
+        };
+        let builder = match trust {
+            Some(trust) => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(Verifier { provider, trust })),
+            None => builder.with_root_certificates(system_roots()),
         };
         let mut config = match &self.client {
             Some((chain, key)) => builder.with_client_auth_cert(chain.clone(), key.clone_key())?,
@@ -123,15 +122,55 @@ pub fn earliest_expiry(chain: &[CertificateDer<'_>]) -> Option<i64> {
         .min()
 }
 
-/// `ca_file`: a chain to one of its certificates, as WebPKI verifies it, or
-/// one of its certificates itself, for the name asked for and valid now.
+/// The verifier of a probe that does not use the system's roots as they
+/// are: the handshake's signatures are checked with the provider's
+/// algorithms either way, so the connection is a real TLS one.
 #[derive(Debug)]
-struct CaFile {
-    webpki: Arc<WebPkiServerVerifier>,
-    pinned: Vec<CertificateDer<'static>>,
+struct Verifier {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    trust: Trust,
 }
 
-impl ServerCertVerifier for CaFile {
+/// Which server certificates a [`Verifier`] accepts.
+#[derive(Debug)]
+enum Trust {
+    /// `insecure_skip_verify`: any.
+    Anything,
+    /// `ca_file`: a chain to one of its certificates, as WebPKI verifies it,
+    /// or one of its certificates itself, for the name asked for and valid
+    /// now.
+    CaFile {
+        webpki: Arc<WebPkiServerVerifier>,
+        pinned: Vec<CertificateDer<'static>>,
+    },
+}
+
+/// Whether `end_entity`, a certificate trusted as such, is for
+/// `server_name` and valid at `now`.
+fn pinned_valid(
+    end_entity: &CertificateDer<'_>,
+    server_name: &ServerName<'_>,
+    now: UnixTime,
+) -> Result<ServerCertVerified, rustls::Error> {
+    verify_server_name(&ParsedCertificate::try_from(end_entity)?, server_name)?;
+    let (_, cert) = x509_parser::parse_x509_certificate(end_entity)
+        .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding))?;
+    let at = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+    let validity = cert.validity();
+    if at < validity.not_before.timestamp() {
+        return Err(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::NotValidYet,
+        ));
+    }
+    if at > validity.not_after.timestamp() {
+        return Err(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::Expired,
+        ));
+    }
+    Ok(ServerCertVerified::assertion())
+}
+
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -140,80 +179,17 @@ impl ServerCertVerifier for CaFile {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let refused = match self.webpki.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
-            Ok(verified) => return Ok(verified),
-            Err(e) => e,
+        let Trust::CaFile { webpki, pinned } = &self.trust else {
+            return Ok(ServerCertVerified::assertion());
         };
-        if !self
-            .pinned
-            .iter()
-            .any(|c| c.as_ref() == end_entity.as_ref())
+        match webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
         {
-            return Err(refused);
+            Ok(verified) => Ok(verified),
+            Err(_) if pinned.iter().any(|c| c.as_ref() == end_entity.as_ref()) => {
+                pinned_valid(end_entity, server_name, now)
+            }
+            Err(refused) => Err(refused),
         }
-        verify_server_name(&ParsedCertificate::try_from(end_entity)?, server_name)?;
-        let (_, cert) = x509_parser::parse_x509_certificate(end_entity).map_err(|_| {
-            rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)
-        })?;
-        let at = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
-        let validity = cert.validity();
-        if at < validity.not_before.timestamp() {
-            return Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::NotValidYet,
-            ));
-        }
-        if at > validity.not_after.timestamp() {
-            return Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::Expired,
-            ));
-        }
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.webpki.supported_verify_schemes()
-    }
-}
-
-/// `insecure_skip_verify`: any certificate is accepted, but the handshake's
-/// signatures are still checked, so the connection is a real TLS one.
-#[derive(Debug)]
-struct TrustAnything(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for TrustAnything {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
@@ -226,7 +202,7 @@ impl ServerCertVerifier for TrustAnything {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
@@ -240,11 +216,13 @@ impl ServerCertVerifier for TrustAnything {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
