@@ -9,6 +9,8 @@
 
 #[path = "support/exporter.rs"]
 mod exporter;
+#[path = "support/state.rs"]
+mod state;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -16,17 +18,10 @@ use std::time::{Duration, Instant};
 
 use exporter::Exporter;
 
-use amaze_exporter::clock::{Clock, SystemClock};
 use amaze_exporter::config::Config;
-use amaze_exporter::delivery::{Input, Timing};
-use amaze_exporter::exposition::SelfMetrics;
-use amaze_exporter::persist::{Batch, Options, Pending, Storage};
-use amaze_exporter::sla::{Catalog, LiveCatalog};
 
 const SLAS: usize = 100;
 const LABEL_SETS: usize = 10;
-const MINUTE: i64 = 60_000;
-const DAY: i64 = 1440 * MINUTE;
 
 fn config() -> String {
     let mut c = String::from("version: 1\nslas:\n");
@@ -37,70 +32,6 @@ fn config() -> String {
         ));
     }
     c
-}
-
-/// Completion times for one series: every 10 minutes over 30 days, and
-/// every 15 seconds over the last 6 hours, so every slot of every ring holds data.
-fn times(now: i64) -> impl Iterator<Item = i64> {
-    let sparse = (1..30 * 144).map(move |k| now - 30 * DAY + MINUTE + k * 10 * MINUTE);
-    let dense = (0..6 * 240).map(move |k| now - 6 * 60 * MINUTE + k * 15_000);
-    sparse.chain(dense).filter(move |t| *t <= now)
-}
-
-fn build(dir: &Path, catalog: Arc<Catalog>) -> u64 {
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let metrics = SelfMetrics::new().expect("metrics");
-    let clock = SystemClock;
-    let now = clock.now();
-    let options = Options {
-        path: dir.to_owned(),
-        snapshot_interval: Duration::from_secs(3600),
-        snapshot_log_bytes: u64::MAX,
-    };
-    let (storage, _) = Storage::open(
-        &options,
-        LiveCatalog::new(catalog.clone()),
-        Arc::new(SystemClock),
-        metrics.storage,
-    )
-    .expect("open storage");
-    let mut total = 0;
-    runtime.block_on(async {
-        for s in 0..SLAS {
-            let name = format!("sla_{s}");
-            let promise = (100 + s * 10) as f64 / 1000.0;
-            let mut batch = Vec::new();
-            for l in 0..LABEL_SETS {
-                let route = format!("/route/{l}");
-                for (k, at) in times(now).enumerate() {
-                    // Spread over 0.05..2 x the promise, skewed fast.
-                    let u = ((k * 7919 + l * 104_729) % 10_000) as f64 / 10_000.0;
-                    let seconds = promise * 0.05 * 40f64.powf(u * u);
-                    let input = Input {
-                        sla: &name,
-                        labels: &[("route", &route)],
-                        timing: Timing::Took {
-                            took: std::time::Duration::from_secs_f64(seconds),
-                            at: Some(at),
-                        },
-                        id: None,
-                    };
-                    batch.push(catalog.admit(&input, now).expect("admissible"));
-                    if batch.len() == 10_000 {
-                        total += batch.len() as u64;
-                        let batch = Batch::deliveries(std::mem::take(&mut batch));
-                        let pending = Pending::new(catalog.clone(), batch, now);
-                        storage.journal().commit(pending).await.expect("commit");
-                    }
-                }
-            }
-            total += batch.len() as u64;
-            let pending = Pending::new(catalog.clone(), Batch::deliveries(batch), now);
-            storage.journal().commit(pending).await.expect("commit");
-        }
-        storage.close().await;
-    });
-    total
 }
 
 /// Spawns the binary, returns (spawn-to-listening, the restore time it logged).
@@ -163,7 +94,15 @@ fn main() {
     let empty = dir.path().join("empty");
 
     let built = Instant::now();
-    let deliveries = build(&data, catalog);
+    let slas: Vec<_> = (0..SLAS)
+        .map(|s| {
+            (
+                format!("sla_{s}"),
+                Duration::from_millis(100 + s as u64 * 10),
+            )
+        })
+        .collect();
+    let deliveries = state::build(&data, catalog, &slas, LABEL_SETS, 30);
     println!(
         "restart: {SLAS} SLAs x {LABEL_SETS} label sets, {deliveries} deliveries over 30 days, built in {:.1} s; snapshot {:.1} MB, log {:.1} MB",
         built.elapsed().as_secs_f64(),

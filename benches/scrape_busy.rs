@@ -13,22 +13,16 @@
 
 #[path = "support/exporter.rs"]
 mod exporter;
+#[path = "support/state.rs"]
+mod state;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use exporter::Exporter;
 
-use amaze_exporter::clock::{Clock, SystemClock};
 use amaze_exporter::config::Config;
-use amaze_exporter::delivery::{Input, Timing};
-use amaze_exporter::exposition::SelfMetrics;
-use amaze_exporter::persist::{Batch, Options, Pending, Storage};
-use amaze_exporter::sla::{Catalog, LiveCatalog};
 
-const MINUTE: i64 = 60_000;
-const DAY: i64 = 1440 * MINUTE;
 const SCRAPES: usize = 7;
 
 /// `AMAZE_SERIES_WINDOWS=1h,30d` exports only those windows per label set.
@@ -50,61 +44,6 @@ slas:
 {chosen}",
         label_sets + 10
     )
-}
-
-fn times(now: i64) -> impl Iterator<Item = i64> {
-    let sparse = (1..29 * 144).map(move |k| now - 29 * DAY + MINUTE + k * 10 * MINUTE);
-    let dense = (0..6 * 240).map(move |k| now - 6 * 60 * MINUTE + k * 15_000);
-    sparse.chain(dense).filter(move |t| *t <= now)
-}
-
-fn build(dir: &Path, catalog: Arc<Catalog>, label_sets: usize) -> u64 {
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let metrics = SelfMetrics::new().expect("metrics");
-    let now = SystemClock.now();
-    let options = Options {
-        path: dir.to_owned(),
-        snapshot_interval: Duration::from_secs(3600),
-        snapshot_log_bytes: u64::MAX,
-    };
-    let (storage, _) = Storage::open(
-        &options,
-        LiveCatalog::new(catalog.clone()),
-        Arc::new(SystemClock),
-        metrics.storage,
-    )
-    .expect("open storage");
-    let mut total = 0;
-    runtime.block_on(async {
-        let mut batch = Vec::new();
-        for l in 0..label_sets {
-            let route = format!("/route/{l}");
-            for (k, at) in times(now).enumerate() {
-                let u = ((k * 7919 + l * 104_729) % 10_000) as f64 / 10_000.0;
-                let input = Input {
-                    sla: "api",
-                    labels: &[("route", &route)],
-                    timing: Timing::Took {
-                        took: Duration::from_secs_f64(0.3 * 0.05 * 40f64.powf(u * u)),
-                        at: Some(at),
-                    },
-                    id: None,
-                };
-                batch.push(catalog.admit(&input, now).expect("admissible"));
-                if batch.len() == 50_000 {
-                    total += batch.len() as u64;
-                    let b = Batch::deliveries(std::mem::take(&mut batch));
-                    let pending = Pending::new(catalog.clone(), b, now);
-                    storage.journal().commit(pending).await.expect("commit");
-                }
-            }
-        }
-        total += batch.len() as u64;
-        let pending = Pending::new(catalog.clone(), Batch::deliveries(batch), now);
-        storage.journal().commit(pending).await.expect("commit");
-        storage.close().await;
-    });
-    total
 }
 
 /// Median time and the body's size of `SCRAPES` GETs of `url`.
@@ -185,7 +124,8 @@ fn main() {
         );
         let data = dir.path().join("data");
         let built = Instant::now();
-        let deliveries = build(&data, catalog, label_sets);
+        let api = [("api".to_owned(), Duration::from_millis(300))];
+        let deliveries = state::build(&data, catalog, &api, label_sets, 29);
         let ex = Exporter::start(&config_path, &data);
         let url = format!("{}/metrics", ex.base);
         let (plain, bytes, body) = scrape(&agent, &url, false);
