@@ -10,13 +10,12 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::{AppState, body_rejected, caller, framing_of, refused, reject};
+use super::{AppState, caller, framing_of, refused, reject};
 use crate::delivery::Kind;
 use crate::ingest::json::Framing;
 use crate::ingest::{Admitted, Batch, Source, events};
@@ -53,7 +52,9 @@ impl From<Result<Transition, EventError>> for Applied {
     }
 }
 
-type Body = Result<Bytes, BytesRejection>;
+/// The body, whole: the write guard ([`super::load_shed`]) received it
+/// within its limits or refused the request.
+type Body = Bytes;
 
 /// `POST /api/v1/deliveries/start`.
 pub async fn start(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
@@ -78,10 +79,6 @@ pub async fn finish(State(app): State<AppState>, headers: HeaderMap, body: Body)
 /// One event of `kind`: 200 with what it did, 404/409/429 when it does not
 /// follow, 400 when it is malformed.
 async fn one(app: AppState, headers: HeaderMap, kind: Kind, body: Body) -> Response {
-    let body = match body {
-        Ok(b) => b,
-        Err(e) => return body_rejected(&app.ingest, Source::Events, &e),
-    };
     match submit(&app, &headers, &body, Framing::Json, Some(kind)).await {
         Ok(mut outcomes) if outcomes.len() == 1 => match outcomes.remove(0).result {
             Applied::Done(t) => Json(t).into_response(),
@@ -104,10 +101,6 @@ async fn one(app: AppState, headers: HeaderMap, kind: Kind, body: Body) -> Respo
 /// are admitted or none (400), then each applies or is refused on its own,
 /// in order; 200 with every item's outcome.
 pub async fn many(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let body = match body {
-        Ok(b) => b,
-        Err(e) => return body_rejected(&app.ingest, Source::Events, &e),
-    };
     let framing = framing_of(&headers);
     match submit(&app, &headers, &body, framing, None).await {
         Ok(outcomes) => Json(serde_json::json!({ "results": outcomes })).into_response(),

@@ -19,8 +19,6 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
@@ -28,7 +26,7 @@ use serde::Serialize;
 
 use crate::auth::{Caller, Denied};
 use crate::ingest::json::{self, Framing, ItemError};
-use crate::ingest::{Reason, Refused, Source, SourceContext};
+use crate::ingest::{Refused, Source, SourceContext};
 use crate::reload::Reloader;
 use crate::sla::Catalog;
 use load_shed::Shedder;
@@ -58,7 +56,9 @@ pub fn router(state: AppState, telemetry_path: &str, read_timeout: std::time::Du
     // under the route's own source.
     let write = |route: MethodRouter<AppState>, source: Source| {
         route
-            .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+            // The guard below bounds the body and hands it on whole; axum's
+            // own default limit (2 MB) would refuse what the config allows.
+            .layer(axum::extract::DefaultBodyLimit::disable())
             .layer(axum::middleware::from_fn_with_state(
                 (shedder.clone(), source),
                 load_shed::shed,
@@ -263,21 +263,6 @@ pub fn unavailable(error: String) -> Response {
         .headers_mut()
         .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
     response
-}
-
-/// A body that could not be read (too large, cut short), counted under `source`.
-pub fn body_rejected(ingest: &SourceContext, source: Source, e: &BytesRejection) -> Response {
-    let status = e.status();
-    let reason = if status == StatusCode::PAYLOAD_TOO_LARGE {
-        format!(
-            "body is larger than limits.max_body_bytes ({} bytes)",
-            ingest.catalog().limits.max_body_bytes
-        )
-    } else {
-        e.body_text()
-    };
-    ingest.refuse(source, Reason::Malformed, 1);
-    reject(status, reason, Vec::new())
 }
 
 #[cfg(test)]

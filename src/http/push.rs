@@ -6,12 +6,11 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::{AppState, body_rejected, caller, framing_of, refused};
+use super::{AppState, caller, framing_of, refused};
 use crate::ingest::{Admitted, Batch, Refused, Source, push};
 use crate::sla::Catalog;
 
@@ -34,12 +33,9 @@ pub struct Accepted {
 pub async fn handle(
     State(app): State<AppState>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    // Whole: the write guard received it within its limits.
+    body: Bytes,
 ) -> Response {
-    let body = match body {
-        Ok(b) => b,
-        Err(e) => return body_rejected(&app.ingest, Source::Http, &e),
-    };
     let framing = framing_of(&headers);
     let admit = |catalog: Arc<Catalog>, now| {
         let (headers, body) = (&headers, body.clone());
