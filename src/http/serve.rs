@@ -248,9 +248,15 @@ struct Conn {
 }
 
 impl Conn {
-    fn read(&self) {
+    /// Marks it active now; returns now.
+    fn touch(&self) -> u64 {
         let now = self.epoch.now();
         self.active.store(now, Ordering::Relaxed);
+        now
+    }
+
+    fn read(&self) {
+        let now = self.touch();
         if self.busy.load(Ordering::Acquire) == 0 {
             let _ = self
                 .head_since
@@ -300,7 +306,7 @@ impl Handling {
 
 impl Drop for Handling {
     fn drop(&mut self) {
-        self.0.active.store(self.0.epoch.now(), Ordering::Relaxed);
+        self.0.touch();
         self.0.busy.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -466,8 +472,7 @@ impl AsyncWrite for Tracked {
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            let now = self.conn.epoch.now();
-            self.conn.active.store(now, Ordering::Relaxed);
+            self.conn.touch();
         }
         polled
     }
@@ -479,8 +484,7 @@ impl AsyncWrite for Tracked {
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            let now = self.conn.epoch.now();
-            self.conn.active.store(now, Ordering::Relaxed);
+            self.conn.touch();
         }
         polled
     }
