@@ -233,10 +233,12 @@ impl Follower {
         self.first_scan = false;
         let max_line = self.config.max_line_bytes;
         for i in 0..self.tracked.len() {
-            self.check_truncation(i, &mut out);
+            // One look at the size serves the truncation check, the read
+            // and the fingerprint.
+            let size = self.check_truncation(i, &mut out).unwrap_or(0);
             let t = &mut self.tracked[i];
             let before = t.offset + t.partial.len() as u64;
-            out.more |= read(t, &mut self.reader, max_line, &mut out);
+            out.more |= read(t, size, &mut self.reader, max_line, &mut out);
             let after = t.offset + t.partial.len() as u64;
             out.read += after - before;
             t.idle = if after > before {
@@ -245,9 +247,8 @@ impl Follower {
                 t.idle.saturating_add(1)
             };
             if t.print.len < PRINT_BYTES as u32
-                && let Ok(m) = t.file.metadata()
-                && m.len() > u64::from(t.print.len)
-                && let Some(p) = Print::of(&t.file, m.len())
+                && size > u64::from(t.print.len)
+                && let Some(p) = Print::of(&t.file, size)
             {
                 t.print = p;
             }
@@ -377,14 +378,12 @@ impl Follower {
 
     /// Reads again from 0 a file found truncated: shorter than its read
     /// position, or no longer starting with the bytes it started with.
-    fn check_truncation(&mut self, i: usize, out: &mut Polled) {
+    fn check_truncation(&mut self, i: usize, out: &mut Polled) -> Option<u64> {
         let t = &self.tracked[i];
-        let Ok(size) = t.file.metadata().map(|m| m.len()) else {
-            return;
-        };
+        let size = t.file.metadata().map(|m| m.len()).ok()?;
         let shorter = size < t.offset + t.partial.len() as u64;
         if !shorter && t.print.matches(&t.file, size) {
-            return;
+            return Some(size);
         }
         tracing::info!(path = %t.path.display(), "log file was truncated; reading it from the start");
         out.truncations += 1;
@@ -398,6 +397,7 @@ impl Follower {
         t.skipping = false;
         t.generation += 1;
         t.print = Print::of(&t.file, size).unwrap_or_default();
+        Some(size)
     }
 
     /// Reads the lines a copytruncate copied away before they were read:
@@ -435,8 +435,8 @@ impl Follower {
                 idle: 0,
                 generation: 0,
             };
-            let max_line = self.config.max_line_bytes;
-            while read(&mut copy, &mut self.reader, max_line, out) {}
+            let (max_line, size) = (self.config.max_line_bytes, m.len());
+            while read(&mut copy, size, &mut self.reader, max_line, out) {}
             // Followed like a rotated file, so a glob that matches the copy
             // does not read it again from the start.
             copy.committed = copy.offset;
@@ -610,13 +610,19 @@ fn decode(bytes: &[u8]) -> Result<HashMap<FileId, Saved>, postcard::Error> {
         .collect())
 }
 
-/// Reads what is new in `t` into `out`; true if more is waiting. A line
-/// longer than `max_line` is skipped to its newline and counted once.
-fn read(t: &mut Tracked, reader: &mut LineReader, max_line: usize, out: &mut Polled) -> bool {
+/// Reads what is new in `t`, of the `size` bytes it was seen to hold, into
+/// `out`; true if more is waiting. A line longer than `max_line` is skipped
+/// to its newline and counted once.
+fn read(
+    t: &mut Tracked,
+    size: u64,
+    reader: &mut LineReader,
+    max_line: usize,
+    out: &mut Polled,
+) -> bool {
     let from = t.offset + t.partial.len() as u64;
     // Only what the size says is there: a file whose size never grows
     // (`/proc/kmsg`) would block a read until the kernel logs something.
-    let size = t.file.metadata().map_or(0, |m| m.len());
     if size <= from || t.file.seek(SeekFrom::Start(from)).is_err() {
         return false;
     }
