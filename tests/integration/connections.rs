@@ -27,13 +27,9 @@ slas:
     )
 }
 
-fn addr(ex: &Exporter) -> String {
-    ex.base.trim_start_matches("http://").to_owned()
-}
-
 /// A request head (and what of the body follows it), then nothing more.
 fn half_sent(ex: &Exporter, head_and_body: &str) -> TcpStream {
-    let mut s = TcpStream::connect(addr(ex)).unwrap();
+    let mut s = TcpStream::connect(ex.addr()).unwrap();
     s.write_all(head_and_body.as_bytes()).unwrap();
     s.flush().unwrap();
     s
@@ -125,7 +121,7 @@ fn silent_half_sent_and_idle_connections_are_closed_at_their_deadlines() {
         Home::new("version: 1\nslas:\n  - name: api\n    promise: 300ms\n    objective: 99%\n");
     let ex = home.start(&["--web.read-header-timeout=1s", "--web.idle-timeout=2s"]);
     let started = Instant::now();
-    let mut silent = TcpStream::connect(addr(&ex)).unwrap();
+    let mut silent = TcpStream::connect(ex.addr()).unwrap();
     let mut half_head = half_sent(&ex, "GET /metrics HTTP/1.1\r\nHost: x\r\n");
     let mut kept = half_sent(&ex, "GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n");
     // Bytes keep coming, but the head never ends.
@@ -183,9 +179,9 @@ fn idle_connections_past_the_file_limit_leave_the_scrape_up() {
     let home =
         Home::new("version: 1\nslas:\n  - name: api\n    promise: 300ms\n    objective: 99%\n");
     let ex = home.start_wrapped(&["prlimit", "--nofile=1024:1024", "--"], &[]);
-    let addr = addr(&ex);
+    let addr = ex.addr();
     let idle: Vec<TcpStream> = (0..1100)
-        .map(|_| TcpStream::connect(&addr).unwrap())
+        .map(|_| TcpStream::connect(addr).unwrap())
         .collect();
     std::thread::sleep(Duration::from_millis(300));
     let asked = Instant::now();

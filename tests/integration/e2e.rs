@@ -179,7 +179,7 @@ fn prometheus_runs_the_rules_and_every_dashboard_query_returns_data() {
         ),
     );
 
-    let prom = Prometheus::start(ex.base.trim_start_matches("http://"));
+    let prom = Prometheus::start(ex.addr());
     prom.wait_for("a scrape and a rule evaluation", || {
         !prom.query("sla:amaze_margin:ratio").is_empty()
     });

@@ -66,7 +66,7 @@ fn limits_refuse_with_clear_statuses_and_change_nothing() {
 fn writes_past_the_bytes_in_flight_are_shed_while_reads_go_on() {
     let home = Home::new(CONFIG);
     let ex = home.start(&[]);
-    let addr = ex.base.trim_start_matches("http://").to_owned();
+    let addr = ex.addr().to_owned();
     // A client that has sent 900 KiB of a 1000 KiB body holds what it sent
     // of the 1 MiB budget until it is done (bytes are charged as received).
     let mut slow = TcpStream::connect(&addr).unwrap();
@@ -173,7 +173,7 @@ fn oversized_bodies_are_refused_at_once_and_budgets_fit_a_body() {
     let ex = crate::server::Exporter::start(
         "version: 1\nslas:\n  - name: api\n    promise: 300ms\n    objective: 99%\n",
     );
-    let addr = ex.base.trim_start_matches("http://").to_owned();
+    let addr = ex.addr().to_owned();
     let mut s = TcpStream::connect(&addr).unwrap();
     write!(
         s,

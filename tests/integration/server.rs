@@ -186,6 +186,11 @@ impl Exporter {
         ex
     }
 
+    /// `127.0.0.1:PORT`, for clients that speak TCP themselves.
+    pub fn addr(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
     /// Everything the exporter logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")

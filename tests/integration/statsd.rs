@@ -88,22 +88,10 @@ fn timers_become_labelled_deliveries_and_sample_rates_count() {
     packet.push_str("api.search.latency:100|ms|@0.25|#method:GET\n");
     packet.push_str("hits:1|c\nother.metric:5|ms\n");
     send(&udp, packet.as_bytes());
-    let series = |route: &str, method: &str| {
-        ex.metrics().value(
-            "amaze_window_deliveries",
-            &[
-                ("sla", "api"),
-                ("scope", "series"),
-                ("window", "5m"),
-                ("route", route),
-                ("method", method),
-            ],
-        )
-    };
     wait_for("the search deliveries", || {
-        series("search", "GET") == Some(8.0)
+        series(&ex, "search", "GET") == Some(8.0)
     });
-    assert_eq!(series("checkout", "POST"), Some(50.0));
+    assert_eq!(series(&ex, "checkout", "POST"), Some(50.0));
     let m = ex.metrics();
     // 400ms is late against 300ms; it stands for four deliveries.
     assert_eq!(

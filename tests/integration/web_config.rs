@@ -270,7 +270,7 @@ fn a_client_that_prefers_http2_is_answered_over_http1() {
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
-    let tcp = std::net::TcpStream::connect(ex.base.trim_start_matches("http://")).unwrap();
+    let tcp = std::net::TcpStream::connect(ex.addr()).unwrap();
     let mut tls = rustls::StreamOwned::new(conn, tcp);
     tls.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .unwrap();
