@@ -7,11 +7,12 @@ use prometheus::proto::{
     Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType,
 };
 
+use super::format::NativeSample;
 use super::names::{self, Kind, Name};
 use crate::delivery::key_values;
 use crate::margin::{Figures, Status};
 use crate::recorder::open::OpenState;
-use crate::recorder::{BUCKET_FRACTIONS, Counters, SlaReport};
+use crate::recorder::{BUCKET_FRACTIONS, Counters, NativeBuckets, SlaReport};
 use crate::sla::{Catalog, Sla};
 use crate::window::WindowSpec;
 
@@ -20,6 +21,8 @@ use crate::window::WindowSpec;
 pub struct Families {
     list: Vec<MetricFamily>,
     index: HashMap<&'static str, usize>,
+    /// Samples of [`names::DURATION_RATIO`], which only protobuf carries.
+    native: Vec<NativeSample>,
 }
 
 type Labels = Vec<LabelPair>;
@@ -95,9 +98,22 @@ impl Families {
         });
     }
 
+    fn native(&mut self, labels: &Labels, buckets: &NativeBuckets) {
+        let labels = labels
+            .iter()
+            .map(|l| (l.name().to_owned(), l.value().to_owned()))
+            .collect();
+        self.native.push((labels, buckets.clone()));
+    }
+
     /// The families, in first-use order.
     pub fn into_vec(self) -> Vec<MetricFamily> {
         self.list
+    }
+
+    /// The classic families and the native-histogram samples.
+    pub fn into_parts(self) -> (Vec<MetricFamily>, Vec<NativeSample>) {
+        (self.list, self.native)
     }
 }
 
@@ -293,4 +309,5 @@ fn counters(labels: &Labels, promise: Option<Duration>, c: &Counters, out: &mut 
     if let Some(promise) = promise {
         out.histogram(names::DURATION, labels.clone(), promise, c);
     }
+    out.native(labels, &c.native);
 }

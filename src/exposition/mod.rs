@@ -2,6 +2,7 @@
 //! and the landing page that shows them to people.
 
 pub mod collector;
+pub mod format;
 pub mod landing;
 pub mod names;
 mod self_metrics;
@@ -10,7 +11,9 @@ pub mod summary;
 use std::time::Instant;
 
 use prometheus::{Encoder, TextEncoder};
+use prometheus_client::registry::Registry;
 
+pub use format::Format;
 pub use self_metrics::{
     Closed, HttpMetrics, LogTailMetrics, Operation, ProbeMetrics, SelfMetrics, StorageMetrics,
 };
@@ -18,21 +21,35 @@ pub use self_metrics::{
 use crate::recorder::Recorder;
 use crate::window::Millis;
 
-/// Content type of the text exposition format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-fn encode(families: &[prometheus::proto::MetricFamily]) -> Result<String, prometheus::Error> {
-    let mut buf = Vec::with_capacity(64 * 1024);
-    TextEncoder::new().encode(families, &mut buf)?;
-    String::from_utf8(buf).map_err(|e| prometheus::Error::Msg(e.to_string()))
+/// Why `/metrics` could not be rendered (an encoder refused a value; not
+/// expected with the families this exporter builds).
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// The classic text encoder failed.
+    #[error("text encoding: {0}")]
+    Text(#[from] prometheus::Error),
+    /// `prometheus-client` failed to encode a family.
+    #[error("{0}")]
+    Client(String),
 }
 
-/// Renders every metric as of `now`.
+/// Renders every metric as of `now` in the classic text format.
 pub fn render(
     recorder: &Recorder,
     metrics: &SelfMetrics,
     now: Millis,
-) -> Result<String, prometheus::Error> {
+) -> Result<String, RenderError> {
+    let bytes = render_as(recorder, metrics, now, Format::Text)?;
+    String::from_utf8(bytes).map_err(|e| RenderError::Client(e.to_string()))
+}
+
+/// Renders every metric as of `now` in `format`; see [`Format`].
+pub fn render_as(
+    recorder: &Recorder,
+    metrics: &SelfMetrics,
+    now: Millis,
+    format: Format,
+) -> Result<Vec<u8>, RenderError> {
     let started = Instant::now();
     let reports = recorder.report(now);
     let mut families = collector::Families::default();
@@ -41,7 +58,28 @@ pub fn render(
     metrics
         .window_memory
         .set(i64::try_from(recorder.heap_bytes()).unwrap_or(i64::MAX));
-    let mut all = families.into_vec();
+    let (mut all, native) = families.into_parts();
     all.extend(metrics.registry.gather());
-    encode(&all)
+    let mut out = Vec::with_capacity(64 * 1024);
+    match format {
+        Format::Text => TextEncoder::new().encode(&all, &mut out)?,
+        Format::Protobuf | Format::OpenMetrics => {
+            let mut registry = Registry::default();
+            registry.register_collector(Box::new(format::Exposed {
+                families: all,
+                native: (format == Format::Protobuf).then_some((names::DURATION_RATIO, native)),
+            }));
+            let client = |e: &dyn std::fmt::Display| RenderError::Client(e.to_string());
+            if format == Format::Protobuf {
+                out = prometheus_client::encoding::prometheus_protobuf::encode_to_vec(&registry)
+                    .map_err(|e| client(&e))?;
+            } else {
+                let mut text = String::with_capacity(64 * 1024);
+                prometheus_client::encoding::text::encode(&mut text, &registry)
+                    .map_err(|e| client(&e))?;
+                out = text.into_bytes();
+            }
+        }
+    }
+    Ok(out)
 }

@@ -61,6 +61,7 @@ names! {
     // Cumulative counters per series, for PromQL's rate() and histogram_quantile().
     DELIVERIES = "amaze_deliveries_total", Counter, "Deliveries recorded, by result (within, late, failed).";
     DURATION = "amaze_delivery_duration_seconds", Histogram, "Delivery time of completed deliveries; bucket edges are fractions of the promise.";
+    DURATION_RATIO = "amaze_delivery_duration_ratio", Histogram, "Delivery time over each delivery's own promise, as a native histogram (schema 7, buckets 0.54% wide; 1 is a bucket boundary; failed deliveries in the top bucket, whose upper bound is 1024). Protobuf scrapes only.";
     SERIES = "amaze_series", Gauge, "Label combinations tracked for the SLA.";
     SERIES_OVERFLOW = "amaze_series_overflow_total", Counter, "Deliveries folded into the overflow series because the SLA reached max_series.";
     OPEN = "amaze_open_deliveries", Gauge, "Open deliveries (started, not finished) by state: on_track, at_risk (clock past 1 - alert_margin of the promise), overdue (past the promise).";

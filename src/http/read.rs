@@ -35,15 +35,20 @@ pub async fn slas(State(app): State<AppState>) -> Response {
     }
 }
 
-/// `/metrics` in the Prometheus text format.
-pub async fn metrics(State(app): State<AppState>) -> Response {
+/// `/metrics` in the format the scraper's `Accept` header asks for (see
+/// [`exposition::Format`]); gzip is negotiated by the compression layer.
+pub async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let now = app.ingest.now();
     let recorder = app.ingest.recorder();
     let metrics = app.ingest.metrics().clone();
-    let rendered =
-        tokio::task::spawn_blocking(move || exposition::render(&recorder, &metrics, now)).await;
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = exposition::Format::negotiate(accept);
+    let rendered = tokio::task::spawn_blocking(move || {
+        exposition::render_as(&recorder, &metrics, now, format)
+    })
+    .await;
     match rendered {
-        Ok(Ok(text)) => ([(header::CONTENT_TYPE, exposition::CONTENT_TYPE)], text).into_response(),
+        Ok(Ok(body)) => ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
         Ok(Err(e)) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("cannot render metrics: {e}\n"),

@@ -12,14 +12,14 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use super::atomic_file;
-use crate::recorder::{Lsn, Marks, Recorder, SlaData, SlaDataV2, SlaDataV3};
+use crate::recorder::{Lsn, Marks, Recorder, SlaData, SlaDataV2, SlaDataV3, SlaDataV4};
 use crate::window::Millis;
 
 /// Bump when anything stored changes shape.
-pub const SNAPSHOT_VERSION: u32 = 4;
+pub const SNAPSHOT_VERSION: u32 = 5;
 /// Oldest version this build still reads: version 1 has no marks, versions
-/// 1 and 2 no open deliveries, and versions 1 to 3 float promises (see
-/// `recorder::legacy`).
+/// 1 and 2 no open deliveries, versions 1 to 3 float promises, and
+/// versions 1 to 4 no native-histogram buckets (see `recorder::legacy`).
 const OLDEST_READABLE: u32 = 1;
 const MAGIC: &[u8; 8] = b"AMZSNAP\n";
 const PREFIX: &str = "snapshot-";
@@ -220,6 +220,7 @@ enum Damage {
 type Body = (Millis, Lsn, Vec<(String, SlaData)>);
 type BodyV2 = (Millis, Lsn, Vec<(String, SlaDataV2)>);
 type BodyV3 = (Millis, Lsn, Vec<(String, SlaDataV3)>);
+type BodyV4 = (Millis, Lsn, Vec<(String, SlaDataV4)>);
 
 fn parse(bytes: &[u8]) -> Result<(Body, Marks), Damage> {
     let corrupt = |why: &str| Damage::Corrupt(why.to_owned());
@@ -246,6 +247,12 @@ fn parse(bytes: &[u8]) -> Result<(Body, Marks), Damage> {
         }
         3 => {
             let ((at, lsn, slas), rest): (BodyV3, _) =
+                postcard::take_from_bytes(body).map_err(decoding)?;
+            let slas = slas.into_iter().map(|(n, d)| (n, d.into())).collect();
+            ((at, lsn, slas), rest)
+        }
+        4 => {
+            let ((at, lsn, slas), rest): (BodyV4, _) =
                 postcard::take_from_bytes(body).map_err(decoding)?;
             let slas = slas.into_iter().map(|(n, d)| (n, d.into())).collect();
             ((at, lsn, slas), rest)

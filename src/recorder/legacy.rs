@@ -1,18 +1,20 @@
 //! SLA data as older snapshot formats stored it, and how it becomes today's.
 //!
-//! Format 4 holds promises as exact durations, the instant an open delivery
-//! fell due, and a calendar month's early deliveries; what older formats
-//! lack is rebuilt at restore (promises come from the config) or left
-//! unknown.
+//! Format 5 adds each series' native-histogram buckets; format 4 holds
+//! promises as exact durations, the instant an open delivery fell due, and a
+//! calendar month's early deliveries. What older formats lack is rebuilt at
+//! restore (promises come from the config), starts empty (native buckets
+//! count from the upgrade on) or is left unknown.
 
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::id_set::IdSet;
+use super::month::MonthTally;
 use super::month::MonthTallyV3;
 use super::open::{OpenItems, OpenItemsV3};
-use super::{BUCKET_FRACTIONS, Lsn, Series, SlaData};
+use super::{BUCKET_FRACTIONS, Lsn, NativeBuckets, Series, SlaData};
 use crate::margin::Judge;
 use crate::window::Rolling;
 
@@ -36,6 +38,64 @@ pub struct SlaDataV3 {
     lsn: Lsn,
     open: OpenItemsV3,
     month: Option<MonthTallyV3>,
+}
+
+/// [`SlaData`] as snapshot version 4 stored it: series without native buckets.
+#[derive(Deserialize)]
+pub struct SlaDataV4 {
+    labels: Vec<String>,
+    series: Vec<SeriesV4>,
+    ids: IdSet,
+    overflowed: u64,
+    lsn: Lsn,
+    open: OpenItems,
+    month: Option<MonthTally>,
+}
+
+/// A series in version 4.
+#[derive(Deserialize)]
+struct SeriesV4 {
+    key: Box<str>,
+    promise: Duration,
+    mixed_promise: bool,
+    rolling: Rolling,
+    within: u64,
+    late: u64,
+    failed: u64,
+    buckets: [u64; BUCKET_FRACTIONS.len() + 1],
+    sum_seconds: f64,
+}
+
+impl From<SeriesV4> for Series {
+    fn from(v: SeriesV4) -> Series {
+        Series {
+            key: v.key,
+            promise: v.promise,
+            judge: Judge::default(),
+            mixed_promise: v.mixed_promise,
+            rolling: v.rolling,
+            within: v.within,
+            late: v.late,
+            failed: v.failed,
+            buckets: v.buckets,
+            sum_seconds: v.sum_seconds,
+            native: NativeBuckets::default(),
+        }
+    }
+}
+
+impl From<SlaDataV4> for SlaData {
+    fn from(v: SlaDataV4) -> SlaData {
+        SlaData {
+            labels: v.labels,
+            series: v.series.into_iter().map(Series::from).collect(),
+            ids: v.ids,
+            overflowed: v.overflowed,
+            lsn: v.lsn,
+            open: v.open,
+            month: v.month,
+        }
+    }
 }
 
 /// A series up to version 3: its promise in float seconds.
@@ -66,6 +126,7 @@ impl From<SeriesV3> for Series {
             failed: v.failed,
             buckets: v.buckets,
             sum_seconds: v.sum_seconds,
+            native: NativeBuckets::default(),
         }
     }
 }

@@ -13,12 +13,14 @@ mod id_set;
 mod legacy;
 mod marks;
 mod month;
+pub mod native;
 pub mod open;
 
 pub use clocks::{OpenSummary, OpenView};
 use id_set::IdSet;
-pub use legacy::{SlaDataV2, SlaDataV3};
+pub use legacy::{SlaDataV2, SlaDataV3, SlaDataV4};
 pub use marks::{Mark, Marks};
+pub use native::NativeBuckets;
 use open::{EventError, OpenItems, Transition};
 
 use crate::decimal::Decimal;
@@ -116,6 +118,8 @@ struct Series {
     /// Non-cumulative counts per [`BUCKET_FRACTIONS`] edge, plus one past the last.
     buckets: [u64; BUCKET_FRACTIONS.len() + 1],
     sum_seconds: f64,
+    /// Native-histogram buckets of r, for merging across instances.
+    native: NativeBuckets,
 }
 
 impl Recorder {
@@ -433,6 +437,7 @@ impl SlaState {
                 };
                 series.buckets[verdict.bucket] += 1;
                 series.sum_seconds += took.as_secs_f64();
+                series.native.observe(verdict.relative, verdict.late);
                 if verdict.late {
                     series.late += 1;
                 } else {
@@ -446,6 +451,7 @@ impl SlaState {
             }
             Outcome::Failed => {
                 series.failed += 1;
+                series.native.observe_failed();
                 Observation::Failed
             }
         };
@@ -497,6 +503,7 @@ impl SlaState {
             failed: 0,
             buckets: [0; BUCKET_FRACTIONS.len() + 1],
             sum_seconds: 0.0,
+            native: NativeBuckets::default(),
         });
         (i, promise)
     }
@@ -563,6 +570,7 @@ impl Series {
             failed: self.failed,
             buckets: self.buckets,
             sum_seconds: self.sum_seconds,
+            native: self.native.clone(),
         }
     }
 
@@ -576,6 +584,7 @@ impl Series {
             *mine += theirs;
         }
         self.sum_seconds += other.sum_seconds;
+        self.native.merge(&other.native);
     }
 }
 
@@ -592,6 +601,8 @@ pub struct Counters {
     pub buckets: [u64; BUCKET_FRACTIONS.len() + 1],
     /// Seconds of completed deliveries.
     pub sum_seconds: f64,
+    /// Native-histogram buckets of r = duration / promise.
+    pub native: NativeBuckets,
 }
 
 /// Everything exposition needs for one SLA at one instant.

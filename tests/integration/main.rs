@@ -12,6 +12,7 @@ mod e2e;
 mod exporter;
 mod figures;
 mod fixtures;
+mod formats;
 mod fuzz;
 mod golden;
 mod layers;
