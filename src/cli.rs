@@ -48,6 +48,18 @@ pub enum Command {
         #[arg(long = "config.file", visible_alias = "config", value_name = "FILE")]
         config_flag: Option<PathBuf>,
     },
+    /// Print the fleet rules for a config's SLAs: recording rules and alerts
+    /// that merge each SLA's figures across the instances serving it.
+    Rules {
+        /// The config whose SLAs the rules cover.
+        #[arg(
+            long = "config.file",
+            visible_alias = "config",
+            value_name = "FILE",
+            default_value = "config/amaze.yaml"
+        )]
+        config: PathBuf,
+    },
     /// Push realistic deliveries for every SLA of a config to a running
     /// exporter, one SLA's margin eroding, to see dashboards and alerts live.
     Demo {

@@ -43,6 +43,24 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Some(Command::Rules { config }) = &cli.command {
+        return match Config::load(config) {
+            Ok(c) => {
+                print!(
+                    "{}",
+                    amaze_exporter::exposition::fleet::rules(
+                        &c.catalog(),
+                        &config.display().to_string()
+                    )
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", config.display());
+                ExitCode::from(2)
+            }
+        };
+    }
     if let Some(Command::Demo {
         config,
         target,

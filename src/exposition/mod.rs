@@ -2,6 +2,7 @@
 //! and the landing page that shows them to people.
 
 pub mod collector;
+pub mod fleet;
 pub mod format;
 pub mod landing;
 pub mod names;
