@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::dashboards::{DASHBOARDS, first_queries, load, queries};
 use crate::server::{Exporter, Home, tool_available};
 
-struct Prometheus {
+pub struct Prometheus {
     child: Child,
     base: String,
     agent: ureq::Agent,
@@ -20,15 +20,22 @@ struct Prometheus {
 
 impl Prometheus {
     fn start(target: &str) -> Prometheus {
-        let dir = tempfile::tempdir().expect("temp dir");
         let rules = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/config/prometheus/amaze-rules.yml"
         );
-        let config = format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {rules}\n\
-             scrape_configs:\n  - job_name: amaze-exporter\n    static_configs:\n      - targets: [\"{target}\"]\n"
-        );
+        Prometheus::with_config(
+            &format!(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {rules}\n\
+                 scrape_configs:\n  - job_name: amaze-exporter\n    static_configs:\n      - targets: [\"{target}\"]\n"
+            ),
+            &[],
+        )
+    }
+
+    /// A Prometheus on a free port running `config`, with extra `flags`.
+    pub fn with_config(config: &str, flags: &[&str]) -> Prometheus {
+        let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("prometheus.yml");
         std::fs::write(&config_path, config).expect("write config");
         // A free port: bind, note it, release it for Prometheus.
@@ -44,6 +51,7 @@ impl Prometheus {
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--log.level=warn")
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -79,13 +87,13 @@ impl Prometheus {
     }
 
     /// The instant result of `expr`; panics when Prometheus rejects it.
-    fn query(&self, expr: &str) -> Vec<Value> {
+    pub fn query(&self, expr: &str) -> Vec<Value> {
         let v = self.get("/api/v1/query", &[("query", expr)]);
         assert_eq!(v["status"], "success", "{expr}: {v}");
         v["data"]["result"].as_array().cloned().unwrap_or_default()
     }
 
-    fn wait_for(&self, what: &str, mut cond: impl FnMut() -> bool) {
+    pub fn wait_for(&self, what: &str, mut cond: impl FnMut() -> bool) {
         let deadline = Instant::now() + Duration::from_secs(90);
         while !cond() {
             assert!(Instant::now() < deadline, "timed out waiting for {what}");

@@ -12,6 +12,7 @@ mod e2e;
 mod exporter;
 mod figures;
 mod fixtures;
+mod fleet;
 mod formats;
 mod fuzz;
 mod golden;
