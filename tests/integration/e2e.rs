@@ -19,17 +19,17 @@ pub struct Prometheus {
 }
 
 impl Prometheus {
+    /// A Prometheus scraping `target` with native histograms and the
+    /// shipped rules, fleet rules included.
     fn start(target: &str) -> Prometheus {
-        let rules = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/config/prometheus/amaze-rules.yml"
-        );
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/config/prometheus");
         Prometheus::with_config(
             &format!(
-                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {rules}\n\
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+                 rule_files:\n  - {dir}/amaze-rules.yml\n  - {dir}/amaze-fleet-rules.yml\n\
                  scrape_configs:\n  - job_name: amaze-exporter\n    static_configs:\n      - targets: [\"{target}\"]\n"
             ),
-            &[],
+            &["--enable-feature=native-histograms"],
         )
     }
 
@@ -221,12 +221,10 @@ fn prometheus_runs_the_rules_and_every_dashboard_query_returns_data() {
         );
     }
 
-    // (b) Every recording rule produces series.
-    let rules = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/config/prometheus/amaze-rules.yml"
-    ))
-    .unwrap();
+    // (b) Every recording rule produces series, fleet rules included.
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/config/prometheus/");
+    let rules = std::fs::read_to_string(format!("{dir}amaze-rules.yml")).unwrap()
+        + &std::fs::read_to_string(format!("{dir}amaze-fleet-rules.yml")).unwrap();
     for record in rules
         .lines()
         .filter_map(|l| l.trim().strip_prefix("- record: "))
