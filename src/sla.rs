@@ -43,10 +43,16 @@ pub struct Sla {
     /// Report compliance per calendar month (in the calendar's zone, else
     /// UTC) besides the rolling windows.
     pub calendar_month: bool,
-    /// Labels of the windows exported per label set (`scope="series"`);
-    /// `None` for every window. The SLA-wide series keeps every window.
-    pub series_windows: Option<Vec<String>>,
+    /// Labels of the windows exported per label set (`scope="series"`),
+    /// [`DEFAULT_SERIES_WINDOWS`] unless configured. The SLA-wide series
+    /// keeps every window.
+    pub series_windows: Vec<String>,
 }
+
+/// Windows exported per label set when an SLA does not choose: the last
+/// hour keeps each label set at 30 samples or fewer (the SLA-wide series
+/// exports every window).
+pub const DEFAULT_SERIES_WINDOWS: [&str; 1] = ["1h"];
 
 /// When a push of this SLA's deliveries is acknowledged (DESIGN.md §5).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -139,7 +145,7 @@ mod tests {
             forecast_horizon: Duration::from_secs(86400),
             calendar: None,
             calendar_month: false,
-            series_windows: None,
+            series_windows: DEFAULT_SERIES_WINDOWS.map(str::to_owned).to_vec(),
         }
     }
 

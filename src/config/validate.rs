@@ -322,7 +322,8 @@ fn sla(p: &mut Problems, path: &str, raw: &RawSla, calendars: &Calendars) -> Opt
             }
         }
         chosen
-    });
+    })
+    .unwrap_or_else(|| crate::sla::DEFAULT_SERIES_WINDOWS.map(str::to_owned).to_vec());
     let labels = labels(at.problems(), path, &raw.labels);
     let goals: Vec<Goal> = raw
         .goals

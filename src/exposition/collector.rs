@@ -128,11 +128,7 @@ pub fn collect(catalog: &Catalog, reports: &[SlaReport], out: &mut Families) {
         for s in &report.series {
             let labels = series_labels(sla, &base, &s.key);
             let scoped = with(&labels, &[("scope", "series")]);
-            let chosen = |w: &WindowSpec| {
-                sla.series_windows
-                    .as_ref()
-                    .is_none_or(|ws| ws.contains(&w.label))
-            };
+            let chosen = |w: &WindowSpec| sla.series_windows.contains(&w.label);
             figures_of(report, chosen, &scoped, s.promise, &s.figures, out);
             counters(&labels, s.promise, &s.counters, out);
         }

@@ -27,7 +27,7 @@ fn series(ex: &Exporter, metric: &str, target: &str) -> f64 {
             &[
                 ("sla", "site"),
                 ("scope", "series"),
-                ("window", "5m"),
+                ("window", "1h"),
                 ("target", target),
             ],
         )
@@ -58,7 +58,7 @@ fn probe_outcomes_become_timed_or_failed_deliveries() {
             &[
                 ("sla", "site"),
                 ("scope", "series"),
-                ("window", "5m"),
+                ("window", "1h"),
                 ("target", "ok"),
                 ("q", "0.5"),
             ],
@@ -130,7 +130,7 @@ fn checked_twice(ex: &Exporter, names: &[&str]) {
                     &[
                         ("sla", "site"),
                         ("scope", "series"),
-                        ("window", "5m"),
+                        ("window", "1h"),
                         ("target", name),
                     ],
                 )
@@ -241,7 +241,7 @@ fn https_probes_trust_what_they_are_told_and_report_the_expiry() {
             &[
                 ("sla", "site"),
                 ("scope", "series"),
-                ("window", "5m"),
+                ("window", "1h"),
                 ("target", "wrong_name"),
             ],
         )
@@ -331,7 +331,7 @@ fn a_body_that_comes_slowly_is_timed_whole() {
         &[
             ("sla", "site"),
             ("scope", "series"),
-            ("window", "5m"),
+            ("window", "1h"),
             ("target", "slow"),
         ],
     );

@@ -26,6 +26,8 @@ slas:
 const SLA: (&str, &str) = ("sla", "checkout");
 const AGG: (&str, &str) = ("scope", "sla");
 const W5M: (&str, &str) = ("window", "5m");
+/// Label sets export the last hour unless their SLA chooses otherwise.
+const W1H: (&str, &str) = ("window", "1h");
 
 /// Deterministic durations in seconds, spread from 5ms to ~330ms.
 fn durations(n: usize) -> Vec<f64> {
@@ -74,7 +76,7 @@ fn pushed_deliveries_set_every_figure_as_designed() {
     let m = ex.metrics();
     for scope in [
         vec![SLA, AGG, W5M],
-        vec![SLA, ("route", "/pay"), ("scope", "series"), W5M],
+        vec![SLA, ("route", "/pay"), ("scope", "series"), W1H],
     ] {
         let margin = m
             .value("amaze_margin_ratio", &scope)
@@ -176,7 +178,7 @@ fn goals_judge_each_label_set_by_its_own_promise() {
     assert_eq!(ex.push(body).status, 200);
     let m = ex.metrics();
     let t = ("sla", "tickets");
-    let series = |p| [t, ("priority", p), ("scope", "series"), W5M];
+    let series = |p| [t, ("priority", p), ("scope", "series"), W1H];
     let p1 = m.value("amaze_margin_ratio", &series("P1")).unwrap();
     let p3 = m.value("amaze_margin_ratio", &series("P3")).unwrap();
     assert!((p1 - 0.5).abs() <= 0.005, "{p1}");
@@ -193,7 +195,7 @@ fn goals_judge_each_label_set_by_its_own_promise() {
                 t,
                 ("priority", "P1"),
                 ("scope", "series"),
-                W5M,
+                W1H,
                 ("q", "0.5")
             ]
         )

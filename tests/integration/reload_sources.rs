@@ -92,7 +92,7 @@ fn route_count(ex: &Exporter, route: &str) -> f64 {
             &[
                 ("sla", "api"),
                 ("scope", "series"),
-                ("window", "5m"),
+                ("window", "1h"),
                 ("route", route),
             ],
         )

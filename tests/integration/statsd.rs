@@ -100,7 +100,7 @@ fn timers_become_labelled_deliveries_and_sample_rates_count() {
             &[
                 ("sla", "api"),
                 ("scope", "series"),
-                ("window", "5m"),
+                ("window", "1h"),
                 ("route", "search"),
                 ("method", "GET")
             ]
@@ -198,7 +198,7 @@ fn series(ex: &Exporter, route: &str, method: &str) -> Option<f64> {
         &[
             ("sla", "api"),
             ("scope", "series"),
-            ("window", "5m"),
+            ("window", "1h"),
             ("route", route),
             ("method", method),
         ],

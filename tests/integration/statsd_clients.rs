@@ -154,7 +154,7 @@ uds.flush()
     });
     let m = ex.metrics();
     let at = |sla: &str, route: Option<&str>, q: &str| {
-        let mut labels = vec![("sla", sla), ("window", "5m"), ("q", q)];
+        let mut labels = vec![("sla", sla), ("window", "1h"), ("q", q)];
         match route {
             Some(r) => labels.extend([("scope", "series"), ("route", r)]),
             None => labels.push(("scope", "sla")),
@@ -186,7 +186,7 @@ uds.flush()
         &[
             ("sla", "api"),
             ("scope", "series"),
-            ("window", "5m"),
+            ("window", "1h"),
             ("route", "checkout"),
         ],
     );
