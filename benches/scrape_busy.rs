@@ -46,10 +46,25 @@ slas:
     )
 }
 
-/// Median time and the body's size of `SCRAPES` GETs of `url`.
+/// What Prometheus 2.x sends with native histograms enabled.
+const PROTOBUF: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
+/// What Prometheus 2.x sends by default.
+const OPENMETRICS: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+/// Median time and the body's size of `SCRAPES` GETs of `url`, classic
+/// text unless `accept` says otherwise.
 fn scrape(agent: &ureq::Agent, url: &str, gzip: bool) -> (Duration, usize, Vec<u8>) {
+    scrape_as(agent, url, gzip, "text/plain")
+}
+
+fn scrape_as(
+    agent: &ureq::Agent,
+    url: &str,
+    gzip: bool,
+    accept: &str,
+) -> (Duration, usize, Vec<u8>) {
     let get = || {
-        let mut request = agent.get(url);
+        let mut request = agent.get(url).header("accept", accept);
         if gzip {
             request = request.header("accept-encoding", "gzip");
         }
@@ -126,10 +141,21 @@ fn main() {
         let built = Instant::now();
         let api = [("api".to_owned(), Duration::from_millis(300))];
         let deliveries = state::build(&data, catalog, &api, label_sets, 29);
+        let snapshot_bytes: u64 = std::fs::read_dir(&data)
+            .expect("state directory")
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "snap"))
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .max()
+            .unwrap_or(0);
         let ex = Exporter::start(&config_path, &data);
         let url = format!("{}/metrics", ex.base);
         let (plain, bytes, body) = scrape(&agent, &url, false);
         let (zipped, zipped_bytes, _) = scrape(&agent, &url, true);
+        let (proto, proto_bytes, _) = scrape_as(&agent, &url, false, PROTOBUF);
+        let (proto_zipped, proto_zipped_bytes, _) = scrape_as(&agent, &url, true, PROTOBUF);
+        let (open, open_bytes, _) = scrape_as(&agent, &url, false, OPENMETRICS);
         let samples = String::from_utf8_lossy(&body)
             .lines()
             .filter(|l| !l.starts_with('#'))
@@ -157,6 +183,20 @@ fn main() {
             zipped_bytes as f64 / 1e6,
             ms(floor_took),
             memory / 1024.0 / label_sets as f64,
+        );
+        println!(
+            "  protobuf (native histograms) {:.0} ms ({:.1} MB), gzip {:.0} ms ({:.2} MB); OpenMetrics text {:.0} ms ({:.1} MB)",
+            ms(proto),
+            proto_bytes as f64 / 1e6,
+            ms(proto_zipped),
+            proto_zipped_bytes as f64 / 1e6,
+            ms(open),
+            open_bytes as f64 / 1e6,
+        );
+        println!(
+            "  snapshot {:.1} MB ({:.0} KiB per label set)",
+            snapshot_bytes as f64 / 1e6,
+            snapshot_bytes as f64 / 1024.0 / label_sets as f64,
         );
         ex.kill();
     }

@@ -18,7 +18,8 @@
 //!
 //! State:
 //! - [`recorder`]: series, rolling windows, counters, ids and open items per SLA.
-//! - [`exposition`]: `/metrics`, every metric name defined once, the pages.
+//! - [`exposition`]: `/metrics` in the format the scraper asks for, every
+//!   metric name defined once, the fleet rules generated from a config, the pages.
 //! - [`persist`]: write-ahead log with group commit, snapshots, recovery;
 //!   its journal is the one writer of the recorder.
 //!

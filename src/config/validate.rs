@@ -302,28 +302,35 @@ fn sla(p: &mut Problems, path: &str, raw: &RawSla, calendars: &Calendars) -> Opt
         // Unknown (reported just now) or invalid (reported at the calendar).
         return None;
     }
-    let series_windows = raw.series_windows.as_ref().map(|listed| {
-        let (windows, _) = crate::window::windows_for(window.as_millis() as i64);
-        let known: Vec<&str> = windows.iter().map(|w| w.label.as_str()).collect();
-        let mut chosen = Vec::new();
-        for (i, t) in listed.iter().enumerate() {
-            let label = t.value.trim();
-            if known.contains(&label) {
-                chosen.push(label.to_owned());
-            } else {
-                at.problem(
-                    &format!("series_windows[{i}]"),
-                    Some(t),
-                    format!(
-                        "`{label}` is not a window of this SLA: {}",
-                        known.join(", ")
-                    ),
-                );
+    let series_windows = raw
+        .series_windows
+        .as_ref()
+        .map(|listed| {
+            let (windows, _) = crate::window::windows_for(window.as_millis() as i64);
+            let known: Vec<&str> = windows.iter().map(|w| w.label.as_str()).collect();
+            let mut chosen = Vec::new();
+            for (i, t) in listed.iter().enumerate() {
+                let label = t.value.trim();
+                if known.contains(&label) {
+                    chosen.push(label.to_owned());
+                } else {
+                    at.problem(
+                        &format!("series_windows[{i}]"),
+                        Some(t),
+                        format!(
+                            "`{label}` is not a window of this SLA: {}",
+                            known.join(", ")
+                        ),
+                    );
+                }
             }
-        }
-        chosen
-    })
-    .unwrap_or_else(|| crate::sla::DEFAULT_SERIES_WINDOWS.map(str::to_owned).to_vec());
+            chosen
+        })
+        .unwrap_or_else(|| {
+            crate::sla::DEFAULT_SERIES_WINDOWS
+                .map(str::to_owned)
+                .to_vec()
+        });
     let labels = labels(at.problems(), path, &raw.labels);
     let goals: Vec<Goal> = raw
         .goals

@@ -128,8 +128,10 @@ pub fn collect(catalog: &Catalog, reports: &[SlaReport], out: &mut Families) {
         for s in &report.series {
             let labels = series_labels(sla, &base, &s.key);
             let scoped = with(&labels, &[("scope", "series")]);
-            let chosen = |w: &WindowSpec| sla.series_windows.contains(&w.label);
-            figures_of(report, chosen, &scoped, s.promise, &s.figures, out);
+            for (w, f) in &s.figures {
+                let window = &report.windows[*w];
+                window_figures(window, *w == report.compliance, &scoped, s.promise, f, out);
+            }
             counters(&labels, s.promise, &s.counters, out);
         }
         if let Some((promise, c)) = &report.single_counters {
@@ -226,22 +228,8 @@ fn figures(
     figures: &[Figures],
     out: &mut Families,
 ) {
-    figures_of(report, |_| true, scope, promise, figures, out);
-}
-
-/// [`figures`] of the windows `chosen` keeps.
-fn figures_of(
-    report: &SlaReport,
-    chosen: impl Fn(&WindowSpec) -> bool,
-    scope: &Labels,
-    promise: Option<Duration>,
-    figures: &[Figures],
-    out: &mut Families,
-) {
     for (i, (window, f)) in report.windows.iter().zip(figures).enumerate() {
-        if chosen(window) {
-            window_figures(window, i == report.compliance, scope, promise, f, out);
-        }
+        window_figures(window, i == report.compliance, scope, promise, f, out);
     }
 }
 

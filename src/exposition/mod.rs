@@ -1,5 +1,6 @@
-//! `/metrics`: SLA figures computed at scrape time plus the exporter's self-metrics;
-//! and the landing page that shows them to people.
+//! `/metrics`: SLA figures computed at scrape time plus the exporter's
+//! self-metrics, in the format the scraper asks for; the fleet rules that
+//! merge them across instances; and the landing page that shows them to people.
 
 pub mod collector;
 pub mod fleet;

@@ -514,14 +514,20 @@ impl SlaState {
         // The SLA-wide digest of each window is the merge of its series'.
         let mut merged: Vec<Digest> = (0..n).map(|_| Digest::new()).collect();
         let labelled = !sla.labels.is_empty();
+        // Label sets are assessed only in the windows they export.
+        let exported: Vec<bool> = self
+            .windows
+            .iter()
+            .map(|w| labelled && sla.series_windows.contains(&w.label))
+            .collect();
         let mut series = Vec::new();
         for s in &mut self.data.series {
             s.rolling.advance(now);
-            let mut figures = Vec::with_capacity(if labelled { n } else { 0 });
+            let mut figures = Vec::new();
             for (w, total) in merged.iter_mut().enumerate() {
                 let digest = s.rolling.window(w, now);
-                if labelled {
-                    figures.push(margin::assess(&digest, &policy));
+                if exported[w] {
+                    figures.push((w, margin::assess(&digest, &policy)));
                 }
                 total.merge(&digest);
             }
@@ -633,8 +639,9 @@ pub struct SeriesReport {
     pub key: Box<str>,
     /// `None` for an overflow series mixing promises.
     pub promise: Option<Duration>,
-    /// Figures per window, in `SlaReport::windows` order.
-    pub figures: Vec<Figures>,
+    /// Figures of the windows the SLA exports per label set
+    /// (`Sla::series_windows`), as (index into `SlaReport::windows`, figures).
+    pub figures: Vec<(usize, Figures)>,
     /// Counters since start.
     pub counters: Counters,
 }

@@ -153,7 +153,9 @@ fn duration_ms(i: usize) -> Option<f64> {
 fn delivery(i: usize) -> String {
     let route = ["/pay", "/cart"][i % 2];
     match duration_ms(i) {
-        None => format!("{{\"sla\":\"checkout\",\"failed\":true,\"labels\":{{\"route\":\"{route}\"}}}}\n"),
+        None => format!(
+            "{{\"sla\":\"checkout\",\"failed\":true,\"labels\":{{\"route\":\"{route}\"}}}}\n"
+        ),
         Some(ms) => format!(
             "{{\"sla\":\"checkout\",\"duration_seconds\":{},\"labels\":{{\"route\":\"{route}\"}}}}\n",
             ms / 1000.0
@@ -273,11 +275,16 @@ fn a_fleet_behind_haproxy_merges_to_the_single_instance_figures() {
         let got: f64 = text
             .lines()
             .find_map(|l| {
-                l.strip_prefix("amaze_window_deliveries{sla=\"checkout\",scope=\"sla\",window=\"5m\"} ")
+                l.strip_prefix(
+                    "amaze_window_deliveries{sla=\"checkout\",scope=\"sla\",window=\"5m\"} ",
+                )
             })
             .and_then(|v| v.parse().ok())
             .unwrap_or_default();
-        assert!(got > 900.0, "haproxy spread the traffic: {got} on one instance");
+        assert!(
+            got > 900.0,
+            "haproxy spread the traffic: {got} on one instance"
+        );
     }
     let settled = |job: &str| {
         one(
@@ -340,7 +347,10 @@ fn assert_matches_single(p: &Prometheus, job: &str, total: f64, exact_margin: f6
             fleet("amaze_compliance:ratio"),
             single("amaze_compliance_ratio"),
         );
-        assert!((compliance - exact).abs() < 1e-12, "{job} {w}: {compliance} against {exact}");
+        assert!(
+            (compliance - exact).abs() < 1e-12,
+            "{job} {w}: {compliance} against {exact}"
+        );
         let (margin, exact) = (fleet("amaze_margin:ratio"), single("amaze_margin_ratio"));
         assert!(
             (margin - exact).abs() <= 0.01,
@@ -352,6 +362,9 @@ fn assert_matches_single(p: &Prometheus, job: &str, total: f64, exact_margin: f6
         );
         let burn = fleet("amaze_burn_rate:ratio");
         let exact = single("amaze_burn_rate_ratio");
-        assert!((burn - exact).abs() < 1e-9, "{job} {w}: burn {burn} against {exact}");
+        assert!(
+            (burn - exact).abs() < 1e-9,
+            "{job} {w}: burn {burn} against {exact}"
+        );
     }
 }
