@@ -12,14 +12,15 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use super::atomic_file;
-use crate::recorder::{Lsn, Marks, Recorder, SlaData, SlaDataV2, SlaDataV3, SlaDataV4};
+use crate::recorder::{Lsn, Marks, Recorder, SlaData, SlaDataV2, SlaDataV3, SlaDataV4, SlaDataV5};
 use crate::window::Millis;
 
 /// Bump when anything stored changes shape.
-pub const SNAPSHOT_VERSION: u32 = 5;
+pub const SNAPSHOT_VERSION: u32 = 6;
 /// Oldest version this build still reads: version 1 has no marks, versions
 /// 1 and 2 no open deliveries, versions 1 to 3 float promises, and
-/// versions 1 to 4 no native-histogram buckets (see `recorder::legacy`).
+/// versions 1 to 4 no native-histogram buckets, and versions 1 to 5 no
+/// SLA-wide windows apart from the series' (see `recorder::legacy`).
 const OLDEST_READABLE: u32 = 1;
 const MAGIC: &[u8; 8] = b"AMZSNAP\n";
 const PREFIX: &str = "snapshot-";
@@ -221,6 +222,7 @@ type Body = (Millis, Lsn, Vec<(String, SlaData)>);
 type BodyV2 = (Millis, Lsn, Vec<(String, SlaDataV2)>);
 type BodyV3 = (Millis, Lsn, Vec<(String, SlaDataV3)>);
 type BodyV4 = (Millis, Lsn, Vec<(String, SlaDataV4)>);
+type BodyV5 = (Millis, Lsn, Vec<(String, SlaDataV5)>);
 
 fn parse(bytes: &[u8]) -> Result<(Body, Marks), Damage> {
     let corrupt = |why: &str| Damage::Corrupt(why.to_owned());
@@ -253,6 +255,12 @@ fn parse(bytes: &[u8]) -> Result<(Body, Marks), Damage> {
         }
         4 => {
             let ((at, lsn, slas), rest): (BodyV4, _) =
+                postcard::take_from_bytes(body).map_err(decoding)?;
+            let slas = slas.into_iter().map(|(n, d)| (n, d.into())).collect();
+            ((at, lsn, slas), rest)
+        }
+        5 => {
+            let ((at, lsn, slas), rest): (BodyV5, _) =
                 postcard::take_from_bytes(body).map_err(decoding)?;
             let slas = slas.into_iter().map(|(n, d)| (n, d.into())).collect();
             ((at, lsn, slas), rest)
@@ -306,22 +314,17 @@ mod tests {
         assert_eq!(loaded.marks.get("log_tail/web"), Some(&[7, 8][..]));
         assert!(loaded.slas.contains_key("api"));
 
-        // Version 1: the same body without marks (an empty map is one byte)
-        // and without open deliveries (one byte and a zero counter, the
-        // last of the SLA's data).
-        let empty = recorder();
-        write(dir.path(), &empty, 43, 2_000, || true).unwrap();
-        let path = dir.path().join(name(43));
-        let bytes = fs::read(&path).unwrap();
-        let body_end = bytes.len() - 5;
-        assert_eq!(&bytes[body_end - 2..body_end], &[0, 0]);
-        let mut v1 = bytes[..body_end - 2].to_vec();
-        v1[8..12].copy_from_slice(&1u32.to_le_bytes());
-        let crc = crc32c::crc32c(&v1);
-        v1.extend_from_slice(&crc.to_le_bytes());
-        fs::write(&path, &v1).unwrap();
-        let loaded = load_newest(dir.path()).unwrap().unwrap();
-        assert_eq!((loaded.lsn, loaded.marks), (43, Marks::default()));
+        // Version 1, as the release that wrote it left it: no marks.
+        let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/state/v1");
+        let old = tempfile::tempdir().unwrap();
+        for entry in fs::read_dir(&fixture).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|x| x == "snap") {
+                fs::copy(&path, old.path().join(path.file_name().unwrap())).unwrap();
+            }
+        }
+        let loaded = load_newest(old.path()).unwrap().unwrap();
+        assert_eq!(loaded.marks, Marks::default());
         assert!(loaded.slas.contains_key("api"));
     }
 

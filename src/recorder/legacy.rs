@@ -1,6 +1,8 @@
 //! SLA data as older snapshot formats stored it, and how it becomes today's.
 //!
-//! Format 5 adds each series' native-histogram buckets; format 4 holds
+//! Format 6 keeps the SLA-wide windows apart from the label sets', which
+//! keep only the windows they export; format 5 adds each series'
+//! native-histogram buckets; format 4 holds
 //! promises as exact durations, the instant an open delivery fell due, and a
 //! calendar month's early deliveries. What older formats lack is rebuilt at
 //! restore (promises come from the config), starts empty (native buckets
@@ -40,6 +42,67 @@ pub struct SlaDataV3 {
     month: Option<MonthTallyV3>,
 }
 
+/// [`SlaData`] as snapshot version 5 stored it: every series with every
+/// window, no SLA-wide windows of its own (rebuilt from the series).
+#[derive(Deserialize)]
+pub struct SlaDataV5 {
+    labels: Vec<String>,
+    series: Vec<SeriesV5>,
+    ids: IdSet,
+    overflowed: u64,
+    lsn: Lsn,
+    open: OpenItems,
+    month: Option<MonthTally>,
+}
+
+/// A series in version 5.
+#[derive(Deserialize)]
+struct SeriesV5 {
+    key: Box<str>,
+    promise: Duration,
+    mixed_promise: bool,
+    rolling: Rolling,
+    within: u64,
+    late: u64,
+    failed: u64,
+    buckets: [u64; BUCKET_FRACTIONS.len() + 1],
+    sum_seconds: f64,
+    native: NativeBuckets,
+}
+
+impl From<SeriesV5> for Series {
+    fn from(v: SeriesV5) -> Series {
+        Series {
+            key: v.key,
+            promise: v.promise,
+            judge: Judge::default(),
+            mixed_promise: v.mixed_promise,
+            rolling: Some(v.rolling),
+            within: v.within,
+            late: v.late,
+            failed: v.failed,
+            buckets: v.buckets,
+            sum_seconds: v.sum_seconds,
+            native: v.native,
+        }
+    }
+}
+
+impl From<SlaDataV5> for SlaData {
+    fn from(v: SlaDataV5) -> SlaData {
+        SlaData {
+            labels: v.labels,
+            series: v.series.into_iter().map(Series::from).collect(),
+            aggregate: None,
+            ids: v.ids,
+            overflowed: v.overflowed,
+            lsn: v.lsn,
+            open: v.open,
+            month: v.month,
+        }
+    }
+}
+
 /// [`SlaData`] as snapshot version 4 stored it: series without native buckets.
 #[derive(Deserialize)]
 pub struct SlaDataV4 {
@@ -73,7 +136,7 @@ impl From<SeriesV4> for Series {
             promise: v.promise,
             judge: Judge::default(),
             mixed_promise: v.mixed_promise,
-            rolling: v.rolling,
+            rolling: Some(v.rolling),
             within: v.within,
             late: v.late,
             failed: v.failed,
@@ -89,6 +152,7 @@ impl From<SlaDataV4> for SlaData {
         SlaData {
             labels: v.labels,
             series: v.series.into_iter().map(Series::from).collect(),
+            aggregate: None,
             ids: v.ids,
             overflowed: v.overflowed,
             lsn: v.lsn,
@@ -120,7 +184,7 @@ impl From<SeriesV3> for Series {
             promise: Duration::try_from_secs_f64(v.promise_seconds).unwrap_or_default(),
             judge: Judge::default(),
             mixed_promise: v.mixed_promise,
-            rolling: v.rolling,
+            rolling: Some(v.rolling),
             within: v.within,
             late: v.late,
             failed: v.failed,
@@ -136,6 +200,7 @@ impl From<SlaDataV2> for SlaData {
         SlaData {
             labels: v.labels,
             series: v.series.into_iter().map(Series::from).collect(),
+            aggregate: None,
             ids: v.ids,
             overflowed: v.overflowed,
             lsn: v.lsn,
@@ -150,6 +215,7 @@ impl From<SlaDataV3> for SlaData {
         SlaData {
             labels: v.labels,
             series: v.series.into_iter().map(Series::from).collect(),
+            aggregate: None,
             ids: v.ids,
             overflowed: v.overflowed,
             lsn: v.lsn,

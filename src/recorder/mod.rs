@@ -18,7 +18,7 @@ pub mod open;
 
 pub use clocks::{OpenSummary, OpenView};
 use id_set::IdSet;
-pub use legacy::{SlaDataV2, SlaDataV3, SlaDataV4};
+pub use legacy::{SlaDataV2, SlaDataV3, SlaDataV4, SlaDataV5};
 pub use marks::{Mark, Marks};
 pub use native::NativeBuckets;
 use open::{EventError, OpenItems, Transition};
@@ -59,7 +59,11 @@ pub struct Recorder {
 
 /// Everything kept for one SLA: what its config implies, and its data.
 pub struct SlaState {
+    /// Every window, for the SLA-wide figures.
     windows: Vec<WindowSpec>,
+    /// Indexes into `windows` of those each label set keeps
+    /// (`Sla::series_windows`; none for an SLA without labels).
+    series_windows: Vec<usize>,
     compliance: usize,
     /// Largest share of the promise that counts as amazing, if targeted.
     amazing_limit: Option<Decimal>,
@@ -75,6 +79,10 @@ pub struct SlaData {
     /// Label keys, in the order series keys hold their values.
     labels: Vec<String>,
     series: Vec<Series>,
+    /// Every delivery of the SLA in every window, for its SLA-wide figures;
+    /// `None` only in state from format 5 and older, rebuilt from the series
+    /// at restore.
+    aggregate: Option<Rolling>,
     ids: IdSet,
     overflowed: u64,
     /// Log records up to here are applied to this SLA; later ones are not.
@@ -92,6 +100,7 @@ impl SlaData {
         SlaData {
             labels: self.labels.clone(),
             series: self.series.clone(),
+            aggregate: self.aggregate.clone(),
             ids: self.ids.stored_copy(),
             overflowed: self.overflowed,
             lsn: self.lsn,
@@ -101,7 +110,8 @@ impl SlaData {
     }
 }
 
-/// One label combination: windows plus the cumulative Prometheus counters.
+/// One label combination: the windows it exports, plus the cumulative
+/// Prometheus counters.
 #[derive(Clone, Serialize, Deserialize)]
 struct Series {
     key: Box<str>,
@@ -111,7 +121,9 @@ struct Series {
     judge: Judge,
     /// Several promises fold into this series (the overflow series of an SLA with goals).
     mixed_promise: bool,
-    rolling: Rolling,
+    /// The SLA's `series_windows` only; `None` when it exports none per
+    /// label set (an SLA without labels reports from its aggregate).
+    rolling: Option<Rolling>,
     within: u64,
     late: u64,
     failed: u64,
@@ -275,8 +287,17 @@ impl Recorder {
     /// Drops every slot that has left its window by `now`.
     pub fn advance(&self, now: Millis) {
         for state in &self.slas {
-            for s in &mut lock(state).data.series {
-                s.rolling.advance(now);
+            let mut state = lock(state);
+            if let Some(a) = &mut state.data.aggregate {
+                a.advance(now);
+            }
+            for r in state
+                .data
+                .series
+                .iter_mut()
+                .filter_map(|s| s.rolling.as_mut())
+            {
+                r.advance(now);
             }
         }
     }
@@ -287,11 +308,14 @@ impl Recorder {
             .iter()
             .map(|s| {
                 let s = lock(s);
-                s.data
+                let series: usize = s
+                    .data
                     .series
                     .iter()
-                    .map(|x| x.rolling.heap_bytes())
-                    .sum::<usize>()
+                    .filter_map(|x| x.rolling.as_ref())
+                    .map(Rolling::heap_bytes)
+                    .sum();
+                series + s.data.aggregate.as_ref().map_or(0, Rolling::heap_bytes)
             })
             .sum()
     }
@@ -324,6 +348,7 @@ impl SlaState {
             SlaData {
                 labels: sla.labels.clone(),
                 series: Vec::new(),
+                aggregate: None,
                 ids: IdSet::default(),
                 overflowed: 0,
                 lsn: 0,
@@ -339,6 +364,7 @@ impl SlaState {
         let (windows, compliance) = windows_for(millis(sla.window));
         let mut state = SlaState {
             windows,
+            series_windows: Vec::new(),
             compliance,
             amazing_limit: None,
             index: foldhash::HashMap::default(),
@@ -357,7 +383,28 @@ impl SlaState {
     /// a changed compliance window is re-sliced from the old one.
     fn reconfigure(&mut self, sla: &Sla) {
         let (windows, compliance) = windows_for(millis(sla.window));
-        let reshape = windows != self.windows;
+        // Restored state may come from other settings: reshape always (rings
+        // that did not change carry over as they are).
+        let aggregate = match self.data.aggregate.take() {
+            Some(a) => a.reshape(&windows),
+            // State from format 5 and older: the series held every window.
+            None => {
+                let mut all = Rolling::new(&windows);
+                for r in self.data.series.iter().filter_map(|s| s.rolling.clone()) {
+                    all.absorb(r.reshape(&windows));
+                }
+                all
+            }
+        };
+        self.data.aggregate = Some(aggregate);
+        self.series_windows = (0..windows.len())
+            .filter(|&i| !sla.labels.is_empty() && sla.series_windows.contains(&windows[i].label))
+            .collect();
+        let series_specs: Vec<WindowSpec> = self
+            .series_windows
+            .iter()
+            .map(|&i| windows[i].clone())
+            .collect();
         self.windows = windows;
         self.compliance = compliance;
         self.amazing_limit = sla.policy().amazing_limit();
@@ -395,9 +442,13 @@ impl SlaState {
             (key, promise)
         });
         for mut s in old {
-            if reshape {
-                s.rolling = s.rolling.reshape(&self.windows);
-            }
+            // Rings a label set keeps carry over; a newly chosen window
+            // starts from the widest ring it had.
+            s.rolling = match s.rolling.take() {
+                _ if series_specs.is_empty() => None,
+                Some(r) => Some(r.reshape(&series_specs)),
+                None => Some(Rolling::new(&series_specs)),
+            };
             let key = rekey(&s.key);
             let key = if self.index.contains_key(&key) || self.data.series.len() < sla.max_series {
                 key
@@ -455,7 +506,12 @@ impl SlaState {
                 Observation::Failed
             }
         };
-        series.rolling.record(d.at, obs);
+        if let Some(r) = &mut series.rolling {
+            r.record(d.at, obs);
+        }
+        if let Some(a) = &mut self.data.aggregate {
+            a.record(d.at, obs);
+        }
         if sla.calendar_month {
             let calendar = clocks::calendar_of(sla);
             month::MonthTally::record(&mut self.data.month, calendar, d.at, now, obs);
@@ -497,7 +553,14 @@ impl SlaState {
             promise: series_promise,
             judge: Judge::new(series_promise, self.amazing_limit),
             mixed_promise: mixed,
-            rolling: Rolling::new(&self.windows),
+            rolling: (!self.series_windows.is_empty()).then(|| {
+                let specs: Vec<WindowSpec> = self
+                    .series_windows
+                    .iter()
+                    .map(|&i| self.windows[i].clone())
+                    .collect();
+                Rolling::new(&specs)
+            }),
             within: 0,
             late: 0,
             failed: 0,
@@ -510,26 +573,22 @@ impl SlaState {
 
     fn report(&mut self, sla: &Sla, now: Millis) -> SlaReport {
         let policy = sla.policy();
-        let n = self.windows.len();
-        // The SLA-wide digest of each window is the merge of its series'.
-        let mut merged: Vec<Digest> = (0..n).map(|_| Digest::new()).collect();
         let labelled = !sla.labels.is_empty();
-        // Label sets are assessed only in the windows they export.
-        let exported: Vec<bool> = self
-            .windows
-            .iter()
-            .map(|w| labelled && sla.series_windows.contains(&w.label))
-            .collect();
+        let mut merged: Vec<Digest> = match &mut self.data.aggregate {
+            Some(a) => {
+                a.advance(now);
+                (0..self.windows.len()).map(|w| a.window(w, now)).collect()
+            }
+            None => (0..self.windows.len()).map(|_| Digest::new()).collect(),
+        };
         let mut series = Vec::new();
         for s in &mut self.data.series {
-            s.rolling.advance(now);
-            let mut figures = Vec::new();
-            for (w, total) in merged.iter_mut().enumerate() {
-                let digest = s.rolling.window(w, now);
-                if exported[w] {
-                    figures.push((w, margin::assess(&digest, &policy)));
+            let mut figures = Vec::with_capacity(self.series_windows.len());
+            if let Some(r) = &mut s.rolling {
+                r.advance(now);
+                for (ring, &w) in self.series_windows.iter().enumerate() {
+                    figures.push((w, margin::assess(&r.window(ring, now), &policy)));
                 }
-                total.merge(&digest);
             }
             if labelled {
                 series.push(SeriesReport {
@@ -582,7 +641,11 @@ impl Series {
 
     /// Takes over `other`'s deliveries and counts (a label key was dropped).
     fn absorb(&mut self, other: Series) {
-        self.rolling.absorb(other.rolling);
+        match (&mut self.rolling, other.rolling) {
+            (Some(mine), Some(theirs)) => mine.absorb(theirs),
+            (mine @ None, theirs) => *mine = theirs,
+            (Some(_), None) => {}
+        }
         self.within += other.within;
         self.late += other.late;
         self.failed += other.failed;
