@@ -356,6 +356,72 @@ fn series_windows_choose_what_each_label_set_exports() {
     };
     assert_eq!(windows("series"), ["1h", "30d"]);
     assert_eq!(windows("sla").len(), 7, "{:?}", windows("sla"));
+}
+
+/// The SLA-wide windows are kept apart from the label sets', so choosing
+/// other windows per label set on a reload changes nothing SLA-wide, a newly
+/// chosen window starts from what the label set kept, and the state survives
+/// a restart in the new shape.
+#[test]
+fn series_windows_follow_a_reload_and_the_sla_wide_figures_stay() {
+    let home = crate::server::Home::new(
+        "version: 1\nslas:\n  - name: api\n    promise: 300ms\n    objective: 90%\n    min_deliveries: 1\n    labels: [route]\n",
+    );
+    let ex = home.start(&[]);
+    let body: String = (0..40)
+        .map(|i| {
+            let route = ["/a", "/b"][i % 2];
+            let ms = if i % 10 == 0 { 400 } else { 5 * i };
+            format!(
+                "{{\"sla\":\"api\",\"labels\":{{\"route\":\"{route}\"}},\"duration\":\"{ms}ms\"}}\n"
+            )
+        })
+        .collect();
+    assert_eq!(ex.push(&body).status, 200);
+    let sla_wide = |ex: &crate::server::Exporter| {
+        let m = ex.metrics();
+        ["5m", "1h", "30d"].map(|w| {
+            let at = [("sla", "api"), ("scope", "sla"), ("window", w)];
+            (
+                m.value("amaze_window_deliveries", &at),
+                m.value("amaze_window_bad_deliveries", &at),
+                m.value("amaze_margin_ratio", &at),
+            )
+        })
+    };
+    let before = sla_wide(&ex);
+    assert_eq!(before[0].0, Some(40.0));
+    assert_eq!(before[0].1, Some(4.0));
+    let series = |ex: &crate::server::Exporter, w: &str| {
+        ex.metrics().value(
+            "amaze_window_deliveries",
+            &[
+                ("sla", "api"),
+                ("route", "/a"),
+                ("scope", "series"),
+                ("window", w),
+            ],
+        )
+    };
+    assert_eq!((series(&ex, "1h"), series(&ex, "30d")), (Some(20.0), None));
+
+    home.write_config(
+        "version: 1\nslas:\n  - name: api\n    promise: 300ms\n    objective: 90%\n    min_deliveries: 1\n    labels: [route]\n    series_windows: [5m, 30d]\n",
+    );
+    assert_eq!(ex.reload().status, 200);
+    assert_eq!(sla_wide(&ex), before);
+    assert_eq!(
+        (series(&ex, "5m"), series(&ex, "30d")),
+        (Some(20.0), Some(20.0))
+    );
+    assert_eq!(series(&ex, "1h"), None);
+    ex.stop();
+    let ex = home.start(&[]);
+    assert_eq!(sla_wide(&ex), before);
+    assert_eq!(
+        (series(&ex, "5m"), series(&ex, "30d")),
+        (Some(20.0), Some(20.0))
+    );
 
     let err = amaze_exporter::config::Config::parse(
         "version: 1\nslas:\n  - name: api\n    promise: 1s\n    objective: 99%\n    series_windows: [1h, 2h]\n",
