@@ -70,7 +70,14 @@ pub async fn shed(
     // Unauthenticated writes are turned away before they cost anything.
     if let Err(d) = caller(&s.ingest.catalog(), request.headers()) {
         s.ingest.refuse(source, d.reason(), 1);
-        return denied(&d);
+        let mut r = denied(&d);
+        // Its body is never read, so the connection cannot carry another
+        // request; say so, or a client reuses it and meets a closed socket.
+        r.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+        return r;
     }
     let (parts, body) = request.into_parts();
     let declared = parts

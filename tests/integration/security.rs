@@ -116,6 +116,8 @@ fn writes_need_a_token_that_may_write_the_sla() {
     assert_eq!(r.status, 403, "{}", r.body);
     let r = ex.post("/api/v1/deliveries/start", "application/json", start);
     assert_eq!(r.status, 401, "{}", r.body);
+    // Its body was never read: the client must not reuse the connection.
+    assert_eq!(r.header("connection"), Some("close"));
     let m = ex.metrics();
     assert_eq!(
         m.value(
