@@ -51,14 +51,13 @@ pub enum Command {
     /// Print the fleet rules for a config's SLAs: recording rules and alerts
     /// that merge each SLA's figures across the instances serving it.
     Rules {
-        /// The config whose SLAs the rules cover.
-        #[arg(
-            long = "config.file",
-            visible_alias = "config",
-            value_name = "FILE",
-            default_value = "config/amaze.yaml"
-        )]
-        config: PathBuf,
+        /// The config whose SLAs the rules cover (or give it as
+        /// `--config.file`; default `config/amaze.yaml`).
+        #[arg(value_name = "FILE", conflicts_with = "config_flag")]
+        config: Option<PathBuf>,
+        /// The config whose SLAs the rules cover, as serving takes it.
+        #[arg(long = "config.file", visible_alias = "config", value_name = "FILE")]
+        config_flag: Option<PathBuf>,
     },
     /// Push realistic deliveries for every SLA of a config to a running
     /// exporter, one SLA's margin eroding, to see dashboards and alerts live.

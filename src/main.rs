@@ -43,7 +43,17 @@ fn main() -> ExitCode {
             }
         };
     }
-    if let Some(Command::Rules { config }) = &cli.command {
+    if let Some(Command::Rules {
+        config,
+        config_flag,
+    }) = &cli.command
+    {
+        let config = config
+            .as_ref()
+            .or(config_flag.as_ref())
+            .cloned()
+            .unwrap_or_else(|| "config/amaze.yaml".into());
+        let config = &config;
         return match Config::load(config) {
             Ok(c) => {
                 print!(

@@ -45,9 +45,18 @@ const NANOSECOND: Duration = Duration::from_nanos(1);
 const DEFAULT_MAX_SERIES: usize = 1000;
 const DEFAULT_FORECAST_HORIZON: Duration = Duration::from_secs(86400);
 const MAX_LABELS: usize = 16;
-/// Label names the exporter itself puts on series.
-pub const RESERVED_LABELS: [&str; 8] = [
-    "sla", "window", "scope", "le", "quantile", "q", "result", "status",
+/// Label names the exporter itself puts on series, and `replica`, which
+/// the fleet rules read to tell HA replicas apart.
+pub const RESERVED_LABELS: [&str; 9] = [
+    "sla",
+    "window",
+    "scope",
+    "le",
+    "quantile",
+    "q",
+    "result",
+    "status",
+    crate::exposition::fleet::REPLICA_LABEL,
 ];
 
 #[derive(Default)]

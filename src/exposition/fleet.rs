@@ -22,6 +22,11 @@ pub const REPLICA_LABEL: &str = "replica";
 
 /// The fleet rules for every SLA of `catalog`, as a Prometheus rule file.
 pub fn rules(catalog: &Catalog, source: &str) -> String {
+    // The source is echoed in a comment: keep it on one line.
+    let source: String = source
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     let mut out = String::new();
     let deliveries = names::WINDOW_DELIVERIES.name;
     let bad = names::WINDOW_BAD.name;
@@ -95,7 +100,7 @@ groups:
             out,
             "
       # {name}: 1 - the {q} quantile of r per replica (objective {q}), floored at -1
-      # like the exporter's own margin.
+      # like the exporter's own margin; `>= -1` drops NaN (no deliveries in the range).
 "
         );
         for w in &windows {
@@ -112,7 +117,7 @@ groups:
               sum by (job, sla, {REPLICA_LABEL}) (rate({ratio}{{sla=\"{name}\"}}[{label}]))
             ),
             -1
-          )
+          ) >= -1
 "
             );
         }
@@ -187,4 +192,43 @@ groups:
 "
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn catalog(yaml: &str) -> Catalog {
+        Config::parse(yaml).unwrap().catalog()
+    }
+
+    /// One margin rule per SLA and window, each with the SLA's own objective,
+    /// NaN (no deliveries in the range) dropped.
+    #[test]
+    fn every_sla_and_window_gets_its_objective() {
+        let text = rules(
+            &catalog(
+                "version: 1\nslas:\n  - name: a.b-c\n    promise: 1s\n    objective: 99.9%\n    window: 7d\n  - name: desk\n    promise: 4h\n    objective: 95%\n",
+            ),
+            "amaze.yaml",
+        );
+        assert_eq!(text.matches("histogram_quantile(0.999,").count(), 7);
+        assert_eq!(text.matches("histogram_quantile(0.95,").count(), 7);
+        assert!(text.contains("rate(amaze_delivery_duration_ratio{sla=\"a.b-c\"}[7d])"));
+        assert!(text.contains("rate(amaze_delivery_duration_ratio{sla=\"desk\"}[30d])"));
+        assert_eq!(text.matches(") >= -1\n").count(), 14);
+    }
+
+    /// The config path is echoed in a comment; a newline in it must not
+    /// end the comment.
+    #[test]
+    fn the_source_stays_in_its_comment() {
+        let text = rules(
+            &catalog("version: 1\nslas:\n  - name: a\n    promise: 1s\n    objective: 99%\n"),
+            "x\ngroups: []",
+        );
+        assert!(text.contains("--config.file x groups: []`"), "{text}");
+        assert_eq!(text.matches("\ngroups:").count(), 1);
+    }
 }

@@ -38,8 +38,10 @@ impl Format {
 
     /// The format a scraper's `Accept` header asks for: the offered media
     /// range with the highest `q` (RFC 9110 section 12.5.1), ties going to
-    /// protobuf, then OpenMetrics. Text when the header is absent, names
-    /// nothing this exporter speaks, or cannot be read.
+    /// protobuf, then OpenMetrics. Protobuf needs both its `proto` and
+    /// `encoding=delimited` parameters, as client_golang's `expfmt` requires.
+    /// Text when the header is absent, names nothing this exporter speaks,
+    /// or cannot be read.
     pub fn negotiate(accept: Option<&str>) -> Format {
         let Some(accept) = accept else {
             return Format::Text;
@@ -49,15 +51,16 @@ impl Format {
             let mut parts = range.split(';').map(str::trim);
             let media = parts.next().unwrap_or_default().to_ascii_lowercase();
             let mut q: f64 = 1.0;
-            let mut proto_ok = true;
-            let mut encoding_ok = true;
+            let mut proto_ok = false;
+            let mut encoding_ok = false;
             for param in parts {
                 let Some((key, value)) = param.split_once('=') else {
                     continue;
                 };
                 let value = value.trim().trim_matches('"');
                 match key.trim().to_ascii_lowercase().as_str() {
-                    "q" => q = value.parse().unwrap_or(0.0),
+                    // RFC 9110 allows 0 to 1; more is read as 1, so it cannot outrank.
+                    "q" => q = value.parse::<f64>().map_or(0.0, |q| q.min(1.0)),
                     "proto" => proto_ok = value == "io.prometheus.client.MetricFamily",
                     "encoding" => encoding_ok = value == "delimited",
                     _ => {}
@@ -249,6 +252,20 @@ mod tests {
         assert_eq!(
             Format::negotiate(Some("text/plain, application/openmetrics-text")),
             Format::OpenMetrics
+        );
+        // q above 1 (or infinite) counts as 1: it cannot outrank.
+        assert_eq!(
+            Format::negotiate(Some("text/plain;q=1.5, application/openmetrics-text")),
+            Format::OpenMetrics
+        );
+        assert_eq!(
+            Format::negotiate(Some("text/plain;q=1e400, application/openmetrics-text")),
+            Format::OpenMetrics
+        );
+        // Protobuf without its parameters is not the delimited format.
+        assert_eq!(
+            Format::negotiate(Some("application/vnd.google.protobuf")),
+            Format::Text
         );
     }
 }

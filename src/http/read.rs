@@ -48,7 +48,15 @@ pub async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Respons
     })
     .await;
     match rendered {
-        Ok(Ok(body)) => ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
+        // The answer depends on `Accept`: caches must keep them apart.
+        Ok(Ok(body)) => (
+            [
+                (header::CONTENT_TYPE, format.content_type()),
+                (header::VARY, "accept"),
+            ],
+            body,
+        )
+            .into_response(),
         Ok(Err(e)) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("cannot render metrics: {e}\n"),

@@ -158,39 +158,46 @@ fn prometheus_runs_the_rules_and_every_dashboard_query_returns_data() {
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/amaze.yaml")).unwrap();
     let home = Home::new(&shipped);
     let ex = home.start(&[]);
-    // Healthy traffic for every shipped SLA, enough for every label set to be assessed.
+    // Healthy traffic for every shipped SLA, enough for every label set to be
+    // assessed. The SLAs other than api_latency get theirs again after
+    // Prometheus' first scrape: the fleet margin's rate() counts from a
+    // series' second sample.
     push(&ex, &api_latency(0.45, 2400));
-    // Support tickets are judged by their priority's goal: 1h, 4h, else 8h.
-    for (priority, hours) in [("P1", 1.0), ("P2", 4.0), ("P3", 8.0)] {
+    let others = || {
+        // Support tickets are judged by their priority's goal: 1h, 4h, else 8h.
+        for (priority, hours) in [("P1", 1.0), ("P2", 4.0), ("P3", 8.0)] {
+            push(
+                &ex,
+                &traffic(
+                    "support_first_response",
+                    90,
+                    hours * 3600.0 * 1000.0,
+                    0.4,
+                    &[
+                        ("channel", &["email", "chat", "phone"]),
+                        ("priority", &[priority]),
+                    ],
+                ),
+            );
+        }
         push(
             &ex,
             &traffic(
-                "support_first_response",
-                90,
-                hours * 3600.0 * 1000.0,
-                0.4,
-                &[
-                    ("channel", &["email", "chat", "phone"]),
-                    ("priority", &[priority]),
-                ],
+                "order_shipping",
+                120,
+                48.0 * 3600.0 * 1000.0,
+                0.7,
+                &[("warehouse", &["ams", "fra", "lon"])],
             ),
         );
-    }
-    push(
-        &ex,
-        &traffic(
-            "order_shipping",
-            120,
-            48.0 * 3600.0 * 1000.0,
-            0.7,
-            &[("warehouse", &["ams", "fra", "lon"])],
-        ),
-    );
+    };
+    others();
 
     let prom = Prometheus::start(ex.addr());
     prom.wait_for("a scrape and a rule evaluation", || {
         !prom.query("sla:amaze_margin:ratio").is_empty()
     });
+    others();
 
     // Erode api_latency's margin step by step: its hour's p99 rises toward the promise.
     for worst in [0.7, 0.8, 0.85, 0.9, 0.92, 0.95] {

@@ -17,7 +17,7 @@ slas:
   - name: api
     promise: 300 furlongs
     objective: 120%
-    labels: [route, le]
+    labels: [route, le, replica]
   - name: api
     promise: 1s
     objective: 99%
@@ -41,6 +41,7 @@ fn check_lists_every_problem_with_its_path_and_exits_2() {
         "slas[0].promise (line 5)",
         "slas[0].objective (line 6)",
         "slas[0].labels[1] (line 7)",
+        "slas[0].labels[2] (line 7): `replica` is reserved",
         "slas[1].name (line 8): duplicate SLA name `api`",
         "slas[1].alert_margin (line 12)",
         "slas[1].window (line 13)",
