@@ -218,11 +218,19 @@ enum Damage {
     Corrupt(String),
 }
 
-type Body = (Millis, Lsn, Vec<(String, SlaData)>);
-type BodyV2 = (Millis, Lsn, Vec<(String, SlaDataV2)>);
-type BodyV3 = (Millis, Lsn, Vec<(String, SlaDataV3)>);
-type BodyV4 = (Millis, Lsn, Vec<(String, SlaDataV4)>);
-type BodyV5 = (Millis, Lsn, Vec<(String, SlaDataV5)>);
+/// `(taken_at, lsn, [(sla name, data)])` with data of shape `D`.
+type BodyOf<D> = (Millis, Lsn, Vec<(String, D)>);
+type Body = BodyOf<SlaData>;
+
+/// A body of an older format, with each SLA's data in today's shape.
+fn older<D>(body: &[u8]) -> Result<(Body, &[u8]), postcard::Error>
+where
+    D: serde::de::DeserializeOwned + Into<SlaData>,
+{
+    let ((at, lsn, slas), rest): (BodyOf<D>, _) = postcard::take_from_bytes(body)?;
+    let slas = slas.into_iter().map(|(n, d)| (n, d.into())).collect();
+    Ok(((at, lsn, slas), rest))
+}
 
 fn parse(bytes: &[u8]) -> Result<(Body, Marks), Damage> {
     let corrupt = |why: &str| Damage::Corrupt(why.to_owned());
@@ -241,32 +249,13 @@ fn parse(bytes: &[u8]) -> Result<(Body, Marks), Damage> {
     let decoding = |e: postcard::Error| Damage::Corrupt(e.to_string());
     let body = &content[MAGIC.len() + 4..];
     let (body, rest): (Body, &[u8]) = match version {
-        1 | 2 => {
-            let ((at, lsn, slas), rest): (BodyV2, _) =
-                postcard::take_from_bytes(body).map_err(decoding)?;
-            let slas = slas.into_iter().map(|(n, d)| (n, d.into())).collect();
-            ((at, lsn, slas), rest)
-        }
-        3 => {
-            let ((at, lsn, slas), rest): (BodyV3, _) =
-                postcard::take_from_bytes(body).map_err(decoding)?;
-            let slas = slas.into_iter().map(|(n, d)| (n, d.into())).collect();
-            ((at, lsn, slas), rest)
-        }
-        4 => {
-            let ((at, lsn, slas), rest): (BodyV4, _) =
-                postcard::take_from_bytes(body).map_err(decoding)?;
-            let slas = slas.into_iter().map(|(n, d)| (n, d.into())).collect();
-            ((at, lsn, slas), rest)
-        }
-        5 => {
-            let ((at, lsn, slas), rest): (BodyV5, _) =
-                postcard::take_from_bytes(body).map_err(decoding)?;
-            let slas = slas.into_iter().map(|(n, d)| (n, d.into())).collect();
-            ((at, lsn, slas), rest)
-        }
-        _ => postcard::take_from_bytes(body).map_err(decoding)?,
-    };
+        1 | 2 => older::<SlaDataV2>(body),
+        3 => older::<SlaDataV3>(body),
+        4 => older::<SlaDataV4>(body),
+        5 => older::<SlaDataV5>(body),
+        _ => postcard::take_from_bytes(body),
+    }
+    .map_err(decoding)?;
     let marks = match version {
         1 => Marks::default(),
         _ => postcard::from_bytes(rest).map_err(decoding)?,

@@ -1,20 +1,21 @@
-//! SLA data as older snapshot formats stored it, and how it becomes today's.
+//! SLA data as older snapshot formats stored it, and how it becomes today's:
+//! each version converts into the next, so a new format adds one step.
 //!
 //! Format 6 keeps the SLA-wide windows apart from the label sets', which
 //! keep only the windows they export; format 5 adds each series'
-//! native-histogram buckets; format 4 holds
-//! promises as exact durations, the instant an open delivery fell due, and a
-//! calendar month's early deliveries. What older formats lack is rebuilt at
-//! restore (promises come from the config), starts empty (native buckets
-//! count from the upgrade on) or is left unknown.
+//! native-histogram buckets; format 4 holds promises as exact durations,
+//! the instant an open delivery fell due, and a calendar month's early
+//! deliveries; format 3 adds open deliveries. What older formats lack is
+//! rebuilt at restore (promises come from the config, SLA-wide windows from
+//! the series), starts empty (native buckets count from the upgrade on) or
+//! is left unknown.
 
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::id_set::IdSet;
-use super::month::MonthTally;
-use super::month::MonthTallyV3;
+use super::month::{MonthTally, MonthTallyV3};
 use super::open::{OpenItems, OpenItemsV3};
 use super::{BUCKET_FRACTIONS, Lsn, NativeBuckets, Series, SlaData};
 use crate::margin::Judge;
@@ -42,67 +43,6 @@ pub struct SlaDataV3 {
     month: Option<MonthTallyV3>,
 }
 
-/// [`SlaData`] as snapshot version 5 stored it: every series with every
-/// window, no SLA-wide windows of its own (rebuilt from the series).
-#[derive(Deserialize)]
-pub struct SlaDataV5 {
-    labels: Vec<String>,
-    series: Vec<SeriesV5>,
-    ids: IdSet,
-    overflowed: u64,
-    lsn: Lsn,
-    open: OpenItems,
-    month: Option<MonthTally>,
-}
-
-/// A series in version 5.
-#[derive(Deserialize)]
-struct SeriesV5 {
-    key: Box<str>,
-    promise: Duration,
-    mixed_promise: bool,
-    rolling: Rolling,
-    within: u64,
-    late: u64,
-    failed: u64,
-    buckets: [u64; BUCKET_FRACTIONS.len() + 1],
-    sum_seconds: f64,
-    native: NativeBuckets,
-}
-
-impl From<SeriesV5> for Series {
-    fn from(v: SeriesV5) -> Series {
-        Series {
-            key: v.key,
-            promise: v.promise,
-            judge: Judge::default(),
-            mixed_promise: v.mixed_promise,
-            rolling: Some(v.rolling),
-            within: v.within,
-            late: v.late,
-            failed: v.failed,
-            buckets: v.buckets,
-            sum_seconds: v.sum_seconds,
-            native: v.native,
-        }
-    }
-}
-
-impl From<SlaDataV5> for SlaData {
-    fn from(v: SlaDataV5) -> SlaData {
-        SlaData {
-            labels: v.labels,
-            series: v.series.into_iter().map(Series::from).collect(),
-            aggregate: None,
-            ids: v.ids,
-            overflowed: v.overflowed,
-            lsn: v.lsn,
-            open: v.open,
-            month: v.month,
-        }
-    }
-}
-
 /// [`SlaData`] as snapshot version 4 stored it: series without native buckets.
 #[derive(Deserialize)]
 pub struct SlaDataV4 {
@@ -115,51 +55,17 @@ pub struct SlaDataV4 {
     month: Option<MonthTally>,
 }
 
-/// A series in version 4.
+/// [`SlaData`] as snapshot version 5 stored it: every series with every
+/// window, no SLA-wide windows of its own (rebuilt from the series).
 #[derive(Deserialize)]
-struct SeriesV4 {
-    key: Box<str>,
-    promise: Duration,
-    mixed_promise: bool,
-    rolling: Rolling,
-    within: u64,
-    late: u64,
-    failed: u64,
-    buckets: [u64; BUCKET_FRACTIONS.len() + 1],
-    sum_seconds: f64,
-}
-
-impl From<SeriesV4> for Series {
-    fn from(v: SeriesV4) -> Series {
-        Series {
-            key: v.key,
-            promise: v.promise,
-            judge: Judge::default(),
-            mixed_promise: v.mixed_promise,
-            rolling: Some(v.rolling),
-            within: v.within,
-            late: v.late,
-            failed: v.failed,
-            buckets: v.buckets,
-            sum_seconds: v.sum_seconds,
-            native: NativeBuckets::default(),
-        }
-    }
-}
-
-impl From<SlaDataV4> for SlaData {
-    fn from(v: SlaDataV4) -> SlaData {
-        SlaData {
-            labels: v.labels,
-            series: v.series.into_iter().map(Series::from).collect(),
-            aggregate: None,
-            ids: v.ids,
-            overflowed: v.overflowed,
-            lsn: v.lsn,
-            open: v.open,
-            month: v.month,
-        }
-    }
+pub struct SlaDataV5 {
+    labels: Vec<String>,
+    series: Vec<SeriesV5>,
+    ids: IdSet,
+    overflowed: u64,
+    lsn: Lsn,
+    open: OpenItems,
+    month: Option<MonthTally>,
 }
 
 /// A series up to version 3: its promise in float seconds.
@@ -176,15 +82,59 @@ struct SeriesV3 {
     sum_seconds: f64,
 }
 
-impl From<SeriesV3> for Series {
-    fn from(v: SeriesV3) -> Series {
-        Series {
+/// A series in version 4: an exact promise.
+#[derive(Deserialize)]
+struct SeriesV4 {
+    key: Box<str>,
+    promise: Duration,
+    mixed_promise: bool,
+    rolling: Rolling,
+    within: u64,
+    late: u64,
+    failed: u64,
+    buckets: [u64; BUCKET_FRACTIONS.len() + 1],
+    sum_seconds: f64,
+}
+
+/// A series in version 5: native buckets, every window.
+#[derive(Deserialize)]
+struct SeriesV5 {
+    key: Box<str>,
+    promise: Duration,
+    mixed_promise: bool,
+    rolling: Rolling,
+    within: u64,
+    late: u64,
+    failed: u64,
+    buckets: [u64; BUCKET_FRACTIONS.len() + 1],
+    sum_seconds: f64,
+    native: NativeBuckets,
+}
+
+impl From<SeriesV3> for SeriesV4 {
+    fn from(v: SeriesV3) -> SeriesV4 {
+        SeriesV4 {
             key: v.key,
             // Restoring sets every promise from the config again.
             promise: Duration::try_from_secs_f64(v.promise_seconds).unwrap_or_default(),
-            judge: Judge::default(),
             mixed_promise: v.mixed_promise,
-            rolling: Some(v.rolling),
+            rolling: v.rolling,
+            within: v.within,
+            late: v.late,
+            failed: v.failed,
+            buckets: v.buckets,
+            sum_seconds: v.sum_seconds,
+        }
+    }
+}
+
+impl From<SeriesV4> for SeriesV5 {
+    fn from(v: SeriesV4) -> SeriesV5 {
+        SeriesV5 {
+            key: v.key,
+            promise: v.promise,
+            mixed_promise: v.mixed_promise,
+            rolling: v.rolling,
             within: v.within,
             late: v.late,
             failed: v.failed,
@@ -195,12 +145,30 @@ impl From<SeriesV3> for Series {
     }
 }
 
-impl From<SlaDataV2> for SlaData {
-    fn from(v: SlaDataV2) -> SlaData {
-        SlaData {
+impl From<SeriesV5> for Series {
+    fn from(v: SeriesV5) -> Series {
+        Series {
+            key: v.key,
+            promise: v.promise,
+            judge: Judge::default(),
+            mixed_promise: v.mixed_promise,
+            // Every window: restore keeps those the label set exports.
+            rolling: Some(v.rolling),
+            within: v.within,
+            late: v.late,
+            failed: v.failed,
+            buckets: v.buckets,
+            sum_seconds: v.sum_seconds,
+            native: v.native,
+        }
+    }
+}
+
+impl From<SlaDataV2> for SlaDataV4 {
+    fn from(v: SlaDataV2) -> SlaDataV4 {
+        SlaDataV4 {
             labels: v.labels,
-            series: v.series.into_iter().map(Series::from).collect(),
-            aggregate: None,
+            series: v.series.into_iter().map(Into::into).collect(),
             ids: v.ids,
             overflowed: v.overflowed,
             lsn: v.lsn,
@@ -210,17 +178,63 @@ impl From<SlaDataV2> for SlaData {
     }
 }
 
-impl From<SlaDataV3> for SlaData {
-    fn from(v: SlaDataV3) -> SlaData {
-        SlaData {
+impl From<SlaDataV3> for SlaDataV4 {
+    fn from(v: SlaDataV3) -> SlaDataV4 {
+        SlaDataV4 {
             labels: v.labels,
-            series: v.series.into_iter().map(Series::from).collect(),
-            aggregate: None,
+            series: v.series.into_iter().map(Into::into).collect(),
             ids: v.ids,
             overflowed: v.overflowed,
             lsn: v.lsn,
             open: v.open.into(),
             month: v.month.map(Into::into),
         }
+    }
+}
+
+impl From<SlaDataV4> for SlaDataV5 {
+    fn from(v: SlaDataV4) -> SlaDataV5 {
+        SlaDataV5 {
+            labels: v.labels,
+            series: v.series.into_iter().map(Into::into).collect(),
+            ids: v.ids,
+            overflowed: v.overflowed,
+            lsn: v.lsn,
+            open: v.open,
+            month: v.month,
+        }
+    }
+}
+
+impl From<SlaDataV5> for SlaData {
+    fn from(v: SlaDataV5) -> SlaData {
+        SlaData {
+            labels: v.labels,
+            series: v.series.into_iter().map(Into::into).collect(),
+            aggregate: None,
+            ids: v.ids,
+            overflowed: v.overflowed,
+            lsn: v.lsn,
+            open: v.open,
+            month: v.month,
+        }
+    }
+}
+
+impl From<SlaDataV2> for SlaData {
+    fn from(v: SlaDataV2) -> SlaData {
+        SlaDataV5::from(SlaDataV4::from(v)).into()
+    }
+}
+
+impl From<SlaDataV3> for SlaData {
+    fn from(v: SlaDataV3) -> SlaData {
+        SlaDataV5::from(SlaDataV4::from(v)).into()
+    }
+}
+
+impl From<SlaDataV4> for SlaData {
+    fn from(v: SlaDataV4) -> SlaData {
+        SlaDataV5::from(v).into()
     }
 }
