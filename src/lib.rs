@@ -12,6 +12,7 @@
 //!   exact thresholds a duration is judged by.
 //! - [`source`]: the typed `source` and `reason` labels of every refusal.
 //! - [`auth`]: bearer tokens for writes, with per-token SLA allow-lists.
+//! - [`span_rule`]: which OTLP spans become deliveries of which SLA.
 //! - [`sla`]: validated SLAs, limits, the catalog and the catalog in force.
 //! - [`delivery`]: the values every source emits (deliveries, open-delivery
 //!   events) and the checks that admit them.
@@ -59,5 +60,6 @@ pub mod reload;
 pub mod shutdown;
 pub mod sla;
 pub mod source;
+pub mod span_rule;
 pub mod supervisor;
 pub mod window;

@@ -204,13 +204,20 @@ pub struct Catalog {
     pub limits: Limits,
     /// Who may write; read again from its files at every reload.
     pub auth: crate::auth::Auth,
+    /// Which OTLP spans become deliveries of which SLA, first match wins.
+    pub spans: Vec<crate::span_rule::SpanRule>,
     /// Looked up for every delivery: foldhash, not SipHash.
     by_name: foldhash::HashMap<String, usize>,
 }
 
 impl Catalog {
     /// Indexes `slas` by name; their names are unique (config validation).
-    pub fn with(slas: Vec<Sla>, limits: Limits, auth: crate::auth::Auth) -> Self {
+    pub fn with(
+        slas: Vec<Sla>,
+        limits: Limits,
+        auth: crate::auth::Auth,
+        spans: Vec<crate::span_rule::SpanRule>,
+    ) -> Self {
         let by_name = slas
             .iter()
             .enumerate()
@@ -220,6 +227,7 @@ impl Catalog {
             slas,
             limits,
             auth,
+            spans,
             by_name,
         }
     }

@@ -52,6 +52,8 @@ labels! {
         LogTail = "log",
         /// Active HTTP checks.
         Probe = "probe",
+        /// OpenTelemetry spans over OTLP/HTTP (`POST /v1/traces`).
+        Otlp = "otlp",
         /// `POST /-/reload`: not a source of deliveries, but its refused
         /// callers are counted beside theirs.
         Reload = "reload",
@@ -198,6 +200,10 @@ impl Source {
                 ]);
             }
             Source::Probe => out.extend(ADMISSION.iter().chain(&STORAGE)),
+            Source::Otlp => {
+                out.extend(ADMISSION.iter().chain(&REQUEST).chain(&STORAGE));
+                out.push(Reason::Unmapped);
+            }
             Source::Reload => out.extend([Reason::Unauthorized, Reason::Forbidden]),
         }
         out

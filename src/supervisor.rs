@@ -90,6 +90,7 @@ impl Supervisor {
     pub async fn start(sources: Sources, ctx: SourceContext) -> Result<Supervisor, BindError> {
         let metrics = ctx.metrics();
         metrics.register_source(Source::Http);
+        metrics.register_source(Source::Otlp);
         metrics.register_source(Source::Events);
         metrics.register_source(Source::Reload);
         let supervisor = Supervisor {

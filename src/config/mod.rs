@@ -31,6 +31,8 @@ pub struct Config {
     pub slas: Vec<Sla>,
     /// Sources besides HTTP push.
     pub sources: Sources,
+    /// Which OTLP spans become deliveries (`sources.otlp.spans`).
+    pub spans: Vec<crate::span_rule::SpanRule>,
 }
 
 /// Sources beyond HTTP push (which is always on), each off unless configured.
@@ -114,7 +116,7 @@ impl Config {
 
     /// The catalog of this config's SLAs, limits and tokens.
     pub fn catalog(self) -> crate::sla::Catalog {
-        crate::sla::Catalog::with(self.slas, self.limits, self.auth)
+        crate::sla::Catalog::with(self.slas, self.limits, self.auth, self.spans)
     }
 
     /// The SLA named `name`.

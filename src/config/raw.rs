@@ -53,10 +53,27 @@ pub struct RawCalendar {
 #[derive(Debug, Default, Deserialize)]
 pub struct RawSources {
     pub statsd: Option<RawStatsd>,
+    pub otlp: Option<RawOtlp>,
     #[serde(default)]
     pub log_tail: Vec<RawLogTail>,
     #[serde(default)]
     pub probes: Vec<RawProbe>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawOtlp {
+    #[serde(default)]
+    pub spans: Vec<RawSpanRule>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawSpanRule {
+    pub sla: Option<Text>,
+    #[serde(default, rename = "match")]
+    pub matches: BTreeMap<String, Text>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, Text>,
+    pub failed_status_code: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -223,6 +240,7 @@ pub const KEYS: &[&str] = &[
     "expect_status",
     "failed_field",
     "failed_match",
+    "failed_status_code",
     "follow_redirects",
     "forecast_horizon",
     "format",
@@ -254,6 +272,7 @@ pub const KEYS: &[&str] = &[
     "min_deliveries",
     "name",
     "objective",
+    "otlp",
     "paths",
     "phases",
     "poll_interval",
@@ -267,6 +286,7 @@ pub const KEYS: &[&str] = &[
     "sla_field",
     "slas",
     "sources",
+    "spans",
     "start_at",
     "statsd",
     "target_margin",

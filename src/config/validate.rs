@@ -141,6 +141,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Problem>> {
         }
     }
     let sources = super::sources::validate(&mut p, &raw.sources, &slas);
+    let spans = super::sources::otlp(&mut p, raw.sources.otlp.as_ref(), &slas);
     let auth = super::auth::validate(&mut p, &raw.auth, &slas);
     if p.0.is_empty() {
         Ok(Config {
@@ -148,6 +149,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Problem>> {
             auth,
             slas,
             sources,
+            spans,
         })
     } else {
         Err(p.0)

@@ -11,6 +11,7 @@
 pub mod basic_auth;
 pub mod events;
 pub mod load_shed;
+pub mod otlp;
 pub mod push;
 pub mod read;
 pub mod serve;
@@ -107,6 +108,7 @@ pub fn router(state: AppState, telemetry_path: &str, read_timeout: std::time::Du
             "/api/v1/deliveries/events",
             write(post(events::many), Source::Events),
         )
+        .route("/v1/traces", write(post(otlp::traces), Source::Otlp))
         .route("/api/v1/open", get(events::list))
         .route("/api/v1/slas", get(read::slas))
         .with_state(state)

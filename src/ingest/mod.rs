@@ -34,6 +34,7 @@
 pub mod events;
 pub mod json;
 pub mod log_tail;
+pub mod otlp;
 pub mod pattern;
 pub mod probe;
 pub mod push;

@@ -223,6 +223,10 @@ sources:
     - url: http://{page_addr}/
       sla: api
       interval: 1h
+  otlp:
+    spans:
+      - sla: api
+        match: {{span.name: work}}
 "#,
         logs.path().display()
     );
@@ -248,6 +252,16 @@ sources:
         );
         assert_eq!(r.status, 200, "{}", r.body);
     }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let span = format!(
+        r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"name":"work","startTimeUnixNano":"{}","endTimeUnixNano":"{now}"}}]}}]}}]}}"#,
+        now - 10_000_000
+    );
+    let r = ex.post("/v1/traces", "application/json", span.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.body);
     let udp = ex
         .log()
         .split("udp=")

@@ -151,3 +151,30 @@ fn found_by_fuzzing_a_duration_too_large_for_a_duration_type_is_refused() {
 fn anyone(_: &str) -> Result<(), Denied> {
     Ok(())
 }
+
+fn otlp_catalog() -> Catalog {
+    Config::parse(
+        "version: 1\nslas:\n  - name: api\n    promise: 1s\n    objective: 99%\n    labels: [route]\nsources:\n  otlp:\n    spans:\n      - sla: api\n        labels: {route: http.route}\n        failed_status_code: http.response.status_code\n",
+    )
+    .unwrap()
+    .catalog()
+}
+
+proptest! {
+    /// No bytes make the OTLP decoders panic, in either encoding; whatever
+    /// decodes is admitted or refused span by span, never with a panic.
+    #[test]
+    fn otlp_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+        use amaze_exporter::ingest::otlp::{Encoding, admit, decode};
+        let catalog = otlp_catalog();
+        for encoding in [Encoding::Protobuf, Encoding::Json] {
+            match decode(&body, encoding) {
+                Ok(request) => {
+                    let _ = admit(&catalog, &request, NOW, |_| Ok::<(), Denied>(()));
+                }
+                Err(Refused::Input(errors)) => prop_assert!(!errors[0].reason.is_empty()),
+                Err(other) => prop_assert!(false, "unexpected refusal {other:?}"),
+            }
+        }
+    }
+}

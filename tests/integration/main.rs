@@ -22,6 +22,7 @@ mod log_tail;
 mod nginx;
 mod open_clock;
 mod operator;
+mod otlp;
 mod probe;
 mod promtool;
 mod properties;

@@ -1,8 +1,11 @@
 //! The `sources:` section: each source's settings, checked against the SLAs.
 
 mod log_tail;
+mod otlp;
 mod probe;
 mod statsd;
+
+pub(super) use otlp::otlp;
 
 use std::collections::HashSet;
 

@@ -1,0 +1,82 @@
+//! `sources.otlp.spans[]`: which spans received over OTLP become deliveries
+//! of which SLA.
+
+use super::super::fields::Section;
+use super::super::raw::RawOtlp;
+use super::super::validate::Problems;
+use super::{is_label, known_sla};
+use crate::sla::Sla;
+use crate::span_rule::SpanRule;
+
+/// Span kinds as the rules spell them (OTLP's `SPAN_KIND_*`, lower case).
+pub const SPAN_KINDS: [&str; 5] = ["internal", "server", "client", "producer", "consumer"];
+
+pub(in super::super) fn otlp(
+    p: &mut Problems,
+    raw: Option<&RawOtlp>,
+    slas: &[Sla],
+) -> Vec<SpanRule> {
+    let Some(raw) = raw else {
+        return Vec::new();
+    };
+    let mut rules = Vec::new();
+    for (i, r) in raw.spans.iter().enumerate() {
+        let path = format!("sources.otlp.spans[{i}]");
+        let mut at = Section::new(p, &path);
+        let sla = at.required("sla", r.sla.as_ref(), |s| known_sla(slas, s));
+        let mut matches = Vec::new();
+        for (key, value) in &r.matches {
+            let v = value.value.trim();
+            let problem = match key.as_str() {
+                _ if key.trim().is_empty() => Some("an empty key matches nothing".to_owned()),
+                _ if v.is_empty() => Some("an empty value: leave the key out".to_owned()),
+                "span.kind" if !SPAN_KINDS.contains(&v) => Some(format!(
+                    "`{v}` is not a span kind: {}",
+                    SPAN_KINDS.join(", ")
+                )),
+                _ => None,
+            };
+            match problem {
+                Some(why) => at.problem(&format!("match.{key}"), Some(value), why),
+                None => matches.push((key.trim().to_owned(), v.to_owned())),
+            }
+        }
+        let mut labels = Vec::new();
+        for (key, value) in &r.labels {
+            let ok = is_label(
+                at.problems(),
+                format!("{path}.labels.{key}"),
+                value,
+                sla,
+                key,
+            );
+            let attribute = value.value.trim();
+            if attribute.is_empty() {
+                at.problem(
+                    &format!("labels.{key}"),
+                    Some(value),
+                    "name the attribute the label is read from".to_owned(),
+                );
+            } else if ok {
+                labels.push((key.clone(), attribute.to_owned()));
+            }
+        }
+        let failed_status_code = r
+            .failed_status_code
+            .as_ref()
+            .map(|t| t.value.trim().to_owned())
+            .filter(|s| !s.is_empty());
+        if !at.clean() {
+            continue;
+        }
+        if let Some(sla) = sla {
+            rules.push(SpanRule {
+                sla: sla.name.clone(),
+                matches,
+                labels,
+                failed_status_code,
+            });
+        }
+    }
+    rules
+}

@@ -1,0 +1,190 @@
+//! OTLP trace requests (`POST /v1/traces`): spans read into deliveries by
+//! the `sources.otlp.spans` rules. Pure: no HTTP, no clock.
+//!
+//! A span's delivery is judged from its start to its end (whole
+//! nanoseconds) and completes at its end; status ERROR, or a status code of
+//! 500 or more where its rule names the attribute, makes it failed. Its
+//! trace and span ids are its id, so an exporter's retry counts once.
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
+use opentelemetry_proto::tonic::trace::v1::{Span, span, status};
+use prost::Message;
+
+use super::json::ItemError;
+use super::{Admitted, Batch, Reason, Refused};
+use crate::auth::Denied;
+use crate::delivery::{Input, Timing};
+use crate::sla::Catalog;
+use crate::span_rule::{SpanFacts, route};
+use crate::window::Millis;
+
+/// How a request body is encoded (OTLP/HTTP: by its `Content-Type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// `application/x-protobuf`.
+    Protobuf,
+    /// `application/json`, OTLP's JSON mapping (hex ids, lowerCamelCase).
+    Json,
+}
+
+/// What became of a request's spans besides those recorded.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Outcome {
+    /// Spans that matched a rule but were refused, for OTLP's partial success.
+    pub rejected: u64,
+    /// The first refusal, in words.
+    pub message: String,
+}
+
+/// Reads a request body.
+pub fn decode(body: &[u8], encoding: Encoding) -> Result<ExportTraceServiceRequest, Refused> {
+    let malformed = |why: String| {
+        Refused::Input(vec![ItemError {
+            line: 1,
+            item: None,
+            field: None,
+            reason: why,
+            kind: Reason::Malformed,
+        }])
+    };
+    match encoding {
+        Encoding::Protobuf => ExportTraceServiceRequest::decode(body)
+            .map_err(|e| malformed(format!("not an OTLP ExportTraceServiceRequest: {e}"))),
+        Encoding::Json => serde_json::from_slice(body)
+            .map_err(|e| malformed(format!("not an OTLP/JSON ExportTraceServiceRequest: {e}"))),
+    }
+}
+
+/// The kind of a span as rules spell it.
+fn kind(span: &Span) -> &'static str {
+    match span::SpanKind::try_from(span.kind) {
+        Ok(span::SpanKind::Server) => "server",
+        Ok(span::SpanKind::Client) => "client",
+        Ok(span::SpanKind::Producer) => "producer",
+        Ok(span::SpanKind::Consumer) => "consumer",
+        _ => "internal",
+    }
+}
+
+/// An attribute's value as text: strings as they are, numbers and booleans
+/// as written; other values (arrays, maps, bytes) match nothing.
+fn text(attributes: &[KeyValue], key: &str) -> Option<String> {
+    let value = attributes.iter().find(|kv| kv.key == key)?.value.as_ref()?;
+    match value.value.as_ref()? {
+        any_value::Value::StringValue(s) => Some(s.clone()),
+        any_value::Value::IntValue(i) => Some(i.to_string()),
+        any_value::Value::BoolValue(b) => Some(b.to_string()),
+        any_value::Value::DoubleValue(d) => Some(d.to_string()),
+        _ => None,
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Admits every span of `request` a rule matches against `catalog` at
+/// `now`. Spans no rule matches are counted as `unmapped` and otherwise
+/// ignored; matched spans refused by admission are left out and reported in
+/// the [`Outcome`]. `may_write` is asked of every matched span's SLA: one
+/// refusal refuses the request.
+pub fn admit(
+    catalog: &Catalog,
+    request: &ExportTraceServiceRequest,
+    now: Millis,
+    may_write: impl Fn(&str) -> Result<(), Denied>,
+) -> Result<(Admitted, Outcome), Refused> {
+    let spans: usize = request
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .map(|s| s.spans.len())
+        .sum();
+    let max = catalog.limits.max_lines_per_request;
+    if spans > max {
+        return Err(Refused::Input(vec![ItemError {
+            line: 1,
+            item: None,
+            field: None,
+            reason: format!(
+                "{spans} spans in one request; limits.max_lines_per_request is {max}: send smaller batches"
+            ),
+            kind: Reason::TooManyLines,
+        }]));
+    }
+    let mut deliveries = Vec::new();
+    let mut dropped = Vec::new();
+    let mut outcome = Outcome::default();
+    let mut labels: Vec<(String, String)> = Vec::new();
+    for resource_spans in &request.resource_spans {
+        let resource: &[KeyValue] = resource_spans
+            .resource
+            .as_ref()
+            .map_or(&[], |r| &r.attributes);
+        for span in resource_spans.scope_spans.iter().flat_map(|s| &s.spans) {
+            let facts = SpanFacts {
+                name: &span.name,
+                kind: kind(span),
+                attribute: |key: &str| text(&span.attributes, key).or_else(|| text(resource, key)),
+            };
+            let Some(rule) = route(&catalog.spans, &facts) else {
+                dropped.push(Reason::Unmapped);
+                continue;
+            };
+            may_write(&rule.sla).map_err(Refused::Denied)?;
+            labels.clear();
+            for (label, attribute) in &rule.labels {
+                if let Some(value) = (facts.attribute)(attribute) {
+                    labels.push((label.clone(), value));
+                }
+            }
+            let pairs: Vec<(&str, &str)> = labels
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let errored = span
+                .status
+                .as_ref()
+                .is_some_and(|s| s.code == status::StatusCode::Error as i32);
+            // Unix nanoseconds fit an i64 until 2262; later ones saturate.
+            let nanos = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+            let timing = if errored || rule.status_failed(&facts) {
+                Timing::Failed {
+                    at: Some(nanos(span.end_time_unix_nano) / 1_000_000),
+                }
+            } else {
+                Timing::Between {
+                    started: nanos(span.start_time_unix_nano),
+                    delivered: nanos(span.end_time_unix_nano),
+                }
+            };
+            let id = (!span.trace_id.is_empty() || !span.span_id.is_empty())
+                .then(|| format!("{}:{}", hex(&span.trace_id), hex(&span.span_id)));
+            let input = Input {
+                sla: &rule.sla,
+                labels: &pairs,
+                timing,
+                id: id.as_deref(),
+            };
+            match catalog.admit(&input, now) {
+                Ok(d) => deliveries.push(d),
+                Err(r) => {
+                    if outcome.rejected == 0 {
+                        outcome.message =
+                            format!("span `{}`: {}: {}", span.name, r.field, r.reason);
+                    }
+                    outcome.rejected += 1;
+                    dropped.push(r.kind);
+                }
+            }
+        }
+    }
+    Ok((
+        Admitted {
+            batch: Batch::deliveries(deliveries),
+            dropped,
+        },
+        outcome,
+    ))
+}

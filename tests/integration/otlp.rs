@@ -1,0 +1,172 @@
+//! OTLP/HTTP with the real OpenTelemetry SDK (PyPI `opentelemetry-sdk`,
+//! `opentelemetry-exporter-otlp-proto-http`): spans of known durations,
+//! statuses and attributes become deliveries of the SLA their rule names.
+
+use std::process::Command;
+
+use crate::server::{Exporter, tool_available};
+
+const CONFIG: &str = "version: 1
+slas:
+  - name: checkout
+    promise: 300ms
+    objective: 90%
+    min_deliveries: 1
+    labels: [route]
+sources:
+  otlp:
+    spans:
+      - sla: checkout
+        match: {service.name: shop, span.kind: server, span.name: checkout}
+        labels: {route: http.route}
+        failed_status_code: http.response.status_code
+";
+
+fn sdk_available() -> bool {
+    if !tool_available("python3") {
+        return false;
+    }
+    let found = Command::new("python3")
+        .args([
+            "-c",
+            "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http",
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var("AMAZE_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "the OpenTelemetry SDK is required (AMAZE_REQUIRE_TOOLS=1) but not installed"
+        );
+        eprintln!("skipping: pip install opentelemetry-sdk opentelemetry-exporter-otlp-proto-http");
+    }
+    found
+}
+
+#[test]
+fn spans_from_the_python_sdk_become_deliveries_once() {
+    if !sdk_available() {
+        return;
+    }
+    let ex = Exporter::start(CONFIG);
+    let out = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/otlp/send_spans.py"
+        ))
+        .arg(format!("{}/v1/traces", ex.base))
+        .output()
+        .expect("run python3");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(said.lines().collect::<Vec<_>>(), ["SUCCESS", "SUCCESS"]);
+
+    let m = ex.metrics();
+    let counter = |result: &str, route: &str| {
+        m.value(
+            "amaze_deliveries_total",
+            &[("sla", "checkout"), ("route", route), ("result", result)],
+        )
+        .unwrap_or(0.0)
+    };
+    let total = |result: &str| counter(result, "/pay") + counter(result, "/cart");
+    // 5..500 ms against 300ms: 60 within, 40 late; the 7th (ERROR) and the
+    // 8th (503), both within in time, failed.
+    assert_eq!(
+        (total("within"), total("late"), total("failed")),
+        (58.0, 40.0, 2.0)
+    );
+    assert_eq!(
+        counter("late", "/pay") + counter("within", "/pay") + counter("failed", "/pay"),
+        50.0
+    );
+    let ingest = |name: &str, extra: &[(&str, &str)]| {
+        let mut labels = vec![("source", "otlp")];
+        labels.extend_from_slice(extra);
+        m.value(name, &labels)
+    };
+    assert_eq!(ingest("amaze_ingest_accepted_total", &[]), Some(100.0));
+    assert_eq!(
+        ingest("amaze_ingest_duplicates_total", &[]),
+        Some(100.0),
+        "the retry counted once"
+    );
+    assert_eq!(
+        ingest("amaze_ingest_rejected_total", &[("reason", "unmapped")]),
+        Some(6.0),
+        "3 client spans, sent twice"
+    );
+    // Nearest-rank p50 of the 100, failures last: 5..500 ms without 35
+    // and 40 ms, the 50th is 260 ms.
+    let p50 = m
+        .value(
+            "amaze_quantile_seconds",
+            &[
+                ("sla", "checkout"),
+                ("scope", "sla"),
+                ("window", "5m"),
+                ("q", "0.5"),
+            ],
+        )
+        .unwrap();
+    assert!((p50 - 0.26).abs() <= 0.26 * 0.01, "{p50}");
+}
+
+#[test]
+fn bad_bodies_are_refused_clearly_and_change_nothing() {
+    let ex = Exporter::start(CONFIG);
+    let post = |content_type: &str, body: &[u8]| ex.post("/v1/traces", content_type, body);
+    let r = post("application/x-protobuf", &[0x0a, 0xff, 0x01, 0x02]);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.body.contains("not an OTLP ExportTraceServiceRequest"),
+        "{}",
+        r.body
+    );
+    let r = post("application/json", br#"{"resourceSpans": 5}"#);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.body
+            .contains("not an OTLP/JSON ExportTraceServiceRequest"),
+        "{}",
+        r.body
+    );
+    let r = post("text/plain", b"hello");
+    assert_eq!(r.status, 415, "{}", r.body);
+    // A span that ends before it starts is refused alone, as a partial success.
+    let span = |name: &str, start: u64, end: u64| {
+        format!(
+            r#"{{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b17{}","name":"{name}","kind":2,"startTimeUnixNano":"{start}","endTimeUnixNano":"{end}"}}"#,
+            name.len() % 10
+        )
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let body = format!(
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"shop"}}}}]}},"scopeSpans":[{{"spans":[{},{}]}}]}}]}}"#,
+        span("checkout", now - 200_000_000, now - 100_000_000),
+        span("checkout", now - 100_000_000, now - 200_000_000),
+    );
+    let r = post("application/json", body.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.body);
+    let answer = r.json();
+    assert_eq!(answer["partialSuccess"]["rejectedSpans"], 1, "{answer}");
+    let m = ex.metrics();
+    assert_eq!(
+        m.value("amaze_ingest_accepted_total", &[("source", "otlp")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.value(
+            "amaze_ingest_rejected_total",
+            &[("source", "otlp"), ("reason", "malformed")]
+        ),
+        Some(3.0)
+    );
+}
