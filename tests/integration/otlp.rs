@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use crate::server::{Exporter, tool_available};
+use crate::server::{Exporter, python_has, tool_available};
 
 const CONFIG: &str = "version: 1
 slas:
@@ -23,24 +23,12 @@ sources:
 ";
 
 fn sdk_available() -> bool {
-    if !tool_available("python3") {
-        return false;
-    }
-    let found = Command::new("python3")
-        .args([
-            "-c",
-            "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http",
-        ])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        assert!(
-            std::env::var("AMAZE_REQUIRE_TOOLS").as_deref() != Ok("1"),
-            "the OpenTelemetry SDK is required (AMAZE_REQUIRE_TOOLS=1) but not installed"
-        );
-        eprintln!("skipping: pip install opentelemetry-sdk opentelemetry-exporter-otlp-proto-http");
-    }
-    found
+    tool_available("python3")
+        && python_has("opentelemetry.sdk", "opentelemetry-sdk")
+        && python_has(
+            "opentelemetry.exporter.otlp.proto.http",
+            "opentelemetry-exporter-otlp-proto-http",
+        )
 }
 
 #[test]

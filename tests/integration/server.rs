@@ -433,6 +433,23 @@ fn parse_value(v: &str) -> f64 {
     }
 }
 
+/// Whether `python3` can import `module` (from the PyPI package `pip`); in
+/// CI (`AMAZE_REQUIRE_TOOLS=1`) a missing one fails the test.
+pub fn python_has(module: &str, pip: &str) -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("AMAZE_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "python3 module {module} is required (pip install {pip})"
+        );
+        eprintln!("skipping: python3 module {module} is not installed (pip install {pip})");
+    }
+    ok
+}
+
 /// Fails in CI (AMAZE_REQUIRE_TOOLS=1) when `tool` is missing; elsewhere
 /// returns false after saying why the test is skipped.
 pub fn tool_available(tool: &str) -> bool {

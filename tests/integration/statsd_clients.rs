@@ -5,24 +5,7 @@
 use std::process::Command;
 
 use crate::conformance::wait_for;
-use crate::server::{Exporter, Metrics};
-
-/// Whether `python3` can import `module`; in CI (`AMAZE_REQUIRE_TOOLS=1`) a
-/// missing one fails the test.
-fn python_has(module: &str) -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", &format!("import {module}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("AMAZE_REQUIRE_TOOLS").as_deref() != Ok("1"),
-            "python3 module {module} is required (pip install {module})"
-        );
-        eprintln!("skipping: python3 module {module} is not installed (pip install {module})");
-    }
-    ok
-}
+use crate::server::{Exporter, Metrics, python_has};
 
 fn python(script: &str) {
     let out = Command::new("python3")
@@ -53,7 +36,7 @@ fn counted(m: &Metrics, sla: &str, labels: &[(&str, &str)]) -> f64 {
 
 #[test]
 fn pypi_statsd_and_datadog_clients_are_counted_as_sent() {
-    if !python_has("statsd") || !python_has("datadog") {
+    if !python_has("statsd", "statsd") || !python_has("datadog", "datadog") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
