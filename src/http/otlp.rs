@@ -17,7 +17,7 @@ use prost::Message;
 
 use super::{AppState, caller, refused};
 use crate::ingest::otlp::{self, Encoding};
-use crate::ingest::{Reason, Source};
+use crate::ingest::{Reason, Refused, Source};
 use crate::sla::Catalog;
 
 const PROTOBUF: &str = "application/x-protobuf";
@@ -44,16 +44,38 @@ pub async fn traces(State(app): State<AppState>, headers: HeaderMap, body: Bytes
                 .into_response();
         }
     };
-    let request = match otlp::decode(&body, encoding) {
-        Ok(r) => r,
-        Err(r) => {
-            if let crate::ingest::Refused::Input(errors) = &r {
-                for e in errors {
-                    app.ingest.refuse(Source::Otlp, e.kind, 1);
-                }
-            }
-            return refused(r, "request");
+    let gzip = match headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase())
+    {
+        None => false,
+        Some(e) if e == "gzip" => true,
+        Some(e) if e == "identity" => false,
+        Some(other) => {
+            app.ingest.refuse(Source::Otlp, Reason::Malformed, 1);
+            return (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("Content-Encoding `{other}` is not supported: send gzip or none\n"),
+            )
+                .into_response();
         }
+    };
+    let inflated;
+    let body: &[u8] = if gzip {
+        match otlp::gunzip(&body, app.ingest.catalog().limits.max_body_bytes) {
+            Ok(b) => {
+                inflated = b;
+                &inflated
+            }
+            Err(r) => return refuse(&app, r),
+        }
+    } else {
+        &body
+    };
+    let request = match otlp::decode(body, encoding) {
+        Ok(r) => r,
+        Err(r) => return refuse(&app, r),
     };
     let admit = |catalog: Arc<Catalog>, now| {
         let result = caller(&catalog, &headers)
@@ -82,4 +104,14 @@ pub async fn traces(State(app): State<AppState>, headers: HeaderMap, body: Bytes
         }
         Err(r) => refused(r, "span"),
     }
+}
+
+/// Counts and answers a body refused before its spans are read.
+fn refuse(app: &AppState, r: Refused) -> Response {
+    if let Refused::Input(errors) = &r {
+        for e in errors {
+            app.ingest.refuse(Source::Otlp, e.kind, 1);
+        }
+    }
+    refused(r, "request")
 }

@@ -221,7 +221,10 @@ pub fn split(
 /// The HTTP status for a refused body: 413 when it holds too many items,
 /// 404 when only unknown SLAs are at fault, else 400.
 pub fn refusal_status(errors: &[ItemError]) -> u16 {
-    if errors.iter().any(|e| e.kind == Reason::TooManyLines) {
+    if errors
+        .iter()
+        .any(|e| matches!(e.kind, Reason::TooManyLines | Reason::BodyTooLarge))
+    {
         413
     } else if errors.iter().all(|e| e.kind == Reason::UnknownSla) {
         404

@@ -37,6 +37,40 @@ pub struct Outcome {
     pub message: String,
 }
 
+/// Inflates a gzip body (`Content-Encoding: gzip`, as OTel exporters send
+/// with compression on) to at most `limit` bytes: more is refused as too
+/// large, so a small body cannot inflate without bound.
+pub fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, Refused> {
+    use std::io::Read;
+    let refuse = |kind: Reason, why: String| {
+        Refused::Input(vec![ItemError {
+            line: 1,
+            item: None,
+            field: None,
+            reason: why,
+            kind,
+        }])
+    };
+    let mut out = Vec::new();
+    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    flate2::read::GzDecoder::new(body)
+        .take(cap)
+        .read_to_end(&mut out)
+        .map_err(|e| {
+            refuse(
+                Reason::Malformed,
+                format!("the gzip body does not inflate: {e}"),
+            )
+        })?;
+    if out.len() > limit {
+        return Err(refuse(
+            Reason::BodyTooLarge,
+            format!("the gzip body inflates past limits.max_body_bytes ({limit} bytes)"),
+        ));
+    }
+    Ok(out)
+}
+
 /// Reads a request body.
 pub fn decode(body: &[u8], encoding: Encoding) -> Result<ExportTraceServiceRequest, Refused> {
     let malformed = |why: String| {

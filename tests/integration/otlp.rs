@@ -33,6 +33,16 @@ fn sdk_available() -> bool {
 
 #[test]
 fn spans_from_the_python_sdk_become_deliveries_once() {
+    sdk_sends(&[]);
+}
+
+/// The same, with the exporter's gzip compression on.
+#[test]
+fn gzipped_spans_from_the_python_sdk_count_alike() {
+    sdk_sends(&["gzip"]);
+}
+
+fn sdk_sends(args: &[&str]) {
     if !sdk_available() {
         return;
     }
@@ -43,6 +53,7 @@ fn spans_from_the_python_sdk_become_deliveries_once() {
             "/tests/fixtures/otlp/send_spans.py"
         ))
         .arg(format!("{}/v1/traces", ex.base))
+        .args(args)
         .output()
         .expect("run python3");
     let said = String::from_utf8_lossy(&out.stdout);
@@ -125,6 +136,34 @@ fn bad_bodies_are_refused_clearly_and_change_nothing() {
     );
     let r = post("text/plain", b"hello");
     assert_eq!(r.status, 415, "{}", r.body);
+    // gzip that does not inflate, and gzip that inflates past max_body_bytes.
+    let gzip = |body: &[u8], encoding: &str| {
+        ex.post_with(
+            "/v1/traces",
+            "application/x-protobuf",
+            body,
+            &[("content-encoding", encoding)],
+        )
+    };
+    let r = gzip(b"not gzip at all", "gzip");
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("does not inflate"), "{}", r.body);
+    let bomb = {
+        use std::io::Write;
+        let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        z.write_all(&vec![0u8; 17 << 20]).unwrap();
+        z.finish().unwrap()
+    };
+    assert!(bomb.len() < 100_000);
+    let r = gzip(&bomb, "gzip");
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert!(
+        r.body.contains("inflates past limits.max_body_bytes"),
+        "{}",
+        r.body
+    );
+    let r = gzip(b"x", "br");
+    assert_eq!(r.status, 415, "{}", r.body);
     // A span that ends before it starts is refused alone, as a partial success.
     let span = |name: &str, start: u64, end: u64| {
         format!(
@@ -155,6 +194,13 @@ fn bad_bodies_are_refused_clearly_and_change_nothing() {
             "amaze_ingest_rejected_total",
             &[("source", "otlp"), ("reason", "malformed")]
         ),
-        Some(3.0)
+        Some(5.0)
+    );
+    assert_eq!(
+        m.value(
+            "amaze_ingest_rejected_total",
+            &[("source", "otlp"), ("reason", "body_too_large")]
+        ),
+        Some(1.0)
     );
 }
