@@ -85,6 +85,27 @@ pub async fn run(
             addr: e.addr,
             source: e.source,
         })?;
+    let otlp_grpc = match &args.otlp_grpc {
+        None => None,
+        Some(addr) => {
+            let listener =
+                tokio::net::TcpListener::bind(addr.as_str())
+                    .await
+                    .map_err(|source| AppError::Listen {
+                        addr: addr.clone(),
+                        source,
+                    })?;
+            let local = listener.local_addr().map_err(AppError::Serve)?;
+            tracing::info!(addr = %local, "OTLP/gRPC listening");
+            let ctx = ingest.clone();
+            let stop = ingest.shutdown.clone();
+            Some(tokio::spawn(async move {
+                if let Err(e) = crate::ingest::otlp_grpc::serve(listener, ctx, stop).await {
+                    tracing::error!(error = %e, "OTLP/gRPC stopped");
+                }
+            }))
+        }
+    };
     let reloader = Arc::new(Reloader::new(
         args.config.clone(),
         storage.journal().clone(),
@@ -147,6 +168,10 @@ pub async fn run(
     hangups.abort();
     stop_sources.stop();
     reloader.stop_sources().await;
+    if let Some(grpc) = otlp_grpc {
+        // Calls in flight finish before the log is closed.
+        let _ = grpc.await;
+    }
     // Requests and sources are drained; make what they logged durable and snapshot it.
     storage.close().await;
     served.map_err(AppError::Serve)?;

@@ -98,6 +98,10 @@ pub struct RunArgs {
     /// name or an address; `:9797` listens on every interface.
     #[arg(long = "web.listen-address", value_name = "ADDR", default_value = "127.0.0.1:9797", value_parser = listen_address)]
     pub listen: String,
+    /// Address to take OTLP/gRPC trace exports on (conventionally `:4317`);
+    /// off unless given. OTLP/HTTP is always on at `/v1/traces`.
+    #[arg(long = "otlp.grpc-listen-address", value_name = "ADDR", value_parser = listen_address)]
+    pub otlp_grpc: Option<String>,
     /// Open HTTP connections at most. At the cap, the connection idle the
     /// longest is closed for a new one; a new one is refused only while
     /// every connection is handling a request.

@@ -35,6 +35,7 @@ pub mod events;
 pub mod json;
 pub mod log_tail;
 pub mod otlp;
+pub mod otlp_grpc;
 pub mod pattern;
 pub mod probe;
 pub mod push;

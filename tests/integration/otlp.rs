@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use crate::server::{Exporter, python_has, tool_available};
+use crate::server::{Exporter, Home, python_has, tool_available};
 
 const CONFIG: &str = "version: 1
 slas:
@@ -42,17 +42,40 @@ fn gzipped_spans_from_the_python_sdk_count_alike() {
     sdk_sends(&["gzip"]);
 }
 
+/// The same over OTLP/gRPC (`opentelemetry-exporter-otlp-proto-grpc`).
+#[test]
+fn spans_over_grpc_count_alike() {
+    sdk_sends(&["grpc"]);
+}
+
 fn sdk_sends(args: &[&str]) {
-    if !sdk_available() {
+    if !sdk_available()
+        || !python_has(
+            "opentelemetry.exporter.otlp.proto.grpc",
+            "opentelemetry-exporter-otlp-proto-grpc",
+        )
+    {
         return;
     }
-    let ex = Exporter::start(CONFIG);
+    let home = Home::new(CONFIG);
+    let ex = home.start(&["--otlp.grpc-listen-address=127.0.0.1:0"]);
+    let endpoint = if args == ["grpc"] {
+        ex.log()
+            .lines()
+            .find(|l| l.contains("OTLP/gRPC listening"))
+            .and_then(|l| l.split("addr=").nth(1))
+            .and_then(|a| a.split_whitespace().next())
+            .expect("the gRPC address is logged")
+            .to_owned()
+    } else {
+        format!("{}/v1/traces", ex.base)
+    };
     let out = Command::new("python3")
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/fixtures/otlp/send_spans.py"
         ))
-        .arg(format!("{}/v1/traces", ex.base))
+        .arg(endpoint)
         .args(args)
         .output()
         .expect("run python3");

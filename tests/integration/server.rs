@@ -137,9 +137,12 @@ impl Home {
         let lines = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                // logfmt (` addr=...`) or JSON (`"addr":"..."`).
-                let addr = match line.split(" addr=").nth(1) {
+                // logfmt (` addr=...`) or JSON (`"addr":"..."`), of the
+                // main listener (OTLP/gRPC logs an address of its own).
+                let main = line.contains("amaze-exporter listening");
+                let addr = match line.split(" addr=").nth(1).filter(|_| main) {
                     Some(a) => a.split_whitespace().next().map(str::to_owned),
+                    None if !main => None,
                     None => line
                         .split("\"addr\":\"")
                         .nth(1)

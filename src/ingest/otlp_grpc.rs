@@ -1,0 +1,97 @@
+//! OTLP/gRPC: the `TraceService/Export` call on its own listener
+//! (`--otlp.grpc-listen-address`, conventionally :4317), through the same
+//! rules and the same one way in as OTLP/HTTP.
+//!
+//! Refusals map to the status codes the OTLP specification gives:
+//! INVALID_ARGUMENT for a request that cannot be read, UNAUTHENTICATED and
+//! PERMISSION_DENIED for callers, and the retryable RESOURCE_EXHAUSTED (a
+//! full write budget) and UNAVAILABLE (storage, or a config that kept
+//! changing) that exporters retry with backoff.
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use tonic::codec::CompressionEncoding;
+use tonic::{Request, Response, Status};
+
+use super::otlp;
+use super::{Refused, Shutdown, Source, SourceContext};
+use crate::persist::CommitError;
+
+/// The `TraceService` of one exporter.
+struct Receiver {
+    ctx: SourceContext,
+}
+
+#[tonic::async_trait]
+impl TraceService for Receiver {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        let token = request
+            .metadata()
+            .get("authorization")
+            .map(|v| v.as_bytes().to_vec());
+        let request = request.into_inner();
+        let admit = |catalog: std::sync::Arc<crate::sla::Catalog>, now| {
+            let result = catalog
+                .auth
+                .caller(token.as_deref())
+                .map_err(Into::into)
+                .and_then(|c| otlp::admit(&catalog, &request, now, |sla| c.may_write(sla)));
+            std::future::ready(result)
+        };
+        match self.ctx.commit(Source::Otlp, admit).await {
+            Ok((_, outcome)) => Ok(Response::new(ExportTraceServiceResponse {
+                partial_success: (outcome.rejected > 0).then(|| ExportTracePartialSuccess {
+                    rejected_spans: i64::try_from(outcome.rejected).unwrap_or(i64::MAX),
+                    error_message: outcome.message,
+                }),
+            })),
+            Err(refused) => Err(status(&refused)),
+        }
+    }
+}
+
+/// The gRPC status of a refusal.
+fn status(refused: &Refused) -> Status {
+    match refused {
+        Refused::Input(errors) => Status::invalid_argument(
+            errors
+                .first()
+                .map_or_else(String::new, |e| e.reason.clone()),
+        ),
+        Refused::Denied(d) if d.status() == 401 => Status::unauthenticated(d.to_string()),
+        Refused::Denied(d) => Status::permission_denied(d.to_string()),
+        Refused::Storage(CommitError::Overloaded) => {
+            Status::resource_exhausted(refused.to_string())
+        }
+        Refused::Storage(_) | Refused::Unsettled => Status::unavailable(refused.to_string()),
+        Refused::Internal(why) => Status::internal(why.clone()),
+    }
+}
+
+/// Serves OTLP/gRPC on `listener` until `shutdown`. Requests take gzip, as
+/// OTel exporters send with compression on; message size is bounded by
+/// `limits.max_body_bytes` as of the start.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    ctx: SourceContext,
+    mut shutdown: Shutdown,
+) -> Result<(), tonic::transport::Error> {
+    let limit = ctx.catalog().limits.max_body_bytes;
+    let service = TraceServiceServer::new(Receiver { ctx })
+        .accept_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(limit);
+    tonic::transport::Server::builder()
+        .add_service(service)
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener),
+            async move { shutdown.wait().await },
+        )
+        .await
+}
