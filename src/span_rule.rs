@@ -2,6 +2,8 @@
 //! rules, matched against a span's name, kind and attributes. No OTLP types
 //! here: the receiver hands each span over as [`SpanFacts`].
 
+use std::borrow::Cow;
+
 /// One `sources.otlp.spans` entry; the first that matches a span wins.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpanRule {
@@ -22,7 +24,7 @@ pub struct SpanRule {
 }
 
 /// What a rule can see of one span.
-pub struct SpanFacts<'a, A: Fn(&str) -> Option<String>> {
+pub struct SpanFacts<'a, A: Fn(&str) -> Option<Cow<'a, str>>> {
     /// The span's name.
     pub name: &'a str,
     /// Its kind, as [`SpanRule::matches`] spells it.
@@ -33,16 +35,22 @@ pub struct SpanFacts<'a, A: Fn(&str) -> Option<String>> {
 
 impl SpanRule {
     /// Whether `span` is this rule's.
-    pub fn matches<A: Fn(&str) -> Option<String>>(&self, span: &SpanFacts<'_, A>) -> bool {
+    pub fn matches<'a, A: Fn(&str) -> Option<Cow<'a, str>>>(
+        &self,
+        span: &SpanFacts<'a, A>,
+    ) -> bool {
         self.matches.iter().all(|(key, want)| match key.as_str() {
             "span.name" => span.name == want,
             "span.kind" => span.kind == want,
-            _ => (span.attribute)(key).is_some_and(|v| &v == want),
+            _ => (span.attribute)(key).is_some_and(|v| v == want.as_str()),
         })
     }
 
     /// Whether the span's status code attribute says it failed.
-    pub fn status_failed<A: Fn(&str) -> Option<String>>(&self, span: &SpanFacts<'_, A>) -> bool {
+    pub fn status_failed<'a, A: Fn(&str) -> Option<Cow<'a, str>>>(
+        &self,
+        span: &SpanFacts<'a, A>,
+    ) -> bool {
         self.failed_status_code
             .as_deref()
             .and_then(|key| (span.attribute)(key))
@@ -52,9 +60,9 @@ impl SpanRule {
 }
 
 /// The first of `rules` that `span` matches.
-pub fn route<'r, A: Fn(&str) -> Option<String>>(
+pub fn route<'r, 'a, A: Fn(&str) -> Option<Cow<'a, str>>>(
     rules: &'r [SpanRule],
-    span: &SpanFacts<'_, A>,
+    span: &SpanFacts<'a, A>,
 ) -> Option<&'r SpanRule> {
     rules.iter().find(|r| r.matches(span))
 }
@@ -78,8 +86,8 @@ mod tests {
     #[test]
     fn name_kind_and_attributes_must_all_hold() {
         let attrs = |k: &str| match k {
-            "service.name" => Some("shop".to_owned()),
-            "http.response.status_code" => Some("503".to_owned()),
+            "service.name" => Some(Cow::Borrowed("shop")),
+            "http.response.status_code" => Some(Cow::Borrowed("503")),
             _ => None,
         };
         let span = SpanFacts {

@@ -6,6 +6,8 @@
 //! 500 or more where its rule names the attribute, makes it failed. Its
 //! trace and span ids are its id, so an exporter's retry counts once.
 
+use std::borrow::Cow;
+
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::{Span, span, status};
@@ -103,19 +105,31 @@ fn kind(span: &Span) -> &'static str {
 
 /// An attribute's value as text: strings as they are, numbers and booleans
 /// as written; other values (arrays, maps, bytes) match nothing.
-fn text(attributes: &[KeyValue], key: &str) -> Option<String> {
+fn text<'a>(attributes: &'a [KeyValue], key: &str) -> Option<Cow<'a, str>> {
     let value = attributes.iter().find(|kv| kv.key == key)?.value.as_ref()?;
     match value.value.as_ref()? {
-        any_value::Value::StringValue(s) => Some(s.clone()),
-        any_value::Value::IntValue(i) => Some(i.to_string()),
-        any_value::Value::BoolValue(b) => Some(b.to_string()),
-        any_value::Value::DoubleValue(d) => Some(d.to_string()),
+        any_value::Value::StringValue(s) => Some(Cow::Borrowed(s)),
+        any_value::Value::IntValue(i) => Some(Cow::Owned(i.to_string())),
+        any_value::Value::BoolValue(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
+        any_value::Value::DoubleValue(d) => Some(Cow::Owned(d.to_string())),
         _ => None,
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// `trace_id:span_id` in lower-case hex, as OTLP/JSON writes them.
+fn span_key(trace_id: &[u8], span_id: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let push = |out: &mut String, bytes: &[u8]| {
+        for b in bytes {
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
+        }
+    };
+    let mut out = String::with_capacity(2 * (trace_id.len() + span_id.len()) + 1);
+    push(&mut out, trace_id);
+    out.push(':');
+    push(&mut out, span_id);
+    out
 }
 
 /// Admits every span of `request` a rule matches against `catalog` at
@@ -150,7 +164,6 @@ pub fn admit(
     let mut deliveries = Vec::new();
     let mut dropped = Vec::new();
     let mut outcome = Outcome::default();
-    let mut labels: Vec<(String, String)> = Vec::new();
     for resource_spans in &request.resource_spans {
         let resource: &[KeyValue] = resource_spans
             .resource
@@ -167,16 +180,14 @@ pub fn admit(
                 continue;
             };
             may_write(&rule.sla).map_err(Refused::Denied)?;
-            labels.clear();
-            for (label, attribute) in &rule.labels {
-                if let Some(value) = (facts.attribute)(attribute) {
-                    labels.push((label.clone(), value));
-                }
-            }
-            let pairs: Vec<(&str, &str)> = labels
+            let values: Vec<(&str, Cow<'_, str>)> = rule
+                .labels
                 .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .filter_map(|(label, attribute)| {
+                    Some((label.as_str(), (facts.attribute)(attribute)?))
+                })
                 .collect();
+            let pairs: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_ref())).collect();
             let errored = span
                 .status
                 .as_ref()
@@ -194,7 +205,7 @@ pub fn admit(
                 }
             };
             let id = (!span.trace_id.is_empty() || !span.span_id.is_empty())
-                .then(|| format!("{}:{}", hex(&span.trace_id), hex(&span.span_id)));
+                .then(|| span_key(&span.trace_id, &span.span_id));
             let input = Input {
                 sla: &rule.sla,
                 labels: &pairs,
