@@ -199,14 +199,20 @@ fn bad_bodies_are_refused_clearly_and_change_nothing() {
         .unwrap()
         .as_nanos() as u64;
     let body = format!(
-        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"shop"}}}}]}},"scopeSpans":[{{"spans":[{},{}]}}]}}]}}"#,
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"shop"}}}}]}},"scopeSpans":[{{"spans":[{},{},{}]}}]}}]}}"#,
         span("checkout", now - 200_000_000, now - 100_000_000),
         span("checkout", now - 100_000_000, now - 200_000_000),
+        // 56 years: past the 400 days a delivery may take.
+        span("checkout", 1, now).replace("c1b17", "c1b18"),
     );
     let r = post("application/json", body.as_bytes());
     assert_eq!(r.status, 200, "{}", r.body);
     let answer = r.json();
-    assert_eq!(answer["partialSuccess"]["rejectedSpans"], 1, "{answer}");
+    assert_eq!(answer["partialSuccess"]["rejectedSpans"], 2, "{answer}");
+    let message = answer["partialSuccess"]["errorMessage"]
+        .as_str()
+        .unwrap_or("");
+    assert!(message.starts_with("span `checkout`"), "{message}");
     let m = ex.metrics();
     assert_eq!(
         m.value("amaze_ingest_accepted_total", &[("source", "otlp")]),
@@ -225,5 +231,33 @@ fn bad_bodies_are_refused_clearly_and_change_nothing() {
             &[("source", "otlp"), ("reason", "body_too_large")]
         ),
         Some(1.0)
+    );
+}
+
+/// More spans than `limits.max_lines_per_request` in one request: 413,
+/// nothing recorded.
+#[test]
+fn too_many_spans_are_refused_whole() {
+    let ex = Exporter::start(&CONFIG.replace(
+        "version: 1\n",
+        "version: 1\nlimits:\n  max_lines_per_request: 2\n",
+    ));
+    let span = r#"{"name":"checkout","kind":2,"startTimeUnixNano":"1","endTimeUnixNano":"2"}"#;
+    let body =
+        format!(r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{span},{span},{span}]}}]}}]}}"#);
+    let r = ex.post("/v1/traces", "application/json", body.as_bytes());
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert!(r.body.contains("3 spans in one request"), "{}", r.body);
+    let m = ex.metrics();
+    assert_eq!(
+        m.value(
+            "amaze_ingest_rejected_total",
+            &[("source", "otlp"), ("reason", "too_many_lines")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.value("amaze_ingest_accepted_total", &[("source", "otlp")]),
+        Some(0.0)
     );
 }
