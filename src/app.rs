@@ -155,19 +155,43 @@ pub async fn run(
             }
         }
     };
-    let served = serve(
-        listener,
-        state,
-        &args.telemetry_path,
-        web,
-        args.conn_limits(),
-        args.read_timeout,
-        shutdown,
-    )
-    .await;
+    let otlp_http = match &args.otlp_http {
+        None => None,
+        Some(addr) => {
+            let listener =
+                tokio::net::TcpListener::bind(addr.as_str())
+                    .await
+                    .map_err(|source| AppError::Listen {
+                        addr: addr.clone(),
+                        source,
+                    })?;
+            let local = listener.local_addr().map_err(AppError::Serve)?;
+            tracing::info!(addr = %local, "OTLP/HTTP listening");
+            let routes = crate::http::otlp_router(state.clone(), args.read_timeout);
+            let mut stop = state.ingest.shutdown.clone();
+            let served = serve(
+                listener,
+                routes,
+                state.clone(),
+                web.clone(),
+                args.conn_limits(),
+                async move { stop.wait().await },
+            );
+            Some(tokio::spawn(async move {
+                if let Err(e) = served.await {
+                    tracing::error!(error = %e, "OTLP/HTTP stopped");
+                }
+            }))
+        }
+    };
+    let routes = router(state.clone(), &args.telemetry_path, args.read_timeout);
+    let served = serve(listener, routes, state, web, args.conn_limits(), shutdown).await;
     hangups.abort();
     stop_sources.stop();
     reloader.stop_sources().await;
+    if let Some(http) = otlp_http {
+        let _ = http.await;
+    }
     if let Some(grpc) = otlp_grpc {
         // Calls in flight finish before the log is closed.
         let _ = grpc.await;
@@ -220,19 +244,17 @@ async fn open_storage(
     Ok(storage)
 }
 
-/// Serves every route on `listener`, over TLS and behind basic auth as
-/// the web config asks, until `shutdown` resolves.
+/// Serves `app` on `listener`, over TLS and behind basic auth as the web
+/// config asks, until `shutdown` resolves.
 async fn serve(
     listener: tokio::net::TcpListener,
+    mut app: axum::Router,
     state: AppState,
-    telemetry_path: &str,
     web: WebConfig,
     limits: ConnLimits,
-    read_timeout: std::time::Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let metrics = state.ingest.metrics().http.clone();
-    let mut app = router(state.clone(), telemetry_path, read_timeout);
     if !web.users.is_empty() {
         let guard = (Arc::new(BasicAuth::new(web.users.clone())), state);
         app = app.layer(axum::middleware::from_fn_with_state(

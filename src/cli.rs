@@ -102,6 +102,11 @@ pub struct RunArgs {
     /// off unless given. OTLP/HTTP is always on at `/v1/traces`.
     #[arg(long = "otlp.grpc-listen-address", value_name = "ADDR", value_parser = listen_address)]
     pub otlp_grpc: Option<String>,
+    /// Address to take OTLP/HTTP trace exports on besides the main one
+    /// (conventionally `:4318`); only `POST /v1/traces`, with the same web
+    /// config (TLS, basic auth) and tokens.
+    #[arg(long = "otlp.http-listen-address", value_name = "ADDR", value_parser = listen_address)]
+    pub otlp_http: Option<String>,
     /// Open HTTP connections at most. At the cap, the connection idle the
     /// longest is closed for a new one; a new one is refused only while
     /// every connection is handling a request.

@@ -42,10 +42,13 @@ pub struct AppState {
     pub reloader: Arc<Reloader>,
 }
 
-/// Every route; `telemetry_path` is where `/metrics` is served, and write
-/// bodies must arrive within `read_timeout`.
-pub fn router(state: AppState, telemetry_path: &str, read_timeout: std::time::Duration) -> Router {
-    // Taken from the config at start; a reload does not change them.
+/// Wraps a write route: its body bounded one by one and together with every
+/// other write, its refusals counted under `source`. Limits are taken from
+/// the config at start; a reload does not change them.
+fn writes(
+    state: &AppState,
+    read_timeout: std::time::Duration,
+) -> impl Fn(MethodRouter<AppState>, Source) -> MethodRouter<AppState> + use<> {
     let limits = state.ingest.catalog().limits.clone();
     let shedder = Shedder::new(
         limits.max_inflight_bytes,
@@ -53,9 +56,7 @@ pub fn router(state: AppState, telemetry_path: &str, read_timeout: std::time::Du
         read_timeout,
         state.ingest.clone(),
     );
-    // Writes: bodies bounded one by one and together, refusals counted
-    // under the route's own source.
-    let write = |route: MethodRouter<AppState>, source: Source| {
+    move |route: MethodRouter<AppState>, source: Source| {
         route
             // The guard below bounds the body and hands it on whole; axum's
             // own default limit (2 MB) would refuse what the config allows.
@@ -64,7 +65,22 @@ pub fn router(state: AppState, telemetry_path: &str, read_timeout: std::time::Du
                 (shedder.clone(), source),
                 load_shed::shed,
             ))
-    };
+    }
+}
+
+/// OTLP/HTTP alone, for `--otlp.http-listen-address`: `POST /v1/traces`
+/// behind the same write guard.
+pub fn otlp_router(state: AppState, read_timeout: std::time::Duration) -> Router {
+    let write = writes(&state, read_timeout);
+    Router::new()
+        .route("/v1/traces", write(post(otlp::traces), Source::Otlp))
+        .with_state(state)
+}
+
+/// Every route; `telemetry_path` is where `/metrics` is served, and write
+/// bodies must arrive within `read_timeout`.
+pub fn router(state: AppState, telemetry_path: &str, read_timeout: std::time::Duration) -> Router {
+    let write = writes(&state, read_timeout);
     let landing_metrics = telemetry_path.to_owned();
     Router::new()
         .route(

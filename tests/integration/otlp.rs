@@ -48,6 +48,12 @@ fn spans_over_grpc_count_alike() {
     sdk_sends(&["grpc"]);
 }
 
+/// The same on the OTLP/HTTP listener of its own, which serves nothing else.
+#[test]
+fn spans_on_the_otlp_http_listener_count_alike() {
+    sdk_sends(&["own"]);
+}
+
 fn sdk_sends(args: &[&str]) {
     if !sdk_available()
         || !python_has(
@@ -58,17 +64,31 @@ fn sdk_sends(args: &[&str]) {
         return;
     }
     let home = Home::new(CONFIG);
-    let ex = home.start(&["--otlp.grpc-listen-address=127.0.0.1:0"]);
-    let endpoint = if args == ["grpc"] {
+    let ex = home.start(&[
+        "--otlp.grpc-listen-address=127.0.0.1:0",
+        "--otlp.http-listen-address=127.0.0.1:0",
+    ]);
+    let logged = |what: &str| {
         ex.log()
             .lines()
-            .find(|l| l.contains("OTLP/gRPC listening"))
+            .find(|l| l.contains(what))
             .and_then(|l| l.split("addr=").nth(1))
             .and_then(|a| a.split_whitespace().next())
-            .expect("the gRPC address is logged")
+            .unwrap_or_else(|| panic!("{what}: no address logged"))
             .to_owned()
-    } else {
-        format!("{}/v1/traces", ex.base)
+    };
+    let (endpoint, args) = match args {
+        ["grpc"] => (logged("OTLP/gRPC listening"), args),
+        ["own"] => {
+            let own = format!("http://{}", logged("OTLP/HTTP listening"));
+            let r = ureq::get(format!("{own}/metrics")).call();
+            assert!(
+                matches!(r, Err(ureq::Error::StatusCode(404))),
+                "only /v1/traces there"
+            );
+            (format!("{own}/v1/traces"), &[][..])
+        }
+        _ => (format!("{}/v1/traces", ex.base), args),
     };
     let out = Command::new("python3")
         .arg(concat!(
