@@ -121,6 +121,23 @@ pub async fn run(
             source,
         })?;
     let addr = listener.local_addr().map_err(AppError::Serve)?;
+    // Bound and logged before the main listener is announced, so whoever
+    // waits for that line finds this one too.
+    let otlp_http_listener = match &args.otlp_http {
+        None => None,
+        Some(addr) => {
+            let listener =
+                tokio::net::TcpListener::bind(addr.as_str())
+                    .await
+                    .map_err(|source| AppError::Listen {
+                        addr: addr.clone(),
+                        source,
+                    })?;
+            let local = listener.local_addr().map_err(AppError::Serve)?;
+            tracing::info!(addr = %local, "OTLP/HTTP listening");
+            Some(listener)
+        }
+    };
     tracing::info!(
         %addr,
         config = %args.config.display(),
@@ -155,18 +172,9 @@ pub async fn run(
             }
         }
     };
-    let otlp_http = match &args.otlp_http {
+    let otlp_http = match otlp_http_listener {
         None => None,
-        Some(addr) => {
-            let listener =
-                tokio::net::TcpListener::bind(addr.as_str())
-                    .await
-                    .map_err(|source| AppError::Listen {
-                        addr: addr.clone(),
-                        source,
-                    })?;
-            let local = listener.local_addr().map_err(AppError::Serve)?;
-            tracing::info!(addr = %local, "OTLP/HTTP listening");
+        Some(listener) => {
             let routes = crate::http::otlp_router(state.clone(), args.read_timeout);
             let mut stop = state.ingest.shutdown.clone();
             let served = serve(

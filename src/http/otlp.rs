@@ -1,8 +1,11 @@
 //! `POST /v1/traces`: OTLP/HTTP trace export, protobuf or JSON. Answers as
 //! the OTLP specification asks: 200 with an `ExportTraceServiceResponse`
-//! (its partial success naming the spans refused), 400 for a body that is
-//! not a request, 415 for another encoding, and 429/503 with `Retry-After`
-//! when budgets or storage refuse, which exporters retry.
+//! (its partial success naming the spans refused); errors with a
+//! `google.rpc.Status` body in the request's encoding: 400 for a body that
+//! is not a request, 401/403 for callers, 413 past the limits, and 429/503
+//! with `Retry-After` when budgets or storage refuse, which exporters retry.
+//! (A refusal of the write guard before the body is read, and 415 for an
+//! encoding that is not OTLP's, keep this exporter's own error bodies.)
 
 use std::sync::Arc;
 
@@ -15,9 +18,11 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use prost::Message;
 
-use super::{AppState, caller, refused};
+use super::{AppState, caller};
+use crate::ingest::json;
 use crate::ingest::otlp::{self, Encoding};
 use crate::ingest::{Reason, Refused, Source};
+use crate::persist::CommitError;
 use crate::sla::Catalog;
 
 const PROTOBUF: &str = "application/x-protobuf";
@@ -68,14 +73,14 @@ pub async fn traces(State(app): State<AppState>, headers: HeaderMap, body: Bytes
                 inflated = b;
                 &inflated
             }
-            Err(r) => return refuse(&app, r),
+            Err(r) => return refuse(&app, encoding, r),
         }
     } else {
         &body
     };
     let request = match otlp::decode(body, encoding) {
         Ok(r) => r,
-        Err(r) => return refuse(&app, r),
+        Err(r) => return refuse(&app, encoding, r),
     };
     let admit = |catalog: Arc<Catalog>, now| {
         let result = caller(&catalog, &headers)
@@ -102,16 +107,88 @@ pub async fn traces(State(app): State<AppState>, headers: HeaderMap, body: Bytes
                     .into_response(),
             }
         }
-        Err(r) => refused(r, "span"),
+        Err(r) => status(encoding, &r),
     }
 }
 
 /// Counts and answers a body refused before its spans are read.
-fn refuse(app: &AppState, r: Refused) -> Response {
+fn refuse(app: &AppState, encoding: Encoding, r: Refused) -> Response {
     if let Refused::Input(errors) = &r {
         for e in errors {
             app.ingest.refuse(Source::Otlp, e.kind, 1);
         }
     }
-    refused(r, "request")
+    status(encoding, &r)
+}
+
+/// A refusal as OTLP/HTTP answers it: the HTTP status, and a
+/// `google.rpc.Status` (gRPC code and message) in the request's encoding.
+fn status(encoding: Encoding, r: &Refused) -> Response {
+    use tonic::Code;
+    let (http, code, message) = match r {
+        Refused::Input(errors) => (
+            StatusCode::from_u16(json::refusal_status(errors)).unwrap_or(StatusCode::BAD_REQUEST),
+            Code::InvalidArgument,
+            errors
+                .first()
+                .map_or_else(String::new, |e| e.reason.clone()),
+        ),
+        Refused::Denied(d) if d.status() == 401 => (
+            StatusCode::UNAUTHORIZED,
+            Code::Unauthenticated,
+            d.to_string(),
+        ),
+        Refused::Denied(d) => (StatusCode::FORBIDDEN, Code::PermissionDenied, d.to_string()),
+        Refused::Storage(CommitError::Overloaded) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            Code::ResourceExhausted,
+            r.to_string(),
+        ),
+        Refused::Storage(_) | Refused::Unsettled => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Code::Unavailable,
+            r.to_string(),
+        ),
+        Refused::Internal(why) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Code::Internal,
+            why.clone(),
+        ),
+    };
+    let body = tonic_types::Status {
+        code: code as i32,
+        message,
+        details: Vec::new(),
+    };
+    let mut response = match encoding {
+        Encoding::Protobuf => (
+            http,
+            [(header::CONTENT_TYPE, PROTOBUF)],
+            body.encode_to_vec(),
+        )
+            .into_response(),
+        Encoding::Json => (
+            http,
+            axum::Json(serde_json::json!({ "code": body.code, "message": body.message })),
+        )
+            .into_response(),
+    };
+    if matches!(
+        http,
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+    ) {
+        let secs = crate::ingest::otlp_grpc::RETRY_DELAY.as_secs().to_string();
+        if let Ok(v) = header::HeaderValue::from_str(&secs) {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    if let Refused::Denied(d) = r
+        && d.status() == 401
+    {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer realm=\"amaze-exporter\""),
+        );
+    }
+    response
 }

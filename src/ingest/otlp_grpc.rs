@@ -15,7 +15,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use tonic::codec::CompressionEncoding;
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt};
 
 use super::otlp;
 use super::{Refused, Shutdown, Source, SourceContext};
@@ -67,13 +68,24 @@ fn status(refused: &Refused) -> Status {
         ),
         Refused::Denied(d) if d.status() == 401 => Status::unauthenticated(d.to_string()),
         Refused::Denied(d) => Status::permission_denied(d.to_string()),
-        Refused::Storage(CommitError::Overloaded) => {
-            Status::resource_exhausted(refused.to_string())
-        }
-        Refused::Storage(_) | Refused::Unsettled => Status::unavailable(refused.to_string()),
+        // Retryable: OTLP exporters wait the RetryInfo delay, then retry.
+        Refused::Storage(CommitError::Overloaded) => retry(Code::ResourceExhausted, refused),
+        Refused::Storage(_) | Refused::Unsettled => retry(Code::Unavailable, refused),
         Refused::Internal(why) => Status::internal(why.clone()),
     }
 }
+
+/// A retryable status, asking for a second's wait (google.rpc.RetryInfo).
+fn retry(code: Code, refused: &Refused) -> Status {
+    Status::with_error_details(
+        code,
+        refused.to_string(),
+        ErrorDetails::with_retry_info(Some(RETRY_DELAY)),
+    )
+}
+
+/// How long a refused exporter is asked to wait, as `Retry-After: 1` over HTTP.
+pub const RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Serves OTLP/gRPC on `listener` until `shutdown`. Requests take gzip, as
 /// OTel exporters send with compression on; message size is bounded by

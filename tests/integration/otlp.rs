@@ -158,19 +158,42 @@ fn sdk_sends(args: &[&str]) {
     assert!((p50 - 0.26).abs() <= 0.26 * 0.01, "{p50}");
 }
 
+/// A protobuf POST to `/v1/traces`: the status, and the `google.rpc.Status`
+/// of an error answer.
+fn post_protobuf(ex: &Exporter, body: &[u8], encoding: Option<&str>) -> (u16, tonic_types::Status) {
+    use prost::Message;
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let mut request = agent
+        .post(format!("{}/v1/traces", ex.base))
+        .header("content-type", "application/x-protobuf");
+    if let Some(e) = encoding {
+        request = request.header("content-encoding", e);
+    }
+    let mut r = request.send(body).expect("POST");
+    let bytes = r.body_mut().read_to_vec().expect("body");
+    let status = tonic_types::Status::decode(&bytes[..]).unwrap_or_default();
+    (r.status().as_u16(), status)
+}
+
 #[test]
 fn bad_bodies_are_refused_clearly_and_change_nothing() {
     let ex = Exporter::start(CONFIG);
     let post = |content_type: &str, body: &[u8]| ex.post("/v1/traces", content_type, body);
-    let r = post("application/x-protobuf", &[0x0a, 0xff, 0x01, 0x02]);
-    assert_eq!(r.status, 400, "{}", r.body);
+    // Errors come as google.rpc.Status, code INVALID_ARGUMENT (3).
+    let (status, answer) = post_protobuf(&ex, &[0x0a, 0xff, 0x01, 0x02], None);
+    assert_eq!((status, answer.code), (400, 3), "{answer:?}");
     assert!(
-        r.body.contains("not an OTLP ExportTraceServiceRequest"),
-        "{}",
-        r.body
+        answer
+            .message
+            .contains("not an OTLP ExportTraceServiceRequest"),
+        "{answer:?}"
     );
     let r = post("application/json", br#"{"resourceSpans": 5}"#);
     assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.json()["code"], 3, "{}", r.body);
     assert!(
         r.body
             .contains("not an OTLP/JSON ExportTraceServiceRequest"),
@@ -180,17 +203,9 @@ fn bad_bodies_are_refused_clearly_and_change_nothing() {
     let r = post("text/plain", b"hello");
     assert_eq!(r.status, 415, "{}", r.body);
     // gzip that does not inflate, and gzip that inflates past max_body_bytes.
-    let gzip = |body: &[u8], encoding: &str| {
-        ex.post_with(
-            "/v1/traces",
-            "application/x-protobuf",
-            body,
-            &[("content-encoding", encoding)],
-        )
-    };
-    let r = gzip(b"not gzip at all", "gzip");
-    assert_eq!(r.status, 400, "{}", r.body);
-    assert!(r.body.contains("does not inflate"), "{}", r.body);
+    let (status, answer) = post_protobuf(&ex, b"not gzip at all", Some("gzip"));
+    assert_eq!(status, 400, "{answer:?}");
+    assert!(answer.message.contains("does not inflate"), "{answer:?}");
     let bomb = {
         use std::io::Write;
         let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
@@ -198,15 +213,16 @@ fn bad_bodies_are_refused_clearly_and_change_nothing() {
         z.finish().unwrap()
     };
     assert!(bomb.len() < 100_000);
-    let r = gzip(&bomb, "gzip");
-    assert_eq!(r.status, 413, "{}", r.body);
+    let (status, answer) = post_protobuf(&ex, &bomb, Some("gzip"));
+    assert_eq!(status, 413, "{answer:?}");
     assert!(
-        r.body.contains("inflates past limits.max_body_bytes"),
-        "{}",
-        r.body
+        answer
+            .message
+            .contains("inflates past limits.max_body_bytes"),
+        "{answer:?}"
     );
-    let r = gzip(b"x", "br");
-    assert_eq!(r.status, 415, "{}", r.body);
+    let (status, _) = post_protobuf(&ex, b"x", Some("br"));
+    assert_eq!(status, 415);
     // A span that ends before it starts is refused alone, as a partial success.
     let span = |name: &str, start: u64, end: u64| {
         format!(
