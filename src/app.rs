@@ -85,18 +85,9 @@ pub async fn run(
             addr: e.addr,
             source: e.source,
         })?;
-    let otlp_grpc = match &args.otlp_grpc {
+    let otlp_grpc = match bind(args.otlp_grpc.as_deref(), "OTLP/gRPC listening").await? {
         None => None,
-        Some(addr) => {
-            let listener =
-                tokio::net::TcpListener::bind(addr.as_str())
-                    .await
-                    .map_err(|source| AppError::Listen {
-                        addr: addr.clone(),
-                        source,
-                    })?;
-            let local = listener.local_addr().map_err(AppError::Serve)?;
-            tracing::info!(addr = %local, "OTLP/gRPC listening");
+        Some(listener) => {
             let ctx = ingest.clone();
             let stop = ingest.shutdown.clone();
             Some(tokio::spawn(async move {
@@ -123,21 +114,7 @@ pub async fn run(
     let addr = listener.local_addr().map_err(AppError::Serve)?;
     // Bound and logged before the main listener is announced, so whoever
     // waits for that line finds this one too.
-    let otlp_http_listener = match &args.otlp_http {
-        None => None,
-        Some(addr) => {
-            let listener =
-                tokio::net::TcpListener::bind(addr.as_str())
-                    .await
-                    .map_err(|source| AppError::Listen {
-                        addr: addr.clone(),
-                        source,
-                    })?;
-            let local = listener.local_addr().map_err(AppError::Serve)?;
-            tracing::info!(addr = %local, "OTLP/HTTP listening");
-            Some(listener)
-        }
-    };
+    let otlp_http_listener = bind(args.otlp_http.as_deref(), "OTLP/HTTP listening").await?;
     tracing::info!(
         %addr,
         config = %args.config.display(),
@@ -212,6 +189,26 @@ pub async fn run(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Binds an optional listener (`None` when not asked for) and logs its
+/// address under `message`.
+async fn bind(
+    addr: Option<&str>,
+    message: &'static str,
+) -> Result<Option<tokio::net::TcpListener>, AppError> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| AppError::Listen {
+            addr: addr.to_owned(),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(AppError::Serve)?;
+    tracing::info!(addr = %local, "{message}");
+    Ok(Some(listener))
 }
 
 /// Opens the state directory, restoring what it holds, off the async workers.
