@@ -194,6 +194,16 @@ pub fn admit(
                 .is_some_and(|s| s.code == status::StatusCode::Error as i32);
             // Unix nanoseconds fit an i64 until 2262; later ones saturate.
             let nanos = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+            // A failed span keeps only its end, so check the order here:
+            // it is refused like any span that ends before it starts.
+            if span.end_time_unix_nano < span.start_time_unix_nano {
+                if outcome.rejected == 0 {
+                    outcome.message = format!("span `{}`: it ends before it starts", span.name);
+                }
+                outcome.rejected += 1;
+                dropped.push(Reason::Invalid);
+                continue;
+            }
             let timing = if errored || rule.status_failed(&facts) {
                 Timing::Failed {
                     at: Some(nanos(span.end_time_unix_nano) / 1_000_000),

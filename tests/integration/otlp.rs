@@ -235,16 +235,20 @@ fn bad_bodies_are_refused_clearly_and_change_nothing() {
         .unwrap()
         .as_nanos() as u64;
     let body = format!(
-        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"shop"}}}}]}},"scopeSpans":[{{"spans":[{},{},{}]}}]}}]}}"#,
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"shop"}}}}]}},"scopeSpans":[{{"spans":[{},{},{},{}]}}]}}]}}"#,
         span("checkout", now - 200_000_000, now - 100_000_000),
         span("checkout", now - 100_000_000, now - 200_000_000),
         // 56 years: past the 400 days a delivery may take.
         span("checkout", 1, now).replace("c1b17", "c1b18"),
+        // Failed, but still ending before it starts.
+        span("checkout", now - 100_000_000, now - 200_000_000)
+            .replace("c1b17", "c1b19")
+            .replace(r#""kind":2,"#, r#""kind":2,"status":{"code":2},"#),
     );
     let r = post("application/json", body.as_bytes());
     assert_eq!(r.status, 200, "{}", r.body);
     let answer = r.json();
-    assert_eq!(answer["partialSuccess"]["rejectedSpans"], 2, "{answer}");
+    assert_eq!(answer["partialSuccess"]["rejectedSpans"], 3, "{answer}");
     let message = answer["partialSuccess"]["errorMessage"]
         .as_str()
         .unwrap_or("");

@@ -64,8 +64,14 @@ pub(in super::super) fn otlp(
         let failed_status_code = r
             .failed_status_code
             .as_ref()
-            .map(|t| t.value.trim().to_owned())
-            .filter(|s| !s.is_empty());
+            .map(|t| t.value.trim().to_owned());
+        if let (Some(""), Some(text)) = (failed_status_code.as_deref(), &r.failed_status_code) {
+            at.problem(
+                "failed_status_code",
+                Some(text),
+                "name the attribute holding the status code, or leave the key out".to_owned(),
+            );
+        }
         if !at.clean() {
             continue;
         }
