@@ -19,7 +19,7 @@ use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use super::otlp;
-use super::{Refused, Shutdown, Source, SourceContext};
+use super::{Reason, Refused, Shutdown, Source, SourceContext};
 use crate::persist::CommitError;
 
 /// The `TraceService` of one exporter.
@@ -75,6 +75,53 @@ fn status(refused: &Refused) -> Status {
     }
 }
 
+/// Rewrites the codes tonic's decoder answers with before a request
+/// reaches [`Receiver`] into OTLP's permanent INVALID_ARGUMENT, and counts
+/// them: a message over the size limit (OUT_OF_RANGE, or RESOURCE_EXHAUSTED
+/// without a retry delay when it was gzipped) and one that is not protobuf
+/// (INTERNAL). Exporters would retry the first two forever, and count
+/// none of them. The receiver's own retryable refusals carry RetryInfo and
+/// pass unchanged.
+fn permanent(
+    mut response: tonic::codegen::http::Response<tonic::body::Body>,
+    metrics: &crate::exposition::SelfMetrics,
+) -> tonic::codegen::http::Response<tonic::body::Body> {
+    let headers = response.headers();
+    let Some(status) = Status::from_header_map(headers) else {
+        return response;
+    };
+    let decoding = status
+        .message()
+        .starts_with("failed to decode Protobuf message");
+    let reason = match status.code() {
+        Code::OutOfRange => Reason::BodyTooLarge,
+        Code::ResourceExhausted if !headers.contains_key("grpc-status-details-bin") => {
+            Reason::BodyTooLarge
+        }
+        Code::Internal if decoding => Reason::Malformed,
+        _ => return response,
+    };
+    metrics.rejected(Source::Otlp, reason, 1);
+    let message = match reason {
+        Reason::BodyTooLarge => format!(
+            "the message is larger than limits.max_body_bytes: send smaller batches ({})",
+            status.message()
+        ),
+        _ => format!(
+            "not an OTLP ExportTraceServiceRequest: {}",
+            status.message()
+        ),
+    };
+    let replaced = Status::invalid_argument(message);
+    let headers = response.headers_mut();
+    headers.remove("grpc-status");
+    headers.remove("grpc-message");
+    if let Err(e) = replaced.add_header(headers) {
+        tracing::warn!(error = %e, "could not rewrite a gRPC status");
+    }
+    response
+}
+
 /// A retryable status, asking for a second's wait (google.rpc.RetryInfo).
 fn retry(code: Code, refused: &Refused) -> Status {
     Status::with_error_details(
@@ -96,10 +143,16 @@ pub async fn serve(
     mut shutdown: Shutdown,
 ) -> Result<(), tonic::transport::Error> {
     let limit = ctx.catalog().limits.max_body_bytes;
+    let metrics = ctx.metrics().clone();
     let service = TraceServiceServer::new(Receiver { ctx })
         .accept_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(limit);
     tonic::transport::Server::builder()
+        .layer(tower::util::MapResponseLayer::new(
+            move |response: tonic::codegen::http::Response<tonic::body::Body>| {
+                permanent(response, &metrics)
+            },
+        ))
         .add_service(service)
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener),

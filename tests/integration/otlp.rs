@@ -54,6 +54,32 @@ fn spans_on_the_otlp_http_listener_count_alike() {
     sdk_sends(&["own"]);
 }
 
+/// Runs python3 with `args`; its stdout lines, once it exited 0.
+fn python(args: &[&str]) -> Vec<String> {
+    let out = Command::new("python3")
+        .args(args)
+        .output()
+        .expect("run python3");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    said.lines().map(str::to_owned).collect()
+}
+
+/// The address the exporter logged with `what` (an OTLP listener).
+fn logged_addr(ex: &Exporter, what: &str) -> String {
+    ex.log()
+        .lines()
+        .find(|l| l.contains(what))
+        .and_then(|l| l.split("addr=").nth(1))
+        .and_then(|a| a.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{what}: no address logged"))
+        .to_owned()
+}
+
 fn sdk_sends(args: &[&str]) {
     if !sdk_available()
         || !python_has(
@@ -68,15 +94,7 @@ fn sdk_sends(args: &[&str]) {
         "--otlp.grpc-listen-address=127.0.0.1:0",
         "--otlp.http-listen-address=127.0.0.1:0",
     ]);
-    let logged = |what: &str| {
-        ex.log()
-            .lines()
-            .find(|l| l.contains(what))
-            .and_then(|l| l.split("addr=").nth(1))
-            .and_then(|a| a.split_whitespace().next())
-            .unwrap_or_else(|| panic!("{what}: no address logged"))
-            .to_owned()
-    };
+    let logged = |what: &str| logged_addr(&ex, what);
     let (endpoint, args) = match args {
         ["grpc"] => (logged("OTLP/gRPC listening"), args),
         ["own"] => {
@@ -90,22 +108,14 @@ fn sdk_sends(args: &[&str]) {
         }
         _ => (format!("{}/v1/traces", ex.base), args),
     };
-    let out = Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/otlp/send_spans.py"
-        ))
-        .arg(endpoint)
-        .args(args)
-        .output()
-        .expect("run python3");
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{said}{}",
-        String::from_utf8_lossy(&out.stderr)
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/otlp/send_spans.py"
     );
-    assert_eq!(said.lines().collect::<Vec<_>>(), ["SUCCESS", "SUCCESS"]);
+    let mut argv = vec![script, endpoint.as_str()];
+    argv.extend_from_slice(args);
+    let said = python(&argv);
+    assert_eq!(said, ["SUCCESS", "SUCCESS"]);
 
     let m = ex.metrics();
     let counter = |result: &str, route: &str| {
@@ -299,5 +309,50 @@ fn too_many_spans_are_refused_whole() {
     assert_eq!(
         m.value("amaze_ingest_accepted_total", &[("source", "otlp")]),
         Some(0.0)
+    );
+}
+
+/// Over gRPC, a message that is not protobuf, and one over the size limit
+/// (plain or gzipped), get OTLP's permanent INVALID_ARGUMENT and are
+/// counted, as over HTTP; tonic's decoder would answer INTERNAL,
+/// OUT_OF_RANGE and RESOURCE_EXHAUSTED, which exporters retry.
+#[test]
+fn grpc_refuses_undecodable_and_oversized_messages_for_good() {
+    if !tool_available("python3") || !python_has("grpc", "grpcio") {
+        return;
+    }
+    let home = Home::new(&CONFIG.replace(
+        "version: 1\n",
+        "version: 1\nlimits:\n  max_body_bytes: 65536\n",
+    ));
+    let ex = home.start(&["--otlp.grpc-listen-address=127.0.0.1:0"]);
+    let addr = logged_addr(&ex, "OTLP/gRPC listening");
+    let script = r#"
+import sys, grpc
+channel = grpc.insecure_channel(sys.argv[1])
+export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+big = b"\x0a\xa0\x8d\x06" + b"\x00" * 100000
+for body, compression in [(b"\x0a\xff\x01", None), (big, None), (big, grpc.Compression.Gzip)]:
+    try:
+        export(body, timeout=5, compression=compression)
+        print("OK")
+    except grpc.RpcError as e:
+        print(e.code().name)
+"#;
+    let said = python(&["-c", script, &addr]);
+    assert_eq!(
+        said,
+        ["INVALID_ARGUMENT", "INVALID_ARGUMENT", "INVALID_ARGUMENT"]
+    );
+    let m = ex.metrics();
+    let refused = |reason: &str| {
+        m.value(
+            "amaze_ingest_rejected_total",
+            &[("source", "otlp"), ("reason", reason)],
+        )
+    };
+    assert_eq!(
+        (refused("malformed"), refused("body_too_large")),
+        (Some(1.0), Some(2.0))
     );
 }
