@@ -4,8 +4,9 @@
 //! `google.rpc.Status` body in the request's encoding: 400 for a body that
 //! is not a request, 401/403 for callers, 413 past the limits, and 429/503
 //! with `Retry-After` when budgets or storage refuse, which exporters retry.
-//! (A refusal of the write guard before the body is read, and 415 for an
-//! encoding that is not OTLP's, keep this exporter's own error bodies.)
+//! (A refusal of the write guard before the body is read, and 415 for a
+//! `Content-Type` that is neither of OTLP's, keep this exporter's own
+//! error bodies: their encoding is not known.)
 
 use std::sync::Arc;
 
@@ -59,11 +60,20 @@ pub async fn traces(State(app): State<AppState>, headers: HeaderMap, body: Bytes
         Some(e) if e == "identity" => false,
         Some(other) => {
             app.ingest.refuse(Source::Otlp, Reason::Malformed, 1);
-            return (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!("Content-Encoding `{other}` is not supported: send gzip or none\n"),
-            )
-                .into_response();
+            let mut r = status(
+                encoding,
+                &Refused::Input(vec![json::ItemError {
+                    line: 1,
+                    item: None,
+                    field: None,
+                    reason: format!(
+                        "Content-Encoding `{other}` is not supported: send gzip or none"
+                    ),
+                    kind: Reason::Malformed,
+                }]),
+            );
+            *r.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+            return r;
         }
     };
     let inflated;
@@ -100,9 +110,13 @@ pub async fn traces(State(app): State<AppState>, headers: HeaderMap, body: Bytes
                 Encoding::Protobuf => {
                     ([(header::CONTENT_TYPE, PROTOBUF)], answer.encode_to_vec()).into_response()
                 }
+                // `{}` for a full success: OTLP/JSON leaves unset fields out.
                 Encoding::Json => (
                     [(header::CONTENT_TYPE, JSON)],
-                    serde_json::to_vec(&answer).unwrap_or_default(),
+                    match &answer.partial_success {
+                        None => b"{}".to_vec(),
+                        Some(_) => serde_json::to_vec(&answer).unwrap_or_default(),
+                    },
                 )
                     .into_response(),
             }

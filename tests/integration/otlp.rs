@@ -231,8 +231,12 @@ fn bad_bodies_are_refused_clearly_and_change_nothing() {
             .contains("inflates past limits.max_body_bytes"),
         "{answer:?}"
     );
-    let (status, _) = post_protobuf(&ex, b"x", Some("br"));
-    assert_eq!(status, 415);
+    let (status, answer) = post_protobuf(&ex, b"x", Some("br"));
+    assert_eq!((status, answer.code), (415, 3), "{answer:?}");
+    assert!(
+        answer.message.contains("`br` is not supported"),
+        "{answer:?}"
+    );
     // A span that ends before it starts is refused alone, as a partial success.
     let span = |name: &str, start: u64, end: u64| {
         format!(
@@ -255,6 +259,9 @@ fn bad_bodies_are_refused_clearly_and_change_nothing() {
             .replace("c1b17", "c1b19")
             .replace(r#""kind":2,"#, r#""kind":2,"status":{"code":2},"#),
     );
+    // A full success is `{}`: OTLP/JSON leaves unset fields out.
+    let r = post("application/json", br#"{"resourceSpans":[]}"#);
+    assert_eq!((r.status, r.body.as_str()), (200, "{}"));
     let r = post("application/json", body.as_bytes());
     assert_eq!(r.status, 200, "{}", r.body);
     let answer = r.json();
