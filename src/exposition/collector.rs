@@ -21,8 +21,9 @@ use crate::window::WindowSpec;
 pub struct Families {
     list: Vec<MetricFamily>,
     index: HashMap<&'static str, usize>,
-    /// Samples of [`names::DURATION_RATIO`], which only protobuf carries.
-    native: Vec<NativeSample>,
+    /// Samples of [`names::DURATION_RATIO`], which only protobuf carries;
+    /// `None` when the scrape is in a text format, so none are copied.
+    native: Option<Vec<NativeSample>>,
 }
 
 type Labels = Vec<LabelPair>;
@@ -98,12 +99,23 @@ impl Families {
         });
     }
 
+    /// Families that also gather the native-histogram samples.
+    pub fn with_native() -> Families {
+        Families {
+            native: Some(Vec::new()),
+            ..Families::default()
+        }
+    }
+
     fn native(&mut self, labels: &Labels, buckets: &NativeBuckets) {
+        let Some(native) = &mut self.native else {
+            return;
+        };
         let labels = labels
             .iter()
             .map(|l| (l.name().to_owned(), l.value().to_owned()))
             .collect();
-        self.native.push((labels, buckets.clone()));
+        native.push((labels, buckets.clone()));
     }
 
     /// The families, in first-use order.
@@ -111,8 +123,8 @@ impl Families {
         self.list
     }
 
-    /// The classic families and the native-histogram samples.
-    pub fn into_parts(self) -> (Vec<MetricFamily>, Vec<NativeSample>) {
+    /// The classic families and the native-histogram samples, if gathered.
+    pub fn into_parts(self) -> (Vec<MetricFamily>, Option<Vec<NativeSample>>) {
         (self.list, self.native)
     }
 }

@@ -54,7 +54,11 @@ pub fn render_as(
 ) -> Result<Vec<u8>, RenderError> {
     let started = Instant::now();
     let reports = recorder.report(now);
-    let mut families = collector::Families::default();
+    // Only protobuf carries native histograms: text scrapes skip them.
+    let mut families = match format {
+        Format::Protobuf => collector::Families::with_native(),
+        Format::OpenMetrics | Format::Text => collector::Families::default(),
+    };
     collector::collect(recorder.catalog(), &reports, &mut families);
     metrics.report_duration.set(started.elapsed().as_secs_f64());
     metrics
@@ -69,7 +73,7 @@ pub fn render_as(
             let mut registry = Registry::default();
             registry.register_collector(Box::new(format::Exposed {
                 families: all,
-                native: (format == Format::Protobuf).then_some((names::DURATION_RATIO, native)),
+                native: native.map(|samples| (names::DURATION_RATIO, samples)),
             }));
             let client = |e: &dyn std::fmt::Display| RenderError::Client(e.to_string());
             if format == Format::Protobuf {
