@@ -303,22 +303,9 @@ fn metrics_are_gzipped_when_the_scraper_asks() {
         "version: 1\nslas:\n  - name: api\n    promise: 300ms\n    objective: 99%\n    min_deliveries: 1\n",
     );
     assert_eq!(ex.push(r#"{"sla":"api","duration":"100ms"}"#).status, 200);
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .new_agent();
-    let mut r = agent
-        .get(format!("{}/metrics", ex.base))
-        .header("accept-encoding", "gzip")
-        .call()
-        .unwrap();
-    assert_eq!(
-        r.headers()
-            .get("content-encoding")
-            .and_then(|v| v.to_str().ok()),
-        Some("gzip")
-    );
-    let zipped = r.body_mut().read_to_vec().unwrap();
+    let r = ex.get_bytes("/metrics", &[("accept-encoding", "gzip")]);
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    let zipped = r.body;
     let mut text = String::new();
     flate2::read::GzDecoder::new(zipped.as_slice())
         .read_to_string(&mut text)

@@ -30,23 +30,10 @@ fn fed() -> Exporter {
 }
 
 fn get(ex: &Exporter, accept: &str) -> (String, Vec<u8>) {
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .new_agent();
-    let mut r = agent
-        .get(format!("{}/metrics", ex.base))
-        .header("accept", accept)
-        .call()
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let content_type = r
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    (content_type, r.body_mut().read_to_vec().unwrap())
+    let r = ex.get_bytes("/metrics", &[("accept", accept)]);
+    assert_eq!(r.status, 200);
+    let content_type = r.header("content-type").unwrap_or_default().to_owned();
+    (content_type, r.body)
 }
 
 fn decode(mut body: &[u8]) -> Vec<MetricFamily> {

@@ -172,20 +172,11 @@ fn sdk_sends(args: &[&str]) {
 /// of an error answer.
 fn post_protobuf(ex: &Exporter, body: &[u8], encoding: Option<&str>) -> (u16, tonic_types::Status) {
     use prost::Message;
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .new_agent();
-    let mut request = agent
-        .post(format!("{}/v1/traces", ex.base))
-        .header("content-type", "application/x-protobuf");
-    if let Some(e) = encoding {
-        request = request.header("content-encoding", e);
-    }
-    let mut r = request.send(body).expect("POST");
-    let bytes = r.body_mut().read_to_vec().expect("body");
-    let status = tonic_types::Status::decode(&bytes[..]).unwrap_or_default();
-    (r.status().as_u16(), status)
+    let mut headers = vec![("content-type", "application/x-protobuf")];
+    headers.extend(encoding.map(|e| ("content-encoding", e)));
+    let r = ex.post_bytes("/v1/traces", &headers, body);
+    let status = tonic_types::Status::decode(&r.body[..]).unwrap_or_default();
+    (r.status, status)
 }
 
 #[test]

@@ -14,11 +14,25 @@ pub struct Exporter {
     _home: Option<Home>,
 }
 
-/// A response reduced to what tests assert on.
-pub struct Reply {
+/// A response reduced to what tests assert on; its body as text, or as
+/// bytes (`Reply<Vec<u8>>`) for answers that are not text.
+pub struct Reply<B = String> {
     pub status: u16,
-    pub body: String,
+    pub body: B,
     pub headers: Vec<(String, String)>,
+}
+
+fn bytes_of(r: &mut ureq::http::Response<ureq::Body>) -> Reply<Vec<u8>> {
+    Reply {
+        status: r.status().as_u16(),
+        headers: headers_of(r),
+        body: r
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_vec()
+            .expect("body"),
+    }
 }
 
 fn headers_of<B>(r: &ureq::http::Response<B>) -> Vec<(String, String)> {
@@ -28,14 +42,16 @@ fn headers_of<B>(r: &ureq::http::Response<B>) -> Vec<(String, String)> {
         .collect()
 }
 
-impl Reply {
+impl<B> Reply<B> {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
+}
 
+impl Reply {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
@@ -284,6 +300,26 @@ impl Exporter {
             body: r.body_mut().read_to_string().expect("body"),
             headers,
         }
+    }
+
+    /// GET with request headers, the body kept as bytes (gzip, protobuf).
+    pub fn get_bytes(&self, path: &str, headers: &[(&str, &str)]) -> Reply<Vec<u8>> {
+        let mut request = self.agent.get(format!("{}{path}", self.base));
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let mut r = request.call().expect("GET");
+        bytes_of(&mut r)
+    }
+
+    /// POST with request headers, the answer kept as bytes (protobuf).
+    pub fn post_bytes(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply<Vec<u8>> {
+        let mut request = self.agent.post(format!("{}{path}", self.base));
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let mut r = request.send(body).expect("POST");
+        bytes_of(&mut r)
     }
 
     pub fn post(&self, path: &str, content_type: &str, body: &[u8]) -> Reply {
