@@ -14,10 +14,11 @@
 
 #[path = "support/exporter.rs"]
 mod exporter;
+#[path = "support/load.rs"]
+mod load;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use exporter::Exporter;
 
@@ -53,6 +54,8 @@ struct Run {
     elapsed: Duration,
 }
 
+/// POSTs `body` (`per_request` deliveries) to the push route, or GETs
+/// `/-/healthy` without one, over `connections` for `seconds`.
 fn run(
     base: &str,
     connections: usize,
@@ -60,45 +63,19 @@ fn run(
     body: Option<Arc<Vec<u8>>>,
     per_request: u64,
 ) -> Run {
-    let requests = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let started = Instant::now();
-    let threads: Vec<_> = (0..connections)
-        .map(|_| {
-            let (base, body, requests) = (base.to_owned(), body.clone(), requests.clone());
-            std::thread::spawn(move || {
-                let agent = ureq::Agent::config_builder()
-                    .http_status_as_error(true)
-                    .build()
-                    .new_agent();
-                while Instant::now() < deadline {
-                    let ok = match &body {
-                        Some(b) => agent
-                            .post(format!("{base}/api/v1/deliveries"))
-                            .header("content-type", "application/x-ndjson")
-                            .send(&b[..])
-                            .and_then(|mut r| r.body_mut().read_to_string()),
-                        None => agent
-                            .get(format!("{base}/-/healthy"))
-                            .call()
-                            .and_then(|mut r| r.body_mut().read_to_string()),
-                    };
-                    if let Err(e) = ok {
-                        panic!("request failed: {e}");
-                    }
-                    requests.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().expect("client thread");
-    }
-    let requests = requests.load(Ordering::Relaxed);
+    let r = match body {
+        Some(b) => load::run(
+            &format!("{base}/api/v1/deliveries"),
+            Some(("application/x-ndjson", b)),
+            connections,
+            seconds,
+        ),
+        None => load::run(&format!("{base}/-/healthy"), None, connections, seconds),
+    };
     Run {
-        requests,
-        deliveries: requests * per_request,
-        elapsed: started.elapsed(),
+        requests: r.requests,
+        deliveries: r.requests * per_request,
+        elapsed: r.elapsed,
     }
 }
 

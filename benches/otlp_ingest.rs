@@ -13,10 +13,11 @@
 
 #[path = "support/exporter.rs"]
 mod exporter;
+#[path = "support/load.rs"]
+mod load;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use exporter::Exporter;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -105,40 +106,10 @@ fn ndjson_body() -> Vec<u8> {
     s.into_bytes()
 }
 
-/// Requests answered 2xx in `seconds` over `connections`.
+/// Items per second: `BATCH` per request POSTed to `url` for `seconds`.
 fn run(url: &str, content_type: &str, body: Arc<Vec<u8>>, connections: usize, seconds: u64) -> f64 {
-    let requests = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let started = Instant::now();
-    let threads: Vec<_> = (0..connections)
-        .map(|_| {
-            let (url, ct, body, requests) = (
-                url.to_owned(),
-                content_type.to_owned(),
-                body.clone(),
-                requests.clone(),
-            );
-            std::thread::spawn(move || {
-                let agent = ureq::Agent::config_builder()
-                    .http_status_as_error(true)
-                    .build()
-                    .new_agent();
-                while Instant::now() < deadline {
-                    agent
-                        .post(&url)
-                        .header("content-type", &ct)
-                        .send(&body[..])
-                        .and_then(|mut r| r.body_mut().read_to_vec())
-                        .unwrap_or_else(|e| panic!("request failed: {e}"));
-                    requests.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().expect("client thread");
-    }
-    requests.load(Ordering::Relaxed) as f64 * BATCH as f64 / started.elapsed().as_secs_f64()
+    let r = load::run(url, Some((content_type, body)), connections, seconds);
+    r.requests as f64 * BATCH as f64 / r.elapsed.as_secs_f64()
 }
 
 fn main() {
