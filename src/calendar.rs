@@ -75,6 +75,19 @@ impl Calendar {
         None
     }
 
+    /// The date `at` falls on in the calendar's zone.
+    pub fn date_of(&self, at: Millis) -> Date {
+        timestamp(at).to_zoned(self.tz.clone()).date()
+    }
+
+    /// The first instant of `date` in the zone (midnight, or the first
+    /// moment after it where a DST change skips midnight).
+    pub fn day_start(&self, date: Date) -> Millis {
+        date.to_zoned(self.tz.clone())
+            .map(|z| z.timestamp().as_millisecond())
+            .unwrap_or(Millis::MIN)
+    }
+
     /// Midnight starting the calendar month that holds `at`, in the zone.
     pub fn month_start(&self, at: Millis) -> Millis {
         let zoned = timestamp(at).to_zoned(self.tz.clone());

@@ -62,7 +62,8 @@ impl IdSet {
         self.seen.contains(&self.hash(id))
     }
 
-    fn hash(&self, id: &str) -> u128 {
+    /// The keyed hash `id` is remembered by.
+    pub(super) fn hash(&self, id: &str) -> u128 {
         SipHasher13::new_with_keys(self.keys.0, self.keys.1)
             .hash(id.as_bytes())
             .as_u128()

@@ -1,7 +1,7 @@
 //! SLA data as older snapshot formats stored it, and how it becomes today's:
 //! each version converts into the next, so a new format adds one step.
 //!
-//! Format 6 keeps the SLA-wide windows apart from the label sets', which
+//! Format 7 adds each SLA's history; format 6 keeps the SLA-wide windows apart from the label sets', which
 //! keep only the windows they export; format 5 adds each series'
 //! native-histogram buckets; format 4 holds promises as exact durations,
 //! the instant an open delivery fell due, and a calendar month's early
@@ -17,7 +17,7 @@ use serde::Deserialize;
 use super::id_set::IdSet;
 use super::month::{MonthTally, MonthTallyV3};
 use super::open::{OpenItems, OpenItemsV3};
-use super::{BUCKET_FRACTIONS, Lsn, NativeBuckets, Series, SlaData};
+use super::{BUCKET_FRACTIONS, History, Lsn, NativeBuckets, Series, SlaData};
 use crate::margin::Judge;
 use crate::window::Rolling;
 
@@ -61,6 +61,19 @@ pub struct SlaDataV4 {
 pub struct SlaDataV5 {
     labels: Vec<String>,
     series: Vec<SeriesV5>,
+    ids: IdSet,
+    overflowed: u64,
+    lsn: Lsn,
+    open: OpenItems,
+    month: Option<MonthTally>,
+}
+
+/// [`SlaData`] as snapshot version 6 stored it: no history.
+#[derive(Deserialize)]
+pub struct SlaDataV6 {
+    labels: Vec<String>,
+    series: Vec<Series>,
+    aggregate: Option<Rolling>,
     ids: IdSet,
     overflowed: u64,
     lsn: Lsn,
@@ -206,9 +219,9 @@ impl From<SlaDataV4> for SlaDataV5 {
     }
 }
 
-impl From<SlaDataV5> for SlaData {
-    fn from(v: SlaDataV5) -> SlaData {
-        SlaData {
+impl From<SlaDataV5> for SlaDataV6 {
+    fn from(v: SlaDataV5) -> SlaDataV6 {
+        SlaDataV6 {
             labels: v.labels,
             series: v.series.into_iter().map(Into::into).collect(),
             aggregate: None,
@@ -218,6 +231,29 @@ impl From<SlaDataV5> for SlaData {
             open: v.open,
             month: v.month,
         }
+    }
+}
+
+impl From<SlaDataV6> for SlaData {
+    fn from(v: SlaDataV6) -> SlaData {
+        SlaData {
+            labels: v.labels,
+            series: v.series,
+            aggregate: v.aggregate,
+            ids: v.ids,
+            overflowed: v.overflowed,
+            lsn: v.lsn,
+            open: v.open,
+            month: v.month,
+            // History counts from the upgrade on.
+            history: History::default(),
+        }
+    }
+}
+
+impl From<SlaDataV5> for SlaData {
+    fn from(v: SlaDataV5) -> SlaData {
+        SlaDataV6::from(v).into()
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 mod clocks;
+mod history;
 mod id_set;
 mod legacy;
 mod marks;
@@ -17,8 +18,9 @@ pub mod native;
 pub mod open;
 
 pub use clocks::{OpenSummary, OpenView};
+pub use history::{DAYS_KEPT, HOUR, History, hours_kept};
 use id_set::IdSet;
-pub use legacy::{SlaDataV2, SlaDataV3, SlaDataV4, SlaDataV5};
+pub use legacy::{SlaDataV2, SlaDataV3, SlaDataV4, SlaDataV5, SlaDataV6};
 pub use marks::{Mark, Marks};
 pub use native::NativeBuckets;
 use open::{EventError, OpenItems, Transition};
@@ -45,6 +47,8 @@ pub struct Recorded {
     pub accepted: u64,
     /// Already seen `(sla, id)`: acknowledged, counted once.
     pub duplicates: u64,
+    /// Of `accepted`, those older than every window: in the history only.
+    pub backfilled: u64,
     /// What each open-delivery event did, in order.
     pub events: Vec<Result<Transition, EventError>>,
 }
@@ -65,6 +69,8 @@ pub struct SlaState {
     /// (`Sla::series_windows`; none for an SLA without labels).
     series_windows: Vec<usize>,
     compliance: usize,
+    /// Hour points its history keeps ([`hours_kept`]).
+    hours_kept: i64,
     /// Largest share of the promise that counts as amazing, if targeted.
     amazing_limit: Option<Decimal>,
     /// Series key -> index into `data.series`; foldhash is seeded per map, so
@@ -90,6 +96,8 @@ pub struct SlaData {
     open: OpenItems,
     /// SLA-wide deliveries of the current calendar month, if reported.
     month: Option<month::MonthTally>,
+    /// SLA-wide deliveries per hour and per day, for trends and reports.
+    history: History,
 }
 
 impl SlaData {
@@ -106,6 +114,7 @@ impl SlaData {
             lsn: self.lsn,
             open: self.open.clone(),
             month: self.month.clone(),
+            history: self.history.clone(),
         }
     }
 }
@@ -211,6 +220,15 @@ impl Recorder {
             }
             let sla = &self.catalog.slas[sla_index];
             for d in batch[start..].iter().filter(|d| d.sla == sla_index) {
+                if d.at < now - retention(sla) {
+                    if state.backfill(sla, d, now) {
+                        out.accepted += 1;
+                        out.backfilled += 1;
+                    } else {
+                        out.duplicates += 1;
+                    }
+                    continue;
+                }
                 if let Some(id) = &d.id
                     && !state.data.ids.insert(
                         id,
@@ -284,10 +302,23 @@ impl Recorder {
         Ok(())
     }
 
-    /// Drops every slot that has left its window by `now`.
+    /// `f` of SLA `i`'s config and history, under its lock; `None` past
+    /// the last SLA.
+    pub fn with_history<T>(&self, i: usize, f: impl FnOnce(&Sla, &History) -> T) -> Option<T> {
+        let (sla, state) = (self.catalog.slas.get(i)?, self.slas.get(i)?);
+        Some(f(sla, &lock(state).data.history))
+    }
+
+    /// Drops every slot that has left its window by `now`, and every
+    /// history point that has aged out.
     pub fn advance(&self, now: Millis) {
-        for state in &self.slas {
+        for (sla, state) in self.catalog.slas.iter().zip(&self.slas) {
             let mut state = lock(state);
+            let hours = state.hours_kept;
+            state
+                .data
+                .history
+                .prune(clocks::calendar_of(sla), hours, now);
             if let Some(a) = &mut state.data.aggregate {
                 a.advance(now);
             }
@@ -315,7 +346,9 @@ impl Recorder {
                     .filter_map(|x| x.rolling.as_ref())
                     .map(Rolling::heap_bytes)
                     .sum();
-                series + s.data.aggregate.as_ref().map_or(0, Rolling::heap_bytes)
+                series
+                    + s.data.aggregate.as_ref().map_or(0, Rolling::heap_bytes)
+                    + s.data.history.heap_bytes()
             })
             .sum()
     }
@@ -354,6 +387,7 @@ impl SlaState {
                 lsn: 0,
                 open: OpenItems::default(),
                 month: None,
+                history: History::default(),
             },
             sla,
         )
@@ -366,6 +400,7 @@ impl SlaState {
             windows,
             series_windows: Vec::new(),
             compliance,
+            hours_kept: 0,
             amazing_limit: None,
             index: foldhash::HashMap::default(),
             data,
@@ -407,6 +442,7 @@ impl SlaState {
             .collect();
         self.windows = windows;
         self.compliance = compliance;
+        self.hours_kept = hours_kept(millis(sla.window));
         self.amazing_limit = sla.policy().amazing_limit();
         let old_labels = std::mem::replace(&mut self.data.labels, sla.labels.clone());
         let old = std::mem::take(&mut self.data.series);
@@ -512,10 +548,36 @@ impl SlaState {
         if let Some(a) = &mut self.data.aggregate {
             a.record(d.at, obs);
         }
+        let calendar = clocks::calendar_of(sla);
         if sla.calendar_month {
-            let calendar = clocks::calendar_of(sla);
             month::MonthTally::record(&mut self.data.month, calendar, d.at, now, obs);
         }
+        self.data
+            .history
+            .record(calendar, self.hours_kept, d.at, now, obs);
+    }
+
+    /// Records a delivery older than every window in the SLA's history
+    /// alone: counters, windows and label sets describe the present. False
+    /// when it is a repeat (by id) or older than the history keeps.
+    fn backfill(&mut self, sla: &Sla, d: &Delivery, now: Millis) -> bool {
+        let obs = match d.outcome {
+            Outcome::Delivered { took } => {
+                let values: Vec<&str> = key_values(&d.key).collect();
+                let verdict = Judge::new(sla.promise_for(&values), self.amazing_limit).judge(took);
+                Observation::Delivered {
+                    relative: verdict.relative,
+                    late: verdict.late,
+                    amazing: verdict.amazing,
+                }
+            }
+            Outcome::Failed => Observation::Failed,
+        };
+        // 64 of the 128 bits: a collision among a year of ids is far rarer
+        // than a lost disk.
+        let id = d.id.as_deref().map(|id| self.data.ids.hash(id) as u64);
+        let calendar = clocks::calendar_of(sla);
+        self.data.history.backfill(calendar, d.at, now, id, obs)
     }
 
     /// The series for `key` and the promise its delivery is judged by.

@@ -1,0 +1,295 @@
+//! Each SLA's history: its deliveries per hour over the compliance window and
+//! per day for [`DAYS_KEPT`] days, for the status page's trend, the monthly
+//! report and backfill. Pure: time is a parameter.
+//!
+//! A point keeps the digest of the deliveries that completed in it (exact
+//! counts beside the 1% sketch), so any run of points merges into exact
+//! counts and a margin within the sketch's bound: a month is its days
+//! merged. Hours are UTC hours; days are dates in the SLA's calendar zone
+//! (UTC without a calendar), so months follow the zone. Points with no
+//! delivery are not stored.
+//!
+//! Size per SLA: at most [`hours_kept`] hour points (the compliance window,
+//! at least a day, plus the current hour) and [`DAYS_KEPT`] day points. A
+//! point is 32 bytes of counts plus its sketch, 8 bytes per bin between its
+//! fastest and slowest delivery (a bin is 2% wide: a spread of 100x is 233
+//! bins, about 2 KB); backfilled days add 8 bytes per id.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use jiff::civil::Date;
+use serde::{Deserialize, Serialize};
+
+use crate::calendar::Calendar;
+use crate::window::{Digest, Millis, Observation};
+
+/// Days of history kept: a year and a month, so last year's same month is
+/// still there in reports.
+pub const DAYS_KEPT: i32 = 400;
+
+/// One hour in milliseconds: the width of an hour point.
+pub const HOUR: Millis = 3_600_000;
+
+/// Hour points an SLA with compliance window `window` keeps: the window in
+/// whole hours, at least a day, plus the hour under way.
+pub fn hours_kept(window: Millis) -> i64 {
+    ((window + HOUR - 1) / HOUR).max(24) + 1
+}
+
+/// Deliveries per hour and per day; see the module doc for its bounds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct History {
+    /// Hour number since the epoch (UTC) -> deliveries completed in it.
+    /// Points are shared between clones until written, so a snapshot copies
+    /// a history in pointer copies while the SLA's lock is held.
+    hours: BTreeMap<i64, Arc<Digest>>,
+    /// Date in the calendar's zone -> deliveries completed on it.
+    days: BTreeMap<Date, Arc<Day>>,
+}
+
+/// One day's deliveries.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Day {
+    digest: Digest,
+    /// Sorted hashes of the ids of deliveries recorded only here (older than
+    /// every window, so no id set remembers them): a re-import counts them once.
+    backfilled: Vec<u64>,
+}
+
+impl History {
+    /// Counts a delivery completed at `at`, recorded at `now`, in its hour
+    /// (if still kept) and its day.
+    pub fn record(
+        &mut self,
+        calendar: &Calendar,
+        hours: i64,
+        at: Millis,
+        now: Millis,
+        obs: Observation,
+    ) {
+        let hour = at.div_euclid(HOUR);
+        let oldest_hour = now.div_euclid(HOUR) - hours + 1;
+        if hour >= oldest_hour {
+            if !self.hours.contains_key(&hour) {
+                // A new point is the moment to drop the aged ones.
+                self.hours = self.hours.split_off(&oldest_hour);
+            }
+            Arc::make_mut(self.hours.entry(hour).or_default()).record(obs);
+        }
+        if let Some(day) = self.day_entry(calendar, at, now) {
+            day.digest.record(obs);
+        }
+    }
+
+    /// Counts a backfilled delivery older than every window, in its day
+    /// only. False (nothing counted) when `id` was backfilled before or the
+    /// day is older than [`DAYS_KEPT`].
+    pub fn backfill(
+        &mut self,
+        calendar: &Calendar,
+        at: Millis,
+        now: Millis,
+        id: Option<u64>,
+        obs: Observation,
+    ) -> bool {
+        let Some(day) = self.day_entry(calendar, at, now) else {
+            return false;
+        };
+        if let Some(id) = id {
+            match day.backfilled.binary_search(&id) {
+                Ok(_) => return false,
+                Err(at) => day.backfilled.insert(at, id),
+            }
+        }
+        day.digest.record(obs);
+        true
+    }
+
+    /// Whether a delivery completed at `at` is still in the days kept at `now`.
+    pub fn keeps_day(calendar: &Calendar, at: Millis, now: Millis) -> bool {
+        calendar.date_of(at) >= oldest_day(calendar, now)
+    }
+
+    fn day_entry(&mut self, calendar: &Calendar, at: Millis, now: Millis) -> Option<&mut Day> {
+        let date = calendar.date_of(at);
+        let oldest = oldest_day(calendar, now);
+        if date < oldest {
+            return None;
+        }
+        if !self.days.contains_key(&date) {
+            self.days = self.days.split_off(&oldest);
+        }
+        Some(Arc::make_mut(self.days.entry(date).or_default()))
+    }
+
+    /// Drops the points that have aged out by `now`.
+    pub fn prune(&mut self, calendar: &Calendar, hours: i64, now: Millis) {
+        self.hours = self.hours.split_off(&(now.div_euclid(HOUR) - hours + 1));
+        self.days = self.days.split_off(&oldest_day(calendar, now));
+    }
+
+    /// Hour points from `from` (inclusive, unix ms) on, oldest first, as
+    /// (start of the hour, its deliveries).
+    pub fn hours_from(&self, from: Millis) -> impl Iterator<Item = (Millis, &Digest)> {
+        self.hours
+            .range(from.div_euclid(HOUR)..)
+            .map(|(h, d)| (h * HOUR, &**d))
+    }
+
+    /// Day points in `[from, to)`, oldest first.
+    pub fn days_between(&self, from: Date, to: Date) -> impl Iterator<Item = (Date, &Digest)> {
+        self.days
+            .range(from..to.max(from))
+            .map(|(date, day)| (*date, &day.digest))
+    }
+
+    /// Every day point, oldest first.
+    pub fn days(&self) -> impl Iterator<Item = (Date, &Digest)> {
+        self.days.iter().map(|(date, day)| (*date, &day.digest))
+    }
+
+    /// Points held: (hours, days).
+    pub fn len(&self) -> (usize, usize) {
+        (self.hours.len(), self.days.len())
+    }
+
+    /// Whether it holds no point.
+    pub fn is_empty(&self) -> bool {
+        self.hours.is_empty() && self.days.is_empty()
+    }
+
+    /// Heap bytes held, for the memory self-metric.
+    pub fn heap_bytes(&self) -> usize {
+        const POINT: usize = std::mem::size_of::<Digest>() + 16;
+        let hours: usize = self.hours.values().map(|d| POINT + d.heap_bytes()).sum();
+        let days: usize = self
+            .days
+            .values()
+            .map(|d| POINT + d.digest.heap_bytes() + d.backfilled.capacity() * 8)
+            .sum();
+        hours + days
+    }
+}
+
+/// The oldest date kept at `now`.
+fn oldest_day(calendar: &Calendar, now: Millis) -> Date {
+    let today = calendar.date_of(now);
+    today
+        .checked_sub(jiff::Span::new().days(DAYS_KEPT - 1))
+        .unwrap_or(today)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: Millis = 24 * HOUR;
+    const OBS: Observation = Observation::Delivered {
+        relative: 0.5,
+        late: false,
+        amazing: true,
+    };
+
+    fn berlin() -> Calendar {
+        let mut cal = Calendar::always();
+        cal.tz = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
+        cal
+    }
+
+    fn at(s: &str) -> Millis {
+        s.parse::<jiff::Zoned>()
+            .unwrap()
+            .timestamp()
+            .as_millisecond()
+    }
+
+    #[test]
+    fn days_are_dated_in_the_calendar_zone() {
+        let cal = berlin();
+        let mut h = History::default();
+        // 23:30 UTC on November 30th is already December 1st in Berlin.
+        let t = at("2026-11-30T23:30Z[UTC]");
+        h.record(&cal, 25, t, t, OBS);
+        let days: Vec<_> = h.days().map(|(d, x)| (d, x.count())).collect();
+        assert_eq!(days, vec![(jiff::civil::date(2026, 12, 1), 1)]);
+        let hours: Vec<_> = h.hours_from(0).map(|(s, x)| (s, x.count())).collect();
+        assert_eq!(hours, vec![(at("2026-11-30T23:00Z[UTC]"), 1)]);
+    }
+
+    /// 400 simulated days of one delivery an hour: the points never exceed
+    /// the stated bound, and the oldest kept day is 399 days back.
+    #[test]
+    fn history_stays_within_its_bounds_over_400_days() {
+        let cal = Calendar::always();
+        let mut h = History::default();
+        let start = at("2026-01-01T00:00Z[UTC]");
+        let keep = hours_kept(30 * DAY);
+        for hour in 0..(420 * 24) {
+            let t = start + hour * HOUR;
+            h.record(&cal, keep, t, t, OBS);
+            let (hours, days) = h.len();
+            assert!(hours as i64 <= keep, "{hours} hour points");
+            assert!(days as i32 <= DAYS_KEPT, "{days} day points");
+        }
+        let now = start + 420 * DAY - 1;
+        assert_eq!(h.len(), (keep as usize, DAYS_KEPT as usize));
+        let oldest = h.days().next().unwrap().0;
+        assert_eq!(
+            oldest,
+            cal.date_of(now)
+                .checked_sub(jiff::Span::new().days(399))
+                .unwrap()
+        );
+        // Bounded bytes too: one bin per point here.
+        assert!(
+            h.heap_bytes() < (keep as usize + 400) * 2048,
+            "{}",
+            h.heap_bytes()
+        );
+    }
+
+    #[test]
+    fn backfill_counts_an_id_once_and_refuses_days_past_the_history() {
+        let cal = Calendar::always();
+        let mut h = History::default();
+        let now = at("2026-11-30T12:00Z[UTC]");
+        let old = now - 100 * DAY;
+        assert!(h.backfill(&cal, old, now, Some(7), OBS));
+        assert!(
+            !h.backfill(&cal, old + 1, now, Some(7), OBS),
+            "same id, same day"
+        );
+        assert!(h.backfill(&cal, old, now, Some(8), OBS));
+        assert!(h.backfill(&cal, old, now, None, OBS), "no id, no check");
+        assert_eq!(h.days().map(|(_, d)| d.count()).sum::<u64>(), 3);
+        assert!(!h.backfill(&cal, now - 400 * DAY, now, Some(9), OBS));
+        assert!(History::keeps_day(&cal, now - 399 * DAY, now));
+        assert!(!History::keeps_day(&cal, now - 400 * DAY, now));
+    }
+
+    #[test]
+    fn prune_drops_what_aged_out_without_new_deliveries() {
+        let cal = Calendar::always();
+        let mut h = History::default();
+        let t = at("2026-11-30T12:00Z[UTC]");
+        h.record(&cal, 25, t, t, OBS);
+        h.prune(&cal, 25, t + 25 * HOUR);
+        assert_eq!(h.len(), (0, 1));
+        h.prune(&cal, 25, t + 400 * DAY);
+        assert!(h.is_empty());
+    }
+
+    #[test]
+    fn history_round_trips_through_postcard() {
+        let cal = berlin();
+        let mut h = History::default();
+        let t = at("2026-11-30T12:00Z[UTC]");
+        h.record(&cal, 25, t, t, OBS);
+        h.backfill(&cal, t - 30 * DAY, t, Some(1), OBS);
+        let back: History = postcard::from_bytes(&postcard::to_stdvec(&h).unwrap()).unwrap();
+        assert_eq!(back.len(), (1, 2));
+        let mut back = back;
+        assert!(!back.backfill(&cal, t - 30 * DAY, t, Some(1), OBS));
+    }
+}
