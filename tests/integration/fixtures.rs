@@ -17,7 +17,7 @@ use amaze_exporter::window::Millis;
 /// Every snapshot format version with a fixture; the newest must be the
 /// current one. Log records moved with snapshots up to version 4 and have
 /// not changed since.
-const VERSIONS: [u32; 6] = [1, 2, 3, 4, 5, 6];
+const VERSIONS: [u32; 7] = [1, 2, 3, 4, 5, 6, 7];
 
 #[test]
 fn the_current_format_versions_have_fixtures() {
@@ -162,6 +162,27 @@ fn state_of_every_format_version_loads_with_its_figures() {
             } else {
                 assert!(native <= mine.len() as u64, "version {version} {route}");
             }
+        }
+        // History is kept from version 7: every delivery in its day and
+        // hour (all of them completed on 2026-11-20, 11:00 to 11:59 UTC).
+        // Older state starts it with the log replayed after its snapshot.
+        let (days, hours) = recorder
+            .with_history(0, |_, h| {
+                let days: u64 = h.days().map(|(_, d)| d.count()).sum();
+                let hours: u64 = h.hours_from(0).map(|(_, d)| d.count()).sum();
+                (days, hours)
+            })
+            .unwrap();
+        if version >= 7 {
+            assert_eq!(
+                (days, hours),
+                (expected.len() as u64, expected.len() as u64)
+            );
+        } else {
+            assert!(
+                days <= expected.len() as u64 && days == hours,
+                "version {version}"
+            );
         }
         // Quantiles of r over the restored sketches, against the exact
         // nearest-rank values (failures last).
