@@ -2,6 +2,7 @@
 //! self-metrics, in the format the scraper asks for; the fleet rules that
 //! merge them across instances; and the landing page that shows them to people.
 
+pub mod advice;
 pub mod collector;
 pub mod fleet;
 pub mod format;

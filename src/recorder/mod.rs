@@ -302,6 +302,13 @@ impl Recorder {
         Ok(())
     }
 
+    /// SLA `i`'s config and its SLA-wide deliveries per window at `now`;
+    /// `None` past the last SLA.
+    pub fn windows(&self, i: usize, now: Millis) -> Option<(&Sla, Windows)> {
+        let (sla, state) = (self.catalog.slas.get(i)?, self.slas.get(i)?);
+        Some((sla, lock(state).windows_at(sla, now)))
+    }
+
     /// `f` of SLA `i`'s config and history, under its lock; `None` past
     /// the last SLA.
     pub fn with_history<T>(&self, i: usize, f: impl FnOnce(&Sla, &History) -> T) -> Option<T> {
@@ -633,16 +640,40 @@ impl SlaState {
         (i, promise)
     }
 
-    fn report(&mut self, sla: &Sla, now: Millis) -> SlaReport {
-        let policy = sla.policy();
-        let labelled = !sla.labels.is_empty();
-        let mut merged: Vec<Digest> = match &mut self.data.aggregate {
+    /// The SLA-wide deliveries of every window at `now`, the calendar
+    /// month last when the SLA reports one (it is then the compliance window).
+    fn windows_at(&mut self, sla: &Sla, now: Millis) -> Windows {
+        let mut digests: Vec<Digest> = match &mut self.data.aggregate {
             Some(a) => {
                 a.advance(now);
                 (0..self.windows.len()).map(|w| a.window(w, now)).collect()
             }
             None => (0..self.windows.len()).map(|_| Digest::new()).collect(),
         };
+        let mut specs = self.windows.clone();
+        let mut compliance = self.compliance;
+        if sla.calendar_month {
+            let calendar = clocks::calendar_of(sla);
+            let (spec, digest) = month::MonthTally::report(&self.data.month, calendar, now);
+            specs.push(spec);
+            digests.push(digest);
+            compliance = specs.len() - 1;
+        }
+        Windows {
+            specs,
+            compliance,
+            digests,
+        }
+    }
+
+    fn report(&mut self, sla: &Sla, now: Millis) -> SlaReport {
+        let policy = sla.policy();
+        let labelled = !sla.labels.is_empty();
+        let Windows {
+            specs: windows,
+            compliance,
+            digests: merged,
+        } = self.windows_at(sla, now);
         let mut series = Vec::new();
         for s in &mut self.data.series {
             let mut figures = Vec::with_capacity(self.series_windows.len());
@@ -666,16 +697,6 @@ impl SlaState {
         } else {
             self.data.series.first().map(|s| (s.promise, s.counters()))
         };
-        let mut windows = self.windows.clone();
-        let mut compliance = self.compliance;
-        if sla.calendar_month {
-            // SLA-wide only, after the rolling windows; it is the compliance window.
-            let calendar = clocks::calendar_of(sla);
-            let (spec, digest) = month::MonthTally::report(&self.data.month, calendar, now);
-            windows.push(spec);
-            merged.push(digest);
-            compliance = windows.len() - 1;
-        }
         SlaReport {
             windows,
             compliance,
@@ -717,6 +738,17 @@ impl Series {
         self.sum_seconds += other.sum_seconds;
         self.native.merge(&other.native);
     }
+}
+
+/// An SLA's deliveries per window, SLA-wide.
+#[derive(Debug, Clone)]
+pub struct Windows {
+    /// Its windows, alert windows first, finest first; the calendar month last.
+    pub specs: Vec<WindowSpec>,
+    /// Index of the compliance window in `specs`.
+    pub compliance: usize,
+    /// The deliveries in each window, as `specs` lists them.
+    pub digests: Vec<Digest>,
 }
 
 /// Cumulative counts since start for one series.

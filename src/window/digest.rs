@@ -175,6 +175,50 @@ impl Digest {
         Some(value)
     }
 
+    /// Deliveries with relative time at or below `x` (failures never are).
+    ///
+    /// Exact at `x = 1` (the promise) and at `amazing_limit` (the amaze
+    /// limit these deliveries were judged by), where the counts are exact.
+    /// Elsewhere it is read from the sketch: exact for every delivery more
+    /// than [`RELATIVE_ACCURACY`] away from `x`, so only deliveries within
+    /// 1% of `x` can land on the wrong side.
+    pub fn count_at_most(&self, x: f64, amazing_limit: Option<f64>) -> u64 {
+        let delivered = self.count() - self.failed;
+        if x == 1.0 {
+            return delivered - self.late;
+        }
+        if amazing_limit == Some(x) {
+            return self.amazing;
+        }
+        if delivered == 0 || x.is_nan() || x < 0.0 {
+            return 0;
+        }
+        // The largest rank whose sketch value is at or below x: values
+        // rise with rank, so search.
+        let value = |rank: u64| -> f64 {
+            let q = if delivered == 1 {
+                0.0
+            } else {
+                ((rank as f64 - 0.5) / (delivered - 1) as f64).clamp(0.0, 1.0)
+            };
+            self.sketch
+                .quantile(q)
+                .ok()
+                .flatten()
+                .unwrap_or(f64::INFINITY)
+        };
+        let (mut low, mut high) = (0, delivered);
+        while low < high {
+            let mid = low + (high - low).div_ceil(2);
+            if value(mid) <= x {
+                low = mid;
+            } else {
+                high = mid - 1;
+            }
+        }
+        low
+    }
+
     /// Bytes held by this digest, for memory accounting.
     pub fn heap_bytes(&self) -> usize {
         self.sketch.length() * std::mem::size_of::<u64>()
@@ -253,6 +297,35 @@ mod tests {
         assert_eq!(d.failed(), 1);
         assert_eq!(d.bad(), 2, "1.5 is late, 1.0 is exactly on time");
         assert_eq!(d.amazing(), 2);
+    }
+
+    /// 1,000 deliveries at r = 0.001 .. 1.000 and 10 failures: below any x,
+    /// the count is exact but for deliveries within 1% of x.
+    #[test]
+    fn count_at_most_is_exact_but_within_one_percent_of_x() {
+        let mut d = Digest::new();
+        for i in 1..=1000 {
+            d.record(delivered(i as f64 / 1000.0));
+        }
+        for _ in 0..10 {
+            d.record(Observation::Failed);
+        }
+        assert_eq!(d.count_at_most(1.0, None), 1000, "exact at the promise");
+        assert_eq!(
+            d.count_at_most(0.5, Some(0.5)),
+            500,
+            "exact at the amaze limit"
+        );
+        assert_eq!(d.count_at_most(10.0, None), 1000, "failures never count");
+        assert_eq!(d.count_at_most(-1.0, None), 0);
+        for x in [0.05, 0.25, 0.333, 0.72, 0.9] {
+            let exact = (x * 1000.0_f64).floor() as u64;
+            let low = (x / (1.0 + RELATIVE_ACCURACY) * 1000.0).floor() as u64;
+            let high = (x * (1.0 + RELATIVE_ACCURACY) * 1000.0).floor() as u64;
+            let got = d.count_at_most(x, None);
+            assert!((low..=high).contains(&got), "x={x}: {got} vs exact {exact}");
+        }
+        assert_eq!(Digest::new().count_at_most(1.0, None), 0);
     }
 
     #[test]
