@@ -7,6 +7,7 @@ pub mod collector;
 pub mod fleet;
 pub mod format;
 pub mod landing;
+pub mod monthly;
 pub mod names;
 mod self_metrics;
 pub mod summary;

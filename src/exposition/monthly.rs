@@ -1,0 +1,506 @@
+//! The monthly SLA report: per SLA, whether the month kept its promise and
+//! by how much, from the days of its history, as JSON, Markdown or CSV (the
+//! printable HTML page is in `pages`).
+//!
+//! Days are dates in the SLA's calendar zone (UTC without a calendar), so a
+//! month is the calendar month there. Counts are exact; the margin comes
+//! from the merged 1% sketches of the month's days.
+
+use std::fmt::Write;
+
+use jiff::civil::Date;
+use serde::Serialize;
+
+use crate::decimal::Decimal;
+use crate::margin::{self, Figures};
+use crate::recorder::Recorder;
+use crate::window::{Digest, Millis};
+
+/// Worst days listed per SLA.
+pub const WORST_DAYS: usize = 3;
+
+/// A calendar month, `YYYY-MM`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Month {
+    first: Date,
+}
+
+/// Why a month was not understood.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("month `{0}` is not YYYY-MM (such as 2026-11)")]
+pub struct MonthError(String);
+
+impl Month {
+    /// Parses `2026-11`.
+    pub fn parse(text: &str) -> Result<Month, MonthError> {
+        let bad = || MonthError(text.to_owned());
+        let (year, month) = text.split_once('-').ok_or_else(bad)?;
+        if year.len() != 4 || month.len() != 2 {
+            return Err(bad());
+        }
+        let year: i16 = year.parse().map_err(|_| bad())?;
+        let month: i8 = month.parse().map_err(|_| bad())?;
+        let first = Date::new(year, month, 1).map_err(|_| bad())?;
+        Ok(Month { first })
+    }
+
+    /// The month holding `date`.
+    pub fn of(date: Date) -> Month {
+        Month {
+            first: date.first_of_month(),
+        }
+    }
+
+    /// Its first day.
+    pub fn first(self) -> Date {
+        self.first
+    }
+
+    /// The first day of the next month.
+    pub fn end(self) -> Date {
+        self.first.last_of_month().tomorrow().unwrap_or(Date::MAX)
+    }
+
+    /// The month before.
+    pub fn previous(self) -> Month {
+        Month::of(self.first.yesterday().unwrap_or(self.first))
+    }
+}
+
+impl std::fmt::Display for Month {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04}-{:02}", self.first.year(), self.first.month())
+    }
+}
+
+/// The report of one month.
+#[derive(Debug, Serialize)]
+pub struct MonthReport {
+    /// `YYYY-MM`.
+    pub month: String,
+    /// When it was made (RFC 3339, UTC).
+    pub generated_at: String,
+    /// One entry per SLA, in config order.
+    pub slas: Vec<SlaMonth>,
+}
+
+/// One SLA's month.
+#[derive(Debug, Serialize)]
+pub struct SlaMonth {
+    /// The SLA's name.
+    pub sla: String,
+    /// What it promises, in words.
+    pub description: String,
+    /// Its promise, as configured (`4h`).
+    pub promise: String,
+    /// The promise in seconds.
+    pub promise_seconds: f64,
+    /// Share that must be within the promise.
+    pub objective: f64,
+    /// Its amaze goal, if set.
+    pub target_margin: Option<f64>,
+    /// The zone the month's days are dated in.
+    pub time_zone: String,
+    /// Whether the month has ended (by the clock in that zone).
+    pub complete: bool,
+    /// Whether the history holds every day of the month (it keeps 400 days
+    /// and starts when the exporter first ran or was backfilled).
+    pub history_covers_month: bool,
+    /// Deliveries completed in the month, failed ones included.
+    pub deliveries: u64,
+    /// Of them, failed or later than the promise.
+    pub bad: u64,
+    /// Share within the promise; absent below `min_deliveries`.
+    pub compliance: Option<f64>,
+    /// The month's amaze margin; absent below `min_deliveries`.
+    pub margin: Option<f64>,
+    /// `amazing`, `meeting` or `breaching`.
+    pub status: Option<&'static str>,
+    /// Share of the month's error budget spent: bad / ((1 - objective) x n).
+    pub budget_used: Option<f64>,
+    /// Whether the promise was kept: compliance at or above the objective.
+    pub kept: Option<bool>,
+    /// Compliance minus objective, in percentage points.
+    pub compliance_over_objective_points: Option<f64>,
+    /// Its [`WORST_DAYS`] lowest-margin days with enough deliveries, worst first.
+    pub worst_days: Vec<DayFigures>,
+}
+
+/// One day's figures.
+#[derive(Debug, Serialize)]
+pub struct DayFigures {
+    /// The date, in the SLA's zone.
+    pub date: String,
+    /// Deliveries completed that day.
+    pub deliveries: u64,
+    /// Share within the promise.
+    pub compliance: f64,
+    /// The day's amaze margin.
+    pub margin: f64,
+    /// `amazing`, `meeting` or `breaching`.
+    pub status: &'static str,
+}
+
+/// The report of `month` from `recorder`'s history, at `now`.
+pub fn report(recorder: &Recorder, month: Month, now: Millis) -> MonthReport {
+    let slas = (0..recorder.len())
+        .filter_map(|i| {
+            recorder.with_history(i, |sla, history| {
+                let calendar = sla.calendar.as_deref();
+                let zone = calendar.map_or(jiff::tz::TimeZone::UTC, |c| c.tz.clone());
+                let today = jiff::Timestamp::from_millisecond(now)
+                    .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+                    .to_zoned(zone.clone())
+                    .date();
+                let policy = sla.policy();
+                let mut total = Digest::new();
+                let mut days = Vec::new();
+                for (date, d) in history.days_between(month.first(), month.end()) {
+                    total.merge(d);
+                    if let Some(a) = margin::assess(d, &policy).assessment {
+                        days.push(DayFigures {
+                            date: date.to_string(),
+                            deliveries: d.count(),
+                            compliance: a.compliance,
+                            margin: a.margin,
+                            status: a.status.as_str(),
+                        });
+                    }
+                }
+                days.sort_by(|a, b| a.margin.total_cmp(&b.margin));
+                days.truncate(WORST_DAYS);
+                let oldest = history.days().next().map(|(d, _)| d);
+                let Figures {
+                    deliveries,
+                    bad,
+                    assessment,
+                } = margin::assess(&total, &policy);
+                let objective = sla.objective.to_f64();
+                SlaMonth {
+                    sla: sla.name.clone(),
+                    description: sla.description.clone(),
+                    promise: humantime::format_duration(sla.promise).to_string(),
+                    promise_seconds: sla.promise.as_secs_f64(),
+                    objective,
+                    target_margin: sla.target_margin.map(Decimal::to_f64),
+                    time_zone: zone.iana_name().unwrap_or("UTC").to_owned(),
+                    complete: today >= month.end(),
+                    history_covers_month: oldest.is_some_and(|d| d <= month.first()),
+                    deliveries,
+                    bad,
+                    compliance: assessment.as_ref().map(|a| a.compliance),
+                    margin: assessment.as_ref().map(|a| a.margin),
+                    status: assessment.as_ref().map(|a| a.status.as_str()),
+                    budget_used: assessment.as_ref().map(|a| a.burn_rate),
+                    kept: assessment
+                        .as_ref()
+                        .map(|a| a.status != margin::Status::Breaching),
+                    compliance_over_objective_points: assessment
+                        .as_ref()
+                        .map(|a| (a.compliance - objective) * 100.0),
+                    worst_days: days,
+                }
+            })
+        })
+        .collect();
+    MonthReport {
+        month: month.to_string(),
+        generated_at: jiff::Timestamp::from_millisecond(now)
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+            .to_string(),
+        slas,
+    }
+}
+
+/// `0.1234` as `12.34%`; empty for `None`.
+pub fn percent(x: Option<f64>) -> String {
+    x.map_or(String::new(), |x| format!("{:.2}%", x * 100.0))
+}
+
+/// The verdict in words: `kept, 12.34% margin`.
+pub fn verdict(s: &SlaMonth) -> String {
+    match (s.kept, s.margin) {
+        (Some(true), Some(m)) => format!("kept, beaten by {}", percent(Some(m))),
+        (Some(false), Some(m)) => format!("broken, missed by {}", percent(Some(-m))),
+        _ => "too few deliveries to judge".to_owned(),
+    }
+}
+
+/// The report as a Markdown document.
+pub fn markdown(r: &MonthReport) -> String {
+    let mut out = format!(
+        "# SLA report for {}\n\nGenerated {}.\n\n",
+        r.month, r.generated_at
+    );
+    out.push_str(
+        "| SLA | promise | objective | deliveries | compliance | margin | budget used | promise |\n\
+         |---|---|---|---:|---:|---:|---:|---|\n",
+    );
+    for s in &r.slas {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            s.sla,
+            s.promise,
+            percent(Some(s.objective)),
+            s.deliveries,
+            percent(s.compliance),
+            percent(s.margin),
+            percent(s.budget_used),
+            verdict(s),
+        );
+    }
+    for s in &r.slas {
+        let _ = write!(out, "\n## {}\n\n", s.sla);
+        if !s.description.is_empty() {
+            let _ = writeln!(out, "{}\n", s.description);
+        }
+        let _ = writeln!(
+            out,
+            "Days dated in {}{}{}.\n",
+            s.time_zone,
+            if s.complete {
+                ""
+            } else {
+                "; the month is not over"
+            },
+            if s.history_covers_month {
+                ""
+            } else {
+                "; the history starts after the month began"
+            },
+        );
+        if s.worst_days.is_empty() {
+            out.push_str("No day had enough deliveries to judge.\n");
+            continue;
+        }
+        out.push_str("| worst days | deliveries | compliance | margin |\n|---|---:|---:|---:|\n");
+        for d in &s.worst_days {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                d.date,
+                d.deliveries,
+                percent(Some(d.compliance)),
+                percent(Some(d.margin)),
+            );
+        }
+    }
+    out
+}
+
+/// The report as CSV (RFC 4180): one row per SLA, worst days as
+/// `date margin` pairs separated by `;`.
+pub fn csv(r: &MonthReport) -> String {
+    let mut out = String::from(
+        "month,sla,promise_seconds,objective,target_margin,time_zone,complete,deliveries,bad,compliance,margin,status,budget_used,kept,worst_days\n",
+    );
+    let num = |x: Option<f64>| x.map_or(String::new(), |x| x.to_string());
+    for s in &r.slas {
+        let worst: Vec<String> = s
+            .worst_days
+            .iter()
+            .map(|d| format!("{} {}", d.date, d.margin))
+            .collect();
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            r.month,
+            quote(&s.sla),
+            s.promise_seconds,
+            s.objective,
+            num(s.target_margin),
+            quote(&s.time_zone),
+            s.complete,
+            s.deliveries,
+            s.bad,
+            num(s.compliance),
+            num(s.margin),
+            s.status.unwrap_or(""),
+            num(s.budget_used),
+            s.kept.map_or(String::new(), |k| k.to_string()),
+            quote(&worst.join(";")),
+        );
+    }
+    out
+}
+
+/// A CSV field, quoted when it holds a comma, quote or line break.
+fn quote(field: &str) -> String {
+    if field.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_parse_strictly() {
+        assert_eq!(Month::parse("2026-11").unwrap().to_string(), "2026-11");
+        for bad in ["2026-13", "2026-1", "26-11", "2026/11", "", "2026-11-01"] {
+            assert!(Month::parse(bad).is_err(), "{bad}");
+        }
+        let nov = Month::parse("2026-11").unwrap();
+        assert_eq!(nov.end(), jiff::civil::date(2026, 12, 1));
+        assert_eq!(nov.previous().to_string(), "2026-10");
+        assert_eq!(
+            Month::parse("2026-01").unwrap().previous().to_string(),
+            "2025-12"
+        );
+    }
+
+    /// A month of generated deliveries, recorded as they happened, against
+    /// an exact recount by Berlin date: counts and compliance exact, the
+    /// margin within 1%, the worst days the exact worst days.
+    #[test]
+    fn a_month_of_deliveries_equals_an_exact_recount() {
+        use std::sync::Arc;
+        use std::time::Duration;
+
+        use crate::config::Config;
+        use crate::delivery::{Input, Timing};
+
+        let yaml = "version: 1
+calendars:
+  - name: office
+    timezone: Europe/Berlin
+    hours:
+      mon-fri: \"09:00-17:00\"
+slas:
+  - name: desk
+    promise: 4h
+    objective: 90%
+    target_margin: 25%
+    window: calendar_month
+    calendar: office
+";
+        let catalog = Arc::new(Config::parse(yaml).unwrap().catalog());
+        let r = Recorder::new(catalog.clone());
+        let berlin = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
+        let start: Millis = "2026-10-31T20:00:00Z"
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+            .as_millisecond();
+        // (Berlin date, minutes) of every delivery.
+        let mut exact: Vec<(Date, Option<u64>)> = Vec::new();
+        let mut at = start;
+        let mut i: u64 = 0;
+        while at < start + 31 * 86_400_000 + 6 * 3_600_000 {
+            let date = jiff::Timestamp::from_millisecond(at)
+                .unwrap()
+                .to_zoned(berlin.clone())
+                .date();
+            let day = u64::from(date.day().unsigned_abs());
+            // Each day its own spread: later days slower, every 37th failed.
+            let minutes = (i * 7919 % 100) * (day + 20) * 240 / 100 / 50;
+            let timing = if i % 37 == 0 {
+                Timing::Failed { at: Some(at) }
+            } else {
+                Timing::Took {
+                    took: Duration::from_secs(minutes * 60),
+                    at: Some(at),
+                }
+            };
+            exact.push((date, (i % 37 != 0).then_some(minutes)));
+            let input = Input {
+                sla: "desk",
+                labels: &[],
+                timing,
+                id: None,
+            };
+            let d = catalog.admit(&input, at).unwrap();
+            r.record(&[d], at, None);
+            at += 20 * 60_000;
+            i += 1;
+        }
+        let now = at;
+        let month = Month::parse("2026-11").unwrap();
+        let rep = report(&r, month, now);
+        let s = &rep.slas[0];
+        assert_eq!(
+            (s.time_zone.as_str(), s.complete, s.history_covers_month),
+            ("Europe/Berlin", true, true)
+        );
+        let november: Vec<Option<u64>> = exact
+            .iter()
+            .filter(|(d, _)| d.year() == 2026 && d.month() == 11)
+            .map(|(_, m)| *m)
+            .collect();
+        // 30 days of 72 deliveries, dated by Berlin's midnight.
+        assert_eq!(s.deliveries, 30 * 72);
+        let bad = november
+            .iter()
+            .filter(|m| m.is_none_or(|m| m > 240))
+            .count() as u64;
+        assert_eq!(s.bad, bad);
+        let n = november.len() as f64;
+        assert_eq!(s.compliance, Some((n - bad as f64) / n));
+        assert_eq!(s.budget_used, Some(bad as f64 / (0.1 * n)));
+        let margin_of = |values: &[Option<u64>]| {
+            let mut v: Vec<u64> = values.iter().map(|m| m.unwrap_or(u64::MAX)).collect();
+            v.sort_unstable();
+            let q = v[(0.9 * v.len() as f64).ceil() as usize - 1];
+            if q == u64::MAX {
+                -1.0
+            } else {
+                (1.0 - q as f64 / 240.0).max(-1.0)
+            }
+        };
+        let expected = margin_of(&november);
+        let got = s.margin.unwrap();
+        assert!(
+            (got - expected).abs() <= 0.0101 * (1.0 - expected),
+            "{got} vs {expected}"
+        );
+        assert_eq!(s.kept, Some(expected >= 0.0));
+        // The worst days by exact margin are the report's.
+        let mut by_day: Vec<(Date, f64)> = (1..=30)
+            .map(|day| {
+                let date = jiff::civil::date(2026, 11, day);
+                let values: Vec<Option<u64>> = exact
+                    .iter()
+                    .filter(|(d, _)| *d == date)
+                    .map(|(_, m)| *m)
+                    .collect();
+                (date, margin_of(&values))
+            })
+            .collect();
+        by_day.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let worst: Vec<String> = s.worst_days.iter().map(|d| d.date.clone()).collect();
+        let exact_worst: Vec<String> = by_day[..WORST_DAYS]
+            .iter()
+            .map(|(d, _)| d.to_string())
+            .collect();
+        assert_eq!(worst, exact_worst);
+        for (d, (_, m)) in s.worst_days.iter().zip(&by_day) {
+            assert!(
+                (d.margin - m).abs() <= 0.0101 * (1.0 - m),
+                "{} {} vs {m}",
+                d.date,
+                d.margin
+            );
+            assert_eq!(d.deliveries, 72);
+        }
+        // Every rendering carries the figures.
+        assert!(markdown(&rep).contains(&format!("| desk | 4h | 90.00% | {} |", 30 * 72)));
+        let csv = csv(&rep);
+        assert_eq!(csv.lines().count(), 2);
+        assert!(
+            csv.lines()
+                .nth(1)
+                .unwrap()
+                .starts_with("2026-11,desk,14400,0.9,0.25,Europe/Berlin,true,2160,")
+        );
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_when_needed() {
+        assert_eq!(quote("a,b"), "\"a,b\"");
+        assert_eq!(quote("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(quote("plain"), "plain");
+    }
+}
