@@ -6,9 +6,9 @@ pub mod advice;
 pub mod collector;
 pub mod fleet;
 pub mod format;
-pub mod landing;
 pub mod monthly;
 pub mod names;
+pub mod pages;
 mod self_metrics;
 pub mod summary;
 

@@ -12,6 +12,7 @@ pub mod basic_auth;
 pub mod events;
 pub mod load_shed;
 pub mod otlp;
+pub mod pages;
 pub mod push;
 pub mod read;
 pub mod serve;
@@ -85,8 +86,12 @@ pub fn router(state: AppState, telemetry_path: &str, read_timeout: std::time::Du
     Router::new()
         .route(
             "/",
-            get(move |state| read::landing(state, landing_metrics.clone())),
+            get(move |state| pages::status(state, landing_metrics.clone())),
         )
+        .route("/slas/{name}", get(pages::sla))
+        .route("/report", get(pages::report_page))
+        .route("/api/v1/report", get(pages::report))
+        .route("/api/v1/advice", get(pages::advice))
         // Scrapers ask for gzip (Prometheus does): exposition text is so
         // repetitive that the fastest level shrinks it about 20-fold.
         .route(

@@ -1,4 +1,4 @@
-//! Reads and administration: the landing page, `/metrics`, `/api/v1/slas`
+//! Reads and administration: `/metrics`, `/api/v1/slas`
 //! and `POST /-/reload`. Figures are computed from the recorder on a
 //! blocking thread, so a large scrape never stalls ingest.
 
@@ -10,20 +10,6 @@ use super::{AppState, caller, denied};
 use crate::exposition;
 use crate::ingest::Source;
 use crate::reload::ReloadError;
-
-/// `/`: every SLA at a glance, for people.
-pub async fn landing(State(app): State<AppState>, telemetry_path: String) -> Response {
-    let now = app.ingest.now();
-    let recorder = app.ingest.recorder();
-    let page = tokio::task::spawn_blocking(move || {
-        exposition::landing::render(&recorder, &telemetry_path, now)
-    })
-    .await;
-    match page {
-        Ok(html) => axum::response::Html(html).into_response(),
-        Err(e) => failed("landing page", &e),
-    }
-}
 
 /// `/api/v1/slas`: every SLA's promise, figures and open deliveries as JSON.
 pub async fn slas(State(app): State<AppState>) -> Response {

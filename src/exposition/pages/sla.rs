@@ -1,0 +1,134 @@
+//! One SLA's page (`/slas/{name}`): its figures per window, its trends,
+//! and the promise advisor with a what-if form.
+
+use std::fmt::Write;
+
+use super::{escape, page, percent, query_value, status, svg};
+use crate::exposition::advice::{self, Advice, AdviceError, Question};
+use crate::recorder::Recorder;
+use crate::window::Millis;
+
+/// Renders the page of the SLA `question` names, answering its what-if.
+pub fn render(
+    recorder: &Recorder,
+    question: &Question,
+    now: Millis,
+) -> Result<String, AdviceError> {
+    let advice = advice::advise(recorder, question, now)?;
+    let catalog = recorder.catalog();
+    let i = catalog
+        .index(&question.sla)
+        .ok_or_else(|| AdviceError::UnknownSla(question.sla.clone()))?;
+    let sla = &catalog.slas[i];
+    let report = &recorder.report(now)[i];
+    let state = status::state(sla, report);
+    let (hours, days) = recorder
+        .with_history(i, |sla, h| status::trends(sla, h, now))
+        .unwrap_or_default();
+    let target = sla.target_margin.map(|t| t.to_f64());
+    let mut rows = String::new();
+    for (w, f) in report.windows.iter().zip(&report.aggregate) {
+        let a = f.assessment.as_ref();
+        let _ = writeln!(
+            rows,
+            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+            escape(&w.label),
+            f.deliveries,
+            percent(a.map(|a| a.compliance)),
+            percent(a.map(|a| a.margin)),
+            a.map_or("—".to_owned(), |a| format!("{:.2}", a.burn_rate)),
+            a.map_or("too few deliveries", |a| a.status.as_str()),
+        );
+    }
+    let body = format!(
+        "<nav class=\"noprint\"><a href=\"/\">all SLAs</a></nav>\n<h1>{name}</h1><p>{description}</p>\n\
+         <p><span class=\"state {class}\">{class}</span> Promise {promise} for {objective} of deliveries; \
+         target margin {target}; alert below {alert}.</p>\n\
+         <table><tr><th>window</th><th class=\"num\">deliveries</th><th class=\"num\">compliance</th>\
+         <th class=\"num\">margin</th><th class=\"num\">burn rate</th><th>status</th></tr>\n{rows}</table>\n\
+         <div class=\"legend\">Margin per hour, last 24 hours; hollow points rest on fewer than {min} deliveries</div>{th}\n\
+         <div class=\"legend\">Margin per day, last {n} days</div>{td}\n\
+         {advisor}",
+        name = escape(&sla.name),
+        description = escape(&sla.description),
+        class = state.as_str(),
+        promise = humantime::format_duration(sla.promise),
+        objective = sla.objective.percent(),
+        target = sla.target_margin.map_or("none".to_owned(), |t| t.percent()),
+        alert = sla.alert_margin.percent(),
+        th = svg::trend("margin per hour", &hours, target),
+        n = days.len(),
+        min = sla.min_deliveries,
+        td = svg::trend("margin per day", &days, target),
+        advisor = advisor(&advice, question),
+    );
+    Ok(page(&sla.name, now, None, &body))
+}
+
+fn seconds(s: f64) -> String {
+    humantime::format_duration(std::time::Duration::from_millis((s * 1000.0).round() as u64))
+        .to_string()
+}
+
+fn advisor(advice: &Advice, question: &Question) -> String {
+    let mut out = format!(
+        "<h2>What could we promise?</h2>\n<p>The promise each window's deliveries would beat by a {t} margin: \
+         T′ = q ÷ (1 − {t}), q the time {o} of deliveries came within. Quantiles are within {acc}% of the exact ones.</p>\n\
+         <table><tr><th>window</th><th class=\"num\">deliveries</th><th class=\"num\">{o} within</th><th class=\"num\">could promise</th></tr>\n",
+        t = percent(Some(advice.target_margin)),
+        o = percent(Some(advice.objective)),
+        acc = advice.relative_accuracy * 100.0,
+    );
+    for w in &advice.windows {
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            escape(&w.window),
+            w.deliveries,
+            w.objective_quantile_seconds.map_or("—".to_owned(), seconds),
+            w.advised_promise_seconds.map_or("—".to_owned(), seconds),
+        );
+    }
+    out.push_str("</table>\n");
+    let _ = write!(
+        out,
+        "<form method=\"get\" action=\"/slas/{q}\"><b>What if</b> we had promised \
+         <label><input name=\"promise\" placeholder=\"{p}\" value=\"{pv}\"></label>for \
+         <label><input name=\"objective\" placeholder=\"{o}\" value=\"{ov}\"></label>of deliveries? \
+         <button>Show</button></form>\n",
+        q = query_value(&advice.sla),
+        p = seconds(advice.promise_seconds),
+        o = percent(Some(advice.objective)),
+        pv = question
+            .promise
+            .map_or(String::new(), |p| humantime::format_duration(p).to_string()),
+        ov = question.objective.map_or(String::new(), |o| o.percent()),
+    );
+    if let Some(w) = &advice.what_if {
+        let _ = writeln!(
+            out,
+            "<p>Had the promise been {} for {} of deliveries:</p>\n<table><tr><th>window</th><th class=\"num\">deliveries</th>\
+             <th class=\"num\">compliance</th><th class=\"num\">margin</th><th>status</th><th>compliance is</th></tr>",
+            seconds(w.promise_seconds),
+            percent(Some(w.objective)),
+        );
+        for x in &w.windows {
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&x.window),
+                x.deliveries,
+                percent(x.compliance),
+                percent(x.margin),
+                x.status.unwrap_or("too few deliveries"),
+                if x.exact {
+                    "exact"
+                } else {
+                    "exact but for deliveries within 1% of the promise"
+                },
+            );
+        }
+        out.push_str("</table>\n");
+    }
+    out
+}
