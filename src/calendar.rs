@@ -18,6 +18,10 @@ use crate::window::Millis;
 
 const MINUTE: Millis = 60_000;
 const DAY: Millis = 86_400_000;
+/// Days of history each SLA keeps, today included: a year and a month, so
+/// last year's same month is still there in reports.
+pub const HISTORY_DAYS: i32 = 400;
+
 /// How far [`Calendar::add_working`] looks for enough working time.
 const SEARCH_LIMIT: Millis = 10 * 366 * DAY;
 
@@ -86,6 +90,21 @@ impl Calendar {
         date.to_zoned(self.tz.clone())
             .map(|z| z.timestamp().as_millisecond())
             .unwrap_or(Millis::MIN)
+    }
+
+    /// The oldest date the history keeps at `now`: [`HISTORY_DAYS`] days
+    /// back, today included.
+    pub fn oldest_history_day(&self, now: Millis) -> Date {
+        let today = self.date_of(now);
+        today
+            .checked_sub(jiff::Span::new().days(HISTORY_DAYS - 1))
+            .unwrap_or(today)
+    }
+
+    /// Whether a delivery completed at `at` is on a day the history still
+    /// keeps at `now`.
+    pub fn in_history(&self, at: Millis, now: Millis) -> bool {
+        self.date_of(at) >= self.oldest_history_day(now)
     }
 
     /// Midnight starting the calendar month that holds `at`, in the zone.

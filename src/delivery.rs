@@ -188,11 +188,33 @@ impl Refusal {
     }
 }
 
+/// How far back a delivery may be dated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reach {
+    /// Within the SLA's longest window: what live sources deliver.
+    #[default]
+    Windows,
+    /// Within the days the history keeps ([`crate::calendar::HISTORY_DAYS`],
+    /// dated in the SLA's calendar zone): backfill. Deliveries older than
+    /// every window feed only the history.
+    History,
+}
+
 impl Catalog {
     /// Checks `input` against this catalog at time `now`.
     pub fn admit(&self, input: &Input<'_>, now: Millis) -> Result<Delivery, Refusal> {
+        self.admit_reaching(input, now, Reach::Windows)
+    }
+
+    /// Checks `input` at time `now`, dated as far back as `reach` allows.
+    pub fn admit_reaching(
+        &self,
+        input: &Input<'_>,
+        now: Millis,
+        reach: Reach,
+    ) -> Result<Delivery, Refusal> {
         let series = self.series(input.sla, input.labels)?;
-        self.admit_to(&series, input.timing, input.id, now)
+        self.admit_series(&series, input.timing, input.id, now, reach)
     }
 
     /// Resolves `sla` and checks `labels`: the part of admission that
@@ -214,6 +236,17 @@ impl Catalog {
         timing: Timing,
         id: Option<&str>,
         now: Millis,
+    ) -> Result<Delivery, Refusal> {
+        self.admit_series(series, timing, id, now, Reach::Windows)
+    }
+
+    fn admit_series(
+        &self,
+        series: &Series,
+        timing: Timing,
+        id: Option<&str>,
+        now: Millis,
+        reach: Reach,
     ) -> Result<Delivery, Refusal> {
         let sla_index = series.sla;
         let sla = &self.slas[sla_index];
@@ -247,7 +280,10 @@ impl Catalog {
             }
             Timing::Failed { at } => (Outcome::Failed, at.unwrap_or(now)),
         };
-        self.check_time(sla_index, "delivered_at", at, now)?;
+        match reach {
+            Reach::Windows => self.check_time(sla_index, "delivered_at", at, now)?,
+            Reach::History => self.check_history_time(sla_index, at, now)?,
+        }
         if let Some(id) = id {
             self.check_id(id)?;
         }
@@ -326,6 +362,29 @@ impl Catalog {
             });
         }
         Ok(())
+    }
+
+    /// `at` must fall on a day the SLA's history keeps, and not in the future.
+    fn check_history_time(&self, sla: usize, at: Millis, now: Millis) -> Result<(), Refusal> {
+        static UTC: std::sync::LazyLock<crate::calendar::Calendar> =
+            std::sync::LazyLock::new(crate::calendar::Calendar::always);
+        let calendar = self.slas[sla].calendar.as_deref().unwrap_or(&UTC);
+        let kept = calendar.in_history(at, now);
+        if !kept {
+            return Err(Refusal {
+                field: "delivered_at".into(),
+                reason: format!(
+                    "is before the {} days of history the SLA keeps began",
+                    crate::calendar::HISTORY_DAYS
+                ),
+                kind: Reason::TooOld,
+            });
+        }
+        // The future is refused as for live deliveries.
+        let span = self.slas[sla]
+            .window
+            .max(crate::window::LONGEST_ALERT_WINDOW);
+        self.check_time(sla, "delivered_at", at.max(now - millis(span)), now)
     }
 
     fn check_id(&self, id: &str) -> Result<(), Refusal> {

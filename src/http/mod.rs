@@ -110,6 +110,10 @@ pub fn router(state: AppState, telemetry_path: &str, read_timeout: std::time::Du
             write(post(push::handle), Source::Http),
         )
         .route(
+            "/api/v1/backfill",
+            write(post(push::backfill), Source::Http),
+        )
+        .route(
             "/api/v1/deliveries/start",
             write(post(events::start), Source::Events),
         )

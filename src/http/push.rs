@@ -1,5 +1,5 @@
-//! `POST /api/v1/deliveries`: all-or-nothing batches with a report of every
-//! bad line.
+//! `POST /api/v1/deliveries` and `POST /api/v1/backfill`: all-or-nothing
+//! batches with a report of every bad line.
 
 use std::sync::Arc;
 
@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::{AppState, caller, framing_of, refused};
+use crate::delivery::Reach;
 use crate::ingest::{Admitted, Batch, Refused, Source, push};
 use crate::sla::Catalog;
 
@@ -25,6 +26,10 @@ pub struct Accepted {
     /// Deliveries whose `(sla, id)` was already recorded: acknowledged,
     /// counted once.
     pub duplicates: u64,
+    /// Backfill only: of `accepted`, those older than every window, which
+    /// feed the history alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backfilled: Option<u64>,
 }
 
 /// Decodes the body, checks the caller may write every SLA in it, and
@@ -36,6 +41,17 @@ pub async fn handle(
     // Whole: the write guard received it within its limits.
     body: Bytes,
 ) -> Response {
+    commit(app, headers, body, Reach::Windows).await
+}
+
+/// As [`handle`], for deliveries dated up to the history's 400 days back
+/// (`amaze-exporter import` sends here): those older than every window
+/// feed only the SLA's history, once per id.
+pub async fn backfill(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    commit(app, headers, body, Reach::History).await
+}
+
+async fn commit(app: AppState, headers: HeaderMap, body: Bytes, reach: Reach) -> Response {
     let framing = framing_of(&headers);
     let admit = |catalog: Arc<Catalog>, now| {
         let (headers, body) = (&headers, body.clone());
@@ -44,7 +60,11 @@ pub async fn handle(
             let large = body.len() > BLOCKING_DECODE_BYTES;
             let decode = {
                 let catalog = catalog.clone();
-                move || push::decode(&catalog, &body, framing, now, |sla| caller.may_write(sla))
+                move || {
+                    push::decode(&catalog, &body, framing, now, reach, |sla| {
+                        caller.may_write(sla)
+                    })
+                }
             };
             let decoded = if large {
                 tokio::task::spawn_blocking(decode)
@@ -66,6 +86,7 @@ pub async fn handle(
             Json(Accepted {
                 accepted: r.accepted,
                 duplicates: r.duplicates,
+                backfilled: (reach == Reach::History).then_some(r.backfilled),
             })
             .into_response()
         }

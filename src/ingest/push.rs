@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::Refused;
 use super::json::{self, Framing, ItemError, Labels, number_text, parse};
 use crate::auth::Denied;
-use crate::delivery::{Delivery, Input, Timing, amount};
+use crate::delivery::{Delivery, Input, Reach, Timing, amount};
 use crate::sla::Catalog;
 use crate::window::Millis;
 
@@ -123,7 +123,8 @@ pub fn labels<'a>(raw: &'a RawDelivery<'a>) -> Vec<(&'a str, &'a str)> {
         .collect()
 }
 
-/// Decodes and admits a whole body against `catalog` at `now`: every
+/// Decodes and admits a whole body against `catalog` at `now`, dated as
+/// far back as `reach` allows: every
 /// delivery, or every error (line, item, field, reason) and nothing else.
 /// `may_write` is asked about each item's SLA before anything else is said
 /// of it: a caller refused one SLA learns nothing of the rest, not even
@@ -133,6 +134,7 @@ pub fn decode(
     body: &[u8],
     framing: Framing,
     now: Millis,
+    reach: Reach,
     may_write: impl Fn(&str) -> Result<(), Denied>,
 ) -> Result<Vec<Delivery>, Refused> {
     let mut denied = None;
@@ -150,13 +152,15 @@ pub fn decode(
             timing,
             id: raw.id.as_deref(),
         };
-        catalog.admit(&input, now).map_err(|r| ItemError {
-            line,
-            item: Some(item),
-            field: Some(r.field),
-            reason: r.reason,
-            kind: r.kind,
-        })
+        catalog
+            .admit_reaching(&input, now, reach)
+            .map_err(|r| ItemError {
+                line,
+                item: Some(item),
+                field: Some(r.field),
+                reason: r.reason,
+                kind: r.kind,
+            })
     })
     .map_err(|e| Refused::Input(vec![e]))?;
     if let Some(d) = denied {

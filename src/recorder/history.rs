@@ -24,9 +24,8 @@ use serde::{Deserialize, Serialize};
 use crate::calendar::Calendar;
 use crate::window::{Digest, Millis, Observation};
 
-/// Days of history kept: a year and a month, so last year's same month is
-/// still there in reports.
-pub const DAYS_KEPT: i32 = 400;
+/// Days of history kept, today included.
+pub use crate::calendar::HISTORY_DAYS as DAYS_KEPT;
 
 /// One hour in milliseconds: the width of an hour point.
 pub const HOUR: Millis = 3_600_000;
@@ -106,14 +105,9 @@ impl History {
         true
     }
 
-    /// Whether a delivery completed at `at` is still in the days kept at `now`.
-    pub fn keeps_day(calendar: &Calendar, at: Millis, now: Millis) -> bool {
-        calendar.date_of(at) >= oldest_day(calendar, now)
-    }
-
     fn day_entry(&mut self, calendar: &Calendar, at: Millis, now: Millis) -> Option<&mut Day> {
         let date = calendar.date_of(at);
-        let oldest = oldest_day(calendar, now);
+        let oldest = calendar.oldest_history_day(now);
         if date < oldest {
             return None;
         }
@@ -126,7 +120,7 @@ impl History {
     /// Drops the points that have aged out by `now`.
     pub fn prune(&mut self, calendar: &Calendar, hours: i64, now: Millis) {
         self.hours = self.hours.split_off(&(now.div_euclid(HOUR) - hours + 1));
-        self.days = self.days.split_off(&oldest_day(calendar, now));
+        self.days = self.days.split_off(&calendar.oldest_history_day(now));
     }
 
     /// Hour points from `from` (inclusive, unix ms) on, oldest first, as
@@ -170,14 +164,6 @@ impl History {
             .sum();
         hours + days
     }
-}
-
-/// The oldest date kept at `now`.
-fn oldest_day(calendar: &Calendar, now: Millis) -> Date {
-    let today = calendar.date_of(now);
-    today
-        .checked_sub(jiff::Span::new().days(DAYS_KEPT - 1))
-        .unwrap_or(today)
 }
 
 #[cfg(test)]
@@ -264,8 +250,8 @@ mod tests {
         assert!(h.backfill(&cal, old, now, None, OBS), "no id, no check");
         assert_eq!(h.days().map(|(_, d)| d.count()).sum::<u64>(), 3);
         assert!(!h.backfill(&cal, now - 400 * DAY, now, Some(9), OBS));
-        assert!(History::keeps_day(&cal, now - 399 * DAY, now));
-        assert!(!History::keeps_day(&cal, now - 400 * DAY, now));
+        assert!(cal.in_history(now - 399 * DAY, now));
+        assert!(!cal.in_history(now - 400 * DAY, now));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use amaze_exporter::auth::Denied;
 use amaze_exporter::config::Config;
+use amaze_exporter::delivery::Reach;
 use amaze_exporter::ingest::json::Framing;
 use amaze_exporter::ingest::push::decode;
 use amaze_exporter::ingest::{Refused, Source};
@@ -64,7 +65,7 @@ proptest! {
         let shaped = lines.join("\n");
         for body in [&bytes[..], shaped.as_bytes()] {
             for framing in [Framing::Json, Framing::Ndjson, Framing::Detect] {
-                match decode(&catalog, body, framing, NOW, anyone) {
+                match decode(&catalog, body, framing, NOW, Reach::Windows, anyone) {
                     Ok(batch) => prop_assert!(!batch.is_empty()),
                     Err(Refused::Input(errors)) => {
                         prop_assert!(!errors.is_empty());
@@ -83,7 +84,7 @@ proptest! {
     #[test]
     fn durations_are_read_or_refused(text in r"[0-9 .]{0,8}(ns|us|ms|s|m|h|d|w|y|min|sec|hours|days|[a-z]{0,3})?[0-9 a-z]{0,8}") {
         let body = format!(r#"{{"sla":"api","duration":"{text}"}}"#);
-        if let Ok(batch) = decode(&catalog(), body.as_bytes(), Framing::Json, NOW, anyone) {
+        if let Ok(batch) = decode(&catalog(), body.as_bytes(), Framing::Json, NOW, Reach::Windows, anyone) {
             for d in batch {
                 if let amaze_exporter::delivery::Outcome::Delivered { took } = d.outcome {
                     prop_assert!(took <= amaze_exporter::delivery::MAX_DURATION, "{text}: {took:?}");
@@ -134,9 +135,14 @@ fn found_by_fuzzing_a_duration_too_large_for_a_duration_type_is_refused() {
         ("1.8e308", "`1.8e308` is not a duration"),
     ] {
         let body = format!(r#"{{"sla":"api","duration_seconds":{seconds}}}"#);
-        let Err(Refused::Input(errors)) =
-            decode(&catalog(), body.as_bytes(), Framing::Json, NOW, anyone)
-        else {
+        let Err(Refused::Input(errors)) = decode(
+            &catalog(),
+            body.as_bytes(),
+            Framing::Json,
+            NOW,
+            Reach::Windows,
+            anyone,
+        ) else {
             panic!("{seconds} accepted");
         };
         assert!(
