@@ -82,6 +82,93 @@ pub enum Command {
         #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
         duration: Option<std::time::Duration>,
     },
+    /// Backfill deliveries from NDJSON or CSV exports, up to 400 days old:
+    /// every row is checked first, nothing is recorded if any is refused,
+    /// and ids make a re-import count nothing twice.
+    Import(ImportFlags),
+    /// Print a month's SLA report: per SLA the deliveries, compliance,
+    /// margin, budget used, worst days and whether the promise was kept.
+    Report {
+        /// The month, `YYYY-MM`.
+        #[arg(long, value_name = "YYYY-MM", value_parser = crate::exposition::monthly::Month::parse)]
+        month: crate::exposition::monthly::Month,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "markdown")]
+        format: crate::reporting::ReportFormat,
+        /// Base URL of a running exporter to ask.
+        #[arg(
+            long,
+            value_name = "URL",
+            default_value = "http://127.0.0.1:9797",
+            conflicts_with = "storage_path"
+        )]
+        target: String,
+        /// Read a state directory instead (no exporter may be using it).
+        #[arg(long = "storage.path", value_name = "DIR")]
+        storage_path: Option<PathBuf>,
+        /// The config the state directory was written under.
+        #[arg(
+            long = "config.file",
+            value_name = "FILE",
+            default_value = "config/amaze.yaml"
+        )]
+        config: PathBuf,
+    },
+}
+
+/// Flags of `amaze-exporter import`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ImportFlags {
+    /// NDJSON (push format, one delivery per line) or CSV files.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+    /// File format (default: by extension, `.csv` is CSV).
+    #[arg(long, value_enum)]
+    pub format: Option<crate::import::rows::FileFormat>,
+    /// Read a delivery field from a column: `--column started_at=created`.
+    /// Fields: sla, duration, duration_seconds, started_at, delivered_at,
+    /// failed, id. Columns named like a field are read without it.
+    #[arg(long, value_name = "FIELD=COLUMN")]
+    pub column: Vec<String>,
+    /// Read a label from a column: `--label priority=prio`. Columns named
+    /// `labels.NAME` are read without it.
+    #[arg(long, value_name = "NAME=COLUMN")]
+    pub label: Vec<String>,
+    /// The SLA of rows without an `sla` column.
+    #[arg(long, value_name = "SLA")]
+    pub sla: Option<String>,
+    /// Time zone of timestamps written without an offset (default UTC).
+    #[arg(long = "time-zone", value_name = "IANA")]
+    pub time_zone: Option<String>,
+    /// Check every row and report what would be refused; record nothing.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+    /// Base URL of the running exporter to send to.
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "http://127.0.0.1:9797",
+        conflicts_with = "storage_path"
+    )]
+    pub target: String,
+    /// Bearer token for the exporter (or AMAZE_TOKEN).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "AMAZE_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// Write into this state directory instead (no exporter may be using it).
+    #[arg(long = "storage.path", value_name = "DIR")]
+    pub storage_path: Option<PathBuf>,
+    /// The config of the state directory (with `--storage.path`).
+    #[arg(
+        long = "config.file",
+        value_name = "FILE",
+        default_value = "config/amaze.yaml"
+    )]
+    pub config: PathBuf,
 }
 
 /// Flags for serving, named as Prometheus exporters name them.

@@ -37,6 +37,8 @@
 //! - [`logging`]: log lines as logfmt or JSON (`ts`, `level`, `msg`, fields).
 //! - [`app`]: wires everything together and runs until a signal.
 //! - [`demo`]: `amaze-exporter demo`, live traffic for the shipped SLAs.
+//! - [`import`]: `amaze-exporter import`, backfill from NDJSON and CSV exports.
+//! - [`reporting`]: `amaze-exporter report`, a month's report as text.
 
 #![warn(missing_docs)]
 
@@ -51,12 +53,14 @@ pub mod delivery;
 pub mod demo;
 pub mod exposition;
 pub mod http;
+pub mod import;
 pub mod ingest;
 pub mod logging;
 pub mod margin;
 pub mod persist;
 pub mod recorder;
 pub mod reload;
+pub mod reporting;
 pub mod shutdown;
 pub mod sla;
 pub mod source;

@@ -1,9 +1,13 @@
 use std::process::ExitCode;
 
 use amaze_exporter::app::{self, AppError};
+use amaze_exporter::cli::ImportFlags;
 use amaze_exporter::cli::{Cli, Command, LogFormat};
 use amaze_exporter::config::Config;
 use amaze_exporter::demo::{self, DemoArgs, DemoError};
+use amaze_exporter::import::rows::Mapping;
+use amaze_exporter::import::{self, Destination, ImportArgs, ImportError, SinkError};
+use amaze_exporter::reporting::{self, ReportError, ReportSource};
 use clap::Parser;
 
 // Scrapes build tens of thousands of small label strings; mimalloc halves their cost.
@@ -98,6 +102,36 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Some(Command::Import(flags)) = cli.command {
+        return import(flags);
+    }
+    if let Some(Command::Report {
+        month,
+        format,
+        target,
+        storage_path,
+        config,
+    }) = cli.command
+    {
+        let source = match storage_path {
+            Some(path) => ReportSource::State { path, config },
+            None => ReportSource::Exporter(target),
+        };
+        return match reporting::run(month, format, &source) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("amaze-exporter report: {e}");
+                ExitCode::from(if matches!(e, ReportError::Config(_)) {
+                    2
+                } else {
+                    1
+                })
+            }
+        };
+    }
     amaze_exporter::logging::init(&cli.run);
     let json = cli.run.log_format == LogFormat::Json;
     match serve(cli) {
@@ -122,6 +156,71 @@ fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+/// `amaze-exporter import`: exit 0 when imported (or, dry, when every row
+/// would be), 1 when rows are refused or the destination fails, 2 for bad
+/// flags or config.
+fn import(flags: ImportFlags) -> ExitCode {
+    let fail = |code: u8, e: &dyn std::fmt::Display| {
+        eprintln!("amaze-exporter import: {e}");
+        ExitCode::from(code)
+    };
+    let mut mapping = Mapping {
+        sla: flags.sla,
+        ..Mapping::default()
+    };
+    for c in &flags.column {
+        if let Err(e) = mapping.column(c) {
+            return fail(2, &format!("--column: {e}"));
+        }
+    }
+    for l in &flags.label {
+        if let Err(e) = mapping.label(l) {
+            return fail(2, &format!("--label: {e}"));
+        }
+    }
+    if let Some(zone) = &flags.time_zone {
+        match jiff::tz::TimeZone::get(zone) {
+            Ok(tz) => mapping.time_zone = Some(tz),
+            Err(e) => return fail(2, &format!("--time-zone: {e}")),
+        }
+    }
+    let destination = match flags.storage_path {
+        Some(path) => Destination::State {
+            path,
+            config: flags.config,
+        },
+        None => Destination::Exporter {
+            url: flags.target,
+            token: flags.token,
+        },
+    };
+    let args = ImportArgs {
+        files: flags.files,
+        format: flags.format,
+        mapping,
+        dry_run: flags.dry_run,
+        destination,
+    };
+    match import::run(&args) {
+        Ok(s) => {
+            if args.dry_run {
+                println!(
+                    "would import {} of {} rows; none would be refused",
+                    s.accepted, s.rows
+                );
+            } else {
+                println!(
+                    "imported {} of {} rows: {} older than every window (history only), {} duplicates",
+                    s.accepted, s.rows, s.backfilled, s.duplicates
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(ImportError::Sink(e @ SinkError::Config { .. })) => fail(2, &e),
+        Err(e) => fail(1, &e),
     }
 }
 

@@ -180,7 +180,7 @@ pub fn advise(
 /// The `objective` quantile in seconds, or `None` when failures reach it.
 fn objective_seconds(d: &Digest, sla: &Sla, objective: Decimal) -> Option<f64> {
     let r = d.quantile(objective, None)?;
-    r.is_finite().then(|| r * sla.promise.as_secs_f64())
+    r.is_finite().then_some(r * sla.promise.as_secs_f64())
 }
 
 /// One window's figures had `promise` and `objective` been in force.

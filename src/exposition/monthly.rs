@@ -397,7 +397,7 @@ slas:
             let day = u64::from(date.day().unsigned_abs());
             // Each day its own spread: later days slower, every 37th failed.
             let minutes = (i * 7919 % 100) * (day + 20) * 240 / 100 / 50;
-            let timing = if i % 37 == 0 {
+            let timing = if i.is_multiple_of(37) {
                 Timing::Failed { at: Some(at) }
             } else {
                 Timing::Took {
@@ -405,7 +405,7 @@ slas:
                     at: Some(at),
                 }
             };
-            exact.push((date, (i % 37 != 0).then_some(minutes)));
+            exact.push((date, (!i.is_multiple_of(37)).then_some(minutes)));
             let input = Input {
                 sla: "desk",
                 labels: &[],

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -47,8 +47,46 @@ pub async fn handle(
 /// As [`handle`], for deliveries dated up to the history's 400 days back
 /// (`amaze-exporter import` sends here): those older than every window
 /// feed only the SLA's history, once per id.
-pub async fn backfill(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    commit(app, headers, body, Reach::History).await
+///
+/// With `?dry_run=true` nothing is recorded: the answer says how many would
+/// be accepted, or every line that would be refused, exactly as a real
+/// backfill would (duplicates aside: those are known only when recorded).
+pub async fn backfill(
+    State(app): State<AppState>,
+    Query(query): Query<BackfillQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !query.dry_run {
+        return commit(app, headers, body, Reach::History).await;
+    }
+    let catalog = app.ingest.catalog();
+    let now = app.ingest.now();
+    let framing = framing_of(&headers);
+    let checked = tokio::task::spawn_blocking(move || {
+        let caller = caller(&catalog, &headers).map_err(Refused::Denied)?;
+        push::decode(&catalog, &body, framing, now, Reach::History, |sla| {
+            caller.may_write(sla)
+        })
+    })
+    .await
+    .map_err(|e| Refused::Internal(e.to_string()))
+    .and_then(|r| r);
+    match checked {
+        Ok(batch) => {
+            Json(serde_json::json!({ "dry_run": true, "accepted": batch.len() })).into_response()
+        }
+        Err(r) => refused(r, "delivery line"),
+    }
+}
+
+/// The query of `POST /api/v1/backfill`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackfillQuery {
+    /// Check only; record nothing.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 async fn commit(app: AppState, headers: HeaderMap, body: Bytes, reach: Reach) -> Response {

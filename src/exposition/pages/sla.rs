@@ -90,12 +90,12 @@ fn advisor(advice: &Advice, question: &Question) -> String {
         );
     }
     out.push_str("</table>\n");
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<form method=\"get\" action=\"/slas/{q}\"><b>What if</b> we had promised \
          <label><input name=\"promise\" placeholder=\"{p}\" value=\"{pv}\"></label>for \
          <label><input name=\"objective\" placeholder=\"{o}\" value=\"{ov}\"></label>of deliveries? \
-         <button>Show</button></form>\n",
+         <button>Show</button></form>",
         q = query_value(&advice.sla),
         p = seconds(advice.promise_seconds),
         o = percent(Some(advice.objective)),

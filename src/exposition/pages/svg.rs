@@ -160,7 +160,11 @@ pub fn budget_bar(remaining: Option<f64>) -> String {
             r##"<rect x="1" y="3" width="{w:.1}" height="15" fill="{fill}"/><text x="{tx}" y="15" font-size="11" fill="{tf}">{p} left</text>"##,
             w = (WIDTH - 2.0) * share,
             tx = 6,
-            tf = if r < 0.0 || r >= 0.25 { "#fff" } else { "#222" },
+            tf = if (0.0..0.25).contains(&r) {
+                "#222"
+            } else {
+                "#fff"
+            },
             p = pct(r),
         );
     }
