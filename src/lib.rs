@@ -20,7 +20,8 @@
 //! State:
 //! - [`recorder`]: series, rolling windows, counters, ids and open items per SLA.
 //! - [`exposition`]: `/metrics` in the format the scraper asks for, every
-//!   metric name defined once, the fleet rules generated from a config, the pages.
+//!   metric name defined once, the fleet rules generated from a config, the pages, the
+//!   monthly report and the promise advisor.
 //! - [`persist`]: write-ahead log with group commit, snapshots, recovery;
 //!   its journal is the one writer of the recorder.
 //!
@@ -28,6 +29,9 @@
 //! - [`ingest`]: the one way in every source commits through, the pure
 //!   decoders, and the sources (StatsD, log tail, probes).
 //! - [`config`]: YAML to a validated [`config::Config`], all problems at once.
+//! - [`import`]: `amaze-exporter import`, backfill from NDJSON and CSV
+//!   exports, to a running exporter or a state directory.
+//! - [`reporting`]: `amaze-exporter report`, a month's report as text.
 //! - [`supervisor`]: the running sources, started, stopped and reconfigured
 //!   to match the config.
 //! - [`reload`]: SIGHUP and `POST /-/reload`.
@@ -37,8 +41,6 @@
 //! - [`logging`]: log lines as logfmt or JSON (`ts`, `level`, `msg`, fields).
 //! - [`app`]: wires everything together and runs until a signal.
 //! - [`demo`]: `amaze-exporter demo`, live traffic for the shipped SLAs.
-//! - [`import`]: `amaze-exporter import`, backfill from NDJSON and CSV exports.
-//! - [`reporting`]: `amaze-exporter report`, a month's report as text.
 
 #![warn(missing_docs)]
 

@@ -202,7 +202,7 @@ fn snapshot_of_an_unknown_version_is_reported_clearly() {
         Err(log) => log,
     };
     assert!(
-        log.contains("format version 99") && log.contains("this build reads versions 1 to 6"),
+        log.contains("format version 99") && log.contains("this build reads versions 1 to 7"),
         "{log}"
     );
 }

@@ -238,7 +238,7 @@ fn open_items_are_on_track_at_risk_or_overdue_and_listed_soonest_due_first() {
 
     let landing = ex.get("/").body;
     assert!(
-        landing.contains("<a href=\"/api/v1/open?sla=chat\">3</a>")
+        landing.contains("<a href=\"/api/v1/open?sla=chat\">3 open</a>")
             && landing.contains("1 at risk, 1 overdue"),
         "{landing}"
     );

@@ -88,7 +88,9 @@ pub fn render(recorder: &Recorder, telemetry_path: &str, now: Millis) -> String 
          <a href=\"/report?month={last}\">report for {last}</a><a href=\"/api/v1/open\">open items</a>\
          <a href=\"{metrics}\">metrics</a><a href=\"/api/v1/slas\">JSON</a></nav>\n\
          <p class=\"asof\">How far delivery beats each promise. Reloads every {REFRESH_SECONDS} s.</p>\n\
-         <div class=\"cards\">\n{cards}</div>",
+         <div class=\"cards\">\n{cards}</div>\n\
+         <p class=\"muted noprint\">Push deliveries with <code>POST /api/v1/deliveries</code>; backfill a year of \
+         them with <code>amaze-exporter import</code>.</p>",
         this = month,
         last = month.previous(),
         metrics = escape(telemetry_path),
