@@ -19,6 +19,7 @@ mod golden;
 mod layers;
 mod limits;
 mod log_tail;
+mod managers;
 mod nginx;
 mod open_clock;
 mod operator;

@@ -20,7 +20,7 @@ fn x_of(margin: f64) -> f64 {
 /// and the last hour.
 pub fn margin_scale(figures: &[(&str, Option<f64>)], target: Option<f64>, alert: f64) -> String {
     let mut s = format!(
-        r#"<svg class="scale" role="img" viewBox="0 0 {WIDTH} 48" width="{WIDTH}" height="48" xmlns="http://www.w3.org/2000/svg"><title>margin scale</title>"#
+        r#"<svg class="scale" role="img" viewBox="0 0 {WIDTH} 48" width="{WIDTH}" height="48"><title>margin scale</title>"#
     );
     let zero = x_of(0.0);
     let _ = write!(
@@ -81,7 +81,7 @@ pub fn trend(title: &str, points: &[Option<Point>], target: Option<f64>) -> Stri
         0.0
     };
     let mut s = format!(
-        r#"<svg class="trend" role="img" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" xmlns="http://www.w3.org/2000/svg"><title>{title}</title>"#
+        r#"<svg class="trend" role="img" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}"><title>{title}</title>"#
     );
     let zero = y_of(0.0);
     let _ = write!(
@@ -144,7 +144,7 @@ pub fn trend(title: &str, points: &[Option<Point>], target: Option<f64>) -> Stri
 /// overspent budget is a red bar with its figure.
 pub fn budget_bar(remaining: Option<f64>) -> String {
     let mut s = format!(
-        r##"<svg class="budget" role="img" viewBox="0 0 {WIDTH} 22" width="{WIDTH}" height="22" xmlns="http://www.w3.org/2000/svg"><title>error budget remaining</title><rect x="0.5" y="2.5" width="{w}" height="16" fill="#fff" stroke="#888"/>"##,
+        r##"<svg class="budget" role="img" viewBox="0 0 {WIDTH} 22" width="{WIDTH}" height="22"><title>error budget remaining</title><rect x="0.5" y="2.5" width="{w}" height="16" fill="#fff" stroke="#888"/>"##,
         w = WIDTH - 1.0,
     );
     if let Some(r) = remaining {
