@@ -1,6 +1,7 @@
 //! One integration binary: the real exporter on 127.0.0.1, plus property tests
 //! of the window maths through the public library API.
 
+mod browser;
 mod config_files;
 mod conformance;
 mod connections;

@@ -34,7 +34,7 @@ pub fn render(report: &MonthReport, now: Millis) -> String {
         );
         let _ = write!(
             details,
-            "<h2>{}</h2><p class=\"muted\">{} Days dated in {}{}{}.</p>",
+            "<h2>{}</h2><p class=\"muted\">{}<br>Days dated in {}{}{}.</p>",
             escape(&s.sla),
             escape(&s.description),
             escape(&s.time_zone),
