@@ -8,6 +8,11 @@
 //! is within 1% of the exact figure. What-if compliance counts deliveries at
 //! or under the typed promise: exact at the SLA's own promise and amaze
 //! limit, otherwise exact but for deliveries within 1% of it.
+//!
+//! Each delivery is judged by its own promise (a goal's, or the default),
+//! so quantiles are of d / T. For an SLA with goals the advice is a factor
+//! every promise could be multiplied by, and a typed promise scales every
+//! goal's promise alike (T2 / default promise).
 
 use std::time::Duration;
 
@@ -46,8 +51,12 @@ pub enum AdviceError {
 pub struct Advice {
     /// The SLA's name.
     pub sla: String,
-    /// Its promise in seconds.
+    /// Its default promise in seconds.
     pub promise_seconds: f64,
+    /// Its goals' promises; each advised promise is the goal's times
+    /// `advised_scale`, and a typed promise scales them all alike.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub goals: Vec<GoalPromise>,
     /// Its objective.
     pub objective: f64,
     /// The target margin the advice is for (the SLA's unless asked for
@@ -73,9 +82,22 @@ pub struct WindowAdvice {
     /// few deliveries or when failures reach it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub objective_quantile_seconds: Option<f64>,
-    /// T' = q / (1 - target margin).
+    /// T' = q / (1 - target margin), for the default promise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub advised_promise_seconds: Option<f64>,
+    /// T' / T: the factor every promise (each goal's too) could be
+    /// multiplied by, since each delivery is judged by its own promise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advised_scale: Option<f64>,
+}
+
+/// A goal's promise, for an SLA with goals.
+#[derive(Debug, Serialize)]
+pub struct GoalPromise {
+    /// The labels it matches, `priority=P1`.
+    pub labels: String,
+    /// Its promise in seconds.
+    pub promise_seconds: f64,
 }
 
 /// The typed promise and objective, and how each window would have fared.
@@ -140,6 +162,7 @@ pub fn advise(
                 deliveries: d.count(),
                 objective_quantile_seconds: q,
                 advised_promise_seconds: q.map(|q| q / keep),
+                advised_scale: q.map(|q| q / keep / sla.promise.as_secs_f64()),
             }
         })
         .collect();
@@ -169,6 +192,19 @@ pub fn advise(
     Ok(Advice {
         sla: sla.name.clone(),
         promise_seconds: sla.promise.as_secs_f64(),
+        goals: sla
+            .goals
+            .iter()
+            .map(|g| GoalPromise {
+                labels: g
+                    .matches
+                    .iter()
+                    .map(|(i, v)| format!("{}={v}", sla.labels.get(*i).map_or("?", String::as_str)))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                promise_seconds: g.promise.as_secs_f64(),
+            })
+            .collect(),
         objective: sla.objective.to_f64(),
         target_margin: target.map_or(0.0, Decimal::to_f64),
         relative_accuracy: RELATIVE_ACCURACY,

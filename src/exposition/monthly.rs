@@ -91,7 +91,7 @@ pub struct SlaMonth {
     pub sla: String,
     /// What it promises, in words.
     pub description: String,
-    /// Its promise, as configured (`4h`).
+    /// Its promise in words: `8h`, or `8h; priority=P1 1h` with goals.
     pub promise: String,
     /// The promise in seconds.
     pub promise_seconds: f64,
@@ -103,9 +103,10 @@ pub struct SlaMonth {
     pub time_zone: String,
     /// Whether the month has ended (by the clock in that zone).
     pub complete: bool,
-    /// Whether the history holds every day of the month (it keeps 400 days
-    /// and starts when the exporter first ran or was backfilled).
-    pub history_covers_month: bool,
+    /// The first day the history holds, when that is after the month
+    /// began (the history starts when the exporter first recorded or was
+    /// backfilled, and keeps 400 days): the days before it are missing.
+    pub history_from: Option<String>,
     /// Deliveries completed in the month, failed ones included.
     pub deliveries: u64,
     /// Of them, failed or later than the promise.
@@ -179,13 +180,15 @@ pub fn report(recorder: &Recorder, month: Month, now: Millis) -> MonthReport {
                 SlaMonth {
                     sla: sla.name.clone(),
                     description: sla.description.clone(),
-                    promise: humantime::format_duration(sla.promise).to_string(),
+                    promise: promise_text(sla),
                     promise_seconds: sla.promise.as_secs_f64(),
                     objective,
                     target_margin: sla.target_margin.map(Decimal::to_f64),
                     time_zone: zone.iana_name().unwrap_or("UTC").to_owned(),
                     complete: today >= month.end(),
-                    history_covers_month: oldest.is_some_and(|d| d <= month.first()),
+                    history_from: oldest
+                        .filter(|d| *d > month.first() && *d < month.end())
+                        .map(|d| d.to_string()),
                     deliveries,
                     bad,
                     compliance: assessment.as_ref().map(|a| a.compliance),
@@ -207,9 +210,30 @@ pub fn report(recorder: &Recorder, month: Month, now: Millis) -> MonthReport {
         month: month.to_string(),
         generated_at: jiff::Timestamp::from_millisecond(now)
             .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
             .to_string(),
         slas,
     }
+}
+
+/// The default promise, then each goal's (`8h; priority=P1 1h`): each
+/// delivery is judged by its own.
+fn promise_text(sla: &crate::sla::Sla) -> String {
+    let mut text = humantime::format_duration(sla.promise).to_string();
+    for goal in &sla.goals {
+        let labels: Vec<String> = goal
+            .matches
+            .iter()
+            .map(|(i, v)| format!("{}={v}", sla.labels.get(*i).map_or("?", String::as_str)))
+            .collect();
+        let _ = write!(
+            text,
+            "; {} {}",
+            labels.join(","),
+            humantime::format_duration(goal.promise)
+        );
+    }
+    text
 }
 
 /// `0.1234` as `12.34%`; empty for `None`.
@@ -233,7 +257,7 @@ pub fn markdown(r: &MonthReport) -> String {
         r.month, r.generated_at
     );
     out.push_str(
-        "| SLA | promise | objective | deliveries | compliance | margin | budget used | promise |\n\
+        "| SLA | promise | objective | deliveries | compliance | margin | budget used | kept? |\n\
          |---|---|---|---:|---:|---:|---:|---|\n",
     );
     for s in &r.slas {
@@ -264,11 +288,9 @@ pub fn markdown(r: &MonthReport) -> String {
             } else {
                 "; the month is not over"
             },
-            if s.history_covers_month {
-                ""
-            } else {
-                "; the history starts after the month began"
-            },
+            s.history_from
+                .as_ref()
+                .map_or(String::new(), |d| format!("; the history starts on {d}")),
         );
         if s.worst_days.is_empty() {
             out.push_str("No day had enough deliveries to judge.\n");
@@ -422,8 +444,8 @@ slas:
         let rep = report(&r, month, now);
         let s = &rep.slas[0];
         assert_eq!(
-            (s.time_zone.as_str(), s.complete, s.history_covers_month),
-            ("Europe/Berlin", true, true)
+            (s.time_zone.as_str(), s.complete, s.history_from.as_deref()),
+            ("Europe/Berlin", true, None)
         );
         let november: Vec<Option<u64>> = exact
             .iter()

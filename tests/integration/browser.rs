@@ -213,6 +213,29 @@ fn chromium_renders_the_status_page_and_the_report() {
     );
     publish(&status, "status.png");
 
+    // An SLA's page: its windows, trends, the advisor and a what-if.
+    let sla_url = format!(
+        "http://{}/slas/api_latency?promise=250ms&objective=99%25",
+        ex.addr()
+    );
+    let dom =
+        String::from_utf8(chromium(profile.path(), &["--dump-dom".into(), sla_url.clone()]).stdout)
+            .unwrap();
+    for text in [
+        "What could we promise?",
+        "Had the promise been 250ms for 99.0% of deliveries",
+        "<form method=\"get\"",
+    ] {
+        assert!(dom.contains(text), "no {text} on the SLA page:\n{dom}");
+    }
+    let sla = shots.join("sla.png");
+    chromium(
+        profile.path(),
+        &[format!("--screenshot={}", sla.display()), sla_url],
+    );
+    assert_eq!(pixels(&sla).0, WIDTH);
+    publish(&sla, "sla.png");
+
     // The report of the month holding most of the 30 days (this one from
     // the 15th, else the last): rendered, screenshot, printed.
     let today = jiff::Zoned::now()

@@ -642,3 +642,85 @@ fn a_million_rows_import_like_a_push() {
     );
     assert_eq!(figures(&imported), figures(&pushed));
 }
+
+/// README's backfill example, replayed under libfaketime at the moment it
+/// names (2 December 2026, 10:00 UTC) into a state directory: the import's
+/// line and every line of the report shown are real output.
+#[test]
+fn the_readme_backfill_example_is_real_output() {
+    if !tool_available("faketime") {
+        return;
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let start = readme
+        .find("$ amaze-exporter import docs/examples/tickets-2026-11.csv")
+        .expect("the example in README");
+    let block = &readme[start..start + readme[start..].find("```").unwrap()];
+    let shown_import = block.lines().find(|l| l.starts_with("imported ")).unwrap();
+    let report_at = block
+        .find("$ amaze-exporter report --month 2026-11\n")
+        .unwrap();
+    let shown_report: Vec<&str> = block[report_at..]
+        .lines()
+        .skip(1)
+        .filter(|l| !l.starts_with("Generated "))
+        .collect();
+    let data = tempfile::tempdir().unwrap();
+    let library = glob::glob("/usr/lib/*/faketime/libfaketime.so.1")
+        .unwrap()
+        .flatten()
+        .next()
+        .expect("libfaketime");
+    let run = |args: &[&str]| {
+        let out = bin()
+            .current_dir(root)
+            .args(args)
+            .arg(format!("--storage.path={}", data.path().display()))
+            .arg("--config.file=config/amaze.yaml")
+            .env("LD_PRELOAD", &library)
+            .env("FAKETIME", "@2026-12-02 10:00:00")
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+            .env("TZ", "UTC")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let import = [
+        "import",
+        "docs/examples/tickets-2026-11.csv",
+        "--sla",
+        "support_first_response",
+        "--time-zone",
+        "Europe/Berlin",
+        "--column",
+        "id=ticket",
+        "--column",
+        "started_at=created",
+        "--column",
+        "delivered_at=first_reply",
+        "--label",
+        "priority=priority",
+        "--label",
+        "channel=channel",
+    ];
+    assert_eq!(run(&import).trim_end(), shown_import);
+    assert_eq!(
+        run(&import).trim_end(),
+        "imported 0 of 1200 rows: 0 older than every window (history only), 1200 duplicates"
+    );
+    let report = run(&["report", "--month", "2026-11"]);
+    // Every line shown, in order (README leaves out two SLAs' sections).
+    let mut real = report.lines();
+    for line in shown_report {
+        assert!(
+            real.any(|r| r == line),
+            "README shows `{line}`, which the report does not print (in this order):\n{report}"
+        );
+    }
+}

@@ -43,11 +43,9 @@ pub fn render(report: &MonthReport, now: Millis) -> String {
             } else {
                 "; the month is not over"
             },
-            if s.history_covers_month {
-                ""
-            } else {
-                "; the history starts after the month began"
-            },
+            s.history_from
+                .as_ref()
+                .map_or(String::new(), |d| format!("; the history starts on {d}")),
         );
         if s.worst_days.is_empty() {
             details.push_str("<p>No day had enough deliveries to judge.</p>\n");

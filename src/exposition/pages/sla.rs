@@ -65,11 +65,18 @@ pub fn render(
     Ok(page(&sla.name, now, None, &body))
 }
 
+/// A duration for people: whole minutes from an hour up, whole seconds
+/// from a minute up, milliseconds below.
 fn seconds(s: f64) -> String {
-    humantime::format_duration(std::time::Duration::from_millis((s * 1000.0).round() as u64))
-        .to_string()
+    let ms = (s * 1000.0).round().max(0.0) as u64;
+    let unit = match ms {
+        3_600_000.. => 60_000,
+        60_000.. => 1_000,
+        _ => 1,
+    };
+    let rounded = (ms + unit / 2) / unit * unit;
+    humantime::format_duration(std::time::Duration::from_millis(rounded)).to_string()
 }
-
 fn advisor(advice: &Advice, question: &Question) -> String {
     let mut out = format!(
         "<h2>What could we promise?</h2>\n<p>The promise each window's deliveries would beat by a {t} margin: \
@@ -86,7 +93,17 @@ fn advisor(advice: &Advice, question: &Question) -> String {
             escape(&w.window),
             w.deliveries,
             w.objective_quantile_seconds.map_or("—".to_owned(), seconds),
-            w.advised_promise_seconds.map_or("—".to_owned(), seconds),
+            w.advised_scale.map_or("—".to_owned(), |scale| {
+                let mut text = seconds(scale * advice.promise_seconds);
+                for g in &advice.goals {
+                    text.push_str(&format!(
+                        "; {} {}",
+                        escape(&g.labels),
+                        seconds(scale * g.promise_seconds)
+                    ));
+                }
+                text
+            }),
         );
     }
     out.push_str("</table>\n");
