@@ -374,7 +374,7 @@ impl Catalog {
             return Err(Refusal {
                 field: "delivered_at".into(),
                 reason: format!(
-                    "is before the {} days of history the SLA keeps began",
+                    "is older than the {} days of history an SLA keeps",
                     crate::calendar::HISTORY_DAYS
                 ),
                 kind: Reason::TooOld,

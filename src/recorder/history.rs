@@ -9,6 +9,12 @@
 //! (UTC without a calendar), so months follow the zone. Points with no
 //! delivery are not stored.
 //!
+//! Most deliveries belong to the hour under way: they go into one open
+//! digest with a single sketch insert, moved into its hour and day points
+//! when a delivery of a later hour arrives or before anything reads them
+//! ([`History::settle`]), so recording stays close to the cost of the
+//! windows alone.
+//!
 //! Size per SLA: at most [`hours_kept`] hour points (the compliance window,
 //! at least a day, plus the current hour) and [`DAYS_KEPT`] day points. A
 //! point is 32 bytes of counts plus its sketch, 8 bytes per bin between its
@@ -45,6 +51,35 @@ pub struct History {
     hours: BTreeMap<i64, Arc<Digest>>,
     /// Date in the calendar's zone -> deliveries completed on it.
     days: BTreeMap<Date, Arc<Day>>,
+    /// The days last looked up, so deliveries of the same day skip the
+    /// time-zone lookup; rebuilt on demand.
+    #[serde(skip)]
+    lookups: Lookups,
+    /// Deliveries of the newest hour (and day) not yet in the points.
+    /// Never stored: a snapshot holds a settled copy.
+    #[serde(skip)]
+    open: Option<Open>,
+}
+
+/// The newest hour's deliveries, waiting to be settled into their points.
+#[derive(Debug, Clone)]
+struct Open {
+    /// `[lo, hi)`: the instants in both this hour and this day.
+    lo: Millis,
+    hi: Millis,
+    hour: i64,
+    date: Date,
+    digest: Digest,
+}
+
+/// Recently looked-up days: `(start, end, date)`, the instants `[start,
+/// end)` being that date in the calendar's zone.
+#[derive(Debug, Clone, Default)]
+struct Lookups {
+    /// The last delivery's day.
+    at: Option<(Millis, Millis, Date)>,
+    /// The clock's day's span, with the oldest day kept then.
+    now: Option<(Millis, Millis, Date)>,
 }
 
 /// One day's deliveries.
@@ -54,6 +89,32 @@ struct Day {
     /// Sorted hashes of the ids of deliveries recorded only here (older than
     /// every window, so no id set remembers them): a re-import counts them once.
     backfilled: Vec<u64>,
+}
+
+/// The day `at` falls on in `calendar`'s zone and the instants it spans,
+/// `(start, end, date)`, through `cached` when `at` falls in the day it holds.
+fn cached_span(
+    cached: &mut Option<(Millis, Millis, Date)>,
+    calendar: &Calendar,
+    at: Millis,
+) -> (Millis, Millis, Date) {
+    if let Some((start, end, date)) = *cached
+        && (start..end).contains(&at)
+    {
+        return (start, end, date);
+    }
+    let date = calendar.date_of(at);
+    let start = calendar.day_start(date);
+    let end = date
+        .tomorrow()
+        .map_or(Millis::MAX, |d| calendar.day_start(d));
+    if start <= at && at < end {
+        *cached = Some((start, end, date));
+        (start, end, date)
+    } else {
+        // Bounds the zone cannot give: this instant alone.
+        (at, at + 1, date)
+    }
 }
 
 impl History {
@@ -67,8 +128,33 @@ impl History {
         now: Millis,
         obs: Observation,
     ) {
+        if let Some(open) = &mut self.open
+            && (open.lo..open.hi).contains(&at)
+        {
+            open.digest.record(obs);
+            return;
+        }
         let hour = at.div_euclid(HOUR);
         let oldest_hour = now.div_euclid(HOUR) - hours + 1;
+        if hour >= oldest_hour && self.open.as_ref().is_none_or(|o| hour >= o.hour) {
+            // A newer hour (or day): it becomes the open one, and the
+            // moment to drop the points that aged out.
+            self.settle();
+            let oldest_day = self.oldest_day(calendar, now);
+            self.hours = self.hours.split_off(&oldest_hour);
+            self.days = self.days.split_off(&oldest_day);
+            let (start, end, date) = cached_span(&mut self.lookups.at, calendar, at);
+            let mut digest = Digest::new();
+            digest.record(obs);
+            self.open = Some(Open {
+                lo: start.max(hour * HOUR),
+                hi: end.min((hour + 1) * HOUR),
+                hour,
+                date,
+                digest,
+            });
+            return;
+        }
         if hour >= oldest_hour {
             if !self.hours.contains_key(&hour) {
                 // A new point is the moment to drop the aged ones.
@@ -105,9 +191,48 @@ impl History {
         true
     }
 
+    /// Forgets the days looked up: the calendar (its zone) may have changed.
+    pub fn forget_lookups(&mut self) {
+        self.settle();
+        self.lookups = Lookups::default();
+    }
+
+    /// Moves the open hour's deliveries into their hour and day points.
+    /// Every read sees deliveries up to the last settle.
+    pub fn settle(&mut self) {
+        let Some(open) = self.open.take() else {
+            return;
+        };
+        Arc::make_mut(self.hours.entry(open.hour).or_default()).merge(&open.digest);
+        Arc::make_mut(self.days.entry(open.date).or_default())
+            .digest
+            .merge(&open.digest);
+    }
+
+    /// A settled copy, for a snapshot: points are shared, the open hour's
+    /// two are copied.
+    pub fn settled(&self) -> History {
+        let mut copy = self.clone();
+        copy.settle();
+        copy
+    }
+
+    /// The oldest day kept at `now`, looked up once a day.
+    fn oldest_day(&mut self, calendar: &Calendar, now: Millis) -> Date {
+        match self.lookups.now {
+            Some((start, end, oldest)) if (start..end).contains(&now) => oldest,
+            _ => {
+                let (start, end, _) = cached_span(&mut None, calendar, now);
+                let oldest = calendar.oldest_history_day(now);
+                self.lookups.now = Some((start, end, oldest));
+                oldest
+            }
+        }
+    }
+
     fn day_entry(&mut self, calendar: &Calendar, at: Millis, now: Millis) -> Option<&mut Day> {
-        let date = calendar.date_of(at);
-        let oldest = calendar.oldest_history_day(now);
+        let (_, _, date) = cached_span(&mut self.lookups.at, calendar, at);
+        let oldest = self.oldest_day(calendar, now);
         if date < oldest {
             return None;
         }
@@ -117,8 +242,9 @@ impl History {
         Some(Arc::make_mut(self.days.entry(date).or_default()))
     }
 
-    /// Drops the points that have aged out by `now`.
+    /// Settles, then drops the points that have aged out by `now`.
     pub fn prune(&mut self, calendar: &Calendar, hours: i64, now: Millis) {
+        self.settle();
         self.hours = self.hours.split_off(&(now.div_euclid(HOUR) - hours + 1));
         self.days = self.days.split_off(&calendar.oldest_history_day(now));
     }
@@ -143,14 +269,14 @@ impl History {
         self.days.iter().map(|(date, day)| (*date, &day.digest))
     }
 
-    /// Points held: (hours, days).
+    /// Points held as of the last settle: (hours, days).
     pub fn len(&self) -> (usize, usize) {
         (self.hours.len(), self.days.len())
     }
 
     /// Whether it holds no point.
     pub fn is_empty(&self) -> bool {
-        self.hours.is_empty() && self.days.is_empty()
+        self.hours.is_empty() && self.days.is_empty() && self.open.is_none()
     }
 
     /// Heap bytes held, for the memory self-metric.
@@ -162,7 +288,11 @@ impl History {
             .values()
             .map(|d| POINT + d.digest.heap_bytes() + d.backfilled.capacity() * 8)
             .sum();
-        hours + days
+        let open = self
+            .open
+            .as_ref()
+            .map_or(0, |o| POINT + o.digest.heap_bytes());
+        hours + days + open
     }
 }
 
@@ -197,6 +327,7 @@ mod tests {
         // 23:30 UTC on November 30th is already December 1st in Berlin.
         let t = at("2026-11-30T23:30Z[UTC]");
         h.record(&cal, 25, t, t, OBS);
+        h.settle();
         let days: Vec<_> = h.days().map(|(d, x)| (d, x.count())).collect();
         assert_eq!(days, vec![(jiff::civil::date(2026, 12, 1), 1)]);
         let hours: Vec<_> = h.hours_from(0).map(|(s, x)| (s, x.count())).collect();
@@ -214,11 +345,14 @@ mod tests {
         for hour in 0..(420 * 24) {
             let t = start + hour * HOUR;
             h.record(&cal, keep, t, t, OBS);
-            let (hours, days) = h.len();
+            // A late delivery of the day before goes straight to its points.
+            h.record(&cal, keep, t - DAY, t, OBS);
+            let (hours, days) = h.settled().len();
             assert!(hours as i64 <= keep, "{hours} hour points");
             assert!(days as i32 <= DAYS_KEPT, "{days} day points");
         }
         let now = start + 420 * DAY - 1;
+        h.settle();
         assert_eq!(h.len(), (keep as usize, DAYS_KEPT as usize));
         let oldest = h.days().next().unwrap().0;
         assert_eq!(
@@ -254,12 +388,42 @@ mod tests {
         assert!(!cal.in_history(now - 400 * DAY, now));
     }
 
+    /// Deliveries arriving in any order, late ones included, end in the
+    /// same points as when each is settled at once.
+    #[test]
+    fn the_open_hour_settles_into_the_same_points() {
+        let cal = berlin();
+        let now = at("2026-11-30T22:50Z[UTC]");
+        let (mut fast, mut slow) = (History::default(), History::default());
+        // Berlin's midnight falls at 23:00 UTC: the last hour spans two days.
+        for i in 0..500i64 {
+            let t = now - (i * 7919 % 50) * 3 * 60_000 + (i % 7) * 60_000 * 10;
+            fast.record(&cal, 49, t, now, OBS);
+            slow.record(&cal, 49, t, now, OBS);
+            slow.settle();
+        }
+        fast.settle();
+        let points = |h: &History| {
+            let hours: Vec<_> = h.hours_from(0).map(|(s, d)| (s, d.count())).collect();
+            let days: Vec<_> = h.days().map(|(d, x)| (d, x.count())).collect();
+            (hours, days)
+        };
+        assert_eq!(points(&fast), points(&slow));
+        assert_eq!(points(&fast).1.iter().map(|(_, n)| n).sum::<u64>(), 500);
+        assert_eq!(
+            points(&fast).1.len(),
+            2,
+            "November 30th and December 1st in Berlin"
+        );
+    }
+
     #[test]
     fn prune_drops_what_aged_out_without_new_deliveries() {
         let cal = Calendar::always();
         let mut h = History::default();
         let t = at("2026-11-30T12:00Z[UTC]");
         h.record(&cal, 25, t, t, OBS);
+        assert!(!h.is_empty(), "the open hour counts");
         h.prune(&cal, 25, t + 25 * HOUR);
         assert_eq!(h.len(), (0, 1));
         h.prune(&cal, 25, t + 400 * DAY);
@@ -273,7 +437,8 @@ mod tests {
         let t = at("2026-11-30T12:00Z[UTC]");
         h.record(&cal, 25, t, t, OBS);
         h.backfill(&cal, t - 30 * DAY, t, Some(1), OBS);
-        let back: History = postcard::from_bytes(&postcard::to_stdvec(&h).unwrap()).unwrap();
+        let back: History =
+            postcard::from_bytes(&postcard::to_stdvec(&h.settled()).unwrap()).unwrap();
         assert_eq!(back.len(), (1, 2));
         let mut back = back;
         assert!(!back.backfill(&cal, t - 30 * DAY, t, Some(1), OBS));

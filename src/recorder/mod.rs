@@ -114,7 +114,7 @@ impl SlaData {
             lsn: self.lsn,
             open: self.open.clone(),
             month: self.month.clone(),
-            history: self.history.clone(),
+            history: self.history.settled(),
         }
     }
 }
@@ -313,7 +313,9 @@ impl Recorder {
     /// the last SLA.
     pub fn with_history<T>(&self, i: usize, f: impl FnOnce(&Sla, &History) -> T) -> Option<T> {
         let (sla, state) = (self.catalog.slas.get(i)?, self.slas.get(i)?);
-        Some(f(sla, &lock(state).data.history))
+        let mut state = lock(state);
+        state.data.history.settle();
+        Some(f(sla, &state.data.history))
     }
 
     /// Drops every slot that has left its window by `now`, and every
@@ -450,6 +452,7 @@ impl SlaState {
         self.windows = windows;
         self.compliance = compliance;
         self.hours_kept = hours_kept(millis(sla.window));
+        self.data.history.forget_lookups();
         self.amazing_limit = sla.policy().amazing_limit();
         let old_labels = std::mem::replace(&mut self.data.labels, sla.labels.clone());
         let old = std::mem::take(&mut self.data.series);

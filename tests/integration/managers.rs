@@ -452,7 +452,7 @@ fn import_checks_everything_first_and_records_nothing_on_a_bad_row() {
     for expected in [
         format!("{name}:4: delivered_at: required with started_at"),
         format!("{name}:5: delivered_at: is before started_at"),
-        format!("{name}:6: delivered_at: is before the 400 days of history"),
+        format!("{name}:6: delivered_at: is older than the 400 days of history"),
         format!("{name}:7: started_at (column created): `yesterday` is neither an RFC 3339"),
         "4 rows would be refused; nothing was imported".to_owned(),
     ] {
