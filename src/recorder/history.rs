@@ -9,11 +9,12 @@
 //! (UTC without a calendar), so months follow the zone. Points with no
 //! delivery are not stored.
 //!
-//! Most deliveries belong to the hour under way: they go into one open
-//! digest with a single sketch insert, moved into its hour and day points
-//! when a delivery of a later hour arrives or before anything reads them
-//! ([`History::settle`]), so recording stays close to the cost of the
-//! windows alone.
+//! Deliveries reach it without a sketch insert of their own: the SLA-wide
+//! windows' 30-second base slots are merged in as they close
+//! ([`History::absorb`]; a base slot lies in one hour and one day in every
+//! zone, whose offsets are whole minutes), and only late deliveries, whose
+//! base slot has closed, are recorded one by one. Readers lay the base slot
+//! still open over it ([`History::overlaid`]).
 //!
 //! Size per SLA: at most [`hours_kept`] hour points (the compliance window,
 //! at least a day, plus the current hour) and [`DAYS_KEPT`] day points. A
@@ -55,21 +56,6 @@ pub struct History {
     /// time-zone lookup; rebuilt on demand.
     #[serde(skip)]
     lookups: Lookups,
-    /// Deliveries of the newest hour (and day) not yet in the points.
-    /// Never stored: a snapshot holds a settled copy.
-    #[serde(skip)]
-    open: Option<Open>,
-}
-
-/// The newest hour's deliveries, waiting to be settled into their points.
-#[derive(Debug, Clone)]
-struct Open {
-    /// `[lo, hi)`: the instants in both this hour and this day.
-    lo: Millis,
-    hi: Millis,
-    hour: i64,
-    date: Date,
-    digest: Digest,
 }
 
 /// Recently looked-up days: `(start, end, date)`, the instants `[start,
@@ -128,43 +114,55 @@ impl History {
         now: Millis,
         obs: Observation,
     ) {
-        if let Some(open) = &mut self.open
-            && (open.lo..open.hi).contains(&at)
-        {
-            open.digest.record(obs);
-            return;
-        }
+        self.add(calendar, hours, at, now, |d| d.record(obs));
+    }
+
+    /// Adds the deliveries of a closed base slot starting at `at` (wholly
+    /// inside one hour and one day) to their hour and day.
+    pub fn absorb(
+        &mut self,
+        calendar: &Calendar,
+        hours: i64,
+        at: Millis,
+        now: Millis,
+        slot: &Digest,
+    ) {
+        self.add(calendar, hours, at, now, |d| d.merge(slot));
+    }
+
+    fn add(
+        &mut self,
+        calendar: &Calendar,
+        hours: i64,
+        at: Millis,
+        now: Millis,
+        apply: impl Fn(&mut Digest),
+    ) {
         let hour = at.div_euclid(HOUR);
         let oldest_hour = now.div_euclid(HOUR) - hours + 1;
-        if hour >= oldest_hour && self.open.as_ref().is_none_or(|o| hour >= o.hour) {
-            // A newer hour (or day): it becomes the open one, and the
-            // moment to drop the points that aged out.
-            self.settle();
-            let oldest_day = self.oldest_day(calendar, now);
-            self.hours = self.hours.split_off(&oldest_hour);
-            self.days = self.days.split_off(&oldest_day);
-            let (start, end, date) = cached_span(&mut self.lookups.at, calendar, at);
-            let mut digest = Digest::new();
-            digest.record(obs);
-            self.open = Some(Open {
-                lo: start.max(hour * HOUR),
-                hi: end.min((hour + 1) * HOUR),
-                hour,
-                date,
-                digest,
-            });
-            return;
-        }
         if hour >= oldest_hour {
             if !self.hours.contains_key(&hour) {
                 // A new point is the moment to drop the aged ones.
                 self.hours = self.hours.split_off(&oldest_hour);
             }
-            Arc::make_mut(self.hours.entry(hour).or_default()).record(obs);
+            apply(Arc::make_mut(self.hours.entry(hour).or_default()));
         }
         if let Some(day) = self.day_entry(calendar, at, now) {
-            day.digest.record(obs);
+            apply(&mut day.digest);
         }
+    }
+
+    /// A copy with `slot` (the open base slot, starting at `at`) added: what
+    /// readers see. Points are shared; the two it changes are copied.
+    pub fn overlaid(&self, calendar: &Calendar, at: Millis, slot: &Digest) -> History {
+        let mut copy = self.clone();
+        let hour = at.div_euclid(HOUR);
+        Arc::make_mut(copy.hours.entry(hour).or_default()).merge(slot);
+        let date = calendar.date_of(at);
+        Arc::make_mut(copy.days.entry(date).or_default())
+            .digest
+            .merge(slot);
+        copy
     }
 
     /// Counts a backfilled delivery older than every window, in its day
@@ -193,28 +191,7 @@ impl History {
 
     /// Forgets the days looked up: the calendar (its zone) may have changed.
     pub fn forget_lookups(&mut self) {
-        self.settle();
         self.lookups = Lookups::default();
-    }
-
-    /// Moves the open hour's deliveries into their hour and day points.
-    /// Every read sees deliveries up to the last settle.
-    pub fn settle(&mut self) {
-        let Some(open) = self.open.take() else {
-            return;
-        };
-        Arc::make_mut(self.hours.entry(open.hour).or_default()).merge(&open.digest);
-        Arc::make_mut(self.days.entry(open.date).or_default())
-            .digest
-            .merge(&open.digest);
-    }
-
-    /// A settled copy, for a snapshot: points are shared, the open hour's
-    /// two are copied.
-    pub fn settled(&self) -> History {
-        let mut copy = self.clone();
-        copy.settle();
-        copy
     }
 
     /// The oldest day kept at `now`, looked up once a day.
@@ -242,9 +219,8 @@ impl History {
         Some(Arc::make_mut(self.days.entry(date).or_default()))
     }
 
-    /// Settles, then drops the points that have aged out by `now`.
+    /// Drops the points that have aged out by `now`.
     pub fn prune(&mut self, calendar: &Calendar, hours: i64, now: Millis) {
-        self.settle();
         self.hours = self.hours.split_off(&(now.div_euclid(HOUR) - hours + 1));
         self.days = self.days.split_off(&calendar.oldest_history_day(now));
     }
@@ -269,14 +245,14 @@ impl History {
         self.days.iter().map(|(date, day)| (*date, &day.digest))
     }
 
-    /// Points held as of the last settle: (hours, days).
+    /// Points held: (hours, days).
     pub fn len(&self) -> (usize, usize) {
         (self.hours.len(), self.days.len())
     }
 
     /// Whether it holds no point.
     pub fn is_empty(&self) -> bool {
-        self.hours.is_empty() && self.days.is_empty() && self.open.is_none()
+        self.hours.is_empty() && self.days.is_empty()
     }
 
     /// Heap bytes held, for the memory self-metric.
@@ -288,11 +264,7 @@ impl History {
             .values()
             .map(|d| POINT + d.digest.heap_bytes() + d.backfilled.capacity() * 8)
             .sum();
-        let open = self
-            .open
-            .as_ref()
-            .map_or(0, |o| POINT + o.digest.heap_bytes());
-        hours + days + open
+        hours + days
     }
 }
 
@@ -327,7 +299,6 @@ mod tests {
         // 23:30 UTC on November 30th is already December 1st in Berlin.
         let t = at("2026-11-30T23:30Z[UTC]");
         h.record(&cal, 25, t, t, OBS);
-        h.settle();
         let days: Vec<_> = h.days().map(|(d, x)| (d, x.count())).collect();
         assert_eq!(days, vec![(jiff::civil::date(2026, 12, 1), 1)]);
         let hours: Vec<_> = h.hours_from(0).map(|(s, x)| (s, x.count())).collect();
@@ -347,12 +318,11 @@ mod tests {
             h.record(&cal, keep, t, t, OBS);
             // A late delivery of the day before goes straight to its points.
             h.record(&cal, keep, t - DAY, t, OBS);
-            let (hours, days) = h.settled().len();
+            let (hours, days) = h.len();
             assert!(hours as i64 <= keep, "{hours} hour points");
             assert!(days as i32 <= DAYS_KEPT, "{days} day points");
         }
         let now = start + 420 * DAY - 1;
-        h.settle();
         assert_eq!(h.len(), (keep as usize, DAYS_KEPT as usize));
         let oldest = h.days().next().unwrap().0;
         assert_eq!(
@@ -388,32 +358,42 @@ mod tests {
         assert!(!cal.in_history(now - 400 * DAY, now));
     }
 
-    /// Deliveries arriving in any order, late ones included, end in the
-    /// same points as when each is settled at once.
+    /// 30-second slots absorbed as they close, and the open one laid over,
+    /// give the points of recording each delivery, across Berlin's midnight
+    /// (23:00 UTC).
     #[test]
-    fn the_open_hour_settles_into_the_same_points() {
+    fn absorbed_slots_and_the_overlay_equal_recording_one_by_one() {
         let cal = berlin();
-        let now = at("2026-11-30T22:50Z[UTC]");
-        let (mut fast, mut slow) = (History::default(), History::default());
-        // Berlin's midnight falls at 23:00 UTC: the last hour spans two days.
-        for i in 0..500i64 {
-            let t = now - (i * 7919 % 50) * 3 * 60_000 + (i % 7) * 60_000 * 10;
-            fast.record(&cal, 49, t, now, OBS);
-            slow.record(&cal, 49, t, now, OBS);
-            slow.settle();
+        let now = at("2026-11-30T23:20Z[UTC]");
+        let (mut one, mut slots) = (History::default(), History::default());
+        let mut slot = Digest::new();
+        let mut slot_start = None;
+        for i in 0..600i64 {
+            let t = now - 3_600_000 + i * 6_000;
+            one.record(&cal, 49, t, now, OBS);
+            let start = t - t.rem_euclid(30_000);
+            if slot_start.is_some_and(|s| s != start) {
+                slots.absorb(&cal, 49, slot_start.unwrap(), now, &slot);
+                slot = Digest::new();
+            }
+            slot_start = Some(start);
+            slot.record(OBS);
         }
-        fast.settle();
+        let shown = slots.overlaid(&cal, slot_start.unwrap(), &slot);
         let points = |h: &History| {
             let hours: Vec<_> = h.hours_from(0).map(|(s, d)| (s, d.count())).collect();
             let days: Vec<_> = h.days().map(|(d, x)| (d, x.count())).collect();
             (hours, days)
         };
-        assert_eq!(points(&fast), points(&slow));
-        assert_eq!(points(&fast).1.iter().map(|(_, n)| n).sum::<u64>(), 500);
+        assert_eq!(points(&shown), points(&one));
         assert_eq!(
-            points(&fast).1.len(),
+            points(&one).1.len(),
             2,
             "November 30th and December 1st in Berlin"
+        );
+        assert!(
+            points(&slots).1.iter().map(|(_, n)| n).sum::<u64>() < 600,
+            "the overlay is a copy"
         );
     }
 
@@ -423,7 +403,6 @@ mod tests {
         let mut h = History::default();
         let t = at("2026-11-30T12:00Z[UTC]");
         h.record(&cal, 25, t, t, OBS);
-        assert!(!h.is_empty(), "the open hour counts");
         h.prune(&cal, 25, t + 25 * HOUR);
         assert_eq!(h.len(), (0, 1));
         h.prune(&cal, 25, t + 400 * DAY);
@@ -437,8 +416,7 @@ mod tests {
         let t = at("2026-11-30T12:00Z[UTC]");
         h.record(&cal, 25, t, t, OBS);
         h.backfill(&cal, t - 30 * DAY, t, Some(1), OBS);
-        let back: History =
-            postcard::from_bytes(&postcard::to_stdvec(&h.settled()).unwrap()).unwrap();
+        let back: History = postcard::from_bytes(&postcard::to_stdvec(&h).unwrap()).unwrap();
         assert_eq!(back.len(), (1, 2));
         let mut back = back;
         assert!(!back.backfill(&cal, t - 30 * DAY, t, Some(1), OBS));

@@ -114,7 +114,7 @@ impl SlaData {
             lsn: self.lsn,
             open: self.open.clone(),
             month: self.month.clone(),
-            history: self.history.settled(),
+            history: self.history.clone(),
         }
     }
 }
@@ -288,7 +288,10 @@ impl Recorder {
     /// the last SLA.
     pub fn with_data<T>(&self, i: usize, f: impl FnOnce(&str, &SlaData) -> T) -> Option<T> {
         let (sla, state) = (self.catalog.slas.get(i)?, self.slas.get(i)?);
-        Some(f(&sla.name, &lock(state).data))
+        let mut state = lock(state);
+        // Closed base slots belong in the history a snapshot keeps.
+        state.settle_history(sla, None);
+        Some(f(&sla.name, &state.data))
     }
 
     /// Calls `f` with each SLA's name and data, one SLA locked at a time.
@@ -297,7 +300,9 @@ impl Recorder {
         mut f: impl FnMut(&str, &SlaData) -> Result<(), E>,
     ) -> Result<(), E> {
         for (sla, state) in self.catalog.slas.iter().zip(&self.slas) {
-            f(&sla.name, &lock(state).data)?;
+            let mut state = lock(state);
+            state.settle_history(sla, None);
+            f(&sla.name, &state.data)?;
         }
         Ok(())
     }
@@ -314,8 +319,21 @@ impl Recorder {
     pub fn with_history<T>(&self, i: usize, f: impl FnOnce(&Sla, &History) -> T) -> Option<T> {
         let (sla, state) = (self.catalog.slas.get(i)?, self.slas.get(i)?);
         let mut state = lock(state);
-        state.data.history.settle();
-        Some(f(sla, &state.data.history))
+        state.settle_history(sla, None);
+        let history = &state.data.history;
+        // The base slot still open is not in the history yet: lay it over.
+        match state
+            .data
+            .aggregate
+            .as_ref()
+            .and_then(Rolling::pending_base)
+        {
+            Some((at, slot)) => {
+                let shown = history.overlaid(clocks::calendar_of(sla), at, slot);
+                Some(f(sla, &shown))
+            }
+            None => Some(f(sla, history)),
+        }
     }
 
     /// Drops every slot that has left its window by `now`, and every
@@ -324,13 +342,14 @@ impl Recorder {
         for (sla, state) in self.catalog.slas.iter().zip(&self.slas) {
             let mut state = lock(state);
             let hours = state.hours_kept;
+            if let Some(a) = &mut state.data.aggregate {
+                a.advance(now);
+            }
+            state.settle_history(sla, Some(now));
             state
                 .data
                 .history
                 .prune(clocks::calendar_of(sla), hours, now);
-            if let Some(a) = &mut state.data.aggregate {
-                a.advance(now);
-            }
             for r in state
                 .data
                 .series
@@ -430,7 +449,11 @@ impl SlaState {
         // Restored state may come from other settings: reshape always (rings
         // that did not change carry over as they are).
         let aggregate = match self.data.aggregate.take() {
-            Some(a) => a.reshape(&windows),
+            Some(mut a) => {
+                // A base slot closed by the re-slicing still reaches the history.
+                a.follow_closed();
+                a.reshape(&windows)
+            }
             // State from format 5 and older: the series held every window.
             None => {
                 let mut all = Rolling::new(&windows);
@@ -440,6 +463,8 @@ impl SlaState {
                 all
             }
         };
+        let mut aggregate = aggregate;
+        aggregate.follow_closed();
         self.data.aggregate = Some(aggregate);
         self.series_windows = (0..windows.len())
             .filter(|&i| !sla.labels.is_empty() && sla.series_windows.contains(&windows[i].label))
@@ -555,16 +580,36 @@ impl SlaState {
         if let Some(r) = &mut series.rolling {
             r.record(d.at, obs);
         }
-        if let Some(a) = &mut self.data.aggregate {
-            a.record(d.at, obs);
-        }
+        // The history takes the SLA-wide base slots as they close; a late
+        // delivery, whose slot has closed, is recorded there itself.
+        let in_open_slot = match &mut self.data.aggregate {
+            Some(a) => a.record(d.at, obs),
+            None => false,
+        };
+        self.settle_history(sla, Some(now));
         let calendar = clocks::calendar_of(sla);
+        if !in_open_slot {
+            self.data
+                .history
+                .record(calendar, self.hours_kept, d.at, now, obs);
+        }
         if sla.calendar_month {
             month::MonthTally::record(&mut self.data.month, calendar, d.at, now, obs);
         }
-        self.data
-            .history
-            .record(calendar, self.hours_kept, d.at, now, obs);
+    }
+
+    /// Moves the SLA-wide base slots closed since last time into the
+    /// history; `now` decides which points have aged out (`None`: none).
+    fn settle_history(&mut self, sla: &Sla, now: Option<Millis>) {
+        let Some(a) = &mut self.data.aggregate else {
+            return;
+        };
+        for (at, slot) in a.take_closed() {
+            let now = now.unwrap_or(at);
+            self.data
+                .history
+                .absorb(clocks::calendar_of(sla), self.hours_kept, at, now, &slot);
+        }
     }
 
     /// Records a delivery older than every window in the SLA's history
@@ -653,6 +698,7 @@ impl SlaState {
             }
             None => (0..self.windows.len()).map(|_| Digest::new()).collect(),
         };
+        self.settle_history(sla, Some(now));
         let mut specs = self.windows.clone();
         let mut compliance = self.compliance;
         if sla.calendar_month {

@@ -23,6 +23,12 @@ pub struct Rolling {
     high: Option<i64>,
     /// Whether base slot `high` is still to be rolled into the coarser rings.
     pending: bool,
+    /// Base slots as they close, (start, deliveries), for whoever follows
+    /// them (an SLA's history); `None` when nobody does. Not stored: the
+    /// follower asks again after a restore, and a slot still pending then
+    /// closes into it as usual.
+    #[serde(skip)]
+    closed: Option<Vec<(Millis, Arc<Digest>)>>,
 }
 
 impl Rolling {
@@ -39,15 +45,46 @@ impl Rolling {
             rings: windows.iter().map(Ring::new).collect(),
             high: None,
             pending: false,
+            closed: None,
         }
     }
 
-    /// Records one delivery that completed at `at`.
-    pub fn record(&mut self, at: Millis, obs: Observation) {
+    /// Keeps every base slot as it closes, for [`Rolling::take_closed`].
+    pub fn follow_closed(&mut self) {
+        self.closed.get_or_insert_with(Vec::new);
+    }
+
+    /// The base slots closed since the last call, oldest first (none unless
+    /// [`Rolling::follow_closed`] was called).
+    pub fn take_closed(&mut self) -> Vec<(Millis, Arc<Digest>)> {
+        match &mut self.closed {
+            Some(closed) if !closed.is_empty() => std::mem::take(closed),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The base slot still open, (start, deliveries), if it holds any.
+    pub fn pending_base(&self) -> Option<(Millis, &Digest)> {
+        let high = self.high.filter(|_| self.pending)?;
+        let base = &self.rings[0];
+        Some((high * base.width, base.get(high)?))
+    }
+
+    /// Records one delivery that completed at `at`. True when it went into
+    /// the open base slot (so it reaches [`Rolling::take_closed`] when that
+    /// closes); false for a late delivery, recorded only in the rings that
+    /// still keep its time.
+    pub fn record(&mut self, at: Millis, obs: Observation) -> bool {
         let slot = self.rings[0].slot_no(at);
         match self.high {
-            Some(high) if slot == high && self.pending => self.rings[0].entry(slot).record(obs),
-            Some(high) if slot <= high => self.record_late(at, high, obs),
+            Some(high) if slot == high && self.pending => {
+                self.rings[0].entry(slot).record(obs);
+                true
+            }
+            Some(high) if slot <= high => {
+                self.record_late(at, high, obs);
+                false
+            }
             _ => {
                 self.roll_up();
                 // A new newest slot: also the moment to drop what has aged out,
@@ -58,6 +95,7 @@ impl Rolling {
                 self.high = Some(slot);
                 self.pending = true;
                 self.rings[0].entry(slot).record(obs);
+                true
             }
         }
     }
@@ -81,13 +119,16 @@ impl Rolling {
         };
         self.pending = false;
         let (base, coarser) = self.rings.split_at_mut(1);
-        let Some(digest) = base[0].get(high) else {
+        let Some(digest) = base[0].get_shared(high) else {
             return;
         };
         let at = high * base[0].width;
         for ring in coarser {
             let slot = ring.slot_no(at);
-            ring.entry(slot).merge(digest);
+            ring.entry(slot).merge(&digest);
+        }
+        if let Some(closed) = &mut self.closed {
+            closed.push((at, digest));
         }
     }
 
@@ -163,6 +204,8 @@ impl Rolling {
             rings,
             high: self.high,
             pending: false,
+            // What closed above still reaches the follower.
+            closed: self.closed,
         }
     }
 
@@ -243,6 +286,12 @@ impl Ring {
     fn get(&self, slot: i64) -> Option<&Digest> {
         let i = self.slots.binary_search_by_key(&slot, |(no, _)| *no).ok()?;
         Some(&self.slots[i].1)
+    }
+
+    /// The slot's digest, shared (a pointer copy).
+    fn get_shared(&self, slot: i64) -> Option<Arc<Digest>> {
+        let i = self.slots.binary_search_by_key(&slot, |(no, _)| *no).ok()?;
+        Some(self.slots[i].1.clone())
     }
 
     fn entry(&mut self, slot: i64) -> &mut Digest {
