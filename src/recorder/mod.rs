@@ -582,11 +582,13 @@ impl SlaState {
         }
         // The history takes the SLA-wide base slots as they close; a late
         // delivery, whose slot has closed, is recorded there itself.
-        let in_open_slot = match &mut self.data.aggregate {
-            Some(a) => a.record(d.at, obs),
-            None => false,
+        let (in_open_slot, closed) = match &mut self.data.aggregate {
+            Some(a) => (a.record(d.at, obs), a.has_closed()),
+            None => (false, false),
         };
-        self.settle_history(sla, Some(now));
+        if closed {
+            self.settle_history(sla, Some(now));
+        }
         let calendar = clocks::calendar_of(sla);
         if !in_open_slot {
             self.data

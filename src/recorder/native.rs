@@ -27,9 +27,41 @@ pub const ZERO_THRESHOLD: f64 = 2.938_735_877_055_719e-39;
 /// PromQL's quantiles finite.
 pub const TOP_INDEX: i32 = 10 << SCHEMA;
 
-/// Upper bound of bucket `index` at [`SCHEMA`].
+/// Bucket bounds within one octave, and where to start looking for a
+/// mantissa's: a bucket is found from a value's binary exponent and one or
+/// two comparisons of its mantissa here, with no logarithm, and its bounds
+/// are these scaled by a power of two, so a value and its bucket's bounds
+/// agree exactly.
+struct Octave {
+    /// 2^(j/128) for j in 0..=128.
+    bounds: [f64; 129],
+    /// For mantissas in [1 + k/256, 1 + (k+1)/256): the first j whose bound
+    /// is at least 1 + k/256. Buckets are wider than 1/256 of an octave's
+    /// start, so the answer is this j or the next.
+    start: [u8; 256],
+}
+
+static OCTAVE: std::sync::LazyLock<Octave> = std::sync::LazyLock::new(|| {
+    let bounds: [f64; 129] = std::array::from_fn(|j| (j as f64 / PER_OCTAVE).exp2());
+    let start = std::array::from_fn(|k| {
+        let low = 1.0 + k as f64 / 256.0;
+        bounds.partition_point(|&b| b < low) as u8
+    });
+    Octave { bounds, start }
+});
+
+/// 2^e, exactly, for the exponents bucket bounds use.
+fn pow2(e: i32) -> f64 {
+    match e {
+        -1022..=1023 => f64::from_bits(((e + 1023) as u64) << 52),
+        _ => 2f64.powi(e),
+    }
+}
+
+/// Upper bound of bucket `index` at [`SCHEMA`]: 2^(index/128).
 pub fn upper_bound(index: i32) -> f64 {
-    (f64::from(index) / PER_OCTAVE).exp2()
+    let per = 1i32 << SCHEMA;
+    OCTAVE.bounds[index.rem_euclid(per) as usize] * pow2(index.div_euclid(per))
 }
 
 /// The bucket of a completed delivery, `None` for the zero bucket. `late`
@@ -40,17 +72,26 @@ pub fn index_of(relative: f64, late: bool) -> Option<i32> {
     if !late && relative <= ZERO_THRESHOLD {
         return None;
     }
-    // ceil(log2(r) x 2^schema), within i32 for every positive finite float;
-    // NaN (never produced) would land in bucket 0.
-    let raw = (relative.log2() * PER_OCTAVE).ceil();
-    let mut index = raw.clamp(f64::from(i32::MIN + 1), f64::from(TOP_INDEX)) as i32;
-    // log2 may round across a boundary: hold r in (bound(i - 1), bound(i)]
-    // as `upper_bound` computes the bounds.
-    if index > i32::MIN + 1 && relative <= upper_bound(index - 1) {
-        index -= 1;
-    } else if index < TOP_INDEX && relative > upper_bound(index) {
-        index += 1;
-    }
+    let bits = relative.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i32;
+    let index = if relative.is_nan() {
+        0
+    } else if biased == 0x7ff || biased > 1023 + 10 {
+        // Infinite, or past the top bucket's bound of 2^10.
+        TOP_INDEX
+    } else if biased == 0 {
+        // Subnormal (never produced: the zero bucket takes tiny values).
+        i32::MIN + 1
+    } else {
+        // r = m x 2^e with m in [1, 2): the bucket is e x 128 + j for the
+        // first bound 2^(j/128) at or above m.
+        let mantissa = f64::from_bits((bits & ((1 << 52) - 1)) | (1023 << 52));
+        let octave = &*OCTAVE;
+        let j = usize::from(octave.start[((bits >> 44) & 0xff) as usize]);
+        let j = j + usize::from(octave.bounds[j] < mantissa);
+        ((biased - 1023) << SCHEMA) + j as i32
+    };
+    let index = index.min(TOP_INDEX);
     Some(if late { index.max(1) } else { index.min(0) })
 }
 
@@ -153,6 +194,56 @@ mod tests {
         assert_eq!(upper_bound(128), 2.0);
         for i in [-300, -5, 5, 77, 1000] {
             assert_eq!(index_of(upper_bound(i), i > 0), Some(i), "bound of {i}");
+        }
+    }
+
+    /// The table search gives the buckets of ceil(log2(r) x 128), the
+    /// definition, wherever the logarithm is not within rounding of a bound.
+    #[test]
+    fn buckets_are_ceil_of_log2_times_128() {
+        let mut r: f64 = 3e-9;
+        let mut checked = 0;
+        while r < 2000.0 {
+            let scaled = r.log2() * PER_OCTAVE;
+            let exact = scaled.ceil() as i32;
+            // Past the clamps, late is exactly r > 1.
+            let got = index_of(r, r > 1.0).unwrap();
+            if (scaled - scaled.round()).abs() > 1e-9 {
+                assert_eq!(got, exact.min(TOP_INDEX), "{r}");
+                checked += 1;
+            }
+            r *= 1.000_731;
+        }
+        assert!(checked > 30_000, "{checked}");
+        assert_eq!(index_of(f64::INFINITY, true), Some(TOP_INDEX));
+        assert_eq!(index_of(1e300, true), Some(TOP_INDEX));
+        assert_eq!(index_of(1024.0, true), Some(TOP_INDEX));
+        assert_eq!(
+            index_of(1024.0 * (1.0 + f64::EPSILON), true),
+            Some(TOP_INDEX)
+        );
+        assert_eq!(
+            index_of(upper_bound(TOP_INDEX - 1), true),
+            Some(TOP_INDEX - 1)
+        );
+        assert_eq!(
+            index_of(ZERO_THRESHOLD * 2.0, false),
+            Some(-128 * 128 + 128)
+        );
+    }
+
+    /// Each stretch of 1/256 of an octave holds at most one bucket bound,
+    /// which the one-comparison search relies on.
+    #[test]
+    fn a_bound_at_most_per_stretch() {
+        for k in 0..256 {
+            let (low, high) = (1.0 + k as f64 / 256.0, 1.0 + (k + 1) as f64 / 256.0);
+            let inside = OCTAVE
+                .bounds
+                .iter()
+                .filter(|&&b| low <= b && b < high)
+                .count();
+            assert!(inside <= 1, "stretch {k}: {inside}");
         }
     }
 

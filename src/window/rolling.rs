@@ -54,6 +54,12 @@ impl Rolling {
         self.closed.get_or_insert_with(Vec::new);
     }
 
+    /// Whether base slots closed since the last [`Rolling::take_closed`].
+    #[inline]
+    pub fn has_closed(&self) -> bool {
+        self.closed.as_ref().is_some_and(|c| !c.is_empty())
+    }
+
     /// The base slots closed since the last call, oldest first (none unless
     /// [`Rolling::follow_closed`] was called).
     pub fn take_closed(&mut self) -> Vec<(Millis, Arc<Digest>)> {
