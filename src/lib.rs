@@ -18,7 +18,8 @@
 //!   events) and the checks that admit them.
 //!
 //! State:
-//! - [`recorder`]: series, rolling windows, counters, ids and open items per SLA.
+//! - [`recorder`]: series, rolling windows, counters, ids, open items and
+//!   history (per hour and per day) per SLA.
 //! - [`exposition`]: `/metrics` in the format the scraper asks for, every
 //!   metric name defined once, the fleet rules generated from a config, the pages, the
 //!   monthly report and the promise advisor.

@@ -77,7 +77,7 @@ pub fn render(recorder: &Recorder, telemetry_path: &str, now: Millis) -> String 
             .unwrap_or_default();
         card(&mut cards, sla, report, &hours, &days);
     }
-    let month = super::super::monthly::Month::of(
+    let month = crate::exposition::monthly::Month::of(
         jiff::Timestamp::from_millisecond(now)
             .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
             .to_zoned(jiff::tz::TimeZone::UTC)
