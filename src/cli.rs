@@ -89,9 +89,9 @@ pub enum Command {
     /// Print a month's SLA report: per SLA the deliveries, compliance,
     /// margin, budget used, worst days and whether the promise was kept.
     Report {
-        /// The month, `YYYY-MM`.
+        /// The month, `YYYY-MM` (default: last month, in UTC).
         #[arg(long, value_name = "YYYY-MM", value_parser = crate::exposition::monthly::Month::parse)]
-        month: crate::exposition::monthly::Month,
+        month: Option<crate::exposition::monthly::Month>,
         /// Output format.
         #[arg(long, value_enum, default_value = "markdown")]
         format: crate::reporting::ReportFormat,

@@ -5,6 +5,7 @@ use amaze_exporter::cli::ImportFlags;
 use amaze_exporter::cli::{Cli, Command, LogFormat};
 use amaze_exporter::config::Config;
 use amaze_exporter::demo::{self, DemoArgs, DemoError};
+use amaze_exporter::exposition::monthly::Month;
 use amaze_exporter::import::rows::Mapping;
 use amaze_exporter::import::{self, Destination, ImportArgs, ImportError, SinkError};
 use amaze_exporter::reporting::{self, ReportError, ReportSource};
@@ -117,6 +118,12 @@ fn main() -> ExitCode {
             Some(path) => ReportSource::State { path, config },
             None => ReportSource::Exporter(target),
         };
+        let month = month.unwrap_or_else(|| {
+            let today = jiff::Timestamp::now()
+                .to_zoned(jiff::tz::TimeZone::UTC)
+                .date();
+            Month::of(today).previous()
+        });
         return match reporting::run(month, format, &source) {
             Ok(text) => {
                 print!("{text}");
@@ -207,8 +214,13 @@ fn import(flags: ImportFlags) -> ExitCode {
     match import::run(&args) {
         Ok(s) => {
             if args.dry_run {
+                let repeats = if s.duplicates > 0 {
+                    format!(", {} of them duplicates", s.duplicates)
+                } else {
+                    String::new()
+                };
                 println!(
-                    "would import {} of {} rows; none would be refused",
+                    "would import {} of {} rows{repeats}; none would be refused",
                     s.accepted, s.rows
                 );
             } else {

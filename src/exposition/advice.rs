@@ -78,17 +78,28 @@ pub struct WindowAdvice {
     pub window: String,
     /// Deliveries in it.
     pub deliveries: u64,
-    /// The objective's nearest-rank quantile in seconds; absent with too
-    /// few deliveries or when failures reach it.
+    /// The objective's nearest-rank quantile of duration over each
+    /// delivery's own promise; absent with too few deliveries or when
+    /// failures reach it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub objective_quantile_ratio: Option<f64>,
+    /// The same in seconds: for an SLA without goals whose window was
+    /// judged by one promise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub objective_quantile_seconds: Option<f64>,
-    /// T' = q / (1 - target margin), for the default promise.
+    /// T' = q / (1 - target margin), for the default promise; absent when
+    /// the window's deliveries were judged by more than one promise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub advised_promise_seconds: Option<f64>,
     /// T' / T: the factor every promise (each goal's too) could be
     /// multiplied by, since each delivery is judged by its own promise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub advised_scale: Option<f64>,
+    /// When a reload changed the promise within the window: the default
+    /// promises its deliveries were judged by, in seconds. Seconds above
+    /// are of the one that judged them, and absent when several did.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub judged_by_seconds: Vec<f64>,
 }
 
 /// A goal's promise, for an SLA with goals.
@@ -128,9 +139,46 @@ pub struct WhatIfWindow {
     /// when the margin reaches the target margin).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<&'static str>,
-    /// Whether the compliance is exact (the typed promise is the SLA's own
-    /// or its amaze limit), rather than exact but for deliveries within 1%.
+    /// Whether the compliance is exact (the typed promise is the one the
+    /// deliveries were judged by, or its amaze limit), rather than exact but
+    /// for deliveries within 1%.
     pub exact: bool,
+}
+
+/// The promise a window's relative times are of: the SLA's, unless a
+/// reload changed it within the window.
+#[derive(Debug, Clone, PartialEq)]
+enum Base {
+    /// Every delivery was judged by this default promise.
+    One(Duration),
+    /// By several: figures in seconds cannot be given.
+    Mixed(Vec<Duration>),
+}
+
+impl Base {
+    fn of(judged_by: Vec<Duration>, current: Duration) -> Base {
+        match judged_by.as_slice() {
+            [] => Base::One(current),
+            [one] => Base::One(*one),
+            _ => Base::Mixed(judged_by),
+        }
+    }
+
+    fn promise(&self) -> Option<Duration> {
+        match self {
+            Base::One(p) => Some(*p),
+            Base::Mixed(_) => None,
+        }
+    }
+
+    /// The promises, in seconds, when not just `current`.
+    fn shown(&self, current: Duration) -> Vec<f64> {
+        match self {
+            Base::One(p) if *p == current => Vec::new(),
+            Base::One(p) => vec![p.as_secs_f64()],
+            Base::Mixed(all) => all.iter().map(Duration::as_secs_f64).collect(),
+        }
+    }
 }
 
 /// Answers `question` from `recorder`'s windows at `now`.
@@ -147,28 +195,45 @@ pub fn advise(
         .windows(i, now)
         .ok_or_else(|| AdviceError::UnknownSla(question.sla.clone()))?;
     let target = question.target_margin.or(sla.target_margin);
+    let objective = question.objective.unwrap_or(sla.objective);
     let assessed = |d: &Digest| d.count() >= sla.min_deliveries.max(1);
+    // What judged each window's deliveries, from the history's hours.
+    let bases: Vec<Base> = recorder
+        .with_history(i, |_, h| {
+            windows
+                .specs
+                .iter()
+                .map(|spec| Base::of(h.judged_by_since(now - spec.span), sla.promise))
+                .collect()
+        })
+        .unwrap_or_default();
+    let base_of = |w: usize| bases.get(w).cloned().unwrap_or(Base::One(sla.promise));
+    let keep = target.map_or(1.0, |t| 1.0 - t.to_f64());
     let advice = windows
         .specs
         .iter()
         .zip(&windows.digests)
-        .map(|(spec, d)| {
-            let q = assessed(d)
-                .then(|| objective_seconds(d, sla, sla.objective))
-                .flatten();
-            let keep = target.map_or(1.0, |t| 1.0 - t.to_f64());
+        .enumerate()
+        .map(|(w, (spec, d))| {
+            let base = base_of(w);
+            let r = assessed(d)
+                .then(|| d.quantile(objective, None))
+                .flatten()
+                .filter(|r| r.is_finite());
+            let seconds = |r: f64| base.promise().map(|p| r * p.as_secs_f64());
             WindowAdvice {
                 window: spec.label.clone(),
                 deliveries: d.count(),
-                objective_quantile_seconds: q,
-                advised_promise_seconds: q.map(|q| q / keep),
-                advised_scale: q.map(|q| q / keep / sla.promise.as_secs_f64()),
+                objective_quantile_ratio: r,
+                objective_quantile_seconds: r.filter(|_| sla.goals.is_empty()).and_then(seconds),
+                advised_promise_seconds: r.and_then(seconds).map(|q| q / keep),
+                advised_scale: r.map(|r| r / keep),
+                judged_by_seconds: base.shown(sla.promise),
             }
         })
         .collect();
     let what_if = (question.promise.is_some() || question.objective.is_some()).then(|| {
         let promise = question.promise.unwrap_or(sla.promise);
-        let objective = question.objective.unwrap_or(sla.objective);
         WhatIf {
             promise_seconds: promise.as_secs_f64(),
             objective: objective.to_f64(),
@@ -176,14 +241,15 @@ pub fn advise(
                 .specs
                 .iter()
                 .zip(&windows.digests)
-                .map(|(spec, d)| {
-                    let mut w = what_if(d, sla, promise, objective, target);
+                .enumerate()
+                .map(|(w, (spec, d))| {
+                    let mut x = what_if(d, sla, &base_of(w), promise, objective, target);
                     if !assessed(d) {
-                        (w.compliance, w.margin, w.status) = (None, None, None);
+                        (x.compliance, x.margin, x.status) = (None, None, None);
                     }
                     WhatIfWindow {
                         window: spec.label.clone(),
-                        ..w
+                        ..x
                     }
                 })
                 .collect(),
@@ -205,7 +271,7 @@ pub fn advise(
                 promise_seconds: g.promise.as_secs_f64(),
             })
             .collect(),
-        objective: sla.objective.to_f64(),
+        objective: objective.to_f64(),
         target_margin: target.map_or(0.0, Decimal::to_f64),
         relative_accuracy: RELATIVE_ACCURACY,
         windows: advice,
@@ -213,42 +279,52 @@ pub fn advise(
     })
 }
 
-/// The `objective` quantile in seconds, or `None` when failures reach it.
-fn objective_seconds(d: &Digest, sla: &Sla, objective: Decimal) -> Option<f64> {
-    let r = d.quantile(objective, None)?;
-    r.is_finite().then_some(r * sla.promise.as_secs_f64())
-}
-
-/// One window's figures had `promise` and `objective` been in force.
+/// One window's figures had `promise` and `objective` been in force; none
+/// when several promises judged its deliveries.
 fn what_if(
     d: &Digest,
     sla: &Sla,
+    base: &Base,
     promise: Duration,
     objective: Decimal,
     target: Option<Decimal>,
 ) -> WhatIfWindow {
     let n = d.count();
-    let limit = sla.policy().amazing_limit().map(Decimal::to_f64);
-    // The typed promise as a share of the one deliveries were judged by.
-    let x = promise.as_secs_f64() / sla.promise.as_secs_f64();
-    let exact = promise == sla.promise
-        || sla
-            .policy()
-            .amazing_limit()
-            .is_some_and(|l| l.of(sla.promise) == promise);
-    let x = if promise == sla.promise {
-        1.0
-    } else if exact {
-        limit.unwrap_or(x)
-    } else {
-        x
+    let none = WhatIfWindow {
+        window: String::new(),
+        deliveries: n,
+        compliance: None,
+        margin: None,
+        status: None,
+        exact: false,
     };
-    let within = d.count_at_most(x, limit);
+    let Some(judged) = base.promise() else {
+        return none;
+    };
+    // The amaze limit deliveries were judged by, if it is the SLA's still.
+    let limit = sla
+        .policy()
+        .amazing_limit()
+        .filter(|_| judged == sla.promise);
+    let limit_f64 = limit.map(Decimal::to_f64);
+    // The typed promise as a share of the one deliveries were judged by:
+    // exact counts sit at 1 and at the amaze limit.
+    let x = if promise == judged {
+        1.0
+    } else if let Some(l) = limit.filter(|l| l.of(judged) == promise) {
+        l.to_f64()
+    } else {
+        promise.as_secs_f64() / judged.as_secs_f64()
+    };
+    let exact = promise == judged || limit.is_some_and(|l| l.of(judged) == promise);
+    let within = d.count_at_most(x, limit_f64);
     let (compliance, margin, status) = if n == 0 {
         (None, None, None)
     } else {
         let kept = within >= objective.rank(n);
-        let q = objective_seconds(d, sla, objective).unwrap_or(f64::INFINITY);
+        let q = d
+            .quantile(objective, None)
+            .map_or(f64::INFINITY, |r| r * judged.as_secs_f64());
         let raw = (1.0 - q / promise.as_secs_f64()).max(MARGIN_FLOOR);
         // The sign follows the counts, as for the SLA's own margin.
         let margin = if kept {

@@ -8,6 +8,8 @@
 
 use std::fmt::Write;
 
+use std::time::Duration;
+
 use jiff::civil::Date;
 use serde::Serialize;
 
@@ -99,14 +101,22 @@ pub struct SlaMonth {
     pub objective: f64,
     /// Its amaze goal, if set.
     pub target_margin: Option<f64>,
-    /// The zone the month's days are dated in.
+    /// The zone the month's days are dated in (several, joined by ` and `,
+    /// if a reload changed the calendar's zone; the calendar's now when the
+    /// month holds no day).
     pub time_zone: String,
     /// Whether the month has ended (by the clock in that zone).
     pub complete: bool,
-    /// The first day the history holds, when that is after the month
-    /// began (the history starts when the exporter first recorded or was
-    /// backfilled, and keeps 400 days): the days before it are missing.
+    /// The first day the history holds a delivery on (it starts when the
+    /// exporter first recorded or was backfilled, and keeps 400 days).
     pub history_from: Option<String>,
+    /// Whether the history reaches back to the month's first day: if not,
+    /// the days before `history_from` are missing from the figures.
+    pub history_covers_month: bool,
+    /// When a reload changed the promise: the default promises the month's
+    /// deliveries were judged by, in seconds (figures are as judged then).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub judged_by_seconds: Vec<f64>,
     /// Deliveries completed in the month, failed ones included.
     pub deliveries: u64,
     /// Of them, failed or later than the promise.
@@ -168,8 +178,14 @@ pub fn report(recorder: &Recorder, month: Month, now: Millis) -> MonthReport {
                         });
                     }
                 }
-                days.sort_by(|a, b| a.margin.total_cmp(&b.margin));
+                // Worst margin first; at the floor (-100%), worst compliance.
+                days.sort_by(|a, b| {
+                    a.margin
+                        .total_cmp(&b.margin)
+                        .then(a.compliance.total_cmp(&b.compliance))
+                });
                 days.truncate(WORST_DAYS);
+                let (judged_by, zones) = history.stamps_between(month.first(), month.end());
                 let oldest = history.days().next().map(|(d, _)| d);
                 let Figures {
                     deliveries,
@@ -184,11 +200,18 @@ pub fn report(recorder: &Recorder, month: Month, now: Millis) -> MonthReport {
                     promise_seconds: sla.promise.as_secs_f64(),
                     objective,
                     target_margin: sla.target_margin.map(Decimal::to_f64),
-                    time_zone: zone.iana_name().unwrap_or("UTC").to_owned(),
+                    time_zone: if zones.is_empty() {
+                        zone.iana_name().unwrap_or("UTC").to_owned()
+                    } else {
+                        zones.join(" and ")
+                    },
                     complete: today >= month.end(),
-                    history_from: oldest
-                        .filter(|d| *d > month.first() && *d < month.end())
-                        .map(|d| d.to_string()),
+                    history_from: oldest.map(|d| d.to_string()),
+                    history_covers_month: oldest.is_some_and(|d| d <= month.first()),
+                    judged_by_seconds: match judged_by.as_slice() {
+                        [one] if *one == sla.promise => Vec::new(),
+                        all => all.iter().map(Duration::as_secs_f64).collect(),
+                    },
                     deliveries,
                     bad,
                     compliance: assessment.as_ref().map(|a| a.compliance),
@@ -216,10 +239,33 @@ pub fn report(recorder: &Recorder, month: Month, now: Millis) -> MonthReport {
     }
 }
 
+/// A duration for people, largest units first, as a config writes it:
+/// `2d`, `8h`, `1h 30m`, `300ms`. Below a millisecond, humantime's form.
+pub fn duration_text(d: Duration) -> String {
+    if !d.subsec_nanos().is_multiple_of(1_000_000) || d.is_zero() {
+        return humantime::format_duration(d).to_string();
+    }
+    let mut ms = d.as_millis();
+    let mut parts = Vec::new();
+    for (unit, suffix) in [
+        (86_400_000, "d"),
+        (3_600_000, "h"),
+        (60_000, "m"),
+        (1_000, "s"),
+        (1, "ms"),
+    ] {
+        if ms >= unit {
+            parts.push(format!("{}{suffix}", ms / unit));
+            ms %= unit;
+        }
+    }
+    parts.join(" ")
+}
+
 /// The default promise, then each goal's (`8h; priority=P1 1h`): each
 /// delivery is judged by its own.
 fn promise_text(sla: &crate::sla::Sla) -> String {
-    let mut text = humantime::format_duration(sla.promise).to_string();
+    let mut text = duration_text(sla.promise);
     for goal in &sla.goals {
         let labels: Vec<String> = goal
             .matches
@@ -230,7 +276,7 @@ fn promise_text(sla: &crate::sla::Sla) -> String {
             text,
             "; {} {}",
             labels.join(","),
-            humantime::format_duration(goal.promise)
+            duration_text(goal.promise)
         );
     }
     text
@@ -241,13 +287,77 @@ pub fn percent(x: Option<f64>) -> String {
     x.map_or(String::new(), |x| format!("{:.2}%", x * 100.0))
 }
 
-/// The verdict in words: `kept, 12.34% margin`.
+/// The verdict in words: `kept, beaten by 12.34%`. At the margin's floor
+/// the objective's share includes failures or deliveries past twice the
+/// promise: missed by 100% or more.
 pub fn verdict(s: &SlaMonth) -> String {
     match (s.kept, s.margin) {
         (Some(true), Some(m)) => format!("kept, beaten by {}", percent(Some(m))),
+        (Some(false), Some(m)) if m <= crate::margin::MARGIN_FLOOR => {
+            "broken, missed by 100% or more".to_owned()
+        }
         (Some(false), Some(m)) => format!("broken, missed by {}", percent(Some(-m))),
         _ => "too few deliveries to judge".to_owned(),
     }
+}
+
+/// What to know before reading an SLA's month: its zone, whether it is
+/// over, what the history holds, and a changed promise.
+pub fn notes(s: &SlaMonth, month: &str) -> String {
+    let mut notes = vec![format!("Days dated in {}", s.time_zone)];
+    if !s.complete {
+        notes.push("the month is not over".to_owned());
+    }
+    match (&s.history_from, s.history_covers_month) {
+        (None, _) => notes.push("the history holds no delivery yet".to_owned()),
+        (Some(from), false) if from.as_str() >= month_end(month).as_str() => notes.push(format!(
+            "the history starts on {from}, after this month: no figures"
+        )),
+        (Some(from), false) => notes.push(format!(
+            "the history starts on {from}: earlier days are missing"
+        )),
+        (Some(_), true) => {}
+    }
+    if !s.judged_by_seconds.is_empty() {
+        let then: Vec<String> = s
+            .judged_by_seconds
+            .iter()
+            .map(|x| duration_text(Duration::from_secs_f64(*x)))
+            .collect();
+        notes.push(format!(
+            "a reload changed the promise: these deliveries were judged against {} (now {})",
+            then.join(" and "),
+            duration_text(Duration::from_secs_f64(s.promise_seconds))
+        ));
+    }
+    notes.join("; ") + "."
+}
+
+/// The first day of the month after `month` (`YYYY-MM`), as `YYYY-MM-DD`.
+fn month_end(month: &str) -> String {
+    Month::parse(month).map_or(String::new(), |m| m.end().to_string())
+}
+
+/// Text for a Markdown table cell or paragraph: one line, with what could
+/// break a table (`|`) or pass HTML through (`<`, `>`, `&`) escaped, and a
+/// leading character that would start a heading, quote or list.
+fn md(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, c) in text.trim().chars().enumerate() {
+        match c {
+            '\\' | '|' | '<' | '>' | '&' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '#' | '-' | '+' | '*' | '=' if i == 0 => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' | '\r' | '\t' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The report as a Markdown document.
@@ -264,8 +374,8 @@ pub fn markdown(r: &MonthReport) -> String {
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} | {} | {} | {} |",
-            s.sla,
-            s.promise,
+            md(&s.sla),
+            md(&s.promise),
             percent(Some(s.objective)),
             s.deliveries,
             percent(s.compliance),
@@ -275,23 +385,11 @@ pub fn markdown(r: &MonthReport) -> String {
         );
     }
     for s in &r.slas {
-        let _ = write!(out, "\n## {}\n\n", s.sla);
+        let _ = write!(out, "\n## {}\n\n", md(&s.sla));
         if !s.description.is_empty() {
-            let _ = writeln!(out, "{}\n", s.description);
+            let _ = writeln!(out, "{}\n", md(&s.description));
         }
-        let _ = writeln!(
-            out,
-            "Days dated in {}{}{}.\n",
-            s.time_zone,
-            if s.complete {
-                ""
-            } else {
-                "; the month is not over"
-            },
-            s.history_from
-                .as_ref()
-                .map_or(String::new(), |d| format!("; the history starts on {d}")),
-        );
+        let _ = writeln!(out, "{}\n", md(&notes(s, &r.month)));
         if s.worst_days.is_empty() {
             out.push_str("No day had enough deliveries to judge.\n");
             continue;
@@ -315,7 +413,7 @@ pub fn markdown(r: &MonthReport) -> String {
 /// `date margin` pairs separated by `;`.
 pub fn csv(r: &MonthReport) -> String {
     let mut out = String::from(
-        "month,sla,promise_seconds,objective,target_margin,time_zone,complete,deliveries,bad,compliance,margin,status,budget_used,kept,worst_days\n",
+        "month,sla,promise,promise_seconds,objective,target_margin,time_zone,complete,deliveries,bad,compliance,margin,status,budget_used,kept,worst_days\n",
     );
     let num = |x: Option<f64>| x.map_or(String::new(), |x| x.to_string());
     for s in &r.slas {
@@ -326,9 +424,10 @@ pub fn csv(r: &MonthReport) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             r.month,
             quote(&s.sla),
+            quote(&s.promise),
             s.promise_seconds,
             s.objective,
             num(s.target_margin),
@@ -444,8 +543,13 @@ slas:
         let rep = report(&r, month, now);
         let s = &rep.slas[0];
         assert_eq!(
-            (s.time_zone.as_str(), s.complete, s.history_from.as_deref()),
-            ("Europe/Berlin", true, None)
+            (
+                s.time_zone.as_str(),
+                s.complete,
+                s.history_from.as_deref(),
+                s.history_covers_month
+            ),
+            ("Europe/Berlin", true, Some("2026-10-31"), true)
         );
         let november: Vec<Option<u64>> = exact
             .iter()
@@ -515,8 +619,29 @@ slas:
             csv.lines()
                 .nth(1)
                 .unwrap()
-                .starts_with("2026-11,desk,14400,0.9,0.25,Europe/Berlin,true,2160,")
+                .starts_with("2026-11,desk,4h,14400,0.9,0.25,Europe/Berlin,true,2160,")
         );
+    }
+
+    #[test]
+    fn markdown_text_cannot_break_the_table_or_pass_html() {
+        assert_eq!(md("a|b"), "a\\|b");
+        assert_eq!(md("# Injected\n| x |"), "\\# Injected \\| x \\|");
+        assert_eq!(
+            md("<script>alert(1)</script>"),
+            "\\<script\\>alert(1)\\</script\\>"
+        );
+        assert_eq!(md("support_first_response"), "support_first_response");
+    }
+
+    #[test]
+    fn durations_read_as_a_config_writes_them() {
+        let d = |ms: u64| duration_text(Duration::from_millis(ms));
+        assert_eq!(d(172_800_000), "2d");
+        assert_eq!(d(5_400_000), "1h 30m");
+        assert_eq!(d(300), "300ms");
+        assert_eq!(d(1_500), "1s 500ms");
+        assert_eq!(duration_text(Duration::from_micros(1500)), "1ms 500us");
     }
 
     #[test]

@@ -165,14 +165,27 @@ pub async fn sla(
     Path(name): Path<String>,
     Query(params): Params,
 ) -> Response {
-    let q = match question(Some(name), params) {
-        Ok(q) => q,
-        Err(r) => return r.text(),
+    // A what-if that cannot be read is said on the page, beside the form.
+    let (q, error) = match question(Some(name.clone()), params) {
+        Ok(q) => (q, None),
+        Err(r) => (
+            Question {
+                sla: name,
+                ..Question::default()
+            },
+            Some(r.message),
+        ),
     };
     let now = app.ingest.now();
     let recorder = app.ingest.recorder();
-    match blocking("SLA page", move || pages::sla::render(&recorder, &q, now)).await {
-        Ok(Ok(html)) => Html(html).into_response(),
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let page = move || pages::sla::render(&recorder, &q, error.as_deref(), now);
+    match blocking("SLA page", page).await {
+        Ok(Ok(html)) => (status, Html(html)).into_response(),
         Ok(Err(e)) => Refused::from(e).text(),
         Err(r) => r,
     }

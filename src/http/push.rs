@@ -53,40 +53,78 @@ pub async fn handle(
 /// backfill would (duplicates aside: those are known only when recorded).
 pub async fn backfill(
     State(app): State<AppState>,
-    Query(query): Query<BackfillQuery>,
+    Query(pairs): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let query = match BackfillQuery::parse(pairs) {
+        Ok(q) => q,
+        Err(why) => {
+            return (
+                axum::http::StatusCode::BAD_REQUEST,
+                Json(serde_json::json!({ "error": why })),
+            )
+                .into_response();
+        }
+    };
     if !query.dry_run {
         return commit(app, headers, body, Reach::History).await;
     }
     let catalog = app.ingest.catalog();
+    let recorder = app.ingest.recorder();
     let now = app.ingest.now();
     let framing = framing_of(&headers);
     let checked = tokio::task::spawn_blocking(move || {
         let caller = caller(&catalog, &headers).map_err(Refused::Denied)?;
-        push::decode(&catalog, &body, framing, now, Reach::History, |sla| {
+        let batch = push::decode(&catalog, &body, framing, now, Reach::History, |sla| {
             caller.may_write(sla)
-        })
+        })?;
+        // Against the catalog the recorder holds: a reload in between
+        // leaves repeats uncounted rather than counted under another SLA.
+        let repeats = if Arc::ptr_eq(recorder.catalog(), &catalog) {
+            recorder.repeats(&batch, now)
+        } else {
+            0
+        };
+        Ok((batch.len() as u64, repeats))
     })
     .await
     .map_err(|e| Refused::Internal(e.to_string()))
     .and_then(|r| r);
     match checked {
-        Ok(batch) => {
-            Json(serde_json::json!({ "dry_run": true, "accepted": batch.len() })).into_response()
-        }
+        Ok((n, repeats)) => Json(serde_json::json!({
+            "dry_run": true,
+            "accepted": n - repeats,
+            "duplicates": repeats,
+        }))
+        .into_response(),
         Err(r) => refused(r, "delivery line"),
     }
 }
 
-/// The query of `POST /api/v1/backfill`.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The query of `POST /api/v1/backfill`: `dry_run=true` checks only.
+#[derive(Debug, Default)]
 pub struct BackfillQuery {
     /// Check only; record nothing.
-    #[serde(default)]
     pub dry_run: bool,
+}
+
+impl BackfillQuery {
+    /// Reads `dry_run=true|false`; anything else is refused in words.
+    fn parse(pairs: Vec<(String, String)>) -> Result<BackfillQuery, String> {
+        let mut query = BackfillQuery::default();
+        for (k, v) in pairs {
+            match (k.as_str(), v.as_str()) {
+                ("dry_run", "true") => query.dry_run = true,
+                ("dry_run", "false") => query.dry_run = false,
+                ("dry_run", other) => {
+                    return Err(format!("dry_run `{other}` is not true or false"));
+                }
+                (other, _) => return Err(format!("unknown parameter `{other}`; use dry_run")),
+            }
+        }
+        Ok(query)
+    }
 }
 
 async fn commit(app: AppState, headers: HeaderMap, body: Bytes, reach: Reach) -> Response {

@@ -11,6 +11,7 @@
 pub mod rows;
 mod sink;
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +24,11 @@ pub use sink::{Destination, Sink, SinkError};
 
 /// Rows per chunk: one request or one log record each.
 pub const CHUNK_ROWS: usize = 10_000;
+/// Bytes per chunk at most (a row or two over), well under the exporter's
+/// default request limit of 16 MiB.
+pub const CHUNK_BYTES: usize = 4 << 20;
+/// The longest row taken: no delivery's fields come near it.
+pub const MAX_ROW_BYTES: usize = 1 << 20;
 /// Problems listed before the rest are only counted.
 const LISTED: usize = 50;
 
@@ -53,6 +59,16 @@ pub enum ImportError {
     /// Rows would be refused: nothing was recorded.
     #[error("{0} row{s} would be refused; nothing was imported", s = if *.0 == 1 { "" } else { "s" })]
     Refused(u64),
+    /// The destination failed while rows were being recorded.
+    #[error(
+        "{error}; {recorded} deliveries were recorded before it; run the same import again: rows with ids count once"
+    )]
+    Lost {
+        /// Deliveries recorded before the failure.
+        recorded: u64,
+        /// What failed.
+        error: SinkError,
+    },
     /// The destination refused a chunk it had accepted when checked (its
     /// config was reloaded, or a day aged out of the history meanwhile).
     #[error(
@@ -144,35 +160,45 @@ fn pass(
         summary: Summary::default(),
         problems: 0,
     };
-    let report = |p: Problem, out: &mut Passed| {
-        out.problems += 1;
-        if out.problems as usize <= LISTED {
-            bar.suspend(|| eprintln!("{p}"));
-        } else if out.problems as usize == LISTED + 1 {
-            bar.suspend(|| eprintln!("(more problems are counted, not listed)"));
-        }
-    };
-    for file in &args.files {
+    // Listed once the pass is over, in file and line order.
+    let mut listed: Vec<(usize, Problem)> = Vec::new();
+    // (sla, id) of the rows checked so far, so a repeat in a later chunk
+    // counts as the duplicate it will be.
+    let mut ids: HashSet<u64> = HashSet::new();
+    for (f, file) in args.files.iter().enumerate() {
         let format = args.format.unwrap_or_else(|| FileFormat::of(file));
         let mut chunk: Vec<Row> = Vec::with_capacity(CHUNK_ROWS);
+        let mut chunk_bytes = 0;
         let rows = Rows::open(file, format, args.mapping.clone(), read.clone())?;
-        let mut flush = |chunk: &mut Vec<Row>, out: &mut Passed| -> Result<(), ImportError> {
+        let mut problem = |line: u64, reason: String, out: &mut Passed| {
+            out.problems += 1;
+            if listed.len() < LISTED {
+                let file = file.clone();
+                listed.push((f, Problem { file, line, reason }));
+            }
+        };
+        let mut flush = |chunk: &mut Vec<Row>,
+                         out: &mut Passed,
+                         problem: &mut dyn FnMut(u64, String, &mut Passed)|
+         -> Result<(), ImportError> {
+            if mode == Mode::Check {
+                let before = chunk.len();
+                chunk.retain(|row| !ids.contains(&key(&row.json)));
+                out.summary.duplicates += (before - chunk.len()) as u64;
+                ids.extend(chunk.iter().map(|row| key(&row.json)));
+            }
             if chunk.is_empty() {
                 return Ok(());
             }
             let result = match mode {
                 Mode::Check => sink.check(chunk)?,
-                Mode::Apply => sink.apply(chunk)?,
+                Mode::Apply => sink.apply(chunk).map_err(|error| ImportError::Lost {
+                    recorded: out.summary.accepted,
+                    error,
+                })?,
             };
             for (line, reason) in result.refused {
-                report(
-                    Problem {
-                        file: file.clone(),
-                        line,
-                        reason,
-                    },
-                    out,
-                );
+                problem(line, reason, out);
             }
             if mode == Mode::Apply && out.problems > 0 {
                 // Checked a moment ago: the destination changed its mind
@@ -189,31 +215,74 @@ fn pass(
             bar.set_message(format!("{rows} rows, {rate:.0} rows/s"));
             Ok(())
         };
+        let rows_before = out.summary.rows;
         for row in rows {
             out.summary.rows += 1;
             match row {
-                Ok(row) => {
-                    chunk.push(row);
-                    if chunk.len() >= CHUNK_ROWS {
-                        flush(&mut chunk, &mut out)?;
-                    }
-                }
-                Err(e) => report(
-                    Problem {
-                        file: file.clone(),
-                        line: e.line,
-                        reason: e.to_string(),
-                    },
+                Ok(row) if row.json.len() > MAX_ROW_BYTES => problem(
+                    row.line,
+                    format!(
+                        "the row is {} bytes, over the {MAX_ROW_BYTES} a delivery may take",
+                        row.json.len()
+                    ),
                     &mut out,
                 ),
+                Ok(row) => {
+                    chunk_bytes += row.json.len() + 1;
+                    chunk.push(row);
+                    if chunk.len() >= CHUNK_ROWS || chunk_bytes >= CHUNK_BYTES {
+                        flush(&mut chunk, &mut out, &mut problem)?;
+                        chunk_bytes = 0;
+                    }
+                }
+                Err(e) => problem(e.line, e.to_string(), &mut out),
             }
         }
-        flush(&mut chunk, &mut out)?;
+        flush(&mut chunk, &mut out, &mut problem)?;
+        if mode == Mode::Check && out.summary.rows == rows_before {
+            bar.suspend(|| eprintln!("{}: no rows", file.display()));
+        }
     }
     bar.set_position(total);
     bar.finish_and_clear();
+    listed.sort_by_key(|(file, p)| (*file, p.line));
+    for (_, p) in &listed {
+        eprintln!("{p}");
+    }
+    if out.problems as usize > listed.len() {
+        eprintln!(
+            "(and {} more problems, counted, not listed)",
+            out.problems as usize - listed.len()
+        );
+    }
     Ok(out)
 }
+
+/// A hash of a row's `(sla, id)`; rows without an id hash alike and are
+/// never repeats.
+fn key(json: &str) -> u64 {
+    #[derive(serde::Deserialize)]
+    struct Key<'a> {
+        #[serde(borrow, default)]
+        sla: Option<std::borrow::Cow<'a, str>>,
+        #[serde(borrow, default)]
+        id: Option<std::borrow::Cow<'a, str>>,
+    }
+    match serde_json::from_str::<Key<'_>>(json) {
+        Ok(Key { sla, id: Some(id) }) => {
+            std::hash::BuildHasher::hash_one(&ID_HASH, (sla.as_deref(), id.as_ref()))
+        }
+        // No id (or unreadable: the destination says why): a fresh key.
+        _ => NO_ID.fetch_add(1, Ordering::Relaxed),
+    }
+}
+
+/// Keys for rows without an id, distinct from each other (and, being
+/// small, from any hash in practice).
+static NO_ID: AtomicU64 = AtomicU64::new(0);
+/// A fixed hasher: keys only compare within one run.
+static ID_HASH: std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher> =
+    std::hash::BuildHasherDefault::new();
 
 /// A bar on stderr, drawn only when stderr is a terminal.
 fn progress_bar(total: u64, what: &str) -> ProgressBar {

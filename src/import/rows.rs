@@ -280,8 +280,19 @@ impl Rows {
                     .headers()
                     .map_err(|e| FileError::new(path, format!("cannot read the header row: {e}")))?
                     .iter()
-                    .map(|h| h.trim().to_owned())
-                    .collect();
+                    .map(|h| h.trim().trim_start_matches('\u{feff}').to_owned())
+                    .collect::<Vec<String>>();
+                if let Some(twice) = headers
+                    .iter()
+                    .enumerate()
+                    .find(|(i, h)| headers[..*i].contains(h))
+                    .map(|(_, h)| h)
+                {
+                    return Err(FileError::new(
+                        path,
+                        format!("column `{twice}` appears twice in the header row"),
+                    ));
+                }
                 Inner::Csv { reader, headers }
             }
         };

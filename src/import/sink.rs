@@ -145,11 +145,20 @@ impl Sink {
     pub fn check(&mut self, chunk: &[Row]) -> Result<ChunkResult, SinkError> {
         match self {
             Sink::Exporter { .. } => self.post(chunk, true),
-            Sink::State { catalog, .. } => Ok(match decode(catalog, chunk) {
-                Ok(batch) => ChunkResult {
-                    accepted: batch.len() as u64,
-                    ..ChunkResult::default()
-                },
+            Sink::State {
+                catalog, storage, ..
+            } => Ok(match decode(catalog, chunk) {
+                Ok(batch) => {
+                    let repeats = storage
+                        .journal()
+                        .recorder()
+                        .repeats(&batch, SystemClock.now());
+                    ChunkResult {
+                        accepted: batch.len() as u64 - repeats,
+                        duplicates: repeats,
+                        ..ChunkResult::default()
+                    }
+                }
                 Err(refused) => ChunkResult {
                     refused,
                     ..ChunkResult::default()
@@ -242,6 +251,12 @@ impl Sink {
                     });
                 }
                 400 | 404 | 413 | 422 => return Ok(refusals(chunk, &json, &text)),
+                401 | 403 => {
+                    return Err(failed(format!(
+                        "HTTP {status}: {}; give a token with --token or AMAZE_TOKEN",
+                        text.trim()
+                    )));
+                }
                 429 | 503 if attempt < ATTEMPTS => {
                     std::thread::sleep(wait);
                     wait = (wait * 2).min(Duration::from_secs(5));

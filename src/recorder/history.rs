@@ -24,6 +24,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
@@ -49,9 +50,9 @@ pub struct History {
     /// Hour number since the epoch (UTC) -> deliveries completed in it.
     /// Points are shared between clones until written, so a snapshot copies
     /// a history in pointer copies while the SLA's lock is held.
-    hours: BTreeMap<i64, Arc<Digest>>,
+    hours: BTreeMap<i64, Arc<Point>>,
     /// Date in the calendar's zone -> deliveries completed on it.
-    days: BTreeMap<Date, Arc<Day>>,
+    days: BTreeMap<Date, Arc<Point>>,
     /// The days last looked up, so deliveries of the same day skip the
     /// time-zone lookup; rebuilt on demand.
     #[serde(skip)]
@@ -68,13 +69,37 @@ struct Lookups {
     now: Option<(Millis, Millis, Date)>,
 }
 
-/// One day's deliveries.
+/// One hour's or day's deliveries, and what they were judged by.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Day {
+struct Point {
     digest: Digest,
-    /// Sorted hashes of the ids of deliveries recorded only here (older than
-    /// every window, so no id set remembers them): a re-import counts them once.
+    /// The default promises its deliveries were judged by, sorted and
+    /// distinct: one, unless a reload changed the promise meanwhile.
+    judged_by: Vec<Duration>,
+    /// Day points: the zone the date is in (the calendar's when first dated).
+    zone: Option<Box<str>>,
+    /// Day points: sorted hashes of the ids of deliveries recorded only here
+    /// (older than every window, so no id set remembers them): a re-import
+    /// counts them once.
     backfilled: Vec<u64>,
+}
+
+impl Point {
+    fn judged(&mut self, promise: Duration) {
+        if let Err(i) = self.judged_by.binary_search(&promise) {
+            self.judged_by.insert(i, promise);
+        }
+    }
+}
+
+/// What a delivery is recorded with: the calendar its day is dated by and
+/// the default promise it was judged by.
+#[derive(Debug, Clone, Copy)]
+pub struct Stamp<'a> {
+    /// Dates days (in its zone).
+    pub calendar: &'a Calendar,
+    /// The SLA's default promise in force.
+    pub promise: Duration,
 }
 
 /// The day `at` falls on in `calendar`'s zone and the instants it spans,
@@ -108,31 +133,24 @@ impl History {
     /// (if still kept) and its day.
     pub fn record(
         &mut self,
-        calendar: &Calendar,
+        stamp: Stamp<'_>,
         hours: i64,
         at: Millis,
         now: Millis,
         obs: Observation,
     ) {
-        self.add(calendar, hours, at, now, |d| d.record(obs));
+        self.add(stamp, hours, at, now, |d| d.record(obs));
     }
 
     /// Adds the deliveries of a closed base slot starting at `at` (wholly
     /// inside one hour and one day) to their hour and day.
-    pub fn absorb(
-        &mut self,
-        calendar: &Calendar,
-        hours: i64,
-        at: Millis,
-        now: Millis,
-        slot: &Digest,
-    ) {
-        self.add(calendar, hours, at, now, |d| d.merge(slot));
+    pub fn absorb(&mut self, stamp: Stamp<'_>, hours: i64, at: Millis, now: Millis, slot: &Digest) {
+        self.add(stamp, hours, at, now, |d| d.merge(slot));
     }
 
     fn add(
         &mut self,
-        calendar: &Calendar,
+        stamp: Stamp<'_>,
         hours: i64,
         at: Millis,
         now: Millis,
@@ -145,23 +163,27 @@ impl History {
                 // A new point is the moment to drop the aged ones.
                 self.hours = self.hours.split_off(&oldest_hour);
             }
-            apply(Arc::make_mut(self.hours.entry(hour).or_default()));
+            let point = Arc::make_mut(self.hours.entry(hour).or_default());
+            apply(&mut point.digest);
+            point.judged(stamp.promise);
         }
-        if let Some(day) = self.day_entry(calendar, at, now) {
+        if let Some(day) = self.day_entry(stamp, at, now) {
             apply(&mut day.digest);
         }
     }
 
     /// A copy with `slot` (the open base slot, starting at `at`) added: what
     /// readers see. Points are shared; the two it changes are copied.
-    pub fn overlaid(&self, calendar: &Calendar, at: Millis, slot: &Digest) -> History {
+    pub fn overlaid(&self, stamp: Stamp<'_>, at: Millis, slot: &Digest) -> History {
         let mut copy = self.clone();
-        let hour = at.div_euclid(HOUR);
-        Arc::make_mut(copy.hours.entry(hour).or_default()).merge(slot);
-        let date = calendar.date_of(at);
-        Arc::make_mut(copy.days.entry(date).or_default())
-            .digest
-            .merge(slot);
+        let hour = Arc::make_mut(copy.hours.entry(at.div_euclid(HOUR)).or_default());
+        hour.digest.merge(slot);
+        hour.judged(stamp.promise);
+        let date = stamp.calendar.date_of(at);
+        let day = Arc::make_mut(copy.days.entry(date).or_default());
+        day.digest.merge(slot);
+        day.judged(stamp.promise);
+        day.zone.get_or_insert_with(|| zone_name(stamp.calendar));
         copy
     }
 
@@ -170,13 +192,13 @@ impl History {
     /// day is older than [`DAYS_KEPT`].
     pub fn backfill(
         &mut self,
-        calendar: &Calendar,
+        stamp: Stamp<'_>,
         at: Millis,
         now: Millis,
         id: Option<u64>,
         obs: Observation,
     ) -> bool {
-        let Some(day) = self.day_entry(calendar, at, now) else {
+        let Some(day) = self.day_entry(stamp, at, now) else {
             return false;
         };
         if let Some(id) = id {
@@ -187,6 +209,14 @@ impl History {
         }
         day.digest.record(obs);
         true
+    }
+
+    /// Whether a delivery completed at `at` with id hash `id` was
+    /// backfilled already.
+    pub fn has_backfilled(&self, calendar: &Calendar, at: Millis, id: u64) -> bool {
+        self.days
+            .get(&calendar.date_of(at))
+            .is_some_and(|day| day.backfilled.binary_search(&id).is_ok())
     }
 
     /// Forgets the days looked up: the calendar (its zone) may have changed.
@@ -207,7 +237,9 @@ impl History {
         }
     }
 
-    fn day_entry(&mut self, calendar: &Calendar, at: Millis, now: Millis) -> Option<&mut Day> {
+    /// The day point of `at`, stamped, unless older than the days kept.
+    fn day_entry(&mut self, stamp: Stamp<'_>, at: Millis, now: Millis) -> Option<&mut Point> {
+        let calendar = stamp.calendar;
         let (_, _, date) = cached_span(&mut self.lookups.at, calendar, at);
         let oldest = self.oldest_day(calendar, now);
         if date < oldest {
@@ -216,7 +248,12 @@ impl History {
         if !self.days.contains_key(&date) {
             self.days = self.days.split_off(&oldest);
         }
-        Some(Arc::make_mut(self.days.entry(date).or_default()))
+        let day = Arc::make_mut(self.days.entry(date).or_default());
+        day.judged(stamp.promise);
+        if day.zone.is_none() {
+            day.zone = Some(zone_name(calendar));
+        }
+        Some(day)
     }
 
     /// Drops the points that have aged out by `now`.
@@ -230,19 +267,47 @@ impl History {
     pub fn hours_from(&self, from: Millis) -> impl Iterator<Item = (Millis, &Digest)> {
         self.hours
             .range(from.div_euclid(HOUR)..)
-            .map(|(h, d)| (h * HOUR, &**d))
+            .map(|(h, p)| (h * HOUR, &p.digest))
+    }
+
+    /// The default promises the deliveries of the hours from `from` on
+    /// were judged by, sorted and distinct.
+    pub fn judged_by_since(&self, from: Millis) -> Vec<Duration> {
+        let mut all: Vec<Duration> = self
+            .hours
+            .range(from.div_euclid(HOUR)..)
+            .flat_map(|(_, p)| p.judged_by.iter().copied())
+            .collect();
+        all.sort();
+        all.dedup();
+        all
     }
 
     /// Day points in `[from, to)`, oldest first.
     pub fn days_between(&self, from: Date, to: Date) -> impl Iterator<Item = (Date, &Digest)> {
         self.days
             .range(from..to.max(from))
-            .map(|(date, day)| (*date, &day.digest))
+            .map(|(date, p)| (*date, &p.digest))
+    }
+
+    /// The promises the deliveries of the days in `[from, to)` were judged
+    /// by, and the zones those days are dated in, each sorted and distinct.
+    pub fn stamps_between(&self, from: Date, to: Date) -> (Vec<Duration>, Vec<String>) {
+        let (mut promises, mut zones) = (Vec::new(), Vec::new());
+        for p in self.days.range(from..to.max(from)).map(|(_, p)| p) {
+            promises.extend(p.judged_by.iter().copied());
+            zones.extend(p.zone.as_deref().map(str::to_owned));
+        }
+        promises.sort();
+        promises.dedup();
+        zones.sort();
+        zones.dedup();
+        (promises, zones)
     }
 
     /// Every day point, oldest first.
     pub fn days(&self) -> impl Iterator<Item = (Date, &Digest)> {
-        self.days.iter().map(|(date, day)| (*date, &day.digest))
+        self.days.iter().map(|(date, p)| (*date, &p.digest))
     }
 
     /// Points held: (hours, days).
@@ -257,15 +322,24 @@ impl History {
 
     /// Heap bytes held, for the memory self-metric.
     pub fn heap_bytes(&self) -> usize {
-        const POINT: usize = std::mem::size_of::<Digest>() + 16;
-        let hours: usize = self.hours.values().map(|d| POINT + d.heap_bytes()).sum();
-        let days: usize = self
-            .days
+        const POINT: usize = std::mem::size_of::<Point>() + 16;
+        self.hours
             .values()
-            .map(|d| POINT + d.digest.heap_bytes() + d.backfilled.capacity() * 8)
-            .sum();
-        hours + days
+            .chain(self.days.values())
+            .map(|p| {
+                POINT
+                    + p.digest.heap_bytes()
+                    + p.backfilled.capacity() * 8
+                    + p.judged_by.capacity() * 16
+                    + p.zone.as_ref().map_or(0, |z| z.len())
+            })
+            .sum()
     }
+}
+
+/// The calendar's IANA zone name (`UTC` without one).
+fn zone_name(calendar: &Calendar) -> Box<str> {
+    calendar.tz.iana_name().unwrap_or("UTC").into()
 }
 
 #[cfg(test)]
@@ -278,6 +352,13 @@ mod tests {
         late: false,
         amazing: true,
     };
+
+    fn stamp(calendar: &Calendar) -> Stamp<'_> {
+        Stamp {
+            calendar,
+            promise: Duration::from_secs(1),
+        }
+    }
 
     fn berlin() -> Calendar {
         let mut cal = Calendar::always();
@@ -298,7 +379,7 @@ mod tests {
         let mut h = History::default();
         // 23:30 UTC on November 30th is already December 1st in Berlin.
         let t = at("2026-11-30T23:30Z[UTC]");
-        h.record(&cal, 25, t, t, OBS);
+        h.record(stamp(&cal), 25, t, t, OBS);
         let days: Vec<_> = h.days().map(|(d, x)| (d, x.count())).collect();
         assert_eq!(days, vec![(jiff::civil::date(2026, 12, 1), 1)]);
         let hours: Vec<_> = h.hours_from(0).map(|(s, x)| (s, x.count())).collect();
@@ -315,9 +396,9 @@ mod tests {
         let keep = hours_kept(30 * DAY);
         for hour in 0..(420 * 24) {
             let t = start + hour * HOUR;
-            h.record(&cal, keep, t, t, OBS);
+            h.record(stamp(&cal), keep, t, t, OBS);
             // A late delivery of the day before goes straight to its points.
-            h.record(&cal, keep, t - DAY, t, OBS);
+            h.record(stamp(&cal), keep, t - DAY, t, OBS);
             let (hours, days) = h.len();
             assert!(hours as i64 <= keep, "{hours} hour points");
             assert!(days as i32 <= DAYS_KEPT, "{days} day points");
@@ -345,15 +426,18 @@ mod tests {
         let mut h = History::default();
         let now = at("2026-11-30T12:00Z[UTC]");
         let old = now - 100 * DAY;
-        assert!(h.backfill(&cal, old, now, Some(7), OBS));
+        assert!(h.backfill(stamp(&cal), old, now, Some(7), OBS));
         assert!(
-            !h.backfill(&cal, old + 1, now, Some(7), OBS),
+            !h.backfill(stamp(&cal), old + 1, now, Some(7), OBS),
             "same id, same day"
         );
-        assert!(h.backfill(&cal, old, now, Some(8), OBS));
-        assert!(h.backfill(&cal, old, now, None, OBS), "no id, no check");
+        assert!(h.backfill(stamp(&cal), old, now, Some(8), OBS));
+        assert!(
+            h.backfill(stamp(&cal), old, now, None, OBS),
+            "no id, no check"
+        );
         assert_eq!(h.days().map(|(_, d)| d.count()).sum::<u64>(), 3);
-        assert!(!h.backfill(&cal, now - 400 * DAY, now, Some(9), OBS));
+        assert!(!h.backfill(stamp(&cal), now - 400 * DAY, now, Some(9), OBS));
         assert!(cal.in_history(now - 399 * DAY, now));
         assert!(!cal.in_history(now - 400 * DAY, now));
     }
@@ -370,16 +454,16 @@ mod tests {
         let mut slot_start = None;
         for i in 0..600i64 {
             let t = now - 3_600_000 + i * 6_000;
-            one.record(&cal, 49, t, now, OBS);
+            one.record(stamp(&cal), 49, t, now, OBS);
             let start = t - t.rem_euclid(30_000);
             if slot_start.is_some_and(|s| s != start) {
-                slots.absorb(&cal, 49, slot_start.unwrap(), now, &slot);
+                slots.absorb(stamp(&cal), 49, slot_start.unwrap(), now, &slot);
                 slot = Digest::new();
             }
             slot_start = Some(start);
             slot.record(OBS);
         }
-        let shown = slots.overlaid(&cal, slot_start.unwrap(), &slot);
+        let shown = slots.overlaid(stamp(&cal), slot_start.unwrap(), &slot);
         let points = |h: &History| {
             let hours: Vec<_> = h.hours_from(0).map(|(s, d)| (s, d.count())).collect();
             let days: Vec<_> = h.days().map(|(d, x)| (d, x.count())).collect();
@@ -397,12 +481,36 @@ mod tests {
         );
     }
 
+    /// Points remember the promise their deliveries were judged by and the
+    /// zone their day is dated in, so a reload's change shows.
+    #[test]
+    fn points_keep_what_judged_them() {
+        let cal = berlin();
+        let mut h = History::default();
+        let t = at("2026-11-30T12:00Z[UTC]");
+        h.record(stamp(&cal), 25, t, t, OBS);
+        let five = Stamp {
+            calendar: &cal,
+            promise: Duration::from_secs(5),
+        };
+        h.record(five, 25, t + 60_000, t, OBS);
+        assert_eq!(
+            h.judged_by_since(t - HOUR),
+            vec![Duration::from_secs(1), Duration::from_secs(5)]
+        );
+        assert!(h.judged_by_since(t + HOUR).is_empty());
+        let day = jiff::civil::date(2026, 11, 30);
+        let (promises, zones) = h.stamps_between(day, day.tomorrow().unwrap());
+        assert_eq!(promises.len(), 2);
+        assert_eq!(zones, vec!["Europe/Berlin".to_owned()]);
+    }
+
     #[test]
     fn prune_drops_what_aged_out_without_new_deliveries() {
         let cal = Calendar::always();
         let mut h = History::default();
         let t = at("2026-11-30T12:00Z[UTC]");
-        h.record(&cal, 25, t, t, OBS);
+        h.record(stamp(&cal), 25, t, t, OBS);
         h.prune(&cal, 25, t + 25 * HOUR);
         assert_eq!(h.len(), (0, 1));
         h.prune(&cal, 25, t + 400 * DAY);
@@ -414,11 +522,11 @@ mod tests {
         let cal = berlin();
         let mut h = History::default();
         let t = at("2026-11-30T12:00Z[UTC]");
-        h.record(&cal, 25, t, t, OBS);
-        h.backfill(&cal, t - 30 * DAY, t, Some(1), OBS);
+        h.record(stamp(&cal), 25, t, t, OBS);
+        h.backfill(stamp(&cal), t - 30 * DAY, t, Some(1), OBS);
         let back: History = postcard::from_bytes(&postcard::to_stdvec(&h).unwrap()).unwrap();
         assert_eq!(back.len(), (1, 2));
         let mut back = back;
-        assert!(!back.backfill(&cal, t - 30 * DAY, t, Some(1), OBS));
+        assert!(!back.backfill(stamp(&cal), t - 30 * DAY, t, Some(1), OBS));
     }
 }

@@ -18,10 +18,11 @@ pub mod native;
 pub mod open;
 
 pub use clocks::{OpenSummary, OpenView};
-pub use history::{DAYS_KEPT, HOUR, History, hours_kept};
+pub use history::{DAYS_KEPT, HOUR, History, Stamp, hours_kept};
 use id_set::IdSet;
 pub use legacy::{SlaDataV2, SlaDataV3, SlaDataV4, SlaDataV5, SlaDataV6};
 pub use marks::{Mark, Marks};
+pub use month::LABEL as CALENDAR_MONTH_LABEL;
 pub use native::NativeBuckets;
 use open::{EventError, OpenItems, Transition};
 
@@ -71,6 +72,9 @@ pub struct SlaState {
     compliance: usize,
     /// Hour points its history keeps ([`hours_kept`]).
     hours_kept: i64,
+    /// The default promise deliveries are judged by, which history points
+    /// remember (zero until the first config is applied).
+    promise: Duration,
     /// Largest share of the promise that counts as amazing, if targeted.
     amazing_limit: Option<Decimal>,
     /// Series key -> index into `data.series`; foldhash is seeded per map, so
@@ -247,6 +251,33 @@ impl Recorder {
         out
     }
 
+    /// How many of `batch` recording it at `now` would count as repeats:
+    /// ids already recorded, or given earlier in the batch. Records nothing
+    /// (a dry run's answer).
+    pub fn repeats(&self, batch: &[Delivery], now: Millis) -> u64 {
+        let mut seen = std::collections::HashSet::new();
+        let mut repeats = 0;
+        for d in batch {
+            let Some(id) = &d.id else {
+                continue;
+            };
+            let (sla, state) = (&self.catalog.slas[d.sla], lock(&self.slas[d.sla]));
+            let known = if d.at < now - retention(sla) {
+                let hash = state.data.ids.hash(id) as u64;
+                state
+                    .data
+                    .history
+                    .has_backfilled(clocks::calendar_of(sla), d.at, hash)
+            } else {
+                state.data.ids.contains(id)
+            };
+            if known || !seen.insert((d.sla, id.clone())) {
+                repeats += 1;
+            }
+        }
+        repeats
+    }
+
     /// Takes a source's mark (see [`Marks::apply`]). Called before the
     /// deliveries that came with it are recorded, while snapshots read marks
     /// after every SLA: a snapshot never holds deliveries read past its mark.
@@ -329,7 +360,11 @@ impl Recorder {
             .and_then(Rolling::pending_base)
         {
             Some((at, slot)) => {
-                let shown = history.overlaid(clocks::calendar_of(sla), at, slot);
+                let stamp = Stamp {
+                    calendar: clocks::calendar_of(sla),
+                    promise: sla.promise,
+                };
+                let shown = history.overlaid(stamp, at, slot);
                 Some(f(sla, &shown))
             }
             None => Some(f(sla, history)),
@@ -429,6 +464,7 @@ impl SlaState {
             series_windows: Vec::new(),
             compliance,
             hours_kept: 0,
+            promise: Duration::ZERO,
             amazing_limit: None,
             index: foldhash::HashMap::default(),
             data,
@@ -478,6 +514,13 @@ impl SlaState {
         self.compliance = compliance;
         self.hours_kept = hours_kept(millis(sla.window));
         self.data.history.forget_lookups();
+        // The base slot the re-slicing closed was judged by the promise in
+        // force until now (by the new one at a restore: the first config).
+        if self.promise.is_zero() {
+            self.promise = sla.promise;
+        }
+        self.settle_history(sla, None);
+        self.promise = sla.promise;
         self.amazing_limit = sla.policy().amazing_limit();
         let old_labels = std::mem::replace(&mut self.data.labels, sla.labels.clone());
         let old = std::mem::take(&mut self.data.series);
@@ -591,9 +634,13 @@ impl SlaState {
         }
         let calendar = clocks::calendar_of(sla);
         if !in_open_slot {
+            let stamp = Stamp {
+                calendar,
+                promise: sla.promise,
+            };
             self.data
                 .history
-                .record(calendar, self.hours_kept, d.at, now, obs);
+                .record(stamp, self.hours_kept, d.at, now, obs);
         }
         if sla.calendar_month {
             month::MonthTally::record(&mut self.data.month, calendar, d.at, now, obs);
@@ -606,11 +653,15 @@ impl SlaState {
         let Some(a) = &mut self.data.aggregate else {
             return;
         };
+        let stamp = Stamp {
+            calendar: clocks::calendar_of(sla),
+            promise: self.promise,
+        };
         for (at, slot) in a.take_closed() {
             let now = now.unwrap_or(at);
             self.data
                 .history
-                .absorb(clocks::calendar_of(sla), self.hours_kept, at, now, &slot);
+                .absorb(stamp, self.hours_kept, at, now, &slot);
         }
     }
 
@@ -633,8 +684,11 @@ impl SlaState {
         // 64 of the 128 bits: a collision among a year of ids is far rarer
         // than a lost disk.
         let id = d.id.as_deref().map(|id| self.data.ids.hash(id) as u64);
-        let calendar = clocks::calendar_of(sla);
-        self.data.history.backfill(calendar, d.at, now, id, obs)
+        let stamp = Stamp {
+            calendar: clocks::calendar_of(sla),
+            promise: sla.promise,
+        };
+        self.data.history.backfill(stamp, d.at, now, id, obs)
     }
 
     /// The series for `key` and the promise its delivery is judged by.

@@ -212,7 +212,19 @@ fn the_sla_page_and_the_advisor_answer_what_if() {
         assert!(page.body.contains(text), "missing {text}:\n{}", page.body);
     }
     assert_eq!(ex.get("/slas/nope").status, 404);
-    assert_eq!(ex.get("/slas/api?objective=2").status, 400);
+    // A what-if that cannot be read is said beside the form, still a page.
+    let bad = ex.get("/slas/api?objective=99");
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.body
+            .contains("objective `99` is not a share between 0 and 1"),
+        "{}",
+        bad.body
+    );
+    assert!(
+        bad.body
+            .contains("<form method=\"get\" action=\"/slas/api\">")
+    );
     // Empty form fields mean "not asked".
     assert_eq!(ex.get("/slas/api?promise=&objective=").status, 200);
 }
@@ -493,6 +505,62 @@ fn import_checks_everything_first_and_records_nothing_on_a_bad_row() {
         2.0,
         "a re-import counts nothing twice"
     );
+    // A dry run counts the duplicates it would meet: already recorded, or
+    // repeated within the file (here 10,001 rows apart, across chunks).
+    let out = bin().args(&dry).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "would import 0 of 2 rows, 2 of them duplicates; none would be refused\n"
+    );
+    let mut twice = good.clone();
+    for i in 0..10_000 {
+        twice.push_str(&format!("X-{i},{},{},P3,x\n", t(5), t(4)));
+    }
+    twice.push_str(&format!("X-7,{},{},P3,x\n", t(5), t(4)));
+    twice.push_str(&format!("X-7,{},{},P3,x\n", t(5), t(4)));
+    let path_twice = file(&dir, "twice.csv", &twice);
+    dry[1] = path_twice.display().to_string();
+    let out = bin().args(&dry).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "would import 10000 of 10004 rows, 4 of them duplicates; none would be refused\n"
+    );
+    // A column named twice, and a row past the size any delivery takes.
+    let path_bad = file(&dir, "header.csv", "sla,duration,sla\ndesk,1s,desk\n");
+    dry[1] = path_bad.display().to_string();
+    let out = bin().args(&dry).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("column `sla` appears twice in the header row")
+    );
+    let huge = format!(
+        "{{\"sla\":\"desk\",\"duration\":\"1s\",\"id\":\"{}\"}}\n",
+        "x".repeat(2 << 20)
+    );
+    let path_huge = file(&dir, "huge.ndjson", &huge);
+    let out = bin()
+        .args([
+            "import",
+            &path_huge.display().to_string(),
+            &format!("--target=http://{}", ex.addr()),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("huge.ndjson:1: the row is 2097190 bytes, over the 1048576"),
+        "{said}"
+    );
+    // The backfill endpoint refuses a query it does not know, in JSON.
+    let r = ex.post(
+        "/api/v1/backfill?dry_run=yes",
+        "application/x-ndjson",
+        b"{}",
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"], "dry_run `yes` is not true or false");
     // Bad flags: exit 2 with the flag named.
     let out = bin()
         .args(flags(&["--column=durration=x"]))
@@ -723,4 +791,70 @@ fn the_readme_backfill_example_is_real_output() {
             "README shows `{line}`, which the report does not print (in this order):\n{report}"
         );
     }
+}
+
+/// A reload that changes the promise: reports and advice say what judged
+/// the deliveries, rather than putting old figures under the new promise.
+#[test]
+fn a_changed_promise_is_said_where_figures_were_judged_by_the_old_one() {
+    let home = Home::new(CONFIG);
+    let ex = home.start(&[]);
+    let now = now_ms();
+    let r = ex.post(
+        "/api/v1/backfill",
+        "application/x-ndjson",
+        ticket_lines(now, 2000, 90).as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let month = last_month();
+    let before = report_json(&ex, &month);
+    assert!(
+        before["slas"][1].get("judged_by_seconds").is_none(),
+        "{before}"
+    );
+    home.write_config(&CONFIG.replace("promise: 4h", "promise: 2h"));
+    assert_eq!(ex.reload().status, 200);
+    let after = report_json(&ex, &month);
+    let desk = &after["slas"][1];
+    assert_eq!(desk["promise"], "2h");
+    assert_eq!(desk["judged_by_seconds"], serde_json::json!([14400.0]));
+    assert_eq!(
+        desk["compliance"], before["slas"][1]["compliance"],
+        "figures as judged"
+    );
+    let text = ex
+        .get(&format!("/api/v1/report?month={month}&format=markdown"))
+        .body;
+    assert!(
+        text.contains(
+            "a reload changed the promise: these deliveries were judged against 4h (now 2h)"
+        ),
+        "{text}"
+    );
+    // The advisor gives seconds of the promise that judged each window, and
+    // none where two did.
+    let r = ex.push(&ticket_lines(now, 50, 1).replace("\"id\":\"t", "\"id\":\"new"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let a = ex.get("/api/v1/advice?sla=desk").json();
+    let month_window = a["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["window"] == "30d")
+        .unwrap();
+    assert_eq!(
+        month_window["judged_by_seconds"],
+        serde_json::json!([7200.0, 14400.0]),
+        "{month_window}"
+    );
+    assert!(
+        month_window.get("advised_promise_seconds").is_none(),
+        "{month_window}"
+    );
+    assert!(month_window["advised_scale"].as_f64().is_some());
+    // A month before any history says so.
+    let empty = report_json(&ex, "2020-01");
+    assert_eq!(empty["slas"][1]["history_covers_month"], false);
+    let text = ex.get("/api/v1/report?month=2020-01&format=markdown").body;
+    assert!(text.contains("after this month: no figures"), "{text}");
 }

@@ -33,6 +33,7 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 code { background: #f4f4f4; padding: .1em .3em; }
 .glossary { font-size: .85em; color: #444; border-top: 1px solid #ddd; margin-top: 1.5em; padding-top: .5em; }
 nav a { margin-right: 1em; }
+svg { max-width: 100%; height: auto; }
 form label { margin-right: 1em; } input { width: 7em; }
 @media print { nav, form, .noprint { display: none; } body { margin: 0; max-width: none; } .card { border-color: #888; } }
 "#;

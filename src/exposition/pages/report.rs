@@ -34,18 +34,10 @@ pub fn render(report: &MonthReport, now: Millis) -> String {
         );
         let _ = write!(
             details,
-            "<h2>{}</h2><p class=\"muted\">{}<br>Days dated in {}{}{}.</p>",
+            "<h2>{}</h2><p class=\"muted\">{}<br>{}</p>",
             escape(&s.sla),
             escape(&s.description),
-            escape(&s.time_zone),
-            if s.complete {
-                ""
-            } else {
-                "; the month is not over"
-            },
-            s.history_from
-                .as_ref()
-                .map_or(String::new(), |d| format!("; the history starts on {d}")),
+            escape(&monthly::notes(s, &report.month)),
         );
         if s.worst_days.is_empty() {
             details.push_str("<p>No day had enough deliveries to judge.</p>\n");
@@ -67,7 +59,7 @@ pub fn render(report: &MonthReport, now: Millis) -> String {
         details.push_str("</table>\n");
     }
     let body = format!(
-        "<nav class=\"noprint\"><a href=\"/\">status</a><a href=\"/report?month={prev}\">previous month</a>\
+        "<nav class=\"noprint\"><a href=\"/\">status</a><a href=\"/report?month={prev}\">previous month</a><a href=\"/report?month={next}\">next month</a>\
          <a href=\"/api/v1/report?month={month}&amp;format=csv\">CSV</a><a href=\"/api/v1/report?month={month}&amp;format=markdown\">Markdown</a>\
          <a href=\"/api/v1/report?month={month}\">JSON</a></nav>\n<h1>SLA report for {month}</h1>\n\
          <p>Did we keep each promise, and by how much? Budget used is the share of the month's error budget spent \
@@ -78,6 +70,8 @@ pub fn render(report: &MonthReport, now: Millis) -> String {
         month = escape(&report.month),
         prev = monthly::Month::parse(&report.month)
             .map_or(String::new(), |m| m.previous().to_string()),
+        next = monthly::Month::parse(&report.month)
+            .map_or(String::new(), |m| monthly::Month::of(m.end()).to_string()),
     );
     page(&format!("SLA report {}", report.month), now, None, &body)
 }

@@ -8,10 +8,12 @@ use crate::exposition::advice::{self, Advice, AdviceError, Question};
 use crate::recorder::Recorder;
 use crate::window::Millis;
 
-/// Renders the page of the SLA `question` names, answering its what-if.
+/// Renders the page of the SLA `question` names, answering its what-if;
+/// `error` says why the what-if asked could not be read.
 pub fn render(
     recorder: &Recorder,
     question: &Question,
+    error: Option<&str>,
     now: Millis,
 ) -> Result<String, AdviceError> {
     let advice = advice::advise(recorder, question, now)?;
@@ -52,15 +54,28 @@ pub fn render(
         name = escape(&sla.name),
         description = escape(&sla.description),
         class = state.as_str(),
-        promise = humantime::format_duration(sla.promise),
+        promise = crate::exposition::monthly::duration_text(sla.promise),
         objective = sla.objective.percent(),
         target = sla.target_margin.map_or("none".to_owned(), |t| t.percent()),
         alert = sla.alert_margin.percent(),
-        th = svg::trend("margin per hour", &hours, target),
+        th = svg::trend(
+            "margin per hour",
+            &hours,
+            target,
+            ("23 hours ago", "this hour")
+        ),
         n = days.len(),
         min = sla.min_deliveries,
-        td = svg::trend("margin per day", &days, target),
-        advisor = advisor(&advice, question),
+        td = svg::trend(
+            "margin per day",
+            &days,
+            target,
+            (
+                &format!("{} days ago", days.len().saturating_sub(1)),
+                "today"
+            )
+        ),
+        advisor = advisor(&advice, question, error),
     );
     Ok(page(&sla.name, now, None, &body))
 }
@@ -75,9 +90,9 @@ fn seconds(s: f64) -> String {
         _ => 1,
     };
     let rounded = (ms + unit / 2) / unit * unit;
-    humantime::format_duration(std::time::Duration::from_millis(rounded)).to_string()
+    crate::exposition::monthly::duration_text(std::time::Duration::from_millis(rounded))
 }
-fn advisor(advice: &Advice, question: &Question) -> String {
+fn advisor(advice: &Advice, question: &Question, error: Option<&str>) -> String {
     let mut out = format!(
         "<h2>What could we promise?</h2>\n<p>The promise each window's deliveries would beat by a {t} margin: \
          T′ = q ÷ (1 − {t}), q the time {o} of deliveries came within. Quantiles are within {acc}% of the exact ones.</p>\n\
@@ -92,18 +107,34 @@ fn advisor(advice: &Advice, question: &Question) -> String {
             "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
             escape(&w.window),
             w.deliveries,
-            w.objective_quantile_seconds.map_or("—".to_owned(), seconds),
-            w.advised_scale.map_or("—".to_owned(), |scale| {
-                let mut text = seconds(scale * advice.promise_seconds);
-                for g in &advice.goals {
-                    text.push_str(&format!(
-                        "; {} {}",
-                        escape(&g.labels),
-                        seconds(scale * g.promise_seconds)
-                    ));
+            match (w.objective_quantile_seconds, w.objective_quantile_ratio) {
+                (Some(q), _) => seconds(q),
+                (None, Some(r)) => format!("{:.1}% of its promise", r * 100.0),
+                (None, None) => "—".to_owned(),
+            },
+            match (w.advised_scale, w.judged_by_seconds.len()) {
+                (Some(scale), 0) => {
+                    let mut text = seconds(scale * advice.promise_seconds);
+                    for g in &advice.goals {
+                        text.push_str(&format!(
+                            "; {} {}",
+                            escape(&g.labels),
+                            seconds(scale * g.promise_seconds)
+                        ));
+                    }
+                    text
                 }
-                text
-            }),
+                (Some(scale), _) => format!(
+                    "{:.2}x each promise (judged by {})",
+                    scale,
+                    w.judged_by_seconds
+                        .iter()
+                        .map(|s| seconds(*s))
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                ),
+                (None, _) => "—".to_owned(),
+            },
         );
     }
     out.push_str("</table>\n");
@@ -112,14 +143,18 @@ fn advisor(advice: &Advice, question: &Question) -> String {
         "<form method=\"get\" action=\"/slas/{q}\"><b>What if</b> we had promised \
          <label><input name=\"promise\" placeholder=\"{p}\" value=\"{pv}\"></label>for \
          <label><input name=\"objective\" placeholder=\"{o}\" value=\"{ov}\"></label>of deliveries? \
-         <button>Show</button></form>",
+         <button>Show</button></form>{error}",
         q = query_value(&advice.sla),
         p = seconds(advice.promise_seconds),
         o = percent(Some(advice.objective)),
         pv = question
             .promise
-            .map_or(String::new(), |p| humantime::format_duration(p).to_string()),
+            .map_or(String::new(), crate::exposition::monthly::duration_text),
         ov = question.objective.map_or(String::new(), |o| o.percent()),
+        error = error.map_or(String::new(), |e| format!(
+            "<p class=\"risk\">{}</p>",
+            escape(e)
+        )),
     );
     if let Some(w) = &advice.what_if {
         let _ = writeln!(

@@ -157,11 +157,17 @@ fn card(
     let hour = hour_figures(report).and_then(|f| f.assessment.as_ref());
     let alert = sla.alert_margin.to_f64();
     let target = sla.target_margin.map(|t| t.to_f64());
+    // `over 30d`, or `this month` for a calendar month.
+    let over = if window.label == crate::recorder::CALENDAR_MONTH_LABEL {
+        "this month".to_owned()
+    } else {
+        format!("over {}", window.label)
+    };
     let says = match state {
         State::Breaching => format!(
-            "Breaching: {} of deliveries within the promise over {}, below the {} objective.",
+            "Breaching: {} of deliveries within the promise {}, below the {} objective.",
             percent(a.map(|a| a.compliance)),
-            window.label,
+            over,
             sla.objective.percent()
         ),
         State::Warning => format!(
@@ -175,26 +181,26 @@ fn card(
             }
         ),
         State::Amazing => format!(
-            "Amazing: beats the promise by {} over {}{}.",
+            "Amazing: beats the promise by {} {}{}.",
             percent(a.map(|a| a.margin)),
-            window.label,
+            over,
             target.map_or(String::new(), |_| format!(
                 ", at or above its {} target",
                 sla.target_margin.map_or(String::new(), |t| t.percent())
             ))
         ),
         State::Meeting => format!(
-            "Meeting: beats the promise by {} over {}{}.",
+            "Meeting: beats the promise by {} {}{}.",
             percent(a.map(|a| a.margin)),
-            window.label,
+            over,
             sla.target_margin.map_or(String::new(), |t| format!(
                 ", short of its {} target",
                 t.percent()
             ))
         ),
         State::Quiet => format!(
-            "Too few deliveries to judge: {} over {}, {} needed.",
-            figures.deliveries, window.label, sla.min_deliveries
+            "Too few deliveries to judge: {} {}, {} needed.",
+            figures.deliveries, over, sla.min_deliveries
         ),
     };
     let name = escape(&sla.name);
@@ -218,16 +224,16 @@ fn card(
         "<section class=\"card {class}\" data-sla=\"{name}\" data-state=\"{class}\">\
 <h2><a href=\"/slas/{q}\">{name}</a></h2><small>{description}</small><br>\
 <span class=\"state {class}\">{word}</span> {says}\
-<p class=\"muted\">Promise {promise} for {objective} of deliveries{target_text}; {deliveries} deliveries over {wlabel}.</p>\
+<p class=\"muted\">Promise {promise} for {objective} of deliveries{target_text}; {deliveries} deliveries {over}.</p>\
 {scale}<div class=\"legend\">● {wlabel} {wm} &nbsp; ○ last hour {hm} &nbsp; alert below {am}</div>\
 <div class=\"legend\">Margin per hour, last 24 hours; hollow points rest on fewer than {min} deliveries</div>{trend_hours}\
 <div class=\"legend\">Margin per day, last {ndays} days</div>{trend_days}\
-<div class=\"legend\">Error budget left over {wlabel}</div>{budget}{open}</section>",
+<div class=\"legend\">Error budget left {over}</div>{budget}{open}</section>",
         class = state.as_str(),
         q = query_value(&sla.name),
         description = escape(&sla.description),
         word = state.as_str(),
-        promise = humantime::format_duration(sla.promise),
+        promise = crate::exposition::monthly::duration_text(sla.promise),
         objective = sla.objective.percent(),
         target_text = sla.target_margin.map_or(String::new(), |t| format!(
             ", aiming {} faster",
@@ -246,10 +252,23 @@ fn card(
         wm = percent(a.map(|a| a.margin)),
         hm = percent(hour.map(|h| h.margin)),
         am = sla.alert_margin.percent(),
-        trend_hours = svg::trend("margin per hour", hours, target),
+        trend_hours = svg::trend(
+            "margin per hour",
+            hours,
+            target,
+            ("23 hours ago", "this hour")
+        ),
         ndays = days.len(),
         min = sla.min_deliveries,
-        trend_days = svg::trend("margin per day", days, target),
+        trend_days = svg::trend(
+            "margin per day",
+            days,
+            target,
+            (
+                &format!("{} days ago", days.len().saturating_sub(1)),
+                "today"
+            )
+        ),
         budget = svg::budget_bar(a.map(|a| a.budget_remaining())),
     );
 }

@@ -41,7 +41,9 @@ pub fn margin_scale(figures: &[(&str, Option<f64>)], target: Option<f64>, alert:
     let ax = x_of(alert);
     let _ = write!(
         s,
-        r##"<line x1="{ax:.1}" x2="{ax:.1}" y1="16" y2="30" stroke="#b35900" stroke-dasharray="2 2"/><line x1="{zero:.1}" x2="{zero:.1}" y1="14" y2="32" stroke="#c62828" stroke-width="2"/><text x="{zero:.1}" y="44" text-anchor="end" font-size="10">promise </text><text x="{ax:.1}" y="44" font-size="10"> alert {p}</text>"##,
+        r##"<line x1="{ax:.1}" x2="{ax:.1}" y1="16" y2="30" stroke="#b35900" stroke-dasharray="2 2"/><line x1="{zero:.1}" x2="{zero:.1}" y1="14" y2="32" stroke="#c62828" stroke-width="2"/><text x="{px:.1}" y="44" text-anchor="end" font-size="10">promise</text><text x="{alx:.1}" y="44" font-size="10">alert {p}</text>"##,
+        px = zero - 4.0,
+        alx = ax + 4.0,
         p = pct(alert),
     );
     // Filled: the first figure (the compliance window); hollow: the others.
@@ -72,9 +74,15 @@ pub struct Point {
 
 /// A trend line of margins over evenly spaced points (`None`: nothing
 /// delivered, drawn as a gap), with the promise and target lines.
-pub fn trend(title: &str, points: &[Option<Point>], target: Option<f64>) -> String {
-    const HEIGHT: f64 = 70.0;
-    let y_of = |m: f64| 6.0 + (HIGH - m.clamp(LOW, HIGH)) / (HIGH - LOW) * (HEIGHT - 12.0);
+pub fn trend(
+    title: &str,
+    points: &[Option<Point>],
+    target: Option<f64>,
+    (first, last): (&str, &str),
+) -> String {
+    const HEIGHT: f64 = 82.0;
+    const PLOT: f64 = 70.0;
+    let y_of = |m: f64| 6.0 + (HIGH - m.clamp(LOW, HIGH)) / (HIGH - LOW) * (PLOT - 12.0);
     let step = if points.len() > 1 {
         (WIDTH - 16.0) / (points.len() - 1) as f64
     } else {
@@ -88,7 +96,7 @@ pub fn trend(title: &str, points: &[Option<Point>], target: Option<f64>) -> Stri
         s,
         r##"<rect x="8" y="{zero:.1}" width="{w:.1}" height="{h:.1}" fill="#fbe3e3"/><line x1="8" x2="{e:.1}" y1="{zero:.1}" y2="{zero:.1}" stroke="#c62828"/>"##,
         w = WIDTH - 16.0,
-        h = HEIGHT - 6.0 - zero,
+        h = PLOT - 6.0 - zero,
         e = WIDTH - 8.0,
     );
     if let Some(t) = target {
@@ -136,6 +144,12 @@ pub fn trend(title: &str, points: &[Option<Point>], target: Option<f64>) -> Stri
     }
     flush(&mut run, &mut s);
     s.push_str(&few);
+    let _ = write!(
+        s,
+        r##"<text x="8" y="{y}" font-size="9" fill="#555">{first}</text><text x="{e:.1}" y="{y}" font-size="9" fill="#555" text-anchor="end">{last}</text>"##,
+        y = HEIGHT - 2.0,
+        e = WIDTH - 8.0,
+    );
     s.push_str("</svg>");
     s
 }
@@ -155,9 +169,14 @@ pub fn budget_bar(remaining: Option<f64>) -> String {
         } else {
             ("#1a7f37", r.min(1.0))
         };
+        let text = if r < 0.0 {
+            format!("overspent: {:.1}x the budget used", 1.0 - r)
+        } else {
+            format!("{} left", pct(r))
+        };
         let _ = write!(
             s,
-            r##"<rect x="1" y="3" width="{w:.1}" height="15" fill="{fill}"/><text x="{tx}" y="15" font-size="11" fill="{tf}">{p} left</text>"##,
+            r##"<rect x="1" y="3" width="{w:.1}" height="15" fill="{fill}"/><text x="{tx}" y="15" font-size="11" fill="{tf}">{text}</text>"##,
             w = (WIDTH - 2.0) * share,
             tx = 6,
             tf = if (0.0..0.25).contains(&r) {
@@ -165,7 +184,6 @@ pub fn budget_bar(remaining: Option<f64>) -> String {
             } else {
                 "#fff"
             },
-            p = pct(r),
         );
     }
     s.push_str("</svg>");
