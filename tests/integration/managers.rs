@@ -245,6 +245,13 @@ fn ticket_lines(now: i64, n: i64, days: i64) -> String {
     out
 }
 
+/// Backfills NDJSON `text`, which must be accepted; the answer.
+fn backfill(ex: &Exporter, text: &str) -> serde_json::Value {
+    let r = ex.post("/api/v1/backfill", "application/x-ndjson", text.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+}
+
 fn report_json(ex: &Exporter, month: &str) -> serde_json::Value {
     let mut r = ex.get(&format!("/api/v1/report?month={month}")).json();
     r.as_object_mut().unwrap().remove("generated_at");
@@ -264,13 +271,7 @@ fn history_survives_restarts_and_crashes() {
     let home = Home::new(CONFIG);
     let ex = home.start(&[]);
     let now = now_ms();
-    let r = ex.post(
-        "/api/v1/backfill",
-        "application/x-ndjson",
-        ticket_lines(now, 3000, 120).as_bytes(),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    let answer = r.json();
+    let answer = backfill(&ex, &ticket_lines(now, 3000, 120));
     assert_eq!(answer["accepted"], 3000);
     let older = answer["backfilled"].as_u64().unwrap();
     assert!(older > 2000, "most are older than the 30 days: {answer}");
@@ -283,19 +284,13 @@ fn history_survives_restarts_and_crashes() {
     assert_eq!(report_json(&ex, &month), before, "after a clean restart");
     // A crash: the log replays the history too.
     let more = ticket_lines(now - 5 * 86_400_000, 500, 90).replace("\"id\":\"t", "\"id\":\"u");
-    assert_eq!(
-        ex.post("/api/v1/backfill", "application/x-ndjson", more.as_bytes())
-            .status,
-        200
-    );
+    backfill(&ex, &more);
     let after_more = report_json(&ex, &month);
     ex.crash();
     let ex = home.start(&[]);
     assert_eq!(report_json(&ex, &month), after_more, "after kill -9");
     // The same backfill again counts nothing.
-    let again = ex
-        .post("/api/v1/backfill", "application/x-ndjson", more.as_bytes())
-        .json();
+    let again = backfill(&ex, &more);
     assert_eq!(
         (again["accepted"].as_u64(), again["duplicates"].as_u64()),
         (Some(0), Some(500))
@@ -329,12 +324,7 @@ fn history_survives_restarts_and_crashes() {
 fn the_report_command_prints_what_the_api_serves() {
     let ex = Exporter::start(CONFIG);
     let now = now_ms();
-    let r = ex.post(
-        "/api/v1/backfill",
-        "application/x-ndjson",
-        ticket_lines(now, 2000, 90).as_bytes(),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
+    backfill(&ex, &ticket_lines(now, 2000, 90));
     let month = last_month();
     for format in ["markdown", "csv", "json"] {
         let out = bin()
@@ -800,12 +790,7 @@ fn a_changed_promise_is_said_where_figures_were_judged_by_the_old_one() {
     let home = Home::new(CONFIG);
     let ex = home.start(&[]);
     let now = now_ms();
-    let r = ex.post(
-        "/api/v1/backfill",
-        "application/x-ndjson",
-        ticket_lines(now, 2000, 90).as_bytes(),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
+    backfill(&ex, &ticket_lines(now, 2000, 90));
     let month = last_month();
     let before = report_json(&ex, &month);
     assert!(
