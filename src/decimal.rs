@@ -22,7 +22,7 @@ const POW10: [u64; MAX_SCALE as usize + 1] = {
 /// A non-negative decimal held exactly: `units / 10^scale`, in lowest terms
 /// (no trailing zero in `units` unless `scale` is 0), so equal values are
 /// equal structs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Decimal {
     units: u64,
     scale: u8,

@@ -100,6 +100,10 @@ pub struct WindowAdvice {
     /// are of the one that judged them, and absent when several did.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub judged_by_seconds: Vec<f64>,
+    /// Why there is no quantile: too few deliveries, or failures reach
+    /// the objective's rank (no promise would be kept).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<&'static str>,
 }
 
 /// A goal's promise, for an SLA with goals.
@@ -143,6 +147,10 @@ pub struct WhatIfWindow {
     /// deliveries were judged by, or its amaze limit), rather than exact but
     /// for deliveries within 1%.
     pub exact: bool,
+    /// Why there are no figures: too few deliveries, or several promises
+    /// judged them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<&'static str>,
 }
 
 /// The promise a window's relative times are of: the SLA's, unless a
@@ -216,10 +224,13 @@ pub fn advise(
         .enumerate()
         .map(|(w, (spec, d))| {
             let base = base_of(w);
-            let r = assessed(d)
-                .then(|| d.quantile(objective, None))
-                .flatten()
-                .filter(|r| r.is_finite());
+            let q = assessed(d).then(|| d.quantile(objective, None)).flatten();
+            let why = match q {
+                None => Some(TOO_FEW),
+                Some(r) if !r.is_finite() => Some(FAILURES),
+                Some(_) => None,
+            };
+            let r = q.filter(|r| r.is_finite());
             let seconds = |r: f64| base.promise().map(|p| r * p.as_secs_f64());
             WindowAdvice {
                 window: spec.label.clone(),
@@ -229,6 +240,7 @@ pub fn advise(
                 advised_promise_seconds: r.and_then(seconds).map(|q| q / keep),
                 advised_scale: r.map(|r| r / keep),
                 judged_by_seconds: base.shown(sla.promise),
+                why,
             }
         })
         .collect();
@@ -246,6 +258,7 @@ pub fn advise(
                     let mut x = what_if(d, sla, &base_of(w), promise, objective, target);
                     if !assessed(d) {
                         (x.compliance, x.margin, x.status) = (None, None, None);
+                        x.why = Some(TOO_FEW);
                     }
                     WhatIfWindow {
                         window: spec.label.clone(),
@@ -297,6 +310,7 @@ fn what_if(
         margin: None,
         status: None,
         exact: false,
+        why: Some(MIXED),
     };
     let Some(judged) = base.promise() else {
         return none;
@@ -350,8 +364,16 @@ fn what_if(
         margin,
         status,
         exact,
+        why: None,
     }
 }
+
+/// Fewer deliveries than `min_deliveries`.
+const TOO_FEW: &str = "too few deliveries";
+/// The objective's rank falls among failed deliveries.
+const FAILURES: &str = "failures reach the objective's rank: no promise would be kept";
+/// A reload changed the promise within the window.
+const MIXED: &str = "several promises judged these deliveries";
 
 #[cfg(test)]
 mod tests {

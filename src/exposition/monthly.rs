@@ -117,6 +117,15 @@ pub struct SlaMonth {
     /// deliveries were judged by, in seconds (figures are as judged then).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub judged_by_seconds: Vec<f64>,
+    /// When a reload changed the objective after the month: the one in
+    /// force now (`objective` is the one the month was recorded under, and
+    /// judges it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub objective_now: Option<f64>,
+    /// When the objective changed within the month: every one in force
+    /// (the month is then judged by today's).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub objectives_then: Vec<f64>,
     /// Deliveries completed in the month, failed ones included.
     pub deliveries: u64,
     /// Of them, failed or later than the promise.
@@ -163,7 +172,14 @@ pub fn report(recorder: &Recorder, month: Month, now: Millis) -> MonthReport {
                     .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
                     .to_zoned(zone.clone())
                     .date();
-                let policy = sla.policy();
+                let stamps = history.stamps_between(month.first(), month.end());
+                // A month is judged by the objective in force while it was
+                // recorded, if one was: a reload does not rewrite a closed
+                // month's verdict.
+                let mut policy = sla.policy();
+                if let [then] = stamps.objectives.as_slice() {
+                    policy.objective = *then;
+                }
                 let mut total = Digest::new();
                 let mut days = Vec::new();
                 for (date, d) in history.days_between(month.first(), month.end()) {
@@ -178,21 +194,22 @@ pub fn report(recorder: &Recorder, month: Month, now: Millis) -> MonthReport {
                         });
                     }
                 }
-                // Worst margin first; at the floor (-100%), worst compliance.
+                // Most late deliveries first, then the lowest margin: one
+                // failure puts a day at the margin's floor at a high objective.
                 days.sort_by(|a, b| {
-                    a.margin
-                        .total_cmp(&b.margin)
-                        .then(a.compliance.total_cmp(&b.compliance))
+                    a.compliance
+                        .total_cmp(&b.compliance)
+                        .then(a.margin.total_cmp(&b.margin))
                 });
                 days.truncate(WORST_DAYS);
-                let (judged_by, zones) = history.stamps_between(month.first(), month.end());
+                let (judged_by, zones) = (&stamps.promises, &stamps.zones);
                 let oldest = history.days().next().map(|(d, _)| d);
                 let Figures {
                     deliveries,
                     bad,
                     assessment,
                 } = margin::assess(&total, &policy);
-                let objective = sla.objective.to_f64();
+                let objective = policy.objective.to_f64();
                 SlaMonth {
                     sla: sla.name.clone(),
                     description: sla.description.clone(),
@@ -211,6 +228,13 @@ pub fn report(recorder: &Recorder, month: Month, now: Millis) -> MonthReport {
                     judged_by_seconds: match judged_by.as_slice() {
                         [one] if *one == sla.promise => Vec::new(),
                         all => all.iter().map(Duration::as_secs_f64).collect(),
+                    },
+                    objective_now: (policy.objective != sla.objective)
+                        .then(|| sla.objective.to_f64()),
+                    objectives_then: if stamps.objectives.len() > 1 {
+                        stamps.objectives.iter().map(|o| o.to_f64()).collect()
+                    } else {
+                        Vec::new()
                     },
                     deliveries,
                     bad,
@@ -305,18 +329,36 @@ pub fn verdict(s: &SlaMonth) -> String {
 /// over, what the history holds, and a changed promise.
 pub fn notes(s: &SlaMonth, month: &str) -> String {
     let mut notes = vec![format!("Days dated in {}", s.time_zone)];
-    if !s.complete {
+    if !s.complete && s.history_from.is_some() {
         notes.push("the month is not over".to_owned());
     }
     match (&s.history_from, s.history_covers_month) {
         (None, _) => notes.push("the history holds no delivery yet".to_owned()),
         (Some(from), false) if from.as_str() >= month_end(month).as_str() => notes.push(format!(
-            "the history starts on {from}, after this month: no figures"
+            "the history's first delivery is on {from}, after this month: no figures"
         )),
         (Some(from), false) => notes.push(format!(
-            "the history starts on {from}: earlier days are missing"
+            "the history's first delivery is on {from}: days before it hold none"
         )),
         (Some(_), true) => {}
+    }
+    if let Some(now) = s.objective_now {
+        notes.push(format!(
+            "judged by the objective in force then, {} (now {})",
+            percent(Some(s.objective)),
+            percent(Some(now))
+        ));
+    }
+    if !s.objectives_then.is_empty() {
+        let then: Vec<String> = s
+            .objectives_then
+            .iter()
+            .map(|o| percent(Some(*o)))
+            .collect();
+        notes.push(format!(
+            "a reload changed the objective during the month ({}): judged by today's",
+            then.join(", ")
+        ));
     }
     if !s.judged_by_seconds.is_empty() {
         let then: Vec<String> = s
@@ -413,7 +455,7 @@ pub fn markdown(r: &MonthReport) -> String {
 /// `date margin` pairs separated by `;`.
 pub fn csv(r: &MonthReport) -> String {
     let mut out = String::from(
-        "month,sla,promise,promise_seconds,objective,target_margin,time_zone,complete,deliveries,bad,compliance,margin,status,budget_used,kept,worst_days\n",
+        "month,sla,promise,promise_seconds,objective,target_margin,time_zone,complete,deliveries,bad,compliance,margin,status,budget_used,kept,worst_days,notes\n",
     );
     let num = |x: Option<f64>| x.map_or(String::new(), |x| x.to_string());
     for s in &r.slas {
@@ -424,7 +466,7 @@ pub fn csv(r: &MonthReport) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             r.month,
             quote(&s.sla),
             quote(&s.promise),
@@ -441,6 +483,7 @@ pub fn csv(r: &MonthReport) -> String {
             num(s.budget_used),
             s.kept.map_or(String::new(), |k| k.to_string()),
             quote(&worst.join(";")),
+            quote(&notes(s, &r.month)),
         );
     }
     out

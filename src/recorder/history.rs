@@ -20,7 +20,8 @@
 //! at least a day, plus the current hour) and [`DAYS_KEPT`] day points. A
 //! point is 32 bytes of counts plus its sketch, 8 bytes per bin between its
 //! fastest and slowest delivery (a bin is 2% wide: a spread of 100x is 233
-//! bins, about 2 KB); backfilled days add 8 bytes per id.
+//! bins, about 2 KB); a day adds about 9 bytes per id it keeps (ids of
+//! deliveries dated before the day they were recorded, such as imports).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::Calendar;
+use crate::decimal::Decimal;
 use crate::window::{Digest, Millis, Observation};
 
 /// Days of history kept, today included.
@@ -57,6 +59,9 @@ pub struct History {
     /// time-zone lookup; rebuilt on demand.
     #[serde(skip)]
     lookups: Lookups,
+    /// Ids kept over every day, counted on first need.
+    #[serde(skip)]
+    id_count: Option<usize>,
 }
 
 /// Recently looked-up days: `(start, end, date)`, the instants `[start,
@@ -76,20 +81,36 @@ struct Point {
     /// The default promises its deliveries were judged by, sorted and
     /// distinct: one, unless a reload changed the promise meanwhile.
     judged_by: Vec<Duration>,
+    /// The objectives in force when they were recorded, sorted and distinct.
+    objectives: Vec<Decimal>,
     /// Day points: the zone the date is in (the calendar's when first dated).
     zone: Option<Box<str>>,
-    /// Day points: sorted hashes of the ids of deliveries recorded only here
-    /// (older than every window, so no id set remembers them): a re-import
-    /// counts them once.
-    backfilled: Vec<u64>,
+    /// Day points: hashes of the ids of deliveries dated before the day
+    /// they were recorded on (backfilled ones, mostly), kept as long as the
+    /// day, so a re-import counts them once however late it comes.
+    ids: foldhash::HashSet<u64>,
 }
 
 impl Point {
-    fn judged(&mut self, promise: Duration) {
-        if let Err(i) = self.judged_by.binary_search(&promise) {
-            self.judged_by.insert(i, promise);
+    fn judged(&mut self, stamp: Stamp<'_>) {
+        if let Err(i) = self.judged_by.binary_search(&stamp.promise) {
+            self.judged_by.insert(i, stamp.promise);
+        }
+        if let Err(i) = self.objectives.binary_search(&stamp.objective) {
+            self.objectives.insert(i, stamp.objective);
         }
     }
+}
+
+/// What judged a run of days, each sorted and distinct.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stamps {
+    /// Default promises.
+    pub promises: Vec<Duration>,
+    /// Objectives.
+    pub objectives: Vec<Decimal>,
+    /// Zones the days are dated in.
+    pub zones: Vec<String>,
 }
 
 /// What a delivery is recorded with: the calendar its day is dated by and
@@ -100,6 +121,8 @@ pub struct Stamp<'a> {
     pub calendar: &'a Calendar,
     /// The SLA's default promise in force.
     pub promise: Duration,
+    /// The SLA's objective in force.
+    pub objective: Decimal,
 }
 
 /// The day `at` falls on in `calendar`'s zone and the instants it spans,
@@ -165,7 +188,7 @@ impl History {
             }
             let point = Arc::make_mut(self.hours.entry(hour).or_default());
             apply(&mut point.digest);
-            point.judged(stamp.promise);
+            point.judged(stamp);
         }
         if let Some(day) = self.day_entry(stamp, at, now) {
             apply(&mut day.digest);
@@ -178,45 +201,82 @@ impl History {
         let mut copy = self.clone();
         let hour = Arc::make_mut(copy.hours.entry(at.div_euclid(HOUR)).or_default());
         hour.digest.merge(slot);
-        hour.judged(stamp.promise);
+        hour.judged(stamp);
         let date = stamp.calendar.date_of(at);
         let day = Arc::make_mut(copy.days.entry(date).or_default());
         day.digest.merge(slot);
-        day.judged(stamp.promise);
+        day.judged(stamp);
         day.zone.get_or_insert_with(|| zone_name(stamp.calendar));
         copy
     }
 
-    /// Counts a backfilled delivery older than every window, in its day
-    /// only. False (nothing counted) when `id` was backfilled before or the
-    /// day is older than [`DAYS_KEPT`].
+    /// Counts a delivery older than every window in its day only. False
+    /// (nothing counted) when the day is older than [`DAYS_KEPT`]. Its id,
+    /// if any, is to be checked with [`History::remembers`] and kept with
+    /// [`History::remember`] by the caller, who knows the other ids too.
     pub fn backfill(
         &mut self,
         stamp: Stamp<'_>,
         at: Millis,
         now: Millis,
-        id: Option<u64>,
         obs: Observation,
     ) -> bool {
         let Some(day) = self.day_entry(stamp, at, now) else {
             return false;
         };
-        if let Some(id) = id {
-            match day.backfilled.binary_search(&id) {
-                Ok(_) => return false,
-                Err(at) => day.backfilled.insert(at, id),
-            }
-        }
         day.digest.record(obs);
         true
     }
 
-    /// Whether a delivery completed at `at` with id hash `id` was
-    /// backfilled already.
-    pub fn has_backfilled(&self, calendar: &Calendar, at: Millis, id: u64) -> bool {
+    /// Whether id hash `id` of a delivery completed at `at` is kept with its day.
+    pub fn remembers(&self, calendar: &Calendar, at: Millis, id: u64) -> bool {
         self.days
             .get(&calendar.date_of(at))
-            .is_some_and(|day| day.backfilled.binary_search(&id).is_ok())
+            .is_some_and(|day| day.ids.contains(&id))
+    }
+
+    /// Keeps id hash `id` with the day of `at` (if that day is kept), at
+    /// most `cap` ids over all days: past it the oldest days' ids are
+    /// forgotten. Returns how many were.
+    pub fn remember(
+        &mut self,
+        stamp: Stamp<'_>,
+        at: Millis,
+        now: Millis,
+        id: u64,
+        cap: usize,
+    ) -> u64 {
+        let mut count = match self.id_count {
+            Some(n) => n,
+            None => self.days.values().map(|d| d.ids.len()).sum(),
+        };
+        if let Some(day) = self.day_entry(stamp, at, now)
+            && day.ids.insert(id)
+        {
+            count += 1;
+        }
+        let mut forgotten = 0;
+        while count > cap {
+            let Some(oldest) = self.days.values_mut().find(|d| !d.ids.is_empty()) else {
+                break;
+            };
+            let day = Arc::make_mut(oldest);
+            let n = day.ids.len();
+            day.ids.clear();
+            count -= n;
+            forgotten += n as u64;
+        }
+        self.id_count = Some(count);
+        forgotten
+    }
+
+    /// Whether `at` is before the start of `now`'s day in the calendar's zone.
+    pub fn before_today(&mut self, calendar: &Calendar, at: Millis, now: Millis) -> bool {
+        self.oldest_day(calendar, now);
+        match self.lookups.now {
+            Some((start, _, _)) => at < start,
+            None => calendar.date_of(at) < calendar.date_of(now),
+        }
     }
 
     /// Forgets the days looked up: the calendar (its zone) may have changed.
@@ -247,9 +307,10 @@ impl History {
         }
         if !self.days.contains_key(&date) {
             self.days = self.days.split_off(&oldest);
+            self.id_count = None;
         }
         let day = Arc::make_mut(self.days.entry(date).or_default());
-        day.judged(stamp.promise);
+        day.judged(stamp);
         if day.zone.is_none() {
             day.zone = Some(zone_name(calendar));
         }
@@ -258,6 +319,7 @@ impl History {
 
     /// Drops the points that have aged out by `now`.
     pub fn prune(&mut self, calendar: &Calendar, hours: i64, now: Millis) {
+        self.id_count = None;
         self.hours = self.hours.split_off(&(now.div_euclid(HOUR) - hours + 1));
         self.days = self.days.split_off(&calendar.oldest_history_day(now));
     }
@@ -290,19 +352,22 @@ impl History {
             .map(|(date, p)| (*date, &p.digest))
     }
 
-    /// The promises the deliveries of the days in `[from, to)` were judged
-    /// by, and the zones those days are dated in, each sorted and distinct.
-    pub fn stamps_between(&self, from: Date, to: Date) -> (Vec<Duration>, Vec<String>) {
-        let (mut promises, mut zones) = (Vec::new(), Vec::new());
+    /// What judged the deliveries of the days in `[from, to)`, and the
+    /// zones those days are dated in.
+    pub fn stamps_between(&self, from: Date, to: Date) -> Stamps {
+        let mut stamps = Stamps::default();
         for p in self.days.range(from..to.max(from)).map(|(_, p)| p) {
-            promises.extend(p.judged_by.iter().copied());
-            zones.extend(p.zone.as_deref().map(str::to_owned));
+            stamps.promises.extend(p.judged_by.iter().copied());
+            stamps.objectives.extend(p.objectives.iter().copied());
+            stamps.zones.extend(p.zone.as_deref().map(str::to_owned));
         }
-        promises.sort();
-        promises.dedup();
-        zones.sort();
-        zones.dedup();
-        (promises, zones)
+        stamps.promises.sort();
+        stamps.promises.dedup();
+        stamps.objectives.sort();
+        stamps.objectives.dedup();
+        stamps.zones.sort();
+        stamps.zones.dedup();
+        stamps
     }
 
     /// Every day point, oldest first.
@@ -329,7 +394,7 @@ impl History {
             .map(|p| {
                 POINT
                     + p.digest.heap_bytes()
-                    + p.backfilled.capacity() * 8
+                    + p.ids.capacity() * 9
                     + p.judged_by.capacity() * 16
                     + p.zone.as_ref().map_or(0, |z| z.len())
             })
@@ -357,6 +422,7 @@ mod tests {
         Stamp {
             calendar,
             promise: Duration::from_secs(1),
+            objective: Decimal::parse("99%").unwrap(),
         }
     }
 
@@ -421,30 +487,33 @@ mod tests {
     }
 
     #[test]
-    fn backfill_counts_an_id_once_and_refuses_days_past_the_history() {
+    fn days_keep_ids_once_and_refuse_days_past_the_history() {
         let cal = Calendar::always();
         let mut h = History::default();
         let now = at("2026-11-30T12:00Z[UTC]");
         let old = now - 100 * DAY;
-        assert!(h.backfill(stamp(&cal), old, now, Some(7), OBS));
-        assert!(
-            !h.backfill(stamp(&cal), old + 1, now, Some(7), OBS),
-            "same id, same day"
-        );
-        assert!(h.backfill(stamp(&cal), old, now, Some(8), OBS));
-        assert!(
-            h.backfill(stamp(&cal), old, now, None, OBS),
-            "no id, no check"
-        );
-        assert_eq!(h.days().map(|(_, d)| d.count()).sum::<u64>(), 3);
-        assert!(!h.backfill(stamp(&cal), now - 400 * DAY, now, Some(9), OBS));
+        assert!(!h.remembers(&cal, old, 7));
+        assert_eq!(h.remember(stamp(&cal), old, now, 7, 10), 0);
+        assert!(h.remembers(&cal, old + 1, 7), "same day");
+        assert!(!h.remembers(&cal, old + DAY, 7), "another day");
+        assert!(h.backfill(stamp(&cal), old, now, OBS));
+        assert_eq!(h.days().map(|(_, d)| d.count()).sum::<u64>(), 1);
+        assert!(!h.backfill(stamp(&cal), now - 400 * DAY, now, OBS));
         assert!(cal.in_history(now - 399 * DAY, now));
         assert!(!cal.in_history(now - 400 * DAY, now));
+        // Past the cap, the oldest days' ids go first.
+        for i in 0..10 {
+            h.remember(stamp(&cal), old + DAY, now, 100 + i, 10);
+        }
+        assert!(
+            !h.remembers(&cal, old, 7),
+            "the oldest day's ids were forgotten"
+        );
+        assert!(h.remembers(&cal, old + DAY, 109));
+        assert!(h.before_today(&cal, now - 13 * HOUR, now));
+        assert!(!h.before_today(&cal, now - 11 * HOUR, now));
     }
 
-    /// 30-second slots absorbed as they close, and the open one laid over,
-    /// give the points of recording each delivery, across Berlin's midnight
-    /// (23:00 UTC).
     #[test]
     fn absorbed_slots_and_the_overlay_equal_recording_one_by_one() {
         let cal = berlin();
@@ -490,8 +559,8 @@ mod tests {
         let t = at("2026-11-30T12:00Z[UTC]");
         h.record(stamp(&cal), 25, t, t, OBS);
         let five = Stamp {
-            calendar: &cal,
             promise: Duration::from_secs(5),
+            ..stamp(&cal)
         };
         h.record(five, 25, t + 60_000, t, OBS);
         assert_eq!(
@@ -500,9 +569,10 @@ mod tests {
         );
         assert!(h.judged_by_since(t + HOUR).is_empty());
         let day = jiff::civil::date(2026, 11, 30);
-        let (promises, zones) = h.stamps_between(day, day.tomorrow().unwrap());
-        assert_eq!(promises.len(), 2);
-        assert_eq!(zones, vec!["Europe/Berlin".to_owned()]);
+        let stamps = h.stamps_between(day, day.tomorrow().unwrap());
+        assert_eq!(stamps.promises.len(), 2);
+        assert_eq!(stamps.objectives.len(), 1);
+        assert_eq!(stamps.zones, vec!["Europe/Berlin".to_owned()]);
     }
 
     #[test]
@@ -523,10 +593,9 @@ mod tests {
         let mut h = History::default();
         let t = at("2026-11-30T12:00Z[UTC]");
         h.record(stamp(&cal), 25, t, t, OBS);
-        h.backfill(stamp(&cal), t - 30 * DAY, t, Some(1), OBS);
+        h.remember(stamp(&cal), t - 30 * DAY, t, 1, 10);
         let back: History = postcard::from_bytes(&postcard::to_stdvec(&h).unwrap()).unwrap();
         assert_eq!(back.len(), (1, 2));
-        let mut back = back;
-        assert!(!back.backfill(stamp(&cal), t - 30 * DAY, t, Some(1), OBS));
+        assert!(back.remembers(&cal, t - 30 * DAY, 1));
     }
 }

@@ -18,7 +18,7 @@ pub mod native;
 pub mod open;
 
 pub use clocks::{OpenSummary, OpenView};
-pub use history::{DAYS_KEPT, HOUR, History, Stamp, hours_kept};
+pub use history::{DAYS_KEPT, HOUR, History, Stamp, Stamps, hours_kept};
 use id_set::IdSet;
 pub use legacy::{SlaDataV2, SlaDataV3, SlaDataV4, SlaDataV5, SlaDataV6};
 pub use marks::{Mark, Marks};
@@ -75,6 +75,8 @@ pub struct SlaState {
     /// The default promise deliveries are judged by, which history points
     /// remember (zero until the first config is applied).
     promise: Duration,
+    /// The objective in force, which history points remember too.
+    objective: Decimal,
     /// Largest share of the promise that counts as amazing, if targeted.
     amazing_limit: Option<Decimal>,
     /// Series key -> index into `data.series`; foldhash is seeded per map, so
@@ -223,25 +225,20 @@ impl Recorder {
                 state.data.lsn = lsn;
             }
             let sla = &self.catalog.slas[sla_index];
+            let cap = self.catalog.limits.max_tracked_ids;
             for d in batch[start..].iter().filter(|d| d.sla == sla_index) {
-                if d.at < now - retention(sla) {
+                let history_only = d.at < now - retention(sla);
+                if let Some(id) = &d.id
+                    && !state.take_id(sla, id, d.at, now, cap)
+                {
+                    out.duplicates += 1;
+                    continue;
+                }
+                if history_only {
                     if state.backfill(sla, d, now) {
                         out.accepted += 1;
                         out.backfilled += 1;
-                    } else {
-                        out.duplicates += 1;
                     }
-                    continue;
-                }
-                if let Some(id) = &d.id
-                    && !state.data.ids.insert(
-                        id,
-                        now,
-                        retention(sla),
-                        self.catalog.limits.max_tracked_ids,
-                    )
-                {
-                    out.duplicates += 1;
                     continue;
                 }
                 state.record(sla, d, now);
@@ -261,16 +258,12 @@ impl Recorder {
             let Some(id) = &d.id else {
                 continue;
             };
-            let (sla, state) = (&self.catalog.slas[d.sla], lock(&self.slas[d.sla]));
-            let known = if d.at < now - retention(sla) {
-                let hash = state.data.ids.hash(id) as u64;
-                state
-                    .data
-                    .history
-                    .has_backfilled(clocks::calendar_of(sla), d.at, hash)
-            } else {
-                state.data.ids.contains(id)
-            };
+            let (sla, mut state) = (&self.catalog.slas[d.sla], lock(&self.slas[d.sla]));
+            let calendar = clocks::calendar_of(sla);
+            let hash = state.data.ids.hash(id) as u64;
+            let before_today = state.data.history.before_today(calendar, d.at, now);
+            let known = state.data.ids.contains(id)
+                || (before_today && state.data.history.remembers(calendar, d.at, hash));
             if known || !seen.insert((d.sla, id.clone())) {
                 repeats += 1;
             }
@@ -363,6 +356,7 @@ impl Recorder {
                 let stamp = Stamp {
                     calendar: clocks::calendar_of(sla),
                     promise: sla.promise,
+                    objective: sla.objective,
                 };
                 let shown = history.overlaid(stamp, at, slot);
                 Some(f(sla, &shown))
@@ -465,6 +459,7 @@ impl SlaState {
             compliance,
             hours_kept: 0,
             promise: Duration::ZERO,
+            objective: Decimal::ZERO,
             amazing_limit: None,
             index: foldhash::HashMap::default(),
             data,
@@ -517,10 +512,10 @@ impl SlaState {
         // The base slot the re-slicing closed was judged by the promise in
         // force until now (by the new one at a restore: the first config).
         if self.promise.is_zero() {
-            self.promise = sla.promise;
+            (self.promise, self.objective) = (sla.promise, sla.objective);
         }
         self.settle_history(sla, None);
-        self.promise = sla.promise;
+        (self.promise, self.objective) = (sla.promise, sla.objective);
         self.amazing_limit = sla.policy().amazing_limit();
         let old_labels = std::mem::replace(&mut self.data.labels, sla.labels.clone());
         let old = std::mem::take(&mut self.data.series);
@@ -637,6 +632,7 @@ impl SlaState {
             let stamp = Stamp {
                 calendar,
                 promise: sla.promise,
+                objective: sla.objective,
             };
             self.data
                 .history
@@ -656,6 +652,7 @@ impl SlaState {
         let stamp = Stamp {
             calendar: clocks::calendar_of(sla),
             promise: self.promise,
+            objective: self.objective,
         };
         for (at, slot) in a.take_closed() {
             let now = now.unwrap_or(at);
@@ -681,14 +678,42 @@ impl SlaState {
             }
             Outcome::Failed => Observation::Failed,
         };
-        // 64 of the 128 bits: a collision among a year of ids is far rarer
-        // than a lost disk.
-        let id = d.id.as_deref().map(|id| self.data.ids.hash(id) as u64);
         let stamp = Stamp {
             calendar: clocks::calendar_of(sla),
             promise: sla.promise,
+            objective: sla.objective,
         };
-        self.data.history.backfill(stamp, d.at, now, id, obs)
+        self.data.history.backfill(stamp, d.at, now, obs)
+    }
+
+    /// Whether `id` of a delivery completed at `at` is new, remembering it:
+    /// in the id set while a delivery with it could be admitted live, and,
+    /// for one dated before today (an import, mostly), with its day for as
+    /// long as the history keeps that day. So a re-import counts a row once
+    /// even after the id set has forgotten it, while live traffic, dated
+    /// today, costs the history nothing.
+    fn take_id(&mut self, sla: &Sla, id: &str, at: Millis, now: Millis, cap: usize) -> bool {
+        let calendar = clocks::calendar_of(sla);
+        let dated_before_today = self.data.history.before_today(calendar, at, now);
+        // 64 of the 128 bits: a collision among a year of ids is far rarer
+        // than a lost disk.
+        let hash = self.data.ids.hash(id) as u64;
+        if dated_before_today && self.data.history.remembers(calendar, at, hash) {
+            return false;
+        }
+        // Every id goes to the id set too, so the same id dated elsewhere
+        // within its retention counts once as well.
+        let new = self.data.ids.insert(id, now, retention(sla), cap);
+        if new && dated_before_today {
+            let stamp = Stamp {
+                calendar,
+                promise: self.promise,
+                objective: self.objective,
+            };
+            let forgotten = self.data.history.remember(stamp, at, now, hash, cap);
+            self.data.ids.forgotten += forgotten;
+        }
+        new
     }
 
     /// The series for `key` and the promise its delivery is judged by.
@@ -906,4 +931,68 @@ pub struct SeriesReport {
     pub figures: Vec<(usize, Figures)>,
     /// Counters since start.
     pub counters: Counters,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::delivery::{Input, Reach, Timing};
+
+    const DAY: Millis = 86_400_000;
+
+    fn batch(
+        catalog: &Catalog,
+        ids: std::ops::Range<u32>,
+        at: Millis,
+        now: Millis,
+    ) -> Vec<Delivery> {
+        ids.map(|i| {
+            let id = format!("r{i}");
+            let input = Input {
+                sla: "desk",
+                labels: &[],
+                timing: Timing::Took {
+                    took: Duration::from_secs(60),
+                    at: Some(at),
+                },
+                id: Some(&id),
+            };
+            catalog.admit_reaching(&input, now, Reach::History).unwrap()
+        })
+        .collect()
+    }
+
+    /// An export imported while its rows were inside the window, imported
+    /// again once they have left it (and the id set has forgotten them),
+    /// counts nothing twice; live rows dated today cost the history no id.
+    #[test]
+    fn a_reimport_after_the_window_counts_nothing_twice() {
+        let yaml = "version: 1\nslas:\n  - name: desk\n    promise: 4h\n    objective: 95%\n    window: 30d\n";
+        let catalog = Arc::new(Config::parse(yaml).unwrap().catalog());
+        let r = Recorder::new(catalog.clone());
+        let now = 1_795_600_000_000;
+        let first = r.record(&batch(&catalog, 0..12, now - 7 * DAY, now), now, None);
+        assert_eq!((first.accepted, first.backfilled), (12, 0));
+        let later = now + 40 * DAY;
+        let again = r.record(&batch(&catalog, 0..12, now - 7 * DAY, later), later, None);
+        assert_eq!((again.accepted, again.duplicates), (0, 12));
+        let new = r.record(&batch(&catalog, 12..14, now - 7 * DAY, later), later, None);
+        assert_eq!((new.accepted, new.backfilled), (2, 2));
+        // The same id dated elsewhere, while the id set still holds it.
+        let moved = r.record(&batch(&catalog, 12..13, now - 9 * DAY, later), later, None);
+        assert_eq!(moved.duplicates, 1);
+        assert_eq!(
+            r.repeats(&batch(&catalog, 0..14, now - 7 * DAY, later), later),
+            14
+        );
+        // Today's rows go to the id set alone.
+        let today = r.record(&batch(&catalog, 100..101, later, later), later, None);
+        assert_eq!(today.accepted, 1);
+        let hash = lock(&r.slas[0]).data.ids.hash("r100") as u64;
+        let kept = r.with_history(0, |sla, h| {
+            h.remembers(clocks::calendar_of(sla), later, hash)
+        });
+        assert_eq!(kept, Some(false));
+    }
 }

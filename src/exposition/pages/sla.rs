@@ -110,7 +110,7 @@ fn advisor(advice: &Advice, question: &Question, error: Option<&str>) -> String 
             match (w.objective_quantile_seconds, w.objective_quantile_ratio) {
                 (Some(q), _) => seconds(q),
                 (None, Some(r)) => format!("{:.1}% of its promise", r * 100.0),
-                (None, None) => "—".to_owned(),
+                (None, None) => w.why.unwrap_or("—").to_owned(),
             },
             match (w.advised_scale, w.judged_by_seconds.len()) {
                 (Some(scale), 0) => {
@@ -172,11 +172,11 @@ fn advisor(advice: &Advice, question: &Question, error: Option<&str>) -> String 
                 x.deliveries,
                 percent(x.compliance),
                 percent(x.margin),
-                x.status.unwrap_or("too few deliveries"),
-                if x.exact {
-                    "exact"
-                } else {
-                    "exact but for deliveries within 1% of the promise"
+                x.status.or(x.why).unwrap_or("—"),
+                match (x.compliance, x.exact) {
+                    (None, _) => "—",
+                    (Some(_), true) => "exact",
+                    (Some(_), false) => "exact but for deliveries within 1% of the promise",
                 },
             );
         }
