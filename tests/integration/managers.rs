@@ -837,6 +837,30 @@ fn a_changed_promise_is_said_where_figures_were_judged_by_the_old_one() {
         "{month_window}"
     );
     assert!(month_window["advised_scale"].as_f64().is_some());
+    // A changed objective does not rewrite a month recorded under another.
+    home.write_config(
+        &CONFIG
+            .replace("promise: 4h", "promise: 2h")
+            .replace("objective: 90%", "objective: 99%"),
+    );
+    assert_eq!(ex.reload().status, 200);
+    let after = report_json(&ex, &month);
+    let desk = &after["slas"][1];
+    assert_eq!(
+        (desk["objective"].as_f64(), desk["objective_now"].as_f64()),
+        (Some(0.9), Some(0.99))
+    );
+    assert_eq!(
+        desk["kept"], before["slas"][1]["kept"],
+        "the verdict stands"
+    );
+    let text = ex
+        .get(&format!("/api/v1/report?month={month}&format=markdown"))
+        .body;
+    assert!(
+        text.contains("judged by the objective in force then, 90.00% (now 99.00%)"),
+        "{text}"
+    );
     // A month before any history says so.
     let empty = report_json(&ex, "2020-01");
     assert_eq!(empty["slas"][1]["history_covers_month"], false);
