@@ -627,7 +627,8 @@ slas:
         );
         assert_eq!(s.kept, Some(expected >= 0.0));
         // The worst days by exact margin are the report's.
-        let mut by_day: Vec<(Date, f64)> = (1..=30)
+        // Worst: most late or failed (exact), then the lowest exact margin.
+        let mut by_day: Vec<(Date, f64, usize)> = (1..=30)
             .map(|day| {
                 let date = jiff::civil::date(2026, 11, day);
                 let values: Vec<Option<u64>> = exact
@@ -635,17 +636,18 @@ slas:
                     .filter(|(d, _)| *d == date)
                     .map(|(_, m)| *m)
                     .collect();
-                (date, margin_of(&values))
+                let bad = values.iter().filter(|m| m.is_none_or(|m| m > 240)).count();
+                (date, margin_of(&values), bad)
             })
             .collect();
-        by_day.sort_by(|a, b| a.1.total_cmp(&b.1));
+        by_day.sort_by(|a, b| b.2.cmp(&a.2).then(a.1.total_cmp(&b.1)));
         let worst: Vec<String> = s.worst_days.iter().map(|d| d.date.clone()).collect();
         let exact_worst: Vec<String> = by_day[..WORST_DAYS]
             .iter()
-            .map(|(d, _)| d.to_string())
+            .map(|(d, _, _)| d.to_string())
             .collect();
         assert_eq!(worst, exact_worst);
-        for (d, (_, m)) in s.worst_days.iter().zip(&by_day) {
+        for (d, (_, m, _)) in s.worst_days.iter().zip(&by_day) {
             assert!(
                 (d.margin - m).abs() <= 0.0101 * (1.0 - m),
                 "{} {} vs {m}",
