@@ -265,8 +265,10 @@ fn nginx_access_logs_rotated_by_logrotate_are_counted_exactly_once() {
     nginx.load(200);
     let ex = home.start(&[]);
     nginx.load(200);
+    // nginx writes a request's log line after its response: wait for the last.
+    wait_for("nginx logged every request", || nginx.lines().len() >= 2600);
     let lines = nginx.lines();
-    assert_eq!(lines.len(), 2600, "nginx logged every request");
+    assert_eq!(lines.len(), 2600, "nginx logged every request once");
     wait_for("every logged line counted", || {
         counted(&ex) >= lines.len() as f64
     });
