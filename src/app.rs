@@ -115,14 +115,6 @@ pub async fn run(
     // Bound and logged before the main listener is announced, so whoever
     // waits for that line finds this one too.
     let otlp_http_listener = bind(args.otlp_http.as_deref(), "OTLP/HTTP listening").await?;
-    tracing::info!(
-        %addr,
-        config = %args.config.display(),
-        slas,
-        tls = web.tls.is_some(),
-        basic_auth = !web.users.is_empty(),
-        "amaze-exporter listening"
-    );
     let hangups = tokio::spawn(crate::shutdown::on_hangup({
         let reloader = reloader.clone();
         move || {
@@ -133,6 +125,15 @@ pub async fn run(
             }
         }
     }));
+    tracing::info!(
+        %addr,
+        config = %args.config.display(),
+        slas,
+        tls = web.tls.is_some(),
+        basic_auth = !web.users.is_empty(),
+        "amaze-exporter listening"
+    );
+
     let state = AppState {
         ingest,
         reloader: reloader.clone(),

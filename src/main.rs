@@ -266,7 +266,12 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
         .enable_all()
         .max_blocking_threads(BLOCKING_THREADS)
         .build()?;
-    let ran = runtime.block_on(app::run(cli.run, amaze_exporter::shutdown::signal()));
+    // The stop signals are listened for from inside the runtime, before the
+    // exporter announces it is listening.
+    let ran = runtime.block_on(async {
+        let stop = amaze_exporter::shutdown::signal();
+        app::run(cli.run, stop).await
+    });
     // State is synced and snapshotted by now; a file read stuck in the
     // kernel (a hung mount) must not keep the process alive.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));

@@ -218,3 +218,17 @@ fn the_version_names_its_revision_and_build_date() {
     assert!(info.contains("build_date=\"20"), "{info}");
     assert!(info.contains("revision=\""), "{info}");
 }
+
+/// A signal sent the moment the exporter says it is listening meets its
+/// handler, never the default action: SIGHUP reloads, SIGTERM stops with 0.
+#[test]
+fn signals_right_after_listening_are_handled() {
+    let home = crate::server::Home::new(
+        "version: 1\nslas:\n  - name: api\n    promise: 300ms\n    objective: 99%\n",
+    );
+    for _ in 0..10 {
+        let ex = home.start(&[]);
+        ex.signal("HUP");
+        assert_eq!(ex.stop(), Some(0), "killed by a signal it should handle");
+    }
+}
