@@ -86,6 +86,14 @@ pub enum Command {
     /// every row is checked first, nothing is recorded if any is refused,
     /// and ids make a re-import count nothing twice.
     Import(ImportFlags),
+    /// Print the man page (roff) to stdout: `amaze-exporter man > amaze-exporter.1`.
+    Man,
+    /// Print shell completions to stdout, for bash, zsh, fish, elvish or powershell.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Print a month's SLA report: per SLA the deliveries, compliance,
     /// margin, budget used, worst days and whether the promise was kept.
     Report {
@@ -417,4 +425,24 @@ mod tests {
             Cli::try_parse_from(["amaze-exporter", "--storage.snapshot-interval=1ms"]).is_err()
         );
     }
+}
+
+/// The man page of the whole command line, subcommands listed, as roff
+/// (`dist/man/amaze-exporter.1` is this output; a test keeps it current).
+pub fn man_page() -> std::io::Result<Vec<u8>> {
+    use clap::CommandFactory;
+    let mut out = Vec::new();
+    // The release alone: the revision and build date would date the
+    // committed page at every commit.
+    let command = Cli::command().version(env!("CARGO_PKG_VERSION"));
+    clap_mangen::Man::new(command).render(&mut out)?;
+    Ok(out)
+}
+
+/// Completions for `shell`.
+pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
+    use clap::CommandFactory;
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "amaze-exporter", &mut out);
+    out
 }

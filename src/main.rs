@@ -103,6 +103,20 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Some(Command::Man | Command::Completions { .. }) = &cli.command {
+        use std::io::Write;
+        let out = match &cli.command {
+            Some(Command::Completions { shell }) => Ok(amaze_exporter::cli::completions(*shell)),
+            _ => amaze_exporter::cli::man_page(),
+        };
+        return match out.and_then(|bytes| std::io::stdout().write_all(&bytes)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("amaze-exporter: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     if let Some(Command::Import(flags)) = cli.command {
         return import(flags);
     }

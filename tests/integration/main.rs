@@ -17,6 +17,7 @@ mod fleet;
 mod formats;
 mod fuzz;
 mod golden;
+mod install;
 mod layers;
 mod limits;
 mod log_tail;
