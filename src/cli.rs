@@ -350,6 +350,26 @@ fn telemetry_path(s: &str) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
+/// The man page of the whole command line, subcommands listed, as roff
+/// (`dist/man/amaze-exporter.1` is this output; a test keeps it current).
+pub fn man_page() -> std::io::Result<Vec<u8>> {
+    use clap::CommandFactory;
+    let mut out = Vec::new();
+    // The release alone: the revision and build date would date the
+    // committed page at every commit.
+    let command = Cli::command().version(env!("CARGO_PKG_VERSION"));
+    clap_mangen::Man::new(command).render(&mut out)?;
+    Ok(out)
+}
+
+/// Completions for `shell`.
+pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
+    use clap::CommandFactory;
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "amaze-exporter", &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -425,24 +445,4 @@ mod tests {
             Cli::try_parse_from(["amaze-exporter", "--storage.snapshot-interval=1ms"]).is_err()
         );
     }
-}
-
-/// The man page of the whole command line, subcommands listed, as roff
-/// (`dist/man/amaze-exporter.1` is this output; a test keeps it current).
-pub fn man_page() -> std::io::Result<Vec<u8>> {
-    use clap::CommandFactory;
-    let mut out = Vec::new();
-    // The release alone: the revision and build date would date the
-    // committed page at every commit.
-    let command = Cli::command().version(env!("CARGO_PKG_VERSION"));
-    clap_mangen::Man::new(command).render(&mut out)?;
-    Ok(out)
-}
-
-/// Completions for `shell`.
-pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
-    use clap::CommandFactory;
-    let mut out = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "amaze-exporter", &mut out);
-    out
 }
