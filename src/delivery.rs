@@ -366,10 +366,7 @@ impl Catalog {
 
     /// `at` must fall on a day the SLA's history keeps, and not in the future.
     fn check_history_time(&self, sla: usize, at: Millis, now: Millis) -> Result<(), Refusal> {
-        static UTC: std::sync::LazyLock<crate::calendar::Calendar> =
-            std::sync::LazyLock::new(crate::calendar::Calendar::always);
-        let calendar = self.slas[sla].calendar.as_deref().unwrap_or(&UTC);
-        let kept = calendar.in_history(at, now);
+        let kept = self.slas[sla].clock().in_history(at, now);
         if !kept {
             return Err(Refusal {
                 field: "delivered_at".into(),

@@ -97,7 +97,25 @@ impl Goal {
     }
 }
 
+/// The clock of an SLA without a calendar: round the clock, in UTC.
+static ROUND_THE_CLOCK: std::sync::LazyLock<Calendar> = std::sync::LazyLock::new(Calendar::always);
+
 impl Sla {
+    /// The calendar its clocks run on and its days are dated in: its own,
+    /// or round the clock in UTC.
+    pub fn clock(&self) -> &Calendar {
+        self.calendar.as_deref().unwrap_or(&ROUND_THE_CLOCK)
+    }
+
+    /// A goal's labels as `priority=P1` (several joined by `,`).
+    pub fn goal_labels(&self, goal: &Goal) -> String {
+        goal.matches
+            .iter()
+            .map(|(i, v)| format!("{}={v}", self.labels.get(*i).map_or("?", String::as_str)))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     /// The promise for a series with these label values (in `labels` order).
     pub fn promise_for(&self, values: &[&str]) -> Duration {
         self.goals

@@ -275,12 +275,7 @@ pub fn advise(
             .goals
             .iter()
             .map(|g| GoalPromise {
-                labels: g
-                    .matches
-                    .iter()
-                    .map(|(i, v)| format!("{}={v}", sla.labels.get(*i).map_or("?", String::as_str)))
-                    .collect::<Vec<_>>()
-                    .join(","),
+                labels: sla.goal_labels(g),
                 promise_seconds: g.promise.as_secs_f64(),
             })
             .collect(),

@@ -166,12 +166,8 @@ pub fn report(recorder: &Recorder, month: Month, now: Millis) -> MonthReport {
     let slas = (0..recorder.len())
         .filter_map(|i| {
             recorder.with_history(i, |sla, history| {
-                let calendar = sla.calendar.as_deref();
-                let zone = calendar.map_or(jiff::tz::TimeZone::UTC, |c| c.tz.clone());
-                let today = jiff::Timestamp::from_millisecond(now)
-                    .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
-                    .to_zoned(zone.clone())
-                    .date();
+                let zone = &sla.clock().tz;
+                let today = sla.clock().date_of(now);
                 let stamps = history.stamps_between(month.first(), month.end());
                 // A month is judged by the objective in force while it was
                 // recorded, if one was: a reload does not rewrite a closed
@@ -291,15 +287,10 @@ pub fn duration_text(d: Duration) -> String {
 fn promise_text(sla: &crate::sla::Sla) -> String {
     let mut text = duration_text(sla.promise);
     for goal in &sla.goals {
-        let labels: Vec<String> = goal
-            .matches
-            .iter()
-            .map(|(i, v)| format!("{}={v}", sla.labels.get(*i).map_or("?", String::as_str)))
-            .collect();
         let _ = write!(
             text,
             "; {} {}",
-            labels.join(","),
+            sla.goal_labels(goal),
             duration_text(goal.promise)
         );
     }

@@ -6,7 +6,6 @@ use serde::Serialize;
 
 use super::open::{Event, Finished, OpenItems, OpenState, Transition, rfc3339};
 use super::{Lsn, Recorded, Recorder, lock, retention};
-use crate::calendar::Calendar;
 use crate::decimal::Decimal;
 use crate::delivery::{Delivery, Outcome, key_values};
 use crate::sla::Sla;
@@ -52,14 +51,6 @@ pub struct OpenView {
     pub due: Option<Millis>,
 }
 
-/// The clock of SLAs without a calendar, built once.
-static ROUND_THE_CLOCK: std::sync::LazyLock<Calendar> = std::sync::LazyLock::new(Calendar::always);
-
-/// The clock an SLA's open deliveries run on.
-pub(super) fn calendar_of(sla: &Sla) -> &Calendar {
-    sla.calendar.as_deref().unwrap_or(&ROUND_THE_CLOCK)
-}
-
 /// Fraction of the promise past which an open delivery is at risk:
 /// 1 - alert_margin, exact.
 fn at_risk_after(sla: &Sla) -> Decimal {
@@ -89,7 +80,7 @@ impl Recorder {
                 state.data.lsn = lsn;
             }
             let sla = &self.catalog.slas[e.sla];
-            let calendar = calendar_of(sla);
+            let calendar = sla.clock();
             for (i, e) in events.iter().enumerate().filter(|(_, x)| x.sla == e.sla) {
                 let values: Vec<&str> = key_values(&e.key).collect();
                 let promise = sla.promise_for(&values);
@@ -129,7 +120,7 @@ impl Recorder {
         let mut out = Vec::new();
         for (sla, state) in self.catalog.slas.iter().zip(&self.slas) {
             let state = lock(state);
-            let calendar = calendar_of(sla);
+            let calendar = sla.clock();
             for (id, item) in state.data.open.iter() {
                 let elapsed = item.elapsed(calendar, now);
                 let due = item.due(calendar);
@@ -183,7 +174,7 @@ impl Recorder {
 
 /// `sla`'s open deliveries at `now`, counting the ones that just went overdue.
 pub(super) fn summarize(open: &mut OpenItems, sla: &Sla, now: Millis) -> OpenSummary {
-    let calendar = calendar_of(sla);
+    let calendar = sla.clock();
     open.count_overdue(calendar, now);
     let mut summary = OpenSummary {
         became_overdue: open.became_overdue,

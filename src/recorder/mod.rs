@@ -259,7 +259,7 @@ impl Recorder {
                 continue;
             };
             let (sla, mut state) = (&self.catalog.slas[d.sla], lock(&self.slas[d.sla]));
-            let calendar = clocks::calendar_of(sla);
+            let calendar = sla.clock();
             let hash = state.data.ids.hash(id) as u64;
             let before_today = state.data.history.before_today(calendar, d.at, now);
             let known = state.data.ids.contains(id)
@@ -354,7 +354,7 @@ impl Recorder {
         {
             Some((at, slot)) => {
                 let stamp = Stamp {
-                    calendar: clocks::calendar_of(sla),
+                    calendar: sla.clock(),
                     promise: sla.promise,
                     objective: sla.objective,
                 };
@@ -375,10 +375,7 @@ impl Recorder {
                 a.advance(now);
             }
             state.settle_history(sla, Some(now));
-            state
-                .data
-                .history
-                .prune(clocks::calendar_of(sla), hours, now);
+            state.data.history.prune(sla.clock(), hours, now);
             for r in state
                 .data
                 .series
@@ -627,7 +624,7 @@ impl SlaState {
         if closed {
             self.settle_history(sla, Some(now));
         }
-        let calendar = clocks::calendar_of(sla);
+        let calendar = sla.clock();
         if !in_open_slot {
             let stamp = Stamp {
                 calendar,
@@ -650,7 +647,7 @@ impl SlaState {
             return;
         };
         let stamp = Stamp {
-            calendar: clocks::calendar_of(sla),
+            calendar: sla.clock(),
             promise: self.promise,
             objective: self.objective,
         };
@@ -679,7 +676,7 @@ impl SlaState {
             Outcome::Failed => Observation::Failed,
         };
         let stamp = Stamp {
-            calendar: clocks::calendar_of(sla),
+            calendar: sla.clock(),
             promise: sla.promise,
             objective: sla.objective,
         };
@@ -693,7 +690,7 @@ impl SlaState {
     /// even after the id set has forgotten it, while live traffic, dated
     /// today, costs the history nothing.
     fn take_id(&mut self, sla: &Sla, id: &str, at: Millis, now: Millis, cap: usize) -> bool {
-        let calendar = clocks::calendar_of(sla);
+        let calendar = sla.clock();
         let dated_before_today = self.data.history.before_today(calendar, at, now);
         // 64 of the 128 bits: a collision among a year of ids is far rarer
         // than a lost disk.
@@ -783,7 +780,7 @@ impl SlaState {
         let mut specs = self.windows.clone();
         let mut compliance = self.compliance;
         if sla.calendar_month {
-            let calendar = clocks::calendar_of(sla);
+            let calendar = sla.clock();
             let (spec, digest) = month::MonthTally::report(&self.data.month, calendar, now);
             specs.push(spec);
             digests.push(digest);
@@ -990,9 +987,7 @@ mod tests {
         let today = r.record(&batch(&catalog, 100..101, later, later), later, None);
         assert_eq!(today.accepted, 1);
         let hash = lock(&r.slas[0]).data.ids.hash("r100") as u64;
-        let kept = r.with_history(0, |sla, h| {
-            h.remembers(clocks::calendar_of(sla), later, hash)
-        });
+        let kept = r.with_history(0, |sla, h| h.remembers(sla.clock(), later, hash));
         assert_eq!(kept, Some(false));
     }
 }

@@ -123,11 +123,7 @@ pub fn trends(
             *slot = margin_of(d);
         }
     }
-    let calendar = sla
-        .calendar
-        .as_deref()
-        .cloned()
-        .unwrap_or_else(crate::calendar::Calendar::always);
+    let calendar = sla.clock();
     let span_days = (sla.window.as_secs().div_ceil(86_400)).clamp(1, 31) as i32;
     let today = calendar.date_of(now);
     let first = today
