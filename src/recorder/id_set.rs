@@ -59,7 +59,12 @@ impl IdSet {
 
     /// Whether `id` was seen (and not yet forgotten).
     pub(super) fn contains(&self, id: &str) -> bool {
-        self.seen.contains(&self.hash(id))
+        self.contains_hash(self.hash(id))
+    }
+
+    /// As [`IdSet::contains`], for an id already hashed with [`IdSet::hash`].
+    pub(super) fn contains_hash(&self, hash: u128) -> bool {
+        self.seen.contains(&hash)
     }
 
     /// The keyed hash `id` is remembered by.
@@ -71,6 +76,18 @@ impl IdSet {
 
     /// False when `id` was already seen.
     pub(super) fn insert(&mut self, id: &str, now: Millis, retention: Millis, cap: usize) -> bool {
+        self.insert_hash(self.hash(id), now, retention, cap)
+    }
+
+    /// As [`IdSet::insert`], for an id already hashed with [`IdSet::hash`]
+    /// (recording hashes once for the id set and the history's day).
+    pub(super) fn insert_hash(
+        &mut self,
+        h: u128,
+        now: Millis,
+        retention: Millis,
+        cap: usize,
+    ) -> bool {
         while self
             .order
             .front()
@@ -80,7 +97,6 @@ impl IdSet {
                 self.seen.remove(&h);
             }
         }
-        let h = self.hash(id);
         if !self.seen.insert(h) {
             return false;
         }

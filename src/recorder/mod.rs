@@ -260,10 +260,10 @@ impl Recorder {
             };
             let (sla, mut state) = (&self.catalog.slas[d.sla], lock(&self.slas[d.sla]));
             let calendar = sla.clock();
-            let hash = state.data.ids.hash(id) as u64;
+            let full = state.data.ids.hash(id);
             let before_today = state.data.history.before_today(calendar, d.at, now);
-            let known = state.data.ids.contains(id)
-                || (before_today && state.data.history.remembers(calendar, d.at, hash));
+            let known = state.data.ids.contains_hash(full)
+                || (before_today && state.data.history.remembers(calendar, d.at, full as u64));
             if known || !seen.insert((d.sla, id.clone())) {
                 repeats += 1;
             }
@@ -692,15 +692,16 @@ impl SlaState {
     fn take_id(&mut self, sla: &Sla, id: &str, at: Millis, now: Millis, cap: usize) -> bool {
         let calendar = sla.clock();
         let dated_before_today = self.data.history.before_today(calendar, at, now);
-        // 64 of the 128 bits: a collision among a year of ids is far rarer
-        // than a lost disk.
-        let hash = self.data.ids.hash(id) as u64;
+        // Hashed once for the id set and the day (which keeps 64 of the 128
+        // bits: a collision among a year of ids is far rarer than a lost disk).
+        let full = self.data.ids.hash(id);
+        let hash = full as u64;
         if dated_before_today && self.data.history.remembers(calendar, at, hash) {
             return false;
         }
         // Every id goes to the id set too, so the same id dated elsewhere
         // within its retention counts once as well.
-        let new = self.data.ids.insert(id, now, retention(sla), cap);
+        let new = self.data.ids.insert_hash(full, now, retention(sla), cap);
         if new && dated_before_today {
             let stamp = Stamp {
                 calendar,
