@@ -7,10 +7,8 @@ use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::exposition::SelfMetrics;
 use crate::exposition::monthly::{self, Month};
-use crate::persist::{Options, Storage};
-use crate::sla::LiveCatalog;
+use crate::persist::Offline;
 
 /// The output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -97,26 +95,11 @@ pub fn run(
             let loaded = Config::load(config)
                 .map_err(|e| ReportError::Config(format!("{}: {e}", config.display())))?;
             let catalog = Arc::new(loaded.catalog());
-            let metrics = SelfMetrics::new().map_err(|e| ReportError::Source(e.to_string()))?;
-            let options = Options {
-                path: path.clone(),
-                snapshot_interval: Duration::from_secs(3600),
-                snapshot_log_bytes: u64::MAX,
-            };
-            let (storage, _) = Storage::open(
-                &options,
-                LiveCatalog::new(catalog),
-                Arc::new(SystemClock),
-                metrics.storage,
-            )
-            .map_err(|e| ReportError::Source(format!("cannot open the state directory: {e}")))?;
-            let now = SystemClock.now();
-            let report = monthly::report(&storage.journal().recorder(), month, now);
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| ReportError::Source(e.to_string()))?;
-            runtime.block_on(storage.close());
+            let offline = Offline::open(path, catalog).map_err(|e| {
+                ReportError::Source(format!("cannot open the state directory: {e}"))
+            })?;
+            let report = monthly::report(&offline.recorder(), month, SystemClock.now());
+            offline.close();
             Ok(match format {
                 ReportFormat::Markdown => monthly::markdown(&report),
                 ReportFormat::Csv => monthly::csv(&report),

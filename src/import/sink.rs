@@ -9,11 +9,10 @@ use super::rows::Row;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::delivery::Reach;
-use crate::exposition::SelfMetrics;
 use crate::ingest::json::Framing;
 use crate::ingest::{Batch, Refused, push};
-use crate::persist::{Options, Pending, Storage};
-use crate::sla::{Catalog, LiveCatalog};
+use crate::persist::{Offline, Pending};
+use crate::sla::Catalog;
 
 /// Where an import writes.
 #[derive(Debug, Clone)]
@@ -86,10 +85,8 @@ pub enum Sink {
     State {
         /// The config's catalog.
         catalog: Arc<Catalog>,
-        /// The open state.
-        storage: Box<Storage>,
-        /// Runs the journal's commits.
-        runtime: tokio::runtime::Runtime,
+        /// The open state directory.
+        offline: Box<Offline>,
     },
 }
 
@@ -115,27 +112,10 @@ impl Sink {
                     reason: e.to_string(),
                 })?;
                 let catalog = Arc::new(loaded.catalog());
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| SinkError::Storage(e.to_string()))?;
-                let metrics = SelfMetrics::new().map_err(|e| SinkError::Storage(e.to_string()))?;
-                let options = Options {
-                    path: path.clone(),
-                    snapshot_interval: Duration::from_secs(3600),
-                    snapshot_log_bytes: 256 << 20,
-                };
-                let (storage, _) = Storage::open(
-                    &options,
-                    LiveCatalog::new(catalog.clone()),
-                    Arc::new(SystemClock),
-                    metrics.storage,
-                )
-                .map_err(|e| SinkError::Storage(e.to_string()))?;
+                let offline = Offline::open(path, catalog.clone()).map_err(SinkError::Storage)?;
                 Ok(Sink::State {
                     catalog,
-                    storage: Box::new(storage),
-                    runtime,
+                    offline: Box::new(offline),
                 })
             }
         }
@@ -146,13 +126,10 @@ impl Sink {
         match self {
             Sink::Exporter { .. } => self.post(chunk, true),
             Sink::State {
-                catalog, storage, ..
+                catalog, offline, ..
             } => Ok(match decode(catalog, chunk) {
                 Ok(batch) => {
-                    let repeats = storage
-                        .journal()
-                        .recorder()
-                        .repeats(&batch, SystemClock.now());
+                    let repeats = offline.recorder().repeats(&batch, SystemClock.now());
                     ChunkResult {
                         accepted: batch.len() as u64 - repeats,
                         duplicates: repeats,
@@ -171,11 +148,7 @@ impl Sink {
     pub fn apply(&mut self, chunk: &[Row]) -> Result<ChunkResult, SinkError> {
         match self {
             Sink::Exporter { .. } => self.post(chunk, false),
-            Sink::State {
-                catalog,
-                storage,
-                runtime,
-            } => {
+            Sink::State { catalog, offline } => {
                 let batch = match decode(catalog, chunk) {
                     Ok(b) => b,
                     Err(refused) => {
@@ -187,8 +160,8 @@ impl Sink {
                 };
                 let pending =
                     Pending::new(catalog.clone(), Batch::deliveries(batch), SystemClock.now());
-                let recorded = runtime
-                    .block_on(storage.journal().commit(pending))
+                let recorded = offline
+                    .commit(pending)
                     .map_err(|e| SinkError::Storage(e.to_string()))?;
                 Ok(ChunkResult {
                     accepted: recorded.accepted,
@@ -202,11 +175,8 @@ impl Sink {
 
     /// Finishes: an offline import writes its snapshot.
     pub fn close(self) {
-        if let Sink::State {
-            storage, runtime, ..
-        } = self
-        {
-            runtime.block_on(storage.close());
+        if let Sink::State { offline, .. } = self {
+            offline.close();
         }
     }
 

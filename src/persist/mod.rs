@@ -8,6 +8,7 @@ pub mod atomic_file;
 #[cfg(test)]
 mod golden;
 mod journal;
+mod offline;
 mod record;
 mod snapshot;
 mod wal;
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 
 pub use journal::{Batch, CommitError, Journal, Pending};
+pub use offline::Offline;
 pub use record::RECORD_VERSION;
 pub use snapshot::SNAPSHOT_VERSION;
 pub use wal::Cut;
