@@ -132,12 +132,8 @@ fn main() -> ExitCode {
             Some(path) => ReportSource::State { path, config },
             None => ReportSource::Exporter(target),
         };
-        let month = month.unwrap_or_else(|| {
-            let today = jiff::Timestamp::now()
-                .to_zoned(jiff::tz::TimeZone::UTC)
-                .date();
-            Month::of(today).previous()
-        });
+        let month =
+            month.unwrap_or_else(|| Month::utc(jiff::Timestamp::now().as_millisecond()).previous());
         return match reporting::run(month, format, &source) {
             Ok(text) => {
                 print!("{text}");

@@ -53,6 +53,12 @@ impl Month {
         }
     }
 
+    /// The month holding instant `at` (unix ms) in UTC.
+    pub fn utc(at: Millis) -> Month {
+        let at = jiff::Timestamp::from_millisecond(at).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        Month::of(at.to_zoned(jiff::tz::TimeZone::UTC).date())
+    }
+
     /// Its first day.
     pub fn first(self) -> Date {
         self.first

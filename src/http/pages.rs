@@ -221,14 +221,7 @@ fn month_and_format(
             }
         }
     }
-    let month = month.unwrap_or_else(|| {
-        Month::of(
-            jiff::Timestamp::from_millisecond(now)
-                .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
-                .to_zoned(jiff::tz::TimeZone::UTC)
-                .date(),
-        )
-    });
+    let month = month.unwrap_or_else(|| Month::utc(now));
     Ok((month, format))
 }
 

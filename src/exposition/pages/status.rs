@@ -77,12 +77,7 @@ pub fn render(recorder: &Recorder, telemetry_path: &str, now: Millis) -> String 
             .unwrap_or_default();
         card(&mut cards, sla, report, &hours, &days);
     }
-    let month = crate::exposition::monthly::Month::of(
-        jiff::Timestamp::from_millisecond(now)
-            .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
-            .to_zoned(jiff::tz::TimeZone::UTC)
-            .date(),
-    );
+    let month = crate::exposition::monthly::Month::utc(now);
     let body = format!(
         "<h1>SLA status</h1>\n<nav class=\"noprint\"><a href=\"/report?month={this}\">report for {this}</a>\
          <a href=\"/report?month={last}\">report for {last}</a><a href=\"/api/v1/open\">open items</a>\
