@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::{escape, page, percent, query_value, status, svg};
+use super::{escape, page, percent, query_value, status};
 use crate::exposition::advice::{self, Advice, AdviceError, Question};
 use crate::recorder::Recorder;
 use crate::window::Millis;
@@ -27,7 +27,6 @@ pub fn render(
     let (hours, days) = recorder
         .with_history(i, |sla, h| status::trends(sla, h, now))
         .unwrap_or_default();
-    let target = sla.target_margin.map(|t| t.to_f64());
     let mut rows = String::new();
     for (w, f) in report.windows.iter().zip(&report.aggregate) {
         let a = f.assessment.as_ref();
@@ -48,8 +47,7 @@ pub fn render(
          target margin {target}; alert below {alert}.</p>\n\
          <table><tr><th>window</th><th class=\"num\">deliveries</th><th class=\"num\">compliance</th>\
          <th class=\"num\">margin</th><th class=\"num\">burn rate</th><th>status</th></tr>\n{rows}</table>\n\
-         <div class=\"legend\">Margin per hour, last 24 hours; hollow points rest on fewer than {min} deliveries</div>{th}\n\
-         <div class=\"legend\">Margin per day, last {n} days</div>{td}\n\
+         {trends}\n\
          {advisor}",
         name = escape(&sla.name),
         description = escape(&sla.description),
@@ -58,23 +56,7 @@ pub fn render(
         objective = sla.objective.percent(),
         target = sla.target_margin.map_or("none".to_owned(), |t| t.percent()),
         alert = sla.alert_margin.percent(),
-        th = svg::trend(
-            "margin per hour",
-            &hours,
-            target,
-            ("23 hours ago", "this hour")
-        ),
-        n = days.len(),
-        min = sla.min_deliveries,
-        td = svg::trend(
-            "margin per day",
-            &days,
-            target,
-            (
-                &format!("{} days ago", days.len().saturating_sub(1)),
-                "today"
-            )
-        ),
+        trends = status::trend_pictures(sla, &hours, &days),
         advisor = advisor(&advice, question, error),
     );
     Ok(page(&sla.name, now, None, &body))

@@ -134,6 +134,37 @@ pub fn trends(
     (hours, days)
 }
 
+/// The two trend pictures with their legends: margin per hour over the
+/// last day, per day over the compliance window.
+pub fn trend_pictures(
+    sla: &Sla,
+    hours: &[Option<svg::Point>],
+    days: &[Option<svg::Point>],
+) -> String {
+    let target = sla.target_margin.map(|t| t.to_f64());
+    format!(
+        "<div class=\"legend\">Margin per hour, last 24 hours; hollow points rest on fewer than {min} deliveries</div>{hourly}\
+         <div class=\"legend\">Margin per day, last {n} days</div>{daily}",
+        min = sla.min_deliveries,
+        hourly = svg::trend(
+            "margin per hour",
+            hours,
+            target,
+            ("23 hours ago", "this hour")
+        ),
+        n = days.len(),
+        daily = svg::trend(
+            "margin per day",
+            days,
+            target,
+            (
+                &format!("{} days ago", days.len().saturating_sub(1)),
+                "today"
+            )
+        ),
+    )
+}
+
 fn card(
     out: &mut String,
     sla: &Sla,
@@ -217,8 +248,7 @@ fn card(
 <span class=\"state {class}\">{word}</span> {says}\
 <p class=\"muted\">Promise {promise} for {objective} of deliveries{target_text}; {deliveries} deliveries {over}.</p>\
 {scale}<div class=\"legend\">● {wlabel} {wm} &nbsp; ○ last hour {hm} &nbsp; alert below {am}</div>\
-<div class=\"legend\">Margin per hour, last 24 hours; hollow points rest on fewer than {min} deliveries</div>{trend_hours}\
-<div class=\"legend\">Margin per day, last {ndays} days</div>{trend_days}\
+{trends}\
 <div class=\"legend\">Error budget left {over}</div>{budget}{open}</section>",
         class = state.as_str(),
         q = query_value(&sla.name),
@@ -243,23 +273,7 @@ fn card(
         wm = percent(a.map(|a| a.margin)),
         hm = percent(hour.map(|h| h.margin)),
         am = sla.alert_margin.percent(),
-        trend_hours = svg::trend(
-            "margin per hour",
-            hours,
-            target,
-            ("23 hours ago", "this hour")
-        ),
-        ndays = days.len(),
-        min = sla.min_deliveries,
-        trend_days = svg::trend(
-            "margin per day",
-            days,
-            target,
-            (
-                &format!("{} days ago", days.len().saturating_sub(1)),
-                "today"
-            )
-        ),
+        trends = trend_pictures(sla, hours, days),
         budget = svg::budget_bar(a.map(|a| a.budget_remaining())),
     );
 }
