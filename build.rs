@@ -24,16 +24,21 @@ fn main() {
     println!("cargo:rustc-env=AMAZE_REVISION={revision}");
     println!("cargo:rustc-env=AMAZE_BUILD_DATE={}", date(epoch));
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
-    // A new commit or checkout changes HEAD or the ref it points to.
-    for path in [".git/HEAD", ".git/index"] {
-        if std::path::Path::new(path).exists() {
-            println!("cargo:rerun-if-changed={path}");
-        }
-    }
+    // A new commit or checkout changes HEAD, the index, or the ref HEAD
+    // points to. Git names the files, so a worktree (where `.git` is a file)
+    // and packed refs are followed too; without one of these lines Cargo
+    // would never run this script again and keep a stale revision.
+    let mut watched = vec![
+        git(&["rev-parse", "--git-path", "HEAD"]),
+        git(&["rev-parse", "--git-path", "index"]),
+    ];
     if let Some(head) = git(&["symbolic-ref", "-q", "HEAD"]) {
-        let reference = format!(".git/{head}");
-        if std::path::Path::new(&reference).exists() {
-            println!("cargo:rerun-if-changed={reference}");
+        watched.push(git(&["rev-parse", "--git-path", &head]));
+        watched.push(git(&["rev-parse", "--git-path", "packed-refs"]));
+    }
+    for path in watched.into_iter().flatten() {
+        if std::path::Path::new(&path).exists() {
+            println!("cargo:rerun-if-changed={path}");
         }
     }
 }

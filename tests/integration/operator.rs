@@ -207,6 +207,19 @@ fn the_version_names_its_revision_and_build_date() {
         "{version}"
     );
     assert!(version.contains(", built 20"), "{version}");
+    // In a git checkout it is this checkout's HEAD, never an earlier build's
+    // (a build script that stops watching HEAD keeps a stale revision).
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output();
+    if let Ok(head) = head.filter(|o| o.status.success()) {
+        let head = text(&head.stdout);
+        assert!(
+            version.contains(&format!("(revision {}", head.trim())),
+            "{version} is not HEAD {head}"
+        );
+    }
     let ex = crate::server::Exporter::start(
         "version: 1\nslas:\n  - name: a\n    promise: 1s\n    objective: 99%\n",
     );
