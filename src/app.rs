@@ -91,7 +91,7 @@ pub async fn run(
             let ctx = ingest.clone();
             let stop = ingest.shutdown.clone();
             Some(tokio::spawn(async move {
-                if let Err(e) = crate::ingest::otlp_grpc::serve(listener, ctx, stop).await {
+                if let Err(e) = crate::ingest::otlp::grpc::serve(listener, ctx, stop).await {
                     tracing::error!(error = %e, "OTLP/gRPC stopped");
                 }
             }))

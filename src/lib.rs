@@ -16,6 +16,9 @@
 //! - [`sla`]: validated SLAs, limits, the catalog and the catalog in force.
 //! - [`delivery`]: the values every source emits (deliveries, open-delivery
 //!   events) and the checks that admit them.
+//! - [`fields`]: config values as written (text with its line), the
+//!   problems found in them with their path, and one-line field readers;
+//!   below every part of the config, so each source reads its own settings.
 //!
 //! State:
 //! - [`recorder`]: series, rolling windows, counters, ids, open items and
@@ -28,7 +31,8 @@
 //!
 //! Input and output:
 //! - [`ingest`]: the one way in every source commits through, the pure
-//!   decoders, and the sources (StatsD, log tail, probes).
+//!   decoders, and the sources (StatsD, log tail, probes, OTLP), each with
+//!   its settings beside it and registered in one list.
 //! - [`config`]: YAML to a validated [`config::Config`], all problems at once.
 //! - [`import`]: `amaze-exporter import`, backfill from NDJSON and CSV
 //!   exports, to a running exporter or a state directory.
@@ -55,6 +59,7 @@ pub mod decimal;
 pub mod delivery;
 pub mod demo;
 pub mod exposition;
+pub mod fields;
 pub mod http;
 pub mod import;
 pub mod ingest;

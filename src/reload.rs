@@ -10,9 +10,10 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
 use crate::exposition::SelfMetrics;
+use crate::ingest::Changes;
 use crate::persist::Journal;
 use crate::sla::Limits;
-use crate::supervisor::{Changes, Supervisor};
+use crate::supervisor::Supervisor;
 
 /// Re-reads the config file and switches to it, keeping state (SIGHUP and
 /// `POST /-/reload`). An invalid file changes nothing.

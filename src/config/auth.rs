@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 
 use super::raw::RawAuth;
-use super::validate::{Problems, unique_name};
 use crate::auth::{Auth, Secret, Token};
+use crate::fields::{Problems, unique_name};
 use crate::sla::Sla;
 
 /// Shorter tokens are guessable.
@@ -20,7 +20,7 @@ pub(super) fn validate(p: &mut Problems, raw: &RawAuth, slas: &[Sla]) -> Auth {
         let name = unique_name(p, &path, t.name.as_ref(), &mut names, "token");
         let secret = match (&t.token_file, &t.token_env) {
             (Some(file), None) => p.parse(&format!("{path}.token_file"), Some(file), |f| {
-                super::file::text(std::path::Path::new(f), super::file::TOKEN_BYTES)
+                crate::fields::file::text(std::path::Path::new(f), crate::fields::file::TOKEN_BYTES)
                     .map_err(|e| format!("cannot read token file `{f}`: {e}"))
                     .and_then(|s| checked(s.trim()))
             }),
@@ -64,7 +64,7 @@ pub(super) fn validate(p: &mut Problems, raw: &RawAuth, slas: &[Sla]) -> Auth {
             .parse(
                 &format!("{path}.admin"),
                 t.admin.as_ref(),
-                super::fields::flag,
+                crate::fields::flag,
             )
             .unwrap_or(false);
         if p.len() > before {

@@ -8,8 +8,8 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
 use super::raw::RawCalendar;
-use super::validate::{Problems, required, unique_name};
 use crate::calendar::{Calendar, DayHours};
+use crate::fields::{Problems, required, unique_name};
 
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 

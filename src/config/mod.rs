@@ -2,20 +2,17 @@
 
 mod auth;
 mod calendars;
-mod fields;
-pub mod file;
 mod raw;
-mod sources;
 mod unknown;
 mod validate;
 pub mod web;
 
 use std::path::Path;
 
+pub use crate::fields::{Problem, file};
+pub use crate::ingest::Sources;
 pub use crate::sla::Limits;
 use crate::sla::Sla;
-
-pub use validate::Problem;
 
 /// The one config version this build reads.
 pub const VERSION: u32 = 1;
@@ -29,21 +26,8 @@ pub struct Config {
     pub auth: crate::auth::Auth,
     /// The SLAs, in file order.
     pub slas: Vec<Sla>,
-    /// Sources besides HTTP push.
+    /// Sources besides HTTP push, OTLP rules included.
     pub sources: Sources,
-    /// Which OTLP spans become deliveries (`sources.otlp.spans`).
-    pub spans: Vec<crate::span_rule::SpanRule>,
-}
-
-/// Sources beyond HTTP push (which is always on), each off unless configured.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Sources {
-    /// Timers over UDP.
-    pub statsd: Option<crate::ingest::statsd::StatsdConfig>,
-    /// Followed log files.
-    pub log_tail: Vec<crate::ingest::log_tail::LogTailConfig>,
-    /// Active checks.
-    pub probes: Vec<crate::ingest::probe::ProbeConfig>,
 }
 
 /// Why a config file cannot be used.
@@ -116,7 +100,7 @@ impl Config {
 
     /// The catalog of this config's SLAs, limits and tokens.
     pub fn catalog(self) -> crate::sla::Catalog {
-        crate::sla::Catalog::with(self.slas, self.limits, self.auth, self.spans)
+        crate::sla::Catalog::with(self.slas, self.limits, self.auth, self.sources.otlp)
     }
 
     /// The SLA named `name`.

@@ -4,10 +4,9 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-use serde_saphyr::Spanned;
 
-/// A scalar as written, with where it was written.
-pub type Text = Spanned<String>;
+use crate::fields::Text;
+use crate::ingest::RawSources;
 
 #[derive(Debug, Deserialize)]
 pub struct RawConfig {
@@ -48,107 +47,6 @@ pub struct RawCalendar {
     pub hours: BTreeMap<String, Text>,
     #[serde(default)]
     pub holidays: Vec<Text>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct RawSources {
-    pub statsd: Option<RawStatsd>,
-    pub otlp: Option<RawOtlp>,
-    #[serde(default)]
-    pub log_tail: Vec<RawLogTail>,
-    #[serde(default)]
-    pub probes: Vec<RawProbe>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct RawOtlp {
-    #[serde(default)]
-    pub spans: Vec<RawSpanRule>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct RawSpanRule {
-    pub sla: Option<Text>,
-    #[serde(default, rename = "match")]
-    pub matches: BTreeMap<String, Text>,
-    #[serde(default)]
-    pub labels: BTreeMap<String, Text>,
-    pub failed_status_code: Option<Text>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct RawProbe {
-    pub name: Option<Text>,
-    pub url: Option<Text>,
-    pub method: Option<Text>,
-    pub sla: Option<Text>,
-    #[serde(default)]
-    pub labels: BTreeMap<String, Text>,
-    pub interval: Option<Text>,
-    pub timeout: Option<Text>,
-    #[serde(default)]
-    pub expect_status: Vec<Text>,
-    pub expect_body: Option<Text>,
-    pub expect_body_regex: Option<Text>,
-    #[serde(default)]
-    pub headers: BTreeMap<String, Text>,
-    pub body: Option<Text>,
-    pub follow_redirects: Option<Text>,
-    pub body_limit: Option<Text>,
-    pub phases: Option<Text>,
-    pub tls_config: Option<RawProbeTls>,
-}
-
-/// `tls_config` of a probe, as blackbox_exporter and Prometheus name it.
-#[derive(Debug, Deserialize)]
-pub struct RawProbeTls {
-    pub ca_file: Option<Text>,
-    pub cert_file: Option<Text>,
-    pub key_file: Option<Text>,
-    pub server_name: Option<Text>,
-    pub insecure_skip_verify: Option<Text>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct RawLogTail {
-    pub name: Option<Text>,
-    #[serde(default)]
-    pub paths: Vec<Text>,
-    pub start_at: Option<Text>,
-    pub format: Option<Text>,
-    pub regex: Option<Text>,
-    pub sla: Option<Text>,
-    pub sla_field: Option<Text>,
-    pub duration_field: Option<Text>,
-    pub duration_unit: Option<Text>,
-    pub timestamp_field: Option<Text>,
-    #[serde(default)]
-    pub labels: BTreeMap<String, Text>,
-    pub poll_interval: Option<Text>,
-    pub rotate_wait: Option<Text>,
-    pub max_line_bytes: Option<Text>,
-    pub include: Option<Text>,
-    pub exclude: Option<Text>,
-    pub failed_field: Option<Text>,
-    pub failed_match: Option<Text>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct RawStatsd {
-    pub listen: Option<Text>,
-    pub tcp_listen: Option<Text>,
-    pub unix_listen: Option<Text>,
-    #[serde(default)]
-    pub mappings: Vec<RawMapping>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct RawMapping {
-    pub metric: Option<Text>,
-    pub sla: Option<Text>,
-    pub duration_unit: Option<Text>,
-    #[serde(default)]
-    pub labels: BTreeMap<String, Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -224,82 +122,37 @@ pub const KEYS: &[&str] = &[
     "admin",
     "alert_margin",
     "auth",
-    "body",
-    "body_limit",
-    "ca_file",
     "calendar",
     "calendars",
-    "cert_file",
     "description",
     "durability",
-    "duration_field",
-    "duration_unit",
-    "exclude",
-    "expect_body",
-    "expect_body_regex",
-    "expect_status",
-    "failed_field",
-    "failed_match",
-    "failed_status_code",
-    "follow_redirects",
     "forecast_horizon",
-    "format",
     "goals",
-    "headers",
     "holidays",
     "hours",
-    "include",
-    "insecure_skip_verify",
-    "interval",
-    "key_file",
     "labels",
     "limits",
-    "listen",
-    "log_tail",
-    "mappings",
     "match",
     "max_body_bytes",
     "max_future_skew",
     "max_inflight_bytes",
     "max_label_value_length",
-    "max_line_bytes",
     "max_lines_per_request",
     "max_open_deliveries",
     "max_series",
     "max_tracked_ids",
-    "method",
-    "metric",
     "min_deliveries",
     "name",
     "objective",
-    "otlp",
-    "paths",
-    "phases",
-    "poll_interval",
-    "probes",
     "promise",
-    "regex",
-    "rotate_wait",
     "series_windows",
-    "server_name",
-    "sla",
-    "sla_field",
     "slas",
     "sources",
-    "spans",
-    "start_at",
-    "statsd",
     "target_margin",
-    "tcp_listen",
-    "timeout",
-    "timestamp_field",
     "timezone",
-    "tls_config",
     "token_env",
     "token_file",
     "tokens",
-    "unix_listen",
-    "url",
     "version",
     "window",
 ];
@@ -314,23 +167,37 @@ mod tests {
         let source = include_str!("raw.rs");
         // The shapes of the file, not what parsing returns.
         let shapes = source.split("pub struct Parsed").next().unwrap_or(source);
-        let lines: Vec<&str> = shapes.lines().collect();
-        for (i, line) in lines.iter().enumerate() {
-            let Some(field) = line.trim().strip_prefix("pub ") else {
-                continue;
-            };
-            let Some((name, _)) = field.split_once(':') else {
-                continue;
-            };
-            if name.contains(' ') || name.contains('(') {
-                continue;
-            }
-            let renamed = i
-                .checked_sub(1)
-                .and_then(|j| lines[j].split("rename = \"").nth(1))
-                .and_then(|r| r.split('"').next());
-            let key = renamed.unwrap_or(name.trim_start_matches("r#"));
-            assert!(KEYS.contains(&key), "`{key}` is missing from KEYS");
+        for key in crate::fields::shape_keys(shapes) {
+            assert!(KEYS.contains(&key.as_str()), "`{key}` is missing from KEYS");
         }
+    }
+
+    /// Every field of every source's shape (`src/ingest/*/config.rs`) is in
+    /// its kind's keys, so a misspelt key gets a "did you mean" there too.
+    #[test]
+    fn source_keys_name_every_field() {
+        let ingest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/ingest");
+        let known: Vec<&str> = crate::ingest::SOURCE_KEYS
+            .iter()
+            .copied()
+            .flatten()
+            .copied()
+            .collect();
+        let mut files = 0;
+        for entry in std::fs::read_dir(ingest).unwrap() {
+            let path = entry.unwrap().path().join("config.rs");
+            let Ok(source) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            files += 1;
+            for key in crate::fields::shape_keys(&source) {
+                assert!(
+                    known.contains(&key.as_str()),
+                    "`{key}` of {} is in no kind's KEYS",
+                    path.display()
+                );
+            }
+        }
+        assert!(files >= 4, "found {files} source config files");
     }
 }

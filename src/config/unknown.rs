@@ -2,7 +2,8 @@
 //! key it most likely meant.
 
 use super::raw::KEYS;
-use super::validate::Problem;
+use crate::fields::Problem;
+use crate::ingest::SOURCE_KEYS;
 
 /// A problem for each unknown key of `paths` (serde_ignored's dotted paths,
 /// in file order) in the YAML `text`.
@@ -70,6 +71,7 @@ fn line_of(text: &str, key: &str, nth: usize) -> Option<u64> {
 fn suggestion(key: &str) -> Option<&'static str> {
     let lower = key.to_ascii_lowercase().replace('-', "_");
     KEYS.iter()
+        .chain(SOURCE_KEYS.iter().copied().flatten())
         .map(|k| (strsim::levenshtein(&lower, k), *k))
         .filter(|(d, k)| *d <= 2.max(k.len() / 4) && *d < k.len())
         .min_by_key(|(d, _)| *d)

@@ -1,37 +1,16 @@
 //! Raw config to domain types, collecting every problem with its YAML path.
 
 use std::collections::HashSet;
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::calendars::Calendars;
-use super::fields::{Section, count, one_of, span, text};
-use super::raw::{RawConfig, RawGoal, RawLimits, RawSla, Text};
+use super::raw::{RawConfig, RawGoal, RawLimits, RawSla};
 use super::{Config, Limits, VERSION};
 use crate::calendar::Calendar;
 use crate::decimal::{Decimal, DecimalError};
+use crate::fields::{Problem, Problems, Section, Text, count, one_of, span, text};
 use crate::sla::{Durability, Goal, Sla};
-
-/// One thing wrong with the config, where it is and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// YAML path such as `slas[1].promise`.
-    pub path: String,
-    /// The line in the file, when known.
-    pub line: Option<u64>,
-    /// What is wrong and what to write instead.
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "{} (line {line}): {}", self.path, self.message),
-            None => write!(f, "{}: {}", self.path, self.message),
-        }
-    }
-}
 
 /// Longest promise or window accepted: beyond a year a figure means nothing.
 const MAX_SPAN: Duration = Duration::from_secs(400 * 86400);
@@ -58,45 +37,6 @@ pub const RESERVED_LABELS: [&str; 9] = [
     "status",
     crate::exposition::fleet::REPLICA_LABEL,
 ];
-
-#[derive(Default)]
-pub(super) struct Problems(Vec<Problem>);
-
-impl Problems {
-    pub(super) fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub(super) fn at(
-        &mut self,
-        path: impl Into<String>,
-        text: Option<&Text>,
-        message: impl Into<String>,
-    ) {
-        self.0.push(Problem {
-            path: path.into(),
-            line: text.map(|t| t.referenced.line()),
-            message: message.into(),
-        });
-    }
-
-    /// Parses an optional scalar, recording a problem when it does not parse.
-    pub(super) fn parse<T>(
-        &mut self,
-        path: &str,
-        text: Option<&Text>,
-        parse: impl FnOnce(&str) -> Result<T, String>,
-    ) -> Option<T> {
-        let text = text?;
-        match parse(text.value.trim()) {
-            Ok(v) => Some(v),
-            Err(message) => {
-                self.at(path, Some(text), message);
-                None
-            }
-        }
-    }
-}
 
 pub fn validate(raw: RawConfig) -> Result<Config, Vec<Problem>> {
     let mut p = Problems::default();
@@ -140,19 +80,17 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Problem>> {
             }
         }
     }
-    let sources = super::sources::validate(&mut p, &raw.sources, &slas);
-    let spans = super::sources::otlp(&mut p, raw.sources.otlp.as_ref(), &slas);
+    let sources = raw.sources.validate(&mut p, &slas);
     let auth = super::auth::validate(&mut p, &raw.auth, &slas);
-    if p.0.is_empty() {
+    if p.is_empty() {
         Ok(Config {
             limits,
             auth,
             slas,
             sources,
-            spans,
         })
     } else {
-        Err(p.0)
+        Err(p.into_vec())
     }
 }
 
@@ -372,47 +310,6 @@ fn sla(p: &mut Problems, path: &str, raw: &RawSla, calendars: &Calendars) -> Opt
         calendar_month,
         series_windows,
     })
-}
-
-/// A required, non-empty `name` at `path`, unique among `seen`; `what`
-/// names the kind of thing in the duplicate message.
-pub(super) fn unique_name(
-    p: &mut Problems,
-    path: &str,
-    text: Option<&Text>,
-    seen: &mut HashSet<String>,
-    what: &str,
-) -> Option<String> {
-    let name = required(p, path, "name", text, |s| {
-        if s.is_empty() {
-            Err("must not be empty".to_owned())
-        } else {
-            Ok(s.to_owned())
-        }
-    })?;
-    if !seen.insert(name.clone()) {
-        p.at(
-            format!("{path}.name"),
-            text,
-            format!("duplicate {what} name `{name}`"),
-        );
-    }
-    Some(name)
-}
-
-pub(super) fn required<T>(
-    p: &mut Problems,
-    path: &str,
-    field: &str,
-    text: Option<&Text>,
-    parse: impl FnOnce(&str) -> Result<T, String>,
-) -> Option<T> {
-    let path = format!("{path}.{field}");
-    if text.is_none() {
-        p.at(path, None, "required");
-        return None;
-    }
-    p.parse(&path, text, parse)
 }
 
 fn labels(p: &mut Problems, path: &str, raw: &[Text]) -> Vec<String> {

@@ -74,7 +74,7 @@ impl WebConfig {
             path: path.to_owned(),
             problems,
         };
-        let text = super::file::text(path, super::file::CONFIG_BYTES)
+        let text = crate::fields::file::text(path, crate::fields::file::CONFIG_BYTES)
             .map_err(|e| fail(vec![format!("cannot read it: {e}")]))?;
         let raw: RawWebConfig =
             serde_saphyr::from_str(&text).map_err(|e| fail(vec![e.to_string()]))?;
@@ -150,7 +150,7 @@ fn tls(raw: &RawTls, dir: &Path) -> Result<rustls::ServerConfig, Vec<String>> {
 
 /// The PEM certificates of `cert_file`, at least one.
 fn certificates(path: &Path, problems: &mut Vec<String>) -> Option<Vec<CertificateDer<'static>>> {
-    match super::file::certificates(path) {
+    match crate::fields::file::certificates(path) {
         Ok(c) => Some(c),
         Err(e) => {
             problems.push(format!("tls_server_config.cert_file: {e}"));
@@ -161,7 +161,7 @@ fn certificates(path: &Path, problems: &mut Vec<String>) -> Option<Vec<Certifica
 
 /// The PEM private key of `key_file`.
 fn private_key(path: &Path, problems: &mut Vec<String>) -> Option<PrivateKeyDer<'static>> {
-    match super::file::private_key(path) {
+    match crate::fields::file::private_key(path) {
         Ok(k) => Some(k),
         Err(e) => {
             problems.push(format!("tls_server_config.key_file: {e}"));
@@ -201,7 +201,7 @@ fn client_verifier(
         (Some(kind @ ("RequireAndVerifyClientCert" | "VerifyClientCertIfGiven")), Some(ca)) => {
             let mut roots = rustls::RootCertStore::empty();
             let path = dir.join(ca);
-            match super::file::certificates(&path) {
+            match crate::fields::file::certificates(&path) {
                 Ok(cas) => {
                     for c in cas {
                         if let Err(e) = roots.add(c) {

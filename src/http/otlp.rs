@@ -191,7 +191,7 @@ fn status(encoding: Encoding, r: &Refused) -> Response {
         http,
         StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
     ) {
-        let secs = crate::ingest::otlp_grpc::RETRY_DELAY.as_secs().to_string();
+        let secs = crate::ingest::otlp::grpc::RETRY_DELAY.as_secs().to_string();
         if let Ok(v) = header::HeaderValue::from_str(&secs) {
             response.headers_mut().insert(header::RETRY_AFTER, v);
         }

@@ -6,36 +6,42 @@
 //!
 //! # Adding a source
 //!
+//! A kind of source configured under `sources:` is one module, its settings
+//! beside it, and one registration line:
+//!
 //! 1. `src/source.rs`: a [`Source`] variant (its `source` label), and the
 //!    reasons it can give in [`Source::reasons`] (the match is exhaustive:
 //!    leaving it out does not compile). Every refusal is a [`Reason`].
-//! 2. `src/ingest/<name>.rs` (and `pub mod` here): its config type (with
-//!    `PartialEq`, which reload compares), a pure parser from input to
-//!    [`Readings`], and an `async fn run(config, SourceContext)` that reads
-//!    until [`SourceContext::shutdown`] and hands
-//!    what it read to [`SourceContext::deliver`] (readings) or
-//!    [`SourceContext::commit`] (anything else), counting lines it cannot
-//!    read with [`SourceContext::refuse`]. It never writes the recorder or
-//!    the journal itself.
-//! 3. `src/config/raw.rs` (its YAML shape, a field of `RawSources`),
-//!    `src/config/sources/<name>.rs` (its validator, declared with
-//!    `config::fields`) and a field of [`crate::config::Sources`] filled in
-//!    `config/sources/mod.rs`.
-//! 4. `src/supervisor.rs`: `Sources` is destructured whole in `start` and
-//!    `apply`, so a new field that is not started (or not reconfigured on
-//!    reload) does not compile; register its counters and spawn `run` with
-//!    its own stop signal there.
+//! 2. `src/ingest/<name>/mod.rs`: a pure parser from input to [`Readings`],
+//!    an `async fn run(config, SourceContext)` that reads until
+//!    [`SourceContext::shutdown`] and hands what it read to
+//!    [`SourceContext::deliver`] (readings) or [`SourceContext::commit`]
+//!    (anything else), counting lines it cannot read with
+//!    [`SourceContext::refuse`] (it never writes the recorder or the journal
+//!    itself), and how its settings are checked, started, changed on reload
+//!    and stopped: a unit type implementing [`Kind`], or, for a list of
+//!    sources known by name, [`Named`] on the settings ([`ListOf`] is then
+//!    the kind).
+//! 3. `src/ingest/<name>/config.rs`: its YAML shape (`Raw...`, fields
+//!    `pub(crate)`), its `KEYS` (a test reads the shape and checks them), its
+//!    checked settings type (with `PartialEq`, which a reload compares) and
+//!    its validator, declared field by field with [`crate::fields::Section`].
+//! 4. One line in the `sources!` list below: `key: name::Kind` (or
+//!    `key: ListOf<name::Config>`). It gives
+//!    the kind its field in [`RawSources`] (the YAML), [`Sources`] (the
+//!    checked config) and [`RunningSources`] (what the supervisor starts,
+//!    reconfigures and stops), and its keys in [`SOURCE_KEYS`].
 //! 5. `tests/integration/exporter.rs`: configure it in
 //!    `every_source_is_started_and_counted_from_the_start` and feed it one
 //!    delivery; the test fails for a [`Source`] that is missing there, or
-//!    configured but never started.
+//!    configured but never started (not registered).
 //! 6. Test it against the real client software it stands in for.
 
 pub mod events;
 pub mod json;
+mod kind;
 pub mod log_tail;
 pub mod otlp;
-pub mod otlp_grpc;
 pub mod pattern;
 pub mod probe;
 pub mod push;
@@ -58,6 +64,18 @@ use crate::window::Millis;
 
 pub use crate::persist::Batch;
 pub use crate::source::{Reason, Source};
+pub use kind::{Changes, Kind, ListOf, Named, StartError, Task};
+
+kind::sources! {
+    /// Timers over UDP, TCP or a Unix datagram socket.
+    statsd: statsd::Statsd,
+    /// Followed log files.
+    log_tail: ListOf<log_tail::LogTailConfig>,
+    /// Active HTTP checks.
+    probes: ListOf<probe::ProbeConfig>,
+    /// Which OTLP spans become deliveries of which SLA.
+    otlp: otlp::Otlp,
+}
 use json::ItemError;
 pub use readings::{Labels, Reading, Readings, SeriesCache, Slot};
 
@@ -163,13 +181,16 @@ impl SourceContext {
         }
     }
 
-    /// This context with its own stop signal, for a source that can be
-    /// stopped alone (a reload took it away or changed it).
-    pub fn with_shutdown(&self, shutdown: Shutdown) -> SourceContext {
-        SourceContext {
+    /// This context with a stop signal of its own, and the signal: for a
+    /// source that can be stopped alone (a reload took it away or changed
+    /// it) while the others go on.
+    pub fn with_own_stop(&self) -> (StopSources, SourceContext) {
+        let (stop, shutdown) = Shutdown::new();
+        let ctx = SourceContext {
             shutdown,
             ..self.clone()
-        }
+        };
+        (stop, ctx)
     }
 
     /// Whether the log writer runs, so writes can be recorded at all.

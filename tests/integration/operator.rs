@@ -212,8 +212,10 @@ fn the_version_names_its_revision_and_build_date() {
     let head = Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output();
-    if let Ok(head) = head.filter(|o| o.status.success()) {
+        .output()
+        .ok()
+        .filter(|o| o.status.success());
+    if let Some(head) = head {
         let head = text(&head.stdout);
         assert!(
             version.contains(&format!("(revision {}", head.trim())),

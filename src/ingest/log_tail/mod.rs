@@ -6,15 +6,53 @@
 //! resumes from the recorded mark: no line is skipped or counted twice, even
 //! after `kill -9`, and no per-line id is needed.
 
+mod config;
 pub mod follow;
 pub mod line;
 
+use std::collections::HashSet;
 use std::time::Duration;
 
-use super::{Refused, Source, SourceContext};
+use super::{Named, Refused, Source, SourceContext, Task};
+use crate::fields::Problems;
 use crate::recorder::Recorded;
+use crate::sla::Sla;
 use follow::{Follower, Polled};
 use line::LineSpec;
+
+pub use config::RawLogTail;
+
+impl Named for LogTailConfig {
+    type Raw = RawLogTail;
+    const LABEL: &'static str = "log";
+    const KEYS: &'static [&'static str] = config::KEYS;
+
+    fn read(
+        p: &mut Problems,
+        at: &str,
+        index: usize,
+        raw: &RawLogTail,
+        slas: &[Sla],
+        names: &mut HashSet<String>,
+    ) -> Option<Self> {
+        config::log_tail(p, at, index, raw, slas, names)
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn start(self, ctx: &SourceContext) -> Task<Self> {
+        ctx.metrics().register_source(Source::LogTail);
+        ctx.metrics().log_tail.register(&self.name);
+        let config = self.clone();
+        Task::spawn(self, ctx, |ctx| run(config, ctx))
+    }
+
+    fn forget(&self, ctx: &SourceContext) {
+        ctx.metrics().log_tail.unregister(&self.name);
+    }
+}
 
 /// Where a file seen for the first time is read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,18 +4,55 @@
 //! or body, a timeout) is a failed delivery, counted by reason.
 
 pub mod check;
+mod config;
 pub mod tls;
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use url::Url;
 
-use super::{Reading, Readings, Source, SourceContext};
+use super::{Named, Reading, Readings, Source, SourceContext, Task};
 use crate::delivery::Timing;
 use crate::exposition::ProbeMetrics;
+use crate::fields::Problems;
 use crate::ingest::pattern::Pattern;
+use crate::sla::Sla;
 pub use check::{Checked, Phases, Reason as FailureReason};
+pub use config::{RawProbe, RawProbeTls};
 pub use tls::ProbeTls;
+
+impl Named for ProbeConfig {
+    type Raw = RawProbe;
+    const LABEL: &'static str = "probe";
+    const KEYS: &'static [&'static str] = config::KEYS;
+
+    fn read(
+        p: &mut Problems,
+        at: &str,
+        index: usize,
+        raw: &RawProbe,
+        slas: &[Sla],
+        names: &mut HashSet<String>,
+    ) -> Option<Self> {
+        config::probe(p, at, index, raw, slas, names)
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn start(self, ctx: &SourceContext) -> Task<Self> {
+        ctx.metrics().register_source(Source::Probe);
+        register(&ctx.metrics().probe, &self);
+        let config = self.clone();
+        Task::spawn(self, ctx, |ctx| run(config, ctx))
+    }
+
+    fn forget(&self, ctx: &SourceContext) {
+        unregister(&ctx.metrics().probe, self);
+    }
+}
 
 /// Body bytes a check reads at most unless the probe sets `body_limit`.
 pub const DEFAULT_BODY_LIMIT: u64 = 10 << 20;

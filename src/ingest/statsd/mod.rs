@@ -8,6 +8,7 @@
 //! count 33 with a third carried to the next (rates below 0.001 count as
 //! 0.001, at most 1,000 deliveries a value).
 
+mod config;
 pub mod parser;
 pub mod receive;
 
@@ -17,14 +18,127 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use smallvec::SmallVec;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use super::readings::encode_values;
-use super::{Labels, Readings, Reason, Slot};
+use super::{
+    Changes, Kind, Labels, Readings, Reason, Slot, Source, SourceContext, StartError, Task,
+};
 use crate::decimal::Decimal;
 use crate::delivery::Timing;
+use crate::fields::Problems;
+use crate::sla::Sla;
 use parser::{Line, Tag};
 
-pub use receive::{BindError, Listeners, LiveMappings, bind, run};
+pub use config::{RawMapping, RawStatsd};
+pub use receive::{Listeners, LiveMappings, bind, run};
+
+/// StatsD as a kind of source (`sources.statsd`): one set of sockets, whose
+/// mappings a reload changes in place.
+pub struct Statsd;
+
+/// The running StatsD source, and where its mappings are changed in place.
+pub struct Running {
+    task: Task<StatsdConfig>,
+    live: watch::Sender<Arc<Vec<Mapping>>>,
+}
+
+impl Kind for Statsd {
+    type Raw = Option<RawStatsd>;
+    type Config = Option<StatsdConfig>;
+    type Running = Option<Running>;
+    const KEYS: &'static [&'static str] = config::KEYS;
+
+    fn validate(
+        p: &mut Problems,
+        at: &str,
+        raw: &Option<RawStatsd>,
+        slas: &[Sla],
+    ) -> Option<StatsdConfig> {
+        raw.as_ref().and_then(|s| config::statsd(p, at, s, slas))
+    }
+
+    async fn start(
+        config: Option<StatsdConfig>,
+        ctx: &SourceContext,
+    ) -> Result<Option<Running>, StartError> {
+        match config {
+            None => Ok(None),
+            Some(config) => start(config, ctx).await.map(Some),
+        }
+    }
+
+    async fn apply(
+        running: &mut Option<Running>,
+        wanted: Option<StatsdConfig>,
+        ctx: &SourceContext,
+        changes: &mut Changes,
+    ) {
+        let label = "statsd".to_owned();
+        match (running.take(), wanted) {
+            (None, None) => {}
+            (Some(kept), Some(config)) if same_sockets(&kept.task.config, &config) => {
+                if kept.task.config.mappings != config.mappings {
+                    let _ = kept.live.send(Arc::new(config.mappings.clone()));
+                    changes.reconfigured.push(format!("{label} mappings"));
+                }
+                *running = Some(Running {
+                    task: kept.task.with_config(config),
+                    live: kept.live,
+                });
+            }
+            (Some(old), wanted) => {
+                // New addresses: the old sockets close first, as the new
+                // may be on some of the same ports.
+                let previous = old.task.stop().await;
+                match wanted {
+                    None => changes.stopped.push(label),
+                    Some(config) => match start(config, ctx).await {
+                        Ok(started) => {
+                            *running = Some(started);
+                            changes.reconfigured.push(label);
+                        }
+                        Err(e) => {
+                            changes.failed.push(format!("{label}: {e}"));
+                            match start(previous, ctx).await {
+                                Ok(kept) => *running = Some(kept),
+                                Err(e) => changes.failed.push(format!(
+                                    "{label}: the previous settings failed too: {e}"
+                                )),
+                            }
+                        }
+                    },
+                }
+            }
+            (None, Some(config)) => match start(config, ctx).await {
+                Ok(started) => {
+                    *running = Some(started);
+                    changes.started.push(label);
+                }
+                Err(e) => changes.failed.push(format!("{label}: {e}")),
+            },
+        }
+    }
+
+    fn stop(running: Option<Running>) -> Vec<JoinHandle<()>> {
+        running.map(|r| r.task.signal()).into_iter().collect()
+    }
+}
+
+/// Binds `config`'s sockets and starts receiving on them.
+async fn start(config: StatsdConfig, ctx: &SourceContext) -> Result<Running, StartError> {
+    let listeners = bind(&config).await?;
+    ctx.metrics().register_source(Source::Statsd);
+    let (live, mappings) = watch::channel(Arc::new(config.mappings.clone()));
+    let task = Task::spawn(config, ctx, |ctx| run(listeners, mappings, ctx));
+    Ok(Running { task, live })
+}
+
+/// Whether two StatsD configs listen on the same sockets.
+fn same_sockets(a: &StatsdConfig, b: &StatsdConfig) -> bool {
+    a.listen == b.listen && a.tcp_listen == b.tcp_listen && a.unix_listen == b.unix_listen
+}
 
 /// `sources.statsd`: where to listen and how timers map to SLAs.
 #[derive(Debug, Clone, PartialEq)]

@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use super::{Carries, Mapper, Mapping, StatsdConfig, parser};
+use super::{Carries, Mapper, Mapping, StartError, StatsdConfig, parser};
 use crate::ingest::{Readings, Source, SourceContext};
 
 /// Largest UDP payload.
@@ -49,19 +49,9 @@ pub struct Listeners {
     unix: Option<UnixDatagram>,
 }
 
-/// A StatsD socket could not be bound.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot listen on {addr}: {source}")]
-pub struct BindError {
-    /// The address (or socket path) that failed.
-    pub addr: String,
-    /// Why.
-    pub source: io::Error,
-}
-
 /// Binds every configured transport.
-pub async fn bind(config: &StatsdConfig) -> Result<Listeners, BindError> {
-    let at = |addr: String| move |source| BindError { addr, source };
+pub async fn bind(config: &StatsdConfig) -> Result<Listeners, StartError> {
+    let at = |addr: String| move |source| StartError { addr, source };
     let udp = (|| {
         let udp = std::net::UdpSocket::bind(config.listen)?;
         udp.set_read_timeout(Some(BATCH_WAIT))?;

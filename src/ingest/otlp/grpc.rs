@@ -18,8 +18,8 @@ use tonic::codec::CompressionEncoding;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use super::otlp;
-use super::{Reason, Refused, Shutdown, Source, SourceContext};
+use super::super::{Reason, Refused, Shutdown, Source, SourceContext};
+use super::{self as otlp};
 use crate::persist::CommitError;
 
 /// The `TraceService` of one exporter.

@@ -2,18 +2,79 @@
 //! for what they share with it (`tls_config`, `follow_redirects`,
 //! `body_size_limit` as `body_limit`).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::pki_types::CertificateDer;
 
-use super::super::fields::{Section, bytes, flag, one_of, span, text};
-use super::super::raw::{RawProbe, RawProbeTls};
-use super::super::validate::Problems;
-use super::{is_label, known_sla};
+use serde::Deserialize;
+
+use crate::fields::{
+    Problems, Section, Text, bytes, flag, is_label, known_sla, one_of, span, text,
+};
 use crate::ingest::pattern::Pattern;
 use crate::ingest::probe::{DEFAULT_BODY_LIMIT, Method, ProbeConfig, ProbeTls};
 use crate::sla::Sla;
+
+/// One `sources.probes` entry as written.
+#[derive(Debug, Deserialize)]
+pub struct RawProbe {
+    pub(crate) name: Option<Text>,
+    pub(crate) url: Option<Text>,
+    pub(crate) method: Option<Text>,
+    pub(crate) sla: Option<Text>,
+    #[serde(default)]
+    pub(crate) labels: BTreeMap<String, Text>,
+    pub(crate) interval: Option<Text>,
+    pub(crate) timeout: Option<Text>,
+    #[serde(default)]
+    pub(crate) expect_status: Vec<Text>,
+    pub(crate) expect_body: Option<Text>,
+    pub(crate) expect_body_regex: Option<Text>,
+    #[serde(default)]
+    pub(crate) headers: BTreeMap<String, Text>,
+    pub(crate) body: Option<Text>,
+    pub(crate) follow_redirects: Option<Text>,
+    pub(crate) body_limit: Option<Text>,
+    pub(crate) phases: Option<Text>,
+    pub(crate) tls_config: Option<RawProbeTls>,
+}
+
+/// A probe's `tls_config` as written, named as blackbox_exporter and Prometheus name it.
+#[derive(Debug, Deserialize)]
+pub struct RawProbeTls {
+    pub(crate) ca_file: Option<Text>,
+    pub(crate) cert_file: Option<Text>,
+    pub(crate) key_file: Option<Text>,
+    pub(crate) server_name: Option<Text>,
+    pub(crate) insecure_skip_verify: Option<Text>,
+}
+
+/// Every key of the shapes above, for "did you mean".
+pub const KEYS: &[&str] = &[
+    "name",
+    "url",
+    "method",
+    "sla",
+    "labels",
+    "interval",
+    "timeout",
+    "expect_status",
+    "expect_body",
+    "expect_body_regex",
+    "headers",
+    "body",
+    "follow_redirects",
+    "body_limit",
+    "phases",
+    "tls_config",
+    "ca_file",
+    "cert_file",
+    "key_file",
+    "server_name",
+    "insecure_skip_verify",
+];
 
 pub(super) fn probe(
     p: &mut Problems,
@@ -148,7 +209,7 @@ fn header(name: &str, value: &str) -> Result<String, String> {
 
 /// The PEM certificates in file `f`, at least one.
 fn certificates(f: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    crate::config::file::certificates(std::path::Path::new(f))
+    crate::fields::file::certificates(std::path::Path::new(f))
 }
 
 /// `tls_config`: its files read now, so a missing or wrong file stops the
@@ -157,7 +218,7 @@ fn tls(at: &mut Section<'_>, raw: &RawProbeTls) -> Option<ProbeTls> {
     let ca = at.optional("tls_config.ca_file", raw.ca_file.as_ref(), certificates);
     let chain = at.optional("tls_config.cert_file", raw.cert_file.as_ref(), certificates);
     let key = at.optional("tls_config.key_file", raw.key_file.as_ref(), |f| {
-        crate::config::file::private_key(std::path::Path::new(f))
+        crate::fields::file::private_key(std::path::Path::new(f))
     });
     let client = match (chain, key, &raw.cert_file, &raw.key_file) {
         (Some(chain), Some(key), _, _) => Some((chain, Arc::new(key))),

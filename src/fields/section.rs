@@ -5,12 +5,11 @@
 
 use std::time::Duration;
 
-use super::raw::Text;
-use super::validate::Problems;
+use super::{Problems, Text};
 
 /// One part of the config (`slas[2]`, `sources.probes[0]`), its problems
 /// recorded under its path.
-pub(super) struct Section<'p> {
+pub struct Section<'p> {
     p: &'p mut Problems,
     path: String,
     before: usize,
@@ -18,7 +17,7 @@ pub(super) struct Section<'p> {
 
 impl<'p> Section<'p> {
     /// The part of the file at `path`.
-    pub(super) fn new(p: &'p mut Problems, path: impl Into<String>) -> Section<'p> {
+    pub fn new(p: &'p mut Problems, path: impl Into<String>) -> Section<'p> {
         let before = p.len();
         Section {
             p,
@@ -28,18 +27,18 @@ impl<'p> Section<'p> {
     }
 
     /// The path of `key` in this section.
-    pub(super) fn path(&self, key: &str) -> String {
+    pub fn path(&self, key: &str) -> String {
         format!("{}.{key}", self.path)
     }
 
     /// Records a problem of `key`.
-    pub(super) fn problem(&mut self, key: &str, text: Option<&Text>, message: impl Into<String>) {
+    pub fn problem(&mut self, key: &str, text: Option<&Text>, message: impl Into<String>) {
         let path = self.path(key);
         self.p.at(path, text, message);
     }
 
     /// `key` read by `read` if given; `None` (and a problem) if it does not read.
-    pub(super) fn optional<T>(
+    pub fn optional<T>(
         &mut self,
         key: &str,
         text: Option<&Text>,
@@ -50,7 +49,7 @@ impl<'p> Section<'p> {
     }
 
     /// `key` read by `read`, or `default` when absent or invalid.
-    pub(super) fn or<T>(
+    pub fn or<T>(
         &mut self,
         key: &str,
         text: Option<&Text>,
@@ -61,7 +60,7 @@ impl<'p> Section<'p> {
     }
 
     /// `key` read by `read`; a problem when absent.
-    pub(super) fn required<T>(
+    pub fn required<T>(
         &mut self,
         key: &str,
         text: Option<&Text>,
@@ -75,7 +74,7 @@ impl<'p> Section<'p> {
     }
 
     /// Every item of list `key` read by `read` (problems at `key[i]`).
-    pub(super) fn each<T>(
+    pub fn each<T>(
         &mut self,
         key: &str,
         texts: &[Text],
@@ -89,18 +88,18 @@ impl<'p> Section<'p> {
     }
 
     /// Whether this section recorded no problem.
-    pub(super) fn clean(&self) -> bool {
+    pub fn clean(&self) -> bool {
         self.p.len() == self.before
     }
 
     /// The problems, for checks that need them directly.
-    pub(super) fn problems(&mut self) -> &mut Problems {
+    pub fn problems(&mut self) -> &mut Problems {
         self.p
     }
 }
 
 /// A whole number in `min..=max` (`_` separators allowed).
-pub(super) fn count(min: usize, max: usize) -> impl Fn(&str) -> Result<usize, String> {
+pub fn count(min: usize, max: usize) -> impl Fn(&str) -> Result<usize, String> {
     move |s| {
         let v: usize = s
             .replace('_', "")
@@ -115,7 +114,7 @@ pub(super) fn count(min: usize, max: usize) -> impl Fn(&str) -> Result<usize, St
 
 /// A size in bytes, plain (`1048576`) or with a binary unit (`512KiB`,
 /// `10MiB`, `1GiB`), in `min..=max`.
-pub(super) fn bytes(min: u64, max: u64) -> impl Fn(&str) -> Result<u64, String> {
+pub fn bytes(min: u64, max: u64) -> impl Fn(&str) -> Result<u64, String> {
     move |s| {
         let t = s.trim();
         let (number, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
@@ -152,14 +151,14 @@ pub(super) fn bytes(min: u64, max: u64) -> impl Fn(&str) -> Result<u64, String> 
 }
 
 /// `true` or `false`.
-pub(super) fn flag(s: &str) -> Result<bool, String> {
+pub fn flag(s: &str) -> Result<bool, String> {
     s.trim()
         .parse::<bool>()
         .map_err(|_| format!("`{s}` is not true or false"))
 }
 
 /// A humantime duration (`300ms`, `4h 30m`) in `min..=max`.
-pub(super) fn span(min: Duration, max: Duration) -> impl Fn(&str) -> Result<Duration, String> {
+pub fn span(min: Duration, max: Duration) -> impl Fn(&str) -> Result<Duration, String> {
     move |s| {
         let d = humantime::parse_duration(s).map_err(|e| {
             format!("`{s}` is not a duration ({e}); write e.g. `300ms`, `4h` or `2h 30m`")
@@ -182,7 +181,7 @@ pub(super) fn span(min: Duration, max: Duration) -> impl Fn(&str) -> Result<Dura
 
 /// One of `choices` by its name; `what` names the kind in the problem
 /// (`` `x` is not a unit: use s, ms, us or humantime ``).
-pub(super) fn one_of<T: Copy>(
+pub fn one_of<T: Copy>(
     what: &'static str,
     choices: &'static [(&'static str, T)],
 ) -> impl Fn(&str) -> Result<T, String> {
@@ -204,7 +203,7 @@ pub(super) fn one_of<T: Copy>(
 }
 
 /// A name of letters, digits, `_` and `-`.
-pub(super) fn identifier(s: &str) -> Result<String, String> {
+pub fn identifier(s: &str) -> Result<String, String> {
     if !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
@@ -218,7 +217,7 @@ pub(super) fn identifier(s: &str) -> Result<String, String> {
 }
 
 /// The text as written, trimmed.
-pub(super) fn text(s: &str) -> Result<String, String> {
+pub fn text(s: &str) -> Result<String, String> {
     Ok(s.to_owned())
 }
 

@@ -1,15 +1,47 @@
 //! `sources.statsd`: the UDP listener and metric-name mappings.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::super::fields::{Section, one_of};
-use super::super::raw::{RawMapping, RawStatsd};
-use super::super::validate::Problems;
-use super::{is_label, known_sla};
+use serde::Deserialize;
+
+use crate::fields::{Problems, Section, Text, is_label, known_sla, one_of};
 use crate::ingest::statsd::{LabelValue, Mapping, Segment, StatsdConfig};
 use crate::sla::Sla;
+
+/// `sources.statsd` as written.
+#[derive(Debug, Deserialize)]
+pub struct RawStatsd {
+    pub(crate) listen: Option<Text>,
+    pub(crate) tcp_listen: Option<Text>,
+    pub(crate) unix_listen: Option<Text>,
+    #[serde(default)]
+    pub(crate) mappings: Vec<RawMapping>,
+}
+
+/// One `sources.statsd.mappings` entry as written.
+#[derive(Debug, Deserialize)]
+pub struct RawMapping {
+    pub(crate) metric: Option<Text>,
+    pub(crate) sla: Option<Text>,
+    pub(crate) duration_unit: Option<Text>,
+    #[serde(default)]
+    pub(crate) labels: BTreeMap<String, Text>,
+}
+
+/// Every key of the shapes above, for "did you mean".
+pub const KEYS: &[&str] = &[
+    "listen",
+    "tcp_listen",
+    "unix_listen",
+    "mappings",
+    "metric",
+    "sla",
+    "duration_unit",
+    "labels",
+];
 
 const DEFAULT_STATSD_LISTEN: &str = "127.0.0.1:8125";
 

@@ -1,15 +1,63 @@
 //! `sources.log_tail[]`: files to follow and how their lines read.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use super::super::fields::{Section, bytes, identifier, one_of, span, text};
-use super::super::raw::RawLogTail;
-use super::super::validate::Problems;
-use super::{is_label, known_sla};
+use serde::Deserialize;
+
+use crate::fields::{
+    Problems, Section, Text, bytes, identifier, is_label, known_sla, one_of, span, text,
+};
 use crate::ingest::log_tail::line::{FailedWhen, Format, LineSpec, Pattern, SlaFrom, Unit};
 use crate::ingest::log_tail::{LogTailConfig, StartAt};
 use crate::sla::Sla;
+
+/// One `sources.log_tail` entry as written.
+#[derive(Debug, Deserialize)]
+pub struct RawLogTail {
+    pub(crate) name: Option<Text>,
+    #[serde(default)]
+    pub(crate) paths: Vec<Text>,
+    pub(crate) start_at: Option<Text>,
+    pub(crate) format: Option<Text>,
+    pub(crate) regex: Option<Text>,
+    pub(crate) sla: Option<Text>,
+    pub(crate) sla_field: Option<Text>,
+    pub(crate) duration_field: Option<Text>,
+    pub(crate) duration_unit: Option<Text>,
+    pub(crate) timestamp_field: Option<Text>,
+    #[serde(default)]
+    pub(crate) labels: BTreeMap<String, Text>,
+    pub(crate) poll_interval: Option<Text>,
+    pub(crate) rotate_wait: Option<Text>,
+    pub(crate) max_line_bytes: Option<Text>,
+    pub(crate) include: Option<Text>,
+    pub(crate) exclude: Option<Text>,
+    pub(crate) failed_field: Option<Text>,
+    pub(crate) failed_match: Option<Text>,
+}
+
+/// Every key of the shapes above, for "did you mean".
+pub const KEYS: &[&str] = &[
+    "name",
+    "paths",
+    "start_at",
+    "format",
+    "regex",
+    "sla",
+    "sla_field",
+    "duration_field",
+    "duration_unit",
+    "timestamp_field",
+    "labels",
+    "poll_interval",
+    "rotate_wait",
+    "max_line_bytes",
+    "include",
+    "exclude",
+    "failed_field",
+    "failed_match",
+];
 
 const START_AT: &[(&str, StartAt)] = &[("beginning", StartAt::Beginning), ("end", StartAt::End)];
 const UNITS: &[(&str, Unit)] = &[

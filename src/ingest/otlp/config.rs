@@ -1,18 +1,41 @@
 //! `sources.otlp.spans[]`: which spans received over OTLP become deliveries
 //! of which SLA.
 
-use super::super::fields::Section;
-use super::super::raw::RawOtlp;
-use super::super::validate::Problems;
-use super::{is_label, known_sla};
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::fields::{Problems, Section, Text, is_label, known_sla};
 use crate::sla::Sla;
 use crate::span_rule::SpanRule;
+
+/// `sources.otlp` as written.
+#[derive(Debug, Deserialize)]
+pub struct RawOtlp {
+    #[serde(default)]
+    pub(crate) spans: Vec<RawSpanRule>,
+}
+
+/// One `sources.otlp.spans` entry as written.
+#[derive(Debug, Deserialize)]
+pub struct RawSpanRule {
+    pub(crate) sla: Option<Text>,
+    #[serde(default, rename = "match")]
+    pub(crate) matches: BTreeMap<String, Text>,
+    #[serde(default)]
+    pub(crate) labels: BTreeMap<String, Text>,
+    pub(crate) failed_status_code: Option<Text>,
+}
+
+/// Every key of the shapes above, for "did you mean".
+pub const KEYS: &[&str] = &["spans", "sla", "match", "labels", "failed_status_code"];
 
 /// Span kinds as the rules spell them (OTLP's `SPAN_KIND_*`, lower case).
 pub const SPAN_KINDS: [&str; 5] = ["internal", "server", "client", "producer", "consumer"];
 
-pub(in super::super) fn otlp(
+pub(super) fn otlp(
     p: &mut Problems,
+    at: &str,
     raw: Option<&RawOtlp>,
     slas: &[Sla],
 ) -> Vec<SpanRule> {
@@ -21,7 +44,7 @@ pub(in super::super) fn otlp(
     };
     let mut rules = Vec::new();
     for (i, r) in raw.spans.iter().enumerate() {
-        let path = format!("sources.otlp.spans[{i}]");
+        let path = format!("{at}.spans[{i}]");
         let mut at = Section::new(p, &path);
         let sla = at.required("sla", r.sla.as_ref(), |s| known_sla(slas, s));
         let mut matches = Vec::new();

@@ -6,6 +6,9 @@
 //! 500 or more where its rule names the attribute, makes it failed. Its
 //! trace and span ids are its id, so an exporter's retry counts once.
 
+mod config;
+pub mod grpc;
+
 use std::borrow::Cow;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -13,13 +16,44 @@ use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::{Span, span, status};
 use prost::Message;
 
+use tokio::task::JoinHandle;
+
 use super::json::ItemError;
-use super::{Admitted, Batch, Reason, Refused};
+use super::{Admitted, Batch, Changes, Kind, Reason, Refused, SourceContext, StartError};
 use crate::auth::Denied;
 use crate::delivery::{Input, Timing};
-use crate::sla::Catalog;
-use crate::span_rule::{SpanFacts, route};
+use crate::fields::Problems;
+use crate::sla::{Catalog, Sla};
+use crate::span_rule::{SpanFacts, SpanRule, route};
 use crate::window::Millis;
+
+pub use config::{RawOtlp, RawSpanRule};
+
+/// OTLP as a kind of source (`sources.otlp`). Its rules go into the catalog,
+/// so a reload changes them with the SLAs; its receivers are routes of the
+/// HTTP server and the gRPC listener ([`grpc`]), not tasks of their own.
+pub struct Otlp;
+
+impl Kind for Otlp {
+    type Raw = Option<RawOtlp>;
+    type Config = Vec<SpanRule>;
+    type Running = ();
+    const KEYS: &'static [&'static str] = config::KEYS;
+
+    fn validate(p: &mut Problems, at: &str, raw: &Option<RawOtlp>, slas: &[Sla]) -> Vec<SpanRule> {
+        config::otlp(p, at, raw.as_ref(), slas)
+    }
+
+    async fn start(_: Vec<SpanRule>, _: &SourceContext) -> Result<(), StartError> {
+        Ok(())
+    }
+
+    async fn apply(_: &mut (), _: Vec<SpanRule>, _: &SourceContext, _: &mut Changes) {}
+
+    fn stop(_: ()) -> Vec<JoinHandle<()>> {
+        Vec::new()
+    }
+}
 
 /// How a request body is encoded (OTLP/HTTP: by its `Content-Type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
