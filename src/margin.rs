@@ -175,16 +175,18 @@ impl Assessment {
 pub fn assess(digest: &Digest, policy: &Policy) -> Figures {
     let n = digest.count();
     let bad = digest.bad();
-    let limit = policy.amazing_limit().map(Decimal::to_f64);
     let assessment = (n >= policy.min_deliveries.max(1)).then(|| {
+        let amazing = policy
+            .amazing_limit()
+            .map(|l| digest.amazing_at(l.to_f64()));
         let rank = policy.objective.rank(n);
-        let status = match policy.target_margin {
+        let status = match amazing {
             _ if rank > n - bad => Status::Breaching,
-            Some(_) if rank <= digest.amazing() => Status::Amazing,
+            Some(a) if rank <= a.within => Status::Amazing,
             _ => Status::Meeting,
         };
         let q = digest
-            .quantile(policy.objective, limit)
+            .quantile(policy.objective, amazing)
             .unwrap_or(f64::INFINITY);
         // 1 - (1 - t) need not be t in floats: hold the margin in its range.
         let target = policy.target_margin.map_or(f64::INFINITY, Decimal::to_f64);
@@ -198,13 +200,11 @@ pub fn assess(digest: &Digest, policy: &Policy) -> Figures {
             status,
             compliance: (n - bad) as f64 / n as f64,
             burn_rate: policy.objective.burn_rate(bad, n),
-            amazing_ratio: policy
-                .target_margin
-                .map(|_| digest.amazing() as f64 / n as f64),
+            amazing_ratio: amazing.map(|a| a.within as f64 / n as f64),
             quantiles: policy
                 .quantiles()
                 .into_iter()
-                .map(|q| (q, digest.quantile(q, limit).unwrap_or(f64::INFINITY)))
+                .map(|q| (q, digest.quantile(q, amazing).unwrap_or(f64::INFINITY)))
                 .collect(),
         }
     });

@@ -326,7 +326,7 @@ fn what_if(
         promise.as_secs_f64() / judged.as_secs_f64()
     };
     let exact = promise == judged || limit.is_some_and(|l| l.of(judged) == promise);
-    let within = d.count_at_most(x, limit_f64);
+    let within = d.count_at_most(x, limit_f64.map(|l| d.amazing_at(l)));
     let (compliance, margin, status) = if n == 0 {
         (None, None, None)
     } else {

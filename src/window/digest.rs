@@ -119,9 +119,38 @@ impl Digest {
         self.failed + self.late
     }
 
-    /// Delivered within the target margin.
-    pub fn amazing(&self) -> u64 {
-        self.amazing
+    /// Deliveries within the amaze limit `limit` (1 - target margin, as a
+    /// share of the promise), for reads that judge by it.
+    ///
+    /// Each delivery's verdict was counted exactly when it was recorded, by
+    /// the target margin in force then. The count is used when the sketch
+    /// agrees it was taken at `limit`: the delivery at its rank is within 1%
+    /// below the limit, and the next within 1% above. After a reload that
+    /// changed the target margin the verdicts of older deliveries were taken
+    /// at another limit; then the count is read from the sketch at `limit`,
+    /// exact but for deliveries within 1% of it, until those deliveries
+    /// leave the window. So the amaze ratio, the status and every quantile
+    /// judge by the target margin in force.
+    pub fn amazing_at(&self, limit: f64) -> Amazing {
+        let delivered = self.count() - self.failed;
+        let counted = self.amazing.min(delivered);
+        let slack = 1e-9;
+        let below = |rank: u64| {
+            self.value_at(rank, delivered)
+                .is_none_or(|v| v <= limit * (1.0 + RELATIVE_ACCURACY) * (1.0 + slack))
+        };
+        let above = |rank: u64| {
+            self.value_at(rank, delivered)
+                .is_none_or(|v| v >= limit * (1.0 - RELATIVE_ACCURACY) * (1.0 - slack))
+        };
+        let agrees = limit < MIN_RELATIVE
+            || ((counted == 0 || below(counted)) && (counted == delivered || above(counted + 1)));
+        let within = if agrees {
+            counted
+        } else {
+            self.sketch_at_most(limit, delivered)
+        };
+        Amazing { limit, within }
     }
 
     /// Whether it holds no delivery.
@@ -134,14 +163,13 @@ impl Digest {
     /// ranked last at +inf). `None` for an empty digest.
     ///
     /// Whether that delivery was within the promise, and within the amaze
-    /// limit (`amazing_limit`, the relative time 1 - target margin that
-    /// decided each delivery's `amazing` flag), is known exactly from the
-    /// counts. So the answer is at most 1 exactly when at least the rank
+    /// limit (`amazing`, from [`Digest::amazing_at`]), is known exactly from
+    /// the counts. So the answer is at most 1 exactly when at least the rank
     /// many deliveries were within, and at most `amazing_limit` exactly
     /// when at least that many were amazing: the quantile never contradicts
     /// compliance or the amaze ratio. Its size comes from the sketch, within
     /// [`RELATIVE_ACCURACY`] of the exact value.
-    pub fn quantile(&self, q: Decimal, amazing_limit: Option<f64>) -> Option<f64> {
+    pub fn quantile(&self, q: Decimal, amazing: Option<Amazing>) -> Option<f64> {
         let n = self.count();
         if n == 0 {
             return None;
@@ -151,15 +179,7 @@ impl Digest {
         if rank > delivered {
             return Some(f64::INFINITY);
         }
-        let estimate = if delivered == 1 {
-            self.sketch.quantile(0.0).ok().flatten()?
-        } else {
-            // The sketch ranks floor(q' x (m - 1)) from 0 among the m
-            // delivered values; the half step keeps floor() on rank - 1
-            // despite float rounding.
-            let q_delivered = ((rank as f64 - 0.5) / (delivered - 1) as f64).min(1.0);
-            self.sketch.quantile(q_delivered).ok().flatten()?
-        };
+        let estimate = self.value_at(rank, delivered)?;
         let side = |estimate: f64, edge: f64, on_or_below: bool| {
             if on_or_below {
                 estimate.min(edge)
@@ -169,48 +189,40 @@ impl Digest {
         };
         let within = delivered - self.late;
         let mut value = side(estimate, 1.0, rank <= within);
-        if let Some(limit) = amazing_limit {
-            value = side(value, limit, rank <= self.amazing);
+        if let Some(Amazing { limit, within }) = amazing {
+            value = side(value, limit, rank <= within);
         }
         Some(value)
     }
 
     /// Deliveries with relative time at or below `x` (failures never are).
     ///
-    /// Exact at `x = 1` (the promise) and at `amazing_limit` (the amaze
-    /// limit these deliveries were judged by), where the counts are exact.
-    /// Elsewhere it is read from the sketch: exact for every delivery more
-    /// than [`RELATIVE_ACCURACY`] away from `x`, so only deliveries within
-    /// 1% of `x` can land on the wrong side.
-    pub fn count_at_most(&self, x: f64, amazing_limit: Option<f64>) -> u64 {
+    /// Exact at `x = 1` (the promise) and at the amaze limit of `amazing`,
+    /// where the counts are exact. Elsewhere it is read from the sketch:
+    /// exact for every delivery more than [`RELATIVE_ACCURACY`] away from
+    /// `x`, so only deliveries within 1% of `x` can land on the wrong side.
+    pub fn count_at_most(&self, x: f64, amazing: Option<Amazing>) -> u64 {
         let delivered = self.count() - self.failed;
         if x == 1.0 {
             return delivered - self.late;
         }
-        if amazing_limit == Some(x) {
-            return self.amazing;
+        if let Some(a) = amazing.filter(|a| a.limit == x) {
+            return a.within;
         }
+        self.sketch_at_most(x, delivered)
+    }
+
+    /// Of the `delivered`, how many the sketch puts at or below `x`.
+    fn sketch_at_most(&self, x: f64, delivered: u64) -> u64 {
         if delivered == 0 || x.is_nan() || x < 0.0 {
             return 0;
         }
         // The largest rank whose sketch value is at or below x: values
         // rise with rank, so search.
-        let value = |rank: u64| -> f64 {
-            let q = if delivered == 1 {
-                0.0
-            } else {
-                ((rank as f64 - 0.5) / (delivered - 1) as f64).clamp(0.0, 1.0)
-            };
-            self.sketch
-                .quantile(q)
-                .ok()
-                .flatten()
-                .unwrap_or(f64::INFINITY)
-        };
         let (mut low, mut high) = (0, delivered);
         while low < high {
             let mid = low + (high - low).div_ceil(2);
-            if value(mid) <= x {
+            if self.value_at(mid, delivered).unwrap_or(f64::INFINITY) <= x {
                 low = mid;
             } else {
                 high = mid - 1;
@@ -219,10 +231,39 @@ impl Digest {
         low
     }
 
+    /// The sketch's value at `rank` (from 1) among the `delivered` values.
+    fn value_at(&self, rank: u64, delivered: u64) -> Option<f64> {
+        let q = if delivered <= 1 {
+            0.0
+        } else {
+            // The sketch ranks floor(q' x (m - 1)) from 0 among the m
+            // delivered values; the half step keeps floor() on rank - 1
+            // despite float rounding.
+            ((rank as f64 - 0.5) / (delivered - 1) as f64).clamp(0.0, 1.0)
+        };
+        // The sketch answers the top rank with the exact maximum and the
+        // others with a bin's value, which can lie past it: held within the
+        // exact extremes, quantiles never fall as q rises.
+        let value = self.sketch.quantile(q).ok().flatten()?;
+        let low = self.sketch.min().unwrap_or(value);
+        let high = self.sketch.max().unwrap_or(value);
+        Some(value.clamp(low.min(high), high))
+    }
+
     /// Bytes held by this digest, for memory accounting.
     pub fn heap_bytes(&self) -> usize {
         self.sketch.length() * std::mem::size_of::<u64>()
     }
+}
+
+/// The amaze limit a read judges by, with how many deliveries were within
+/// it ([`Digest::amazing_at`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Amazing {
+    /// 1 - target margin, as a share of the promise.
+    pub limit: f64,
+    /// Deliveries at or below it.
+    pub within: u64,
 }
 
 /// A digest as snapshots store it: the sketch in DataDog's standard binary
@@ -296,7 +337,7 @@ mod tests {
         assert_eq!(d.count(), 6);
         assert_eq!(d.failed(), 1);
         assert_eq!(d.bad(), 2, "1.5 is late, 1.0 is exactly on time");
-        assert_eq!(d.amazing(), 2);
+        assert_eq!(d.amazing_at(0.5).within, 2);
     }
 
     /// 1,000 deliveries at r = 0.001 .. 1.000 and 10 failures: below any x,
@@ -312,7 +353,7 @@ mod tests {
         }
         assert_eq!(d.count_at_most(1.0, None), 1000, "exact at the promise");
         assert_eq!(
-            d.count_at_most(0.5, Some(0.5)),
+            d.count_at_most(0.5, Some(d.amazing_at(0.5))),
             500,
             "exact at the amaze limit"
         );
@@ -391,10 +432,10 @@ mod tests {
         };
         let mut d = Digest::new();
         d.record(on_limit);
-        assert_eq!(d.quantile(q("0.5"), Some(0.9)), Some(0.9));
+        assert_eq!(d.quantile(q("0.5"), Some(d.amazing_at(0.9))), Some(0.9));
         let mut d = Digest::new();
         d.record(past_limit);
-        assert!(d.quantile(q("0.5"), Some(0.9)).unwrap() > 0.9);
+        assert!(d.quantile(q("0.5"), Some(d.amazing_at(0.9))).unwrap() > 0.9);
     }
 
     #[test]
@@ -440,5 +481,61 @@ mod tests {
         let mut d = Digest::new();
         d.record(Observation::Failed);
         assert_eq!(d.quantile(q("0.5"), None), Some(f64::INFINITY));
+    }
+
+    /// Twenty deliveries 1 ns past a 1 s promise: the bin around them reads
+    /// 1.01, the top rank the exact maximum. Every quantile is held within
+    /// the exact extremes, so none falls as q rises.
+    #[test]
+    fn quantiles_never_fall_as_q_rises() {
+        let mut d = Digest::new();
+        for _ in 0..20 {
+            d.record(Observation::Delivered {
+                relative: 1.000_000_001,
+                late: true,
+                amazing: false,
+            });
+        }
+        let qs = ["0.5", "0.9", "0.95", "0.99", "1"].map(|l| d.quantile(q(l), None).unwrap());
+        assert!(qs.windows(2).all(|w| w[0] <= w[1]), "{qs:?}");
+        assert!(qs.iter().all(|&v| v == 1.000_000_001), "{qs:?}");
+    }
+
+    /// Twenty deliveries at 0.8 counted amazing under a 10% target margin
+    /// (limit 0.9); a reload raises it to 50% (limit 0.5). The verdicts were
+    /// taken at another limit, so the count is read from the sketch: none is
+    /// within 0.5, and the quantiles stay at 0.8 instead of being pinned to
+    /// the new limit.
+    #[test]
+    fn verdicts_taken_under_another_target_margin_are_read_again() {
+        let mut d = Digest::new();
+        for _ in 0..20 {
+            d.record(Observation::Delivered {
+                relative: 0.8,
+                late: false,
+                amazing: true,
+            });
+        }
+        assert_eq!(d.amazing_at(0.9).within, 20, "the limit they were judged by");
+        let raised = d.amazing_at(0.5);
+        assert_eq!(raised.within, 0);
+        let p95 = d.quantile(q("0.95"), Some(raised)).unwrap();
+        assert!((p95 - 0.8).abs() <= 0.8 * RELATIVE_ACCURACY, "{p95}");
+        // Lowered to 5% (limit 0.95): all twenty are within it.
+        let lowered = d.amazing_at(0.95);
+        assert_eq!(lowered.within, 20);
+        // Counted not amazing under 50%, then lowered back to 10%.
+        let mut e = Digest::new();
+        for _ in 0..20 {
+            e.record(Observation::Delivered {
+                relative: 0.8,
+                late: false,
+                amazing: false,
+            });
+        }
+        assert_eq!(e.amazing_at(0.5).within, 0);
+        assert_eq!(e.amazing_at(0.9).within, 20);
+        let p50 = e.quantile(q("0.5"), Some(e.amazing_at(0.9))).unwrap();
+        assert!((p50 - 0.8).abs() <= 0.8 * RELATIVE_ACCURACY, "{p50}");
     }
 }

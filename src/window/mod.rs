@@ -5,7 +5,7 @@
 mod digest;
 mod rolling;
 
-pub use digest::{Digest, Observation, RELATIVE_ACCURACY};
+pub use digest::{Amazing, Digest, Observation, RELATIVE_ACCURACY};
 pub use rolling::Rolling;
 
 /// Unix time in milliseconds, as every window function takes it.

@@ -70,6 +70,53 @@ fn one_late_delivery_in_fifteen_breaches_a_95_percent_objective() {
     assert!(within(budget, -1.0 / 3.0, 1e-12), "{budget}");
 }
 
+/// A reload that changes the target margin: twenty deliveries of 800ms
+/// against 1s, counted amazing under 10% (limit 900ms); raised to 50% (limit
+/// 500ms), none of them is amazing. Every figure judges by the target in
+/// force: p95 stays 0.8 (not pinned to the new limit), margin 0.2, meeting,
+/// amaze ratio 0. Lowered back, they are amazing again.
+#[test]
+fn a_reloaded_target_margin_judges_every_figure_again() {
+    let config = |target: &str| {
+        format!(
+            "version: 1\nslas:\n  - name: api\n    promise: 1s\n    objective: 95%\n    target_margin: {target}\n    min_deliveries: 1\n"
+        )
+    };
+    let home = Home::new(&config("10%"));
+    let ex = home.start(&[]);
+    push_ok(&ex, &lines("api", "800ms", 20));
+    let check = |amazing: bool| {
+        let m = ex.metrics();
+        let at = |name: &str, extra: Option<(&str, &str)>| {
+            let mut labels = vec![("sla", "api"), SLA, W5M];
+            labels.extend(extra);
+            m.value(name, &labels).unwrap()
+        };
+        for q in ["0.5", "0.9", "0.95", "0.99"] {
+            let r = at("amaze_relative_quantile_ratio", Some(("q", q)));
+            assert!(within(r, 0.8, 0.01), "p{q} = {r} (amazing {amazing})");
+            let s = at("amaze_quantile_seconds", Some(("q", q)));
+            assert!(within(s, 0.8, 0.01), "p{q} = {s}s (amazing {amazing})");
+        }
+        let margin = at("amaze_margin_ratio", None);
+        assert!(within(margin, 0.2, 0.05), "{margin}");
+        let (ratio, status) = if amazing {
+            (1.0, "amazing")
+        } else {
+            (0.0, "meeting")
+        };
+        assert_eq!(at("amaze_amazing_ratio", None), ratio);
+        assert_eq!(at("amaze_status", Some(("status", status))), 1.0);
+    };
+    check(true);
+    home.write_config(&config("50%"));
+    assert_eq!(ex.reload().status, 200);
+    check(false);
+    home.write_config(&config("10%"));
+    assert_eq!(ex.reload().status, 200);
+    check(true);
+}
+
 /// Input 2 and its siblings: a delivery exactly on a bucket edge or the
 /// amaze limit, in whole milliseconds, is on the inclusive side.
 #[test]
