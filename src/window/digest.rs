@@ -516,7 +516,11 @@ mod tests {
                 amazing: true,
             });
         }
-        assert_eq!(d.amazing_at(0.9).within, 20, "the limit they were judged by");
+        assert_eq!(
+            d.amazing_at(0.9).within,
+            20,
+            "the limit they were judged by"
+        );
         let raised = d.amazing_at(0.5);
         assert_eq!(raised.within, 0);
         let p95 = d.quantile(q("0.95"), Some(raised)).unwrap();

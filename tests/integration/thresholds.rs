@@ -27,9 +27,19 @@ fn recorder(sla: &str) -> (Arc<Catalog>, Recorder) {
 }
 
 fn record(catalog: &Catalog, recorder: &Recorder, took: Duration, at: Millis) {
+    record_with(catalog, recorder, &[], took, at);
+}
+
+fn record_with(
+    catalog: &Catalog,
+    recorder: &Recorder,
+    labels: &[(&str, &str)],
+    took: Duration,
+    at: Millis,
+) {
     let input = Input {
         sla: "s",
-        labels: &[],
+        labels,
         timing: Timing::Took { took, at: Some(at) },
         id: None,
     };
@@ -108,11 +118,65 @@ fn every_delivery_threshold_is_inclusive_at_its_edge_and_exact_beside_it() {
     }
 }
 
+/// Where a goal sets the promise (`tier: gold`), its thresholds are exact
+/// too: the goal's promise, every bucket edge and the amaze limit taken of
+/// it, each at its edge and 1 ns either side, while the SLA's own promise
+/// (2h) judges nothing here.
+#[test]
+fn goal_promises_are_exact_thresholds_at_their_edges() {
+    for ms in PROMISES_MS {
+        let goal = Duration::from_millis(ms);
+        for target in ["10%", "12.5%", "33%", "90%"] {
+            let (catalog, rec) = recorder(&format!(
+                "    promise: 2h\n    objective: 50%\n    target_margin: {target}\n    labels: [tier]\n    goals:\n      - match: {{tier: gold}}\n        promise: {ms}ms\n"
+            ));
+            let limit = edge(dec(target).complement().unwrap(), goal).unwrap();
+            let edges: Vec<Duration> = BUCKET_FRACTIONS
+                .iter()
+                .filter_map(|f| edge(*f, goal))
+                .chain([limit, goal])
+                .collect();
+            let tooks: Vec<Duration> = edges.iter().flat_map(|e| [*e - NS, *e, *e + NS]).collect();
+            for took in &tooks {
+                record_with(&catalog, &rec, &[("tier", "gold")], *took, NOW);
+            }
+            let report = &rec.report(NOW)[0];
+            let gold = &report.series[0];
+            assert_eq!(gold.promise, Some(goal));
+            let at_most = |e: Duration| tooks.iter().filter(|t| **t <= e).count() as u64;
+            let what = format!("goal {ms}ms, target {target}");
+            assert_eq!(gold.counters.within, at_most(goal), "{what}");
+            assert_eq!(
+                gold.counters.late,
+                tooks.len() as u64 - at_most(goal),
+                "{what}"
+            );
+            let mut cumulative = 0;
+            for (f, count) in BUCKET_FRACTIONS.iter().zip(&gold.counters.buckets) {
+                cumulative += count;
+                if let Some(e) = edge(*f, goal) {
+                    assert_eq!(cumulative, at_most(e), "{what}, edge {f} = {e:?}");
+                }
+            }
+            let (_, figures) = &gold.figures[0];
+            let ratio = figures.assessment.as_ref().unwrap().amazing_ratio;
+            let n = tooks.len() as f64;
+            assert_eq!(
+                ratio,
+                Some(at_most(limit) as f64 / n),
+                "{what}: limit {limit:?}"
+            );
+        }
+    }
+}
+
 /// An open delivery is at risk once its clock passes 1 - alert_margin of the
-/// promise, not on it, and overdue once past the promise.
+/// promise, not on it, and overdue once past the promise. Open clocks count
+/// whole milliseconds, so the edge is checked at the last whole millisecond
+/// on or before it and the next one, whether or not it is whole itself.
 #[test]
 fn open_deliveries_turn_at_risk_and_overdue_just_past_their_edges() {
-    for ms in PROMISES_MS.iter().filter(|ms| **ms >= 150) {
+    for ms in PROMISES_MS.iter().filter(|ms| **ms < 3_600_000) {
         for alert in MARGINS {
             let (catalog, rec) = recorder(&format!(
                 "    promise: {ms}ms\n    objective: 50%\n    target_margin: 95%\n    alert_margin: {alert}\n"
@@ -128,11 +192,11 @@ fn open_deliveries_turn_at_risk_and_overdue_just_past_their_edges() {
             let event = catalog.admit_event(&start, NOW).unwrap();
             rec.apply_events(&[event], NOW, None);
             let promise = Duration::from_millis(*ms);
-            let Some(risk) = edge(dec(alert).complement().unwrap(), promise)
-                .filter(|e| e.subsec_nanos() % 1_000_000 == 0)
-            else {
-                continue;
-            };
+            // The last whole millisecond at or below (1 - alert) x promise.
+            let fraction = dec(alert).complement().unwrap();
+            let risk = Duration::from_millis(fraction.of(promise).as_millis() as u64);
+            assert!(fraction.covers(risk, promise));
+            assert!(!fraction.covers(risk + Duration::from_millis(1), promise));
             let state = |after: Duration| {
                 let at = NOW + after.as_millis() as Millis;
                 rec.open_items(at, |_| true)[0].state
@@ -152,10 +216,13 @@ fn open_deliveries_turn_at_risk_and_overdue_just_past_their_edges() {
 
 /// Objectives from 90% to 99.999%, in either spelling.
 fn objective() -> impl Strategy<Value = (Decimal, String)> {
-    (1u32..=5, 0.0f64..1.0, any::<bool>()).prop_map(|(scale, at, percent)| {
+    // Both ends (90% and 99.9..9%, 99.999% at five places) as often as
+    // anything between them.
+    let at = prop_oneof![Just(0.0), Just(1.0), 0.0f64..1.0];
+    (1u32..=5, at, any::<bool>()).prop_map(|(scale, at, percent)| {
         let one = 10u64.pow(scale);
         let low = one / 10 * 9;
-        let units = low + ((one - 1 - low) as f64 * at) as u64;
+        let units = (low + ((one - low) as f64 * at) as u64).min(one - 1);
         let o = Decimal::new(units, scale as u8);
         let text = if percent { o.percent() } else { o.to_string() };
         (o, text)
@@ -184,9 +251,11 @@ proptest! {
 
     /// n from 1 to 2,000 deliveries over four days, with the late count at
     /// the objective's edge (floor(n(1 - o)) - 1 to + 1), some late ones
-    /// failed, some exactly on the promise or 1 ns past it. In every window
-    /// the margin is negative, the status breaching and the objective
-    /// quantile past 1 exactly when compliance is below the objective.
+    /// failed, some exactly on the promise or 1 ns past it, spread over
+    /// three label sets that export every window. In every window, SLA-wide
+    /// and per label set, the margin is negative, the status breaching and
+    /// the objective quantile past 1 exactly when compliance is below the
+    /// objective.
     #[test]
     fn margin_sign_and_status_agree_with_exact_compliance(
         n in 1u64..=2_000,
@@ -194,7 +263,9 @@ proptest! {
         offset in -1i64..=1,
         seed in any::<u64>(),
     ) {
-        let (catalog, rec) = recorder(&format!("    promise: 1s\n    objective: {text}\n"));
+        let (catalog, rec) = recorder(&format!(
+            "    promise: 1s\n    objective: {text}\n    labels: [route]\n    series_windows: [5m, 30m, 1h, 6h, 1d, 3d, 30d]\n"
+        ));
         prop_assert_eq!(catalog.slas[0].objective, o);
         let allowed = n - o.rank(n).min(n);
         let late = (allowed as i64 + offset).clamp(0, n as i64) as u64;
@@ -218,18 +289,25 @@ proptest! {
                 (false, 0) => Timing::Took { took: promise, at: Some(at) },
                 (false, _) => Timing::Took { took: Duration::from_millis(1 + rng.below(1_000)), at: Some(at) },
             };
-            let input = Input { sla: "s", labels: &[], timing, id: None };
+            let route = [("route", ["a", "b", "c"][rng.below(3) as usize])];
+            let input = Input { sla: "s", labels: &route, timing, id: None };
             batch.push(catalog.admit(&input, NOW).unwrap());
         }
         rec.record(&batch, NOW, None);
         let report = &rec.report(NOW)[0];
-        for (window, f) in report.windows.iter().zip(&report.aggregate) {
+        prop_assert!(!report.series.is_empty());
+        let series = report
+            .series
+            .iter()
+            .flat_map(|s| s.figures.iter().map(move |(i, f)| (&report.windows[*i], f, &*s.key)));
+        let sla_wide = report.windows.iter().zip(&report.aggregate).map(|(w, f)| (w, f, "(SLA-wide)"));
+        for (window, f, scope) in sla_wide.chain(series) {
             let Some(a) = &f.assessment else {
                 prop_assert_eq!(f.deliveries, 0);
                 continue;
             };
             let breached = o.exceeds_share(f.deliveries - f.bad, f.deliveries);
-            let label = &window.label;
+            let label = format!("{} {}", scope, window.label);
             prop_assert_eq!(a.margin < 0.0, breached, "{} margin {} with {}/{} bad", label, a.margin, f.bad, f.deliveries);
             prop_assert_eq!(a.status == Status::Breaching, breached, "{} status", label);
             let q = a.quantiles.iter().find(|(q, _)| *q == o).map(|(_, r)| *r).unwrap();
