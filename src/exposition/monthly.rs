@@ -308,6 +308,33 @@ pub fn percent(x: Option<f64>) -> String {
     x.map_or(String::new(), |x| format!("{:.2}%", x * 100.0))
 }
 
+/// An objective as its exact decimal says: `0.99999` is `99.999%`, never
+/// rounded to `100.00%`.
+pub fn objective_text(objective: f64) -> String {
+    // Display writes the shortest decimal that reads back as the same f64,
+    // which for a parsed objective is the text it was parsed from.
+    Decimal::parse(&objective.to_string())
+        .map_or_else(|_| format!("{:.2}%", objective * 100.0), Decimal::percent)
+}
+
+/// Compliance `x` beside `objective`, cut (not rounded) to one digit more
+/// than the objective's percentage has, at least one: so it never reads on
+/// the other side of the objective. 99.98% beside 99.99% reads `99.980%`,
+/// not `100.0%`; 99.995% reads `99.995%`.
+pub fn compliance_text(x: f64, objective: f64) -> String {
+    let text = objective_text(objective);
+    let places = text
+        .trim_end_matches('%')
+        .split_once('.')
+        .map_or(0, |(_, d)| d.len())
+        + 1;
+    let scale = 10f64.powi(places as i32);
+    // A hair above the cut, so a share that is exactly a cut value but
+    // reads a little below it in floats keeps its last digit.
+    let cut = ((x * 100.0 * scale) + 1e-6).floor() / scale;
+    format!("{cut:.places$}%")
+}
+
 /// The verdict in words: `kept, beaten by 12.34%`. At the margin's floor
 /// the objective's share includes failures or deliveries past twice the
 /// promise: missed by 100% or more.
@@ -342,15 +369,15 @@ pub fn notes(s: &SlaMonth, month: &str) -> String {
     if let Some(now) = s.objective_now {
         notes.push(format!(
             "judged by the objective in force then, {} (now {})",
-            percent(Some(s.objective)),
-            percent(Some(now))
+            objective_text(s.objective),
+            objective_text(now)
         ));
     }
     if !s.objectives_then.is_empty() {
         let then: Vec<String> = s
             .objectives_then
             .iter()
-            .map(|o| percent(Some(*o)))
+            .map(|o| objective_text(*o))
             .collect();
         notes.push(format!(
             "a reload changed the objective during the month ({}): judged by today's",
@@ -415,9 +442,10 @@ pub fn markdown(r: &MonthReport) -> String {
             "| {} | {} | {} | {} | {} | {} | {} | {} |",
             md(&s.sla),
             md(&s.promise),
-            percent(Some(s.objective)),
+            objective_text(s.objective),
             s.deliveries,
-            percent(s.compliance),
+            s.compliance
+                .map_or(String::new(), |c| compliance_text(c, s.objective)),
             percent(s.margin),
             percent(s.budget_used),
             verdict(s),
@@ -440,7 +468,7 @@ pub fn markdown(r: &MonthReport) -> String {
                 "| {} | {} | {} | {} |",
                 d.date,
                 d.deliveries,
-                percent(Some(d.compliance)),
+                compliance_text(d.compliance, s.objective),
                 percent(Some(d.margin)),
             );
         }
@@ -498,6 +526,23 @@ fn quote(field: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Objectives read as their decimal text, and compliance never reads on
+    /// the other side of its objective.
+    #[test]
+    fn shares_read_on_their_side_of_the_objective() {
+        assert_eq!(objective_text(0.99999), "99.999%");
+        assert_eq!(objective_text(0.999), "99.9%");
+        assert_eq!(objective_text(0.95), "95%");
+        assert_eq!(compliance_text(9_999.0 / 10_001.0, 0.9999), "99.980%");
+        assert_eq!(compliance_text(0.99995, 0.9999), "99.995%");
+        assert_eq!(compliance_text(0.9999, 0.9999), "99.990%");
+        assert_eq!(compliance_text(14.0 / 15.0, 0.95), "93.3%");
+        assert_eq!(compliance_text(0.999_999, 0.99), "99.9%");
+        assert_eq!(compliance_text(1.0, 0.99), "100.0%");
+        assert_eq!(compliance_text(0.0, 0.99), "0.0%");
+        assert_eq!(compliance_text(99_998.0 / 100_000.0, 0.99999), "99.9980%");
+    }
 
     #[test]
     fn months_parse_strictly() {

@@ -231,6 +231,40 @@ fn the_sla_page_and_the_advisor_answer_what_if() {
 
 /// `n` push-format lines of `desk`, one a day going back `days` from `now`
 /// (several a day), with ids; durations spread 10 minutes to 5 hours.
+/// A four-nines SLA with 2 late deliveries in 10,001: compliance 99.980%
+/// is below the objective, and no page or report rounds it to 100%; a
+/// 99.999% objective reads as written.
+#[test]
+fn pages_never_round_compliance_across_its_objective() {
+    let ex = Exporter::start(
+        "version: 1\nslas:\n  - name: pct\n    promise: 1s\n    objective: 99.99%\n  - name: five\n    promise: 1s\n    objective: 99.999%\n",
+    );
+    let fast = "{\"sla\":\"pct\",\"duration\":\"100ms\"}\n".repeat(9_999);
+    let slow = "{\"sla\":\"pct\",\"duration\":\"2s\"}\n".repeat(2);
+    assert_eq!(ex.push(&(fast + &slow)).status, 200);
+    let five = "{\"sla\":\"five\",\"duration\":\"100ms\"}\n".repeat(20);
+    assert_eq!(ex.push(&five).status, 200);
+    let status = ex.get("/").body;
+    let card = card(&status, "pct");
+    assert!(
+        card.contains("Breaching: 99.980% of deliveries within the promise"),
+        "{card}"
+    );
+    let page = ex.get("/slas/pct").body;
+    assert!(page.contains("99.980%"), "{page}");
+    assert!(!page.contains("100.0%"), "{page}");
+    let five = ex.get("/slas/five").body;
+    assert!(five.contains("99.999%"), "{five}");
+    let month = jiff::Timestamp::now().strftime("%Y-%m").to_string();
+    let md = ex
+        .get(&format!("/api/v1/report?month={month}&format=markdown"))
+        .body;
+    assert!(md.contains("| 99.999% |"), "{md}");
+    assert!(md.contains("| 99.99% |"), "{md}");
+    assert!(md.contains("| 99.980% |"), "{md}");
+    assert!(!md.contains("100.00%"), "{md}");
+}
+
 fn ticket_lines(now: i64, n: i64, days: i64) -> String {
     let mut out = String::new();
     for i in 0..n {

@@ -25,9 +25,14 @@ pub fn render(report: &MonthReport, now: Millis) -> String {
             name = escape(&s.sla),
             q = query_value(&s.sla),
             promise = escape(&s.promise),
-            objective = percent(Some(s.objective)),
+            objective = monthly::objective_text(s.objective),
             deliveries = s.deliveries,
-            compliance = percent(s.compliance),
+            compliance = s
+                .compliance
+                .map_or("—".to_owned(), |c| monthly::compliance_text(
+                    c,
+                    s.objective
+                )),
             margin = percent(s.margin),
             budget = percent(s.budget_used),
             verdict = escape(&monthly::verdict(s)),
@@ -52,7 +57,7 @@ pub fn render(report: &MonthReport, now: Millis) -> String {
                 "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
                 d.date,
                 d.deliveries,
-                percent(Some(d.compliance)),
+                monthly::compliance_text(d.compliance, s.objective),
                 percent(Some(d.margin)),
             );
         }

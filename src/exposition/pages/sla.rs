@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use super::{escape, page, percent, query_value, status};
 use crate::exposition::advice::{self, Advice, AdviceError, Question};
+use crate::exposition::monthly::{compliance_text, objective_text};
 use crate::recorder::Recorder;
 use crate::window::Millis;
 
@@ -35,7 +36,10 @@ pub fn render(
             "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
             escape(&w.label),
             f.deliveries,
-            percent(a.map(|a| a.compliance)),
+            a.map_or("—".to_owned(), |a| compliance_text(
+                a.compliance,
+                sla.objective.to_f64()
+            )),
             percent(a.map(|a| a.margin)),
             a.map_or("—".to_owned(), |a| format!("{:.2}", a.burn_rate)),
             a.map_or("too few deliveries", |a| a.status.as_str()),
@@ -80,7 +84,7 @@ fn advisor(advice: &Advice, question: &Question, error: Option<&str>) -> String 
          T′ = q ÷ (1 − {t}), q the time {o} of deliveries came within. Quantiles are within {acc}% of the exact ones.</p>\n\
          <table><tr><th>window</th><th class=\"num\">deliveries</th><th class=\"num\">{o} within</th><th class=\"num\">could promise</th></tr>\n",
         t = percent(Some(advice.target_margin)),
-        o = percent(Some(advice.objective)),
+        o = objective_text(advice.objective),
         acc = advice.relative_accuracy * 100.0,
     );
     for w in &advice.windows {
@@ -128,7 +132,7 @@ fn advisor(advice: &Advice, question: &Question, error: Option<&str>) -> String 
          <button>Show</button></form>{error}",
         q = query_value(&advice.sla),
         p = seconds(advice.promise_seconds),
-        o = percent(Some(advice.objective)),
+        o = objective_text(advice.objective),
         pv = question
             .promise
             .map_or(String::new(), crate::exposition::monthly::duration_text),
@@ -144,7 +148,7 @@ fn advisor(advice: &Advice, question: &Question, error: Option<&str>) -> String 
             "<p>Had the promise been {} for {} of deliveries:</p>\n<table><tr><th>window</th><th class=\"num\">deliveries</th>\
              <th class=\"num\">compliance</th><th class=\"num\">margin</th><th>status</th><th>compliance is</th></tr>",
             seconds(w.promise_seconds),
-            percent(Some(w.objective)),
+            objective_text(w.objective),
         );
         for x in &w.windows {
             let _ = writeln!(
@@ -152,7 +156,8 @@ fn advisor(advice: &Advice, question: &Question, error: Option<&str>) -> String 
                 "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
                 escape(&x.window),
                 x.deliveries,
-                percent(x.compliance),
+                x.compliance
+                    .map_or("—".to_owned(), |c| compliance_text(c, w.objective)),
                 percent(x.margin),
                 x.status.or(x.why).unwrap_or("—"),
                 match (x.compliance, x.exact) {

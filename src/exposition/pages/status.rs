@@ -4,6 +4,7 @@
 use std::fmt::Write;
 
 use super::{escape, page, percent, query_value, svg};
+use crate::exposition::monthly::compliance_text;
 use crate::margin::{self, Figures, Status};
 use crate::recorder::{HOUR, History, Recorder, SlaReport};
 use crate::sla::Sla;
@@ -188,7 +189,10 @@ fn card(
     let says = match state {
         State::Breaching => format!(
             "Breaching: {} of deliveries within the promise {}, below the {} objective.",
-            percent(a.map(|a| a.compliance)),
+            a.map_or("—".to_owned(), |a| compliance_text(
+                a.compliance,
+                sla.objective.to_f64()
+            )),
             over,
             sla.objective.percent()
         ),
