@@ -28,16 +28,20 @@ pub fn queries(dashboard: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Every (panel title, first PromQL expression): the query a panel is blank without.
-pub fn first_queries(dashboard: &Value) -> Vec<(String, String)> {
+/// Every (panel title, its data queries): the queries a panel is blank
+/// without. Reference lines (promise, thresholds) have a `refId` starting
+/// with `ref_` and do not count: a panel showing only them is blank.
+pub fn data_queries(dashboard: &Value) -> Vec<(String, Vec<String>)> {
     panels(dashboard)
         .iter()
         .filter_map(|p| {
-            let expr = p["targets"].as_array()?.first()?["expr"].as_str()?;
-            Some((
-                p["title"].as_str().unwrap_or("").to_owned(),
-                expr.to_owned(),
-            ))
+            let exprs: Vec<String> = p["targets"]
+                .as_array()?
+                .iter()
+                .filter(|t| !t["refId"].as_str().unwrap_or("").starts_with("ref_"))
+                .filter_map(|t| t["expr"].as_str().map(str::to_owned))
+                .collect();
+            (!exprs.is_empty()).then(|| (p["title"].as_str().unwrap_or("").to_owned(), exprs))
         })
         .collect()
 }
