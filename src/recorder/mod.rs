@@ -937,6 +937,33 @@ mod tests {
     use crate::config::Config;
     use crate::delivery::{Input, Reach, Timing};
 
+    /// Tickets carried over from snapshot format 3, an hour's promise each,
+    /// listed at 8h: one that fell due before a pause at an instant that
+    /// release did not keep (due_at null) leads, before one that fell due at
+    /// a known instant (5h30); then one running short of its promise, then
+    /// one paused short of it.
+    #[test]
+    fn a_format_3_ticket_past_due_at_an_unknown_instant_lists_first() {
+        const H: Millis = 3_600_000;
+        let yaml = "version: 1\nslas:\n  - name: desk\n    promise: 1h\n    objective: 90%\n";
+        let catalog = Arc::new(Config::parse(yaml).unwrap().catalog());
+        let rec = Recorder::new(catalog);
+        lock(&rec.slas[0]).data.open = open::tests::format_3(&[
+            ("known", H / 2, Some(5 * H)),
+            ("paused", H / 4, None),
+            ("running", 0, Some(8 * H - H / 2)),
+            ("unknown", 2 * H, Some(5 * H)),
+        ]);
+        let listed = rec.open_items(8 * H, |_| true);
+        let ids: Vec<&str> = listed.iter().map(|v| v.id.as_str()).collect();
+        assert_eq!(ids, ["unknown", "known", "running", "paused"]);
+        assert_eq!(listed[0].due_at, None);
+        assert_eq!(listed[0].state, open::OpenState::Overdue);
+        assert_eq!(listed[1].due_at.as_deref(), Some("1970-01-01T05:30:00Z"));
+        assert_eq!(listed[3].due_at, None);
+        assert!(listed[3].paused);
+    }
+
     const DAY: Millis = 86_400_000;
 
     fn batch(

@@ -414,10 +414,38 @@ pub(super) fn rfc3339(ms: Millis) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     const H: Millis = 3_600_000;
+
+    /// Open items as snapshot format 3 stored them, read by this release:
+    /// (id, clock time banked, running since), each promised an hour and
+    /// started at 0.
+    pub(in crate::recorder) fn format_3(items: &[(&str, Millis, Option<Millis>)]) -> OpenItems {
+        OpenItems::from(OpenItemsV3 {
+            items: items
+                .iter()
+                .map(|(id, banked, running_since)| {
+                    let last = match running_since {
+                        Some(at) => (Kind::Resume, *at),
+                        None => (Kind::Pause, 4 * H),
+                    };
+                    let item = OpenItemV3 {
+                        key: "".into(),
+                        promise_ms: H,
+                        started: 0,
+                        last,
+                        banked: *banked,
+                        running_since: *running_since,
+                        overdue_counted: false,
+                    };
+                    ((*id).into(), item)
+                })
+                .collect(),
+            became_overdue: 0,
+        })
+    }
 
     fn event(kind: Kind, at: Millis) -> Event {
         Event {
