@@ -191,22 +191,7 @@ fn sla(p: &mut Problems, path: &str, raw: &RawSla, calendars: &Calendars) -> Opt
     let objective = at.required("objective", raw.objective.as_ref(), fraction(false));
     let target_margin = at.optional("target_margin", raw.target_margin.as_ref(), fraction(false));
     let alert_margin = at.optional("alert_margin", raw.alert_margin.as_ref(), fraction(true));
-    let calendar_month = raw
-        .window
-        .as_ref()
-        .is_some_and(|w| w.value.trim() == CALENDAR_MONTH);
-    let window = if calendar_month {
-        // Rolling figures over the longest month, besides the month's own.
-        MONTH_SPAN
-    } else {
-        let rolling = span(MIN_WINDOW, MAX_SPAN);
-        at.or(
-            "window",
-            raw.window.as_ref(),
-            |s| rolling(s).map_err(|e| format!("{e}; or `{CALENDAR_MONTH}` for calendar months")),
-            DEFAULT_WINDOW,
-        )
-    };
+    let (window, calendar_month) = window(&mut at, raw.window.as_ref());
     let min_deliveries = at.or(
         "min_deliveries",
         raw.min_deliveries.as_ref(),
@@ -233,16 +218,7 @@ fn sla(p: &mut Problems, path: &str, raw: &RawSla, calendars: &Calendars) -> Opt
         DEFAULT_FORECAST_HORIZON,
     );
     // The checks specific to SLAs.
-    if let (Some(alert), Some(target)) = (alert_margin, target_margin)
-        && alert > target
-    {
-        let why = format!(
-            "{} is above target_margin {}: the warning would fire while the SLA is amazing",
-            alert.percent(),
-            target.percent()
-        );
-        at.problem("alert_margin", raw.alert_margin.as_ref(), why);
-    }
+    margins_agree(&mut at, raw, alert_margin, target_margin);
     let calendar = raw
         .calendar
         .as_ref()
@@ -251,35 +227,7 @@ fn sla(p: &mut Problems, path: &str, raw: &RawSla, calendars: &Calendars) -> Opt
         // Unknown (reported just now) or invalid (reported at the calendar).
         return None;
     }
-    let series_windows = raw
-        .series_windows
-        .as_ref()
-        .map(|listed| {
-            let (windows, _) = crate::window::windows_for(window.as_millis() as i64);
-            let known: Vec<&str> = windows.iter().map(|w| w.label.as_str()).collect();
-            let mut chosen = Vec::new();
-            for (i, t) in listed.iter().enumerate() {
-                let label = t.value.trim();
-                if known.contains(&label) {
-                    chosen.push(label.to_owned());
-                } else {
-                    at.problem(
-                        &format!("series_windows[{i}]"),
-                        Some(t),
-                        format!(
-                            "`{label}` is not a window of this SLA: {}",
-                            known.join(", ")
-                        ),
-                    );
-                }
-            }
-            chosen
-        })
-        .unwrap_or_else(|| {
-            crate::sla::DEFAULT_SERIES_WINDOWS
-                .map(str::to_owned)
-                .to_vec()
-        });
+    let series_windows = series_windows(&mut at, raw.series_windows.as_deref(), window);
     let labels = labels(at.problems(), path, &raw.labels);
     let goals: Vec<Goal> = raw
         .goals
@@ -310,6 +258,68 @@ fn sla(p: &mut Problems, path: &str, raw: &RawSla, calendars: &Calendars) -> Opt
         calendar_month,
         series_windows,
     })
+}
+
+/// `window`: a rolling span, or `calendar_month` (rolling figures over the
+/// longest month besides the month's own), and which it is.
+fn window(at: &mut Section<'_>, raw: Option<&Text>) -> (Duration, bool) {
+    if raw.is_some_and(|w| w.value.trim() == CALENDAR_MONTH) {
+        return (MONTH_SPAN, true);
+    }
+    let rolling = span(MIN_WINDOW, MAX_SPAN);
+    let window = at.or(
+        "window",
+        raw,
+        |s| rolling(s).map_err(|e| format!("{e}; or `{CALENDAR_MONTH}` for calendar months")),
+        DEFAULT_WINDOW,
+    );
+    (window, false)
+}
+
+/// The warning must not fire while the SLA is amazing: `alert_margin` at
+/// most `target_margin`.
+fn margins_agree(
+    at: &mut Section<'_>,
+    raw: &RawSla,
+    alert: Option<Decimal>,
+    target: Option<Decimal>,
+) {
+    if let (Some(alert), Some(target)) = (alert, target)
+        && alert > target
+    {
+        let why = format!(
+            "{} is above target_margin {}: the warning would fire while the SLA is amazing",
+            alert.percent(),
+            target.percent()
+        );
+        at.problem("alert_margin", raw.alert_margin.as_ref(), why);
+    }
+}
+
+/// `series_windows`: windows of this SLA's `window`, by label; the default
+/// when absent.
+fn series_windows(at: &mut Section<'_>, listed: Option<&[Text]>, window: Duration) -> Vec<String> {
+    let Some(listed) = listed else {
+        return crate::sla::DEFAULT_SERIES_WINDOWS
+            .map(str::to_owned)
+            .to_vec();
+    };
+    let (windows, _) = crate::window::windows_for(window.as_millis() as i64);
+    let known: Vec<&str> = windows.iter().map(|w| w.label.as_str()).collect();
+    let mut chosen = Vec::new();
+    for (i, t) in listed.iter().enumerate() {
+        let label = t.value.trim();
+        if known.contains(&label) {
+            chosen.push(label.to_owned());
+        } else {
+            let why = format!(
+                "`{label}` is not a window of this SLA: {}",
+                known.join(", ")
+            );
+            at.problem(&format!("series_windows[{i}]"), Some(t), why);
+        }
+    }
+    chosen
 }
 
 fn labels(p: &mut Problems, path: &str, raw: &[Text]) -> Vec<String> {

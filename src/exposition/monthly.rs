@@ -318,16 +318,17 @@ pub fn objective_text(objective: f64) -> String {
 }
 
 /// Compliance `x` beside `objective`, cut (not rounded) to one digit more
-/// than the objective's percentage has, at least one: so it never reads on
-/// the other side of the objective. 99.98% beside 99.99% reads `99.980%`,
-/// not `100.0%`; 99.995% reads `99.995%`.
-pub fn compliance_text(x: f64, objective: f64) -> String {
+/// than the objective's percentage has, and at least `places`: so it never
+/// reads on the other side of the objective. 99.98% beside 99.99% reads
+/// `99.980%`, not `100.0%`; 99.995% reads `99.995%`.
+pub fn compliance_text(x: f64, objective: f64, places: usize) -> String {
     let text = objective_text(objective);
     let places = text
         .trim_end_matches('%')
         .split_once('.')
         .map_or(0, |(_, d)| d.len())
-        + 1;
+        .saturating_add(1)
+        .max(places);
     let scale = 10f64.powi(places as i32);
     // A hair above the cut, so a share that is exactly a cut value but
     // reads a little below it in floats keeps its last digit.
@@ -445,7 +446,7 @@ pub fn markdown(r: &MonthReport) -> String {
             objective_text(s.objective),
             s.deliveries,
             s.compliance
-                .map_or(String::new(), |c| compliance_text(c, s.objective)),
+                .map_or(String::new(), |c| compliance_text(c, s.objective, 2)),
             percent(s.margin),
             percent(s.budget_used),
             verdict(s),
@@ -468,7 +469,7 @@ pub fn markdown(r: &MonthReport) -> String {
                 "| {} | {} | {} | {} |",
                 d.date,
                 d.deliveries,
-                compliance_text(d.compliance, s.objective),
+                compliance_text(d.compliance, s.objective, 2),
                 percent(Some(d.margin)),
             );
         }
@@ -534,14 +535,17 @@ mod tests {
         assert_eq!(objective_text(0.99999), "99.999%");
         assert_eq!(objective_text(0.999), "99.9%");
         assert_eq!(objective_text(0.95), "95%");
-        assert_eq!(compliance_text(9_999.0 / 10_001.0, 0.9999), "99.980%");
-        assert_eq!(compliance_text(0.99995, 0.9999), "99.995%");
-        assert_eq!(compliance_text(0.9999, 0.9999), "99.990%");
-        assert_eq!(compliance_text(14.0 / 15.0, 0.95), "93.3%");
-        assert_eq!(compliance_text(0.999_999, 0.99), "99.9%");
-        assert_eq!(compliance_text(1.0, 0.99), "100.0%");
-        assert_eq!(compliance_text(0.0, 0.99), "0.0%");
-        assert_eq!(compliance_text(99_998.0 / 100_000.0, 0.99999), "99.9980%");
+        assert_eq!(compliance_text(9_999.0 / 10_001.0, 0.9999, 1), "99.980%");
+        assert_eq!(compliance_text(0.99995, 0.9999, 1), "99.995%");
+        assert_eq!(compliance_text(0.9999, 0.9999, 1), "99.990%");
+        assert_eq!(compliance_text(14.0 / 15.0, 0.95, 1), "93.3%");
+        assert_eq!(compliance_text(0.999_999, 0.99, 1), "99.9%");
+        assert_eq!(compliance_text(1.0, 0.99, 1), "100.0%");
+        assert_eq!(compliance_text(0.0, 0.99, 1), "0.0%");
+        assert_eq!(
+            compliance_text(99_998.0 / 100_000.0, 0.99999, 1),
+            "99.9980%"
+        );
     }
 
     #[test]
@@ -699,7 +703,7 @@ slas:
             assert_eq!(d.deliveries, 72);
         }
         // Every rendering carries the figures.
-        assert!(markdown(&rep).contains(&format!("| desk | 4h | 90.00% | {} |", 30 * 72)));
+        assert!(markdown(&rep).contains(&format!("| desk | 4h | 90% | {} |", 30 * 72)));
         let csv = csv(&rep);
         assert_eq!(csv.lines().count(), 2);
         assert!(

@@ -5,7 +5,10 @@
 
 use std::time::Duration;
 
-use super::{Problems, Text};
+use std::collections::BTreeMap;
+
+use super::{Problems, Text, is_label};
+use crate::sla::Sla;
 
 /// One part of the config (`slas[2]`, `sources.probes[0]`), its problems
 /// recorded under its path.
@@ -85,6 +88,27 @@ impl<'p> Section<'p> {
             .enumerate()
             .filter_map(|(i, t)| self.optional(&format!("{key}[{i}]"), Some(t), &read))
             .collect()
+    }
+
+    /// `labels`, label name to where its value comes from: each a label of
+    /// `sla` (when one is known) and its value read by `read`, problems at
+    /// `labels.<name>`. Only labels with neither problem are kept.
+    pub fn labels<T>(
+        &mut self,
+        raw: &BTreeMap<String, Text>,
+        sla: Option<&Sla>,
+        read: impl Fn(&str) -> Result<T, String>,
+    ) -> Vec<(String, T)> {
+        let mut labels = Vec::new();
+        for (name, value) in raw {
+            let key = format!("labels.{name}");
+            let allowed = is_label(self.p, self.path(&key), value, sla, name);
+            let read = self.optional(&key, Some(value), &read);
+            if let (true, Some(read)) = (allowed, read) {
+                labels.push((name.clone(), read));
+            }
+        }
+        labels
     }
 
     /// Whether this section recorded no problem.

@@ -223,7 +223,7 @@ fn chromium_renders_the_status_page_and_the_report() {
             .unwrap();
     for text in [
         "What could we promise?",
-        "Had the promise been 250ms for 99.0% of deliveries",
+        "Had the promise been 250ms for 99% of deliveries",
         "<form method=\"get\"",
     ] {
         assert!(dom.contains(text), "no {text} on the SLA page:\n{dom}");

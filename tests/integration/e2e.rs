@@ -289,8 +289,8 @@ fn prometheus_runs_the_rules_and_every_dashboard_query_returns_data() {
     let (seconds, shares) = (target("A"), target("B"));
     for (sla, in_seconds) in [("api_latency", true), ("support_first_response", false)] {
         prom.wait_for(&format!("quantiles of {sla} in one unit"), || {
-            !prom.query(&with(&seconds, sla)).is_empty() == in_seconds
-                && !prom.query(&with(&shares, sla)).is_empty() != in_seconds
+            let has = |expr: &str| !prom.query(&with(expr, sla)).is_empty();
+            has(&seconds) == in_seconds && has(&shares) != in_seconds
         });
     }
     let quiet_hour = with(&seconds, "api_latency").replace("window=\"1h\"", "window=\"2h\"");

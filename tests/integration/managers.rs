@@ -206,7 +206,7 @@ fn the_sla_page_and_the_advisor_answer_what_if() {
     assert_eq!(page.status, 200);
     for text in [
         "What could we promise?",
-        "Had the promise been 250ms for 90.0% of deliveries",
+        "Had the promise been 250ms for 90% of deliveries",
         "<form method=\"get\" action=\"/slas/api\">",
     ] {
         assert!(page.body.contains(text), "missing {text}:\n{}", page.body);
@@ -892,7 +892,7 @@ fn a_changed_promise_is_said_where_figures_were_judged_by_the_old_one() {
         .get(&format!("/api/v1/report?month={month}&format=markdown"))
         .body;
     assert!(
-        text.contains("judged by the objective in force then, 90.00% (now 99.00%)"),
+        text.contains("judged by the objective in force then, 90% (now 99%)"),
         "{text}"
     );
     // A month before any history says so.

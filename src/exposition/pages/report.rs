@@ -31,7 +31,8 @@ pub fn render(report: &MonthReport, now: Millis) -> String {
                 .compliance
                 .map_or("—".to_owned(), |c| monthly::compliance_text(
                     c,
-                    s.objective
+                    s.objective,
+                    2
                 )),
             margin = percent(s.margin),
             budget = percent(s.budget_used),
@@ -57,7 +58,7 @@ pub fn render(report: &MonthReport, now: Millis) -> String {
                 "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
                 d.date,
                 d.deliveries,
-                monthly::compliance_text(d.compliance, s.objective),
+                monthly::compliance_text(d.compliance, s.objective, 2),
                 percent(Some(d.margin)),
             );
         }

@@ -38,7 +38,8 @@ pub fn render(
             f.deliveries,
             a.map_or("—".to_owned(), |a| compliance_text(
                 a.compliance,
-                sla.objective.to_f64()
+                sla.objective.to_f64(),
+                1
             )),
             percent(a.map(|a| a.margin)),
             a.map_or("—".to_owned(), |a| format!("{:.2}", a.burn_rate)),
@@ -157,7 +158,7 @@ fn advisor(advice: &Advice, question: &Question, error: Option<&str>) -> String 
                 escape(&x.window),
                 x.deliveries,
                 x.compliance
-                    .map_or("—".to_owned(), |c| compliance_text(c, w.objective)),
+                    .map_or("—".to_owned(), |c| compliance_text(c, w.objective, 1)),
                 percent(x.margin),
                 x.status.or(x.why).unwrap_or("—"),
                 match (x.compliance, x.exact) {

@@ -191,7 +191,8 @@ fn card(
             "Breaching: {} of deliveries within the promise {}, below the {} objective.",
             a.map_or("—".to_owned(), |a| compliance_text(
                 a.compliance,
-                sla.objective.to_f64()
+                sla.objective.to_f64(),
+                1
             )),
             over,
             sla.objective.percent()

@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::fields::{
-    Problems, Section, Text, bytes, identifier, is_label, known_sla, one_of, span, text,
-};
+use crate::fields::{Problems, Section, Text, bytes, identifier, known_sla, one_of, span, text};
 use crate::ingest::log_tail::line::{FailedWhen, Format, LineSpec, Pattern, SlaFrom, Unit};
 use crate::ingest::log_tail::{LogTailConfig, StartAt};
 use crate::sla::Sla;
@@ -101,40 +99,8 @@ pub(super) fn log_tail(
         one_of("start", START_AT),
         StartAt::End,
     );
-    let regex = at.optional("regex", raw.regex.as_ref(), pattern);
-    let format = match raw.format.as_ref().map(|t| t.value.trim()) {
-        None | Some("regex") if raw.regex.is_some() => regex.map(Format::Regex),
-        None | Some("json") => Some(Format::Json),
-        Some("regex") => {
-            let why = "required when format is regex: a pattern with named captures";
-            at.problem("regex", None, why);
-            None
-        }
-        Some(other) => {
-            let why = format!("`{other}` is not a format: use regex or json");
-            at.problem("format", raw.format.as_ref(), why);
-            None
-        }
-    };
-    let sla = match (&raw.sla, &raw.sla_field) {
-        (Some(t), None) => at
-            .optional("sla", Some(t), |s| known_sla(slas, s))
-            .map(|s| SlaFrom::Fixed(s.name.as_str().into())),
-        (None, Some(t)) => Some(SlaFrom::Field(t.value.trim().to_owned())),
-        (Some(_), Some(t)) => {
-            at.problem(
-                "sla_field",
-                Some(t),
-                "give either sla or sla_field, not both",
-            );
-            None
-        }
-        (None, None) => {
-            let why = "required: an SLA name, or sla_field naming the field that holds it";
-            at.problem("sla", None, why);
-            None
-        }
-    };
+    let format = format(&mut at, raw);
+    let sla = sla_from(&mut at, raw, slas);
     let duration_field = at.required("duration_field", raw.duration_field.as_ref(), text);
     let unit = at.or(
         "duration_unit",
@@ -163,46 +129,13 @@ pub(super) fn log_tail(
     ) as usize;
     let include = at.optional("include", raw.include.as_ref(), pattern);
     let exclude = at.optional("exclude", raw.exclude.as_ref(), pattern);
-    let failed = match (&raw.failed_field, &raw.failed_match) {
-        (None, None) => None,
-        (Some(field), Some(m)) => at
-            .optional("failed_match", Some(m), pattern)
-            .map(|pattern| FailedWhen {
-                field: field.value.trim().to_owned(),
-                pattern,
-            }),
-        (Some(_), None) => {
-            let why = "required with failed_field: a regex the field's value matches when the delivery failed, such as `^5`";
-            at.problem("failed_match", None, why);
-            None
-        }
-        (None, Some(t)) => {
-            at.problem(
-                "failed_field",
-                Some(t),
-                "required with failed_match: the field to look at",
-            );
-            // Its own problems too, all at once.
-            let _ = at.optional("failed_match", Some(t), pattern);
-            None
-        }
-    };
+    let failed = failed_when(&mut at, raw);
+    // Labels are checked against the SLA when every line has the same one.
     let fixed = match &sla {
         Some(SlaFrom::Fixed(name)) => slas.iter().find(|s| *s.name == **name),
         _ => None,
     };
-    let mut labels = Vec::new();
-    for (key, field) in &raw.labels {
-        if is_label(
-            at.problems(),
-            format!("{path}.labels.{key}"),
-            field,
-            fixed,
-            key,
-        ) {
-            labels.push((key.clone(), field.value.trim().to_owned()));
-        }
-    }
+    let labels = at.labels(&raw.labels, fixed, text);
     if let Some(Format::Regex(re)) = &format {
         let read = Read {
             sla: sla.as_ref(),
@@ -235,6 +168,71 @@ pub(super) fn log_tail(
         rotate_wait,
         max_line_bytes,
     })
+}
+
+/// `format` (json, or regex with `regex`), and the pattern.
+fn format(at: &mut Section<'_>, raw: &RawLogTail) -> Option<Format> {
+    let regex = at.optional("regex", raw.regex.as_ref(), pattern);
+    match raw.format.as_ref().map(|t| t.value.trim()) {
+        None | Some("regex") if raw.regex.is_some() => regex.map(Format::Regex),
+        None | Some("json") => Some(Format::Json),
+        Some("regex") => {
+            let why = "required when format is regex: a pattern with named captures";
+            at.problem("regex", None, why);
+            None
+        }
+        Some(other) => {
+            let why = format!("`{other}` is not a format: use regex or json");
+            at.problem("format", raw.format.as_ref(), why);
+            None
+        }
+    }
+}
+
+/// Where a line's SLA comes from: `sla` (one for every line) or
+/// `sla_field`, exactly one of them.
+fn sla_from(at: &mut Section<'_>, raw: &RawLogTail, slas: &[Sla]) -> Option<SlaFrom> {
+    match (&raw.sla, &raw.sla_field) {
+        (Some(t), None) => at
+            .optional("sla", Some(t), |s| known_sla(slas, s))
+            .map(|s| SlaFrom::Fixed(s.name.as_str().into())),
+        (None, Some(t)) => Some(SlaFrom::Field(t.value.trim().to_owned())),
+        (Some(_), Some(t)) => {
+            let why = "give either sla or sla_field, not both";
+            at.problem("sla_field", Some(t), why);
+            None
+        }
+        (None, None) => {
+            let why = "required: an SLA name, or sla_field naming the field that holds it";
+            at.problem("sla", None, why);
+            None
+        }
+    }
+}
+
+/// `failed_field` and `failed_match`, both or neither.
+fn failed_when(at: &mut Section<'_>, raw: &RawLogTail) -> Option<FailedWhen> {
+    match (&raw.failed_field, &raw.failed_match) {
+        (None, None) => None,
+        (Some(field), Some(m)) => at
+            .optional("failed_match", Some(m), pattern)
+            .map(|pattern| FailedWhen {
+                field: field.value.trim().to_owned(),
+                pattern,
+            }),
+        (Some(_), None) => {
+            let why = "required with failed_field: a regex the field's value matches when the delivery failed, such as `^5`";
+            at.problem("failed_match", None, why);
+            None
+        }
+        (None, Some(t)) => {
+            let why = "required with failed_match: the field to look at";
+            at.problem("failed_field", Some(t), why);
+            // Its own problems too, all at once.
+            let _ = at.optional("failed_match", Some(t), pattern);
+            None
+        }
+    }
 }
 
 /// The fields a log source reads from each line.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::fields::{Problems, Section, Text, is_label, known_sla};
+use crate::fields::{Problems, Section, Text, known_sla};
 use crate::sla::Sla;
 use crate::span_rule::SpanRule;
 
@@ -64,26 +64,13 @@ pub(super) fn otlp(
                 None => matches.push((key.trim().to_owned(), v.to_owned())),
             }
         }
-        let mut labels = Vec::new();
-        for (key, value) in &r.labels {
-            let ok = is_label(
-                at.problems(),
-                format!("{path}.labels.{key}"),
-                value,
-                sla,
-                key,
-            );
-            let attribute = value.value.trim();
+        let labels = at.labels(&r.labels, sla, |attribute| {
             if attribute.is_empty() {
-                at.problem(
-                    &format!("labels.{key}"),
-                    Some(value),
-                    "name the attribute the label is read from".to_owned(),
-                );
-            } else if ok {
-                labels.push((key.clone(), attribute.to_owned()));
+                Err("name the attribute the label is read from".to_owned())
+            } else {
+                Ok(attribute.to_owned())
             }
-        }
+        });
         let failed_status_code = r
             .failed_status_code
             .as_ref()

@@ -10,9 +10,7 @@ use rustls::pki_types::CertificateDer;
 
 use serde::Deserialize;
 
-use crate::fields::{
-    Problems, Section, Text, bytes, flag, is_label, known_sla, one_of, span, text,
-};
+use crate::fields::{Problems, Section, Text, bytes, flag, known_sla, one_of, span, text};
 use crate::ingest::pattern::Pattern;
 use crate::ingest::probe::{DEFAULT_BODY_LIMIT, Method, ProbeConfig, ProbeTls};
 use crate::sla::Sla;
@@ -97,14 +95,7 @@ pub(super) fn probe(
             format!("duplicate probe name `{name}`"),
         );
     }
-    let url = at.required("url", raw.url.as_ref(), |s| {
-        let url = url::Url::parse(s).map_err(|e| format!("`{s}` is not a URL: {e}"))?;
-        match (url.scheme(), url.host_str()) {
-            ("http" | "https", Some(_)) => Ok(url),
-            ("http" | "https", None) => Err(format!("`{s}` has no host")),
-            _ => Err(format!("`{s}` is not an http:// or https:// URL")),
-        }
-    });
+    let url = at.required("url", raw.url.as_ref(), http_url);
     let method = at.or(
         "method",
         raw.method.as_ref(),
@@ -128,22 +119,9 @@ pub(super) fn probe(
         let why = "longer than the interval: checks would overlap";
         at.problem("timeout", raw.timeout.as_ref(), why);
     }
-    let expect_status = at.each("expect_status", &raw.expect_status, |s| {
-        s.parse::<u16>()
-            .ok()
-            .filter(|c| (100..600).contains(c))
-            .ok_or_else(|| format!("`{s}` is not an HTTP status"))
-    });
-    let expect_body_regex = at.optional("expect_body_regex", raw.expect_body_regex.as_ref(), |s| {
-        Pattern::new(s).map_err(|e| format!("not a regular expression: {e}"))
-    });
-    let mut headers = Vec::new();
-    for (name, value) in &raw.headers {
-        let key = format!("headers.{name}");
-        if let Some(v) = at.optional(&key, Some(value), |v| header(name, v)) {
-            headers.push((name.clone(), v));
-        }
-    }
+    let expect_status = at.each("expect_status", &raw.expect_status, http_status);
+    let expect_body_regex = at.optional("expect_body_regex", raw.expect_body_regex.as_ref(), regex);
+    let headers = headers(&mut at, raw);
     let body = at.optional("body", raw.body.as_ref(), text);
     let follow_redirects = at.or(
         "follow_redirects",
@@ -162,18 +140,7 @@ pub(super) fn probe(
         Some(t) => tls(&mut at, t),
         None => Some(ProbeTls::default()),
     };
-    let mut labels = Vec::new();
-    for (key, value) in &raw.labels {
-        if is_label(
-            at.problems(),
-            format!("{path}.labels.{key}"),
-            value,
-            sla,
-            key,
-        ) {
-            labels.push((key.clone(), value.value.trim().to_owned()));
-        }
-    }
+    let labels = at.labels(&raw.labels, sla, text);
     if !at.clean() {
         return None;
     }
@@ -196,6 +163,40 @@ pub(super) fn probe(
         phases,
         tls: tls?,
     })
+}
+
+/// An http:// or https:// URL with a host.
+fn http_url(s: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(s).map_err(|e| format!("`{s}` is not a URL: {e}"))?;
+    match (url.scheme(), url.host_str()) {
+        ("http" | "https", Some(_)) => Ok(url),
+        ("http" | "https", None) => Err(format!("`{s}` has no host")),
+        _ => Err(format!("`{s}` is not an http:// or https:// URL")),
+    }
+}
+
+/// An HTTP status code, 100 to 599.
+fn http_status(s: &str) -> Result<u16, String> {
+    s.parse::<u16>()
+        .ok()
+        .filter(|c| (100..600).contains(c))
+        .ok_or_else(|| format!("`{s}` is not an HTTP status"))
+}
+
+fn regex(s: &str) -> Result<Pattern, String> {
+    Pattern::new(s).map_err(|e| format!("not a regular expression: {e}"))
+}
+
+/// `headers`: each a name and value that can be sent.
+fn headers(at: &mut Section<'_>, raw: &RawProbe) -> Vec<(String, String)> {
+    let mut headers = Vec::new();
+    for (name, value) in &raw.headers {
+        let key = format!("headers.{name}");
+        if let Some(v) = at.optional(&key, Some(value), |v| header(name, v)) {
+            headers.push((name.clone(), v));
+        }
+    }
+    headers
 }
 
 /// A request header's value, if `name` and `value` can be sent.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::fields::{Problems, Section, Text, is_label, known_sla, one_of};
+use crate::fields::{Problems, Section, Text, known_sla, one_of};
 use crate::ingest::statsd::{LabelValue, Mapping, Segment, StatsdConfig};
 use crate::sla::Sla;
 
@@ -111,17 +111,7 @@ fn mapping(p: &mut Problems, path: &str, raw: &RawMapping, slas: &[Sla]) -> Opti
     let captures = pattern.as_ref().map_or(usize::MAX, |p| {
         p.iter().filter(|s| **s == Segment::Any).count()
     });
-    let mut labels = Vec::new();
-    for (key, value) in &raw.labels {
-        let path = format!("{path}.labels.{key}");
-        if !is_label(at.problems(), &path, value, sla, key) {
-            continue;
-        }
-        let parsed = at.optional(&format!("labels.{key}"), Some(value), |v| {
-            label_value(v, captures)
-        });
-        labels.extend(parsed.map(|v| (key.clone(), v)));
-    }
+    let labels = at.labels(&raw.labels, sla, |v| label_value(v, captures));
     Some(Mapping {
         pattern: pattern?,
         sla: sla?.name.as_str().into(),
