@@ -3,6 +3,9 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
 use crate::cli::RunArgs;
 use crate::clock::{Clock, SystemClock};
 use crate::config::web::WebConfig;
@@ -85,18 +88,7 @@ pub async fn run(
             addr: e.addr,
             source: e.source,
         })?;
-    let otlp_grpc = match bind(args.otlp_grpc.as_deref(), "OTLP/gRPC listening").await? {
-        None => None,
-        Some(listener) => {
-            let ctx = ingest.clone();
-            let stop = ingest.shutdown.clone();
-            Some(tokio::spawn(async move {
-                if let Err(e) = crate::ingest::otlp::grpc::serve(listener, ctx, stop).await {
-                    tracing::error!(error = %e, "OTLP/gRPC stopped");
-                }
-            }))
-        }
-    };
+    let otlp_grpc = spawn_otlp_grpc(args.otlp_grpc.as_deref(), &ingest).await?;
     let reloader = Arc::new(Reloader::new(
         args.config.clone(),
         storage.journal().clone(),
@@ -105,7 +97,7 @@ pub async fn run(
         metrics,
         clock,
     ));
-    let listener = tokio::net::TcpListener::bind(args.listen.as_str())
+    let listener = TcpListener::bind(args.listen.as_str())
         .await
         .map_err(|source| AppError::Listen {
             addr: args.listen.to_string(),
@@ -115,16 +107,7 @@ pub async fn run(
     // Bound and logged before the main listener is announced, so whoever
     // waits for that line finds this one too.
     let otlp_http_listener = bind(args.otlp_http.as_deref(), "OTLP/HTTP listening").await?;
-    let hangups = tokio::spawn(crate::shutdown::on_hangup({
-        let reloader = reloader.clone();
-        move || {
-            let reloader = reloader.clone();
-            async move {
-                // Failures are logged and counted inside.
-                let _ = reloader.reload().await;
-            }
-        }
-    }));
+    let hangups = tokio::spawn(reload_on_hangup(reloader.clone()));
     tracing::info!(
         %addr,
         config = %args.config.display(),
@@ -150,26 +133,7 @@ pub async fn run(
             }
         }
     };
-    let otlp_http = match otlp_http_listener {
-        None => None,
-        Some(listener) => {
-            let routes = crate::http::otlp_router(state.clone(), args.read_timeout);
-            let mut stop = state.ingest.shutdown.clone();
-            let served = serve(
-                listener,
-                routes,
-                state.clone(),
-                web.clone(),
-                args.conn_limits(),
-                async move { stop.wait().await },
-            );
-            Some(tokio::spawn(async move {
-                if let Err(e) = served.await {
-                    tracing::error!(error = %e, "OTLP/HTTP stopped");
-                }
-            }))
-        }
-    };
+    let otlp_http = otlp_http_listener.map(|l| spawn_otlp_http(l, &state, &web, &args));
     let routes = router(state.clone(), &args.telemetry_path, args.read_timeout);
     let served = serve(listener, routes, state, web, args.conn_limits(), shutdown).await;
     hangups.abort();
@@ -192,16 +156,70 @@ pub async fn run(
     Ok(())
 }
 
+/// Serves OTLP/gRPC on `addr` when asked for, until the sources stop.
+async fn spawn_otlp_grpc(
+    addr: Option<&str>,
+    ingest: &SourceContext,
+) -> Result<Option<JoinHandle<()>>, AppError> {
+    let Some(listener) = bind(addr, "OTLP/gRPC listening").await? else {
+        return Ok(None);
+    };
+    let ctx = ingest.clone();
+    let stop = ingest.shutdown.clone();
+    Ok(Some(tokio::spawn(async move {
+        if let Err(e) = crate::ingest::otlp::grpc::serve(listener, ctx, stop).await {
+            tracing::error!(error = %e, "OTLP/gRPC stopped");
+        }
+    })))
+}
+
+/// Serves the OTLP/HTTP route alone on `listener`, with the web config and
+/// tokens of the main listener, until the sources stop.
+fn spawn_otlp_http(
+    listener: TcpListener,
+    state: &AppState,
+    web: &WebConfig,
+    args: &RunArgs,
+) -> JoinHandle<()> {
+    let routes = crate::http::otlp_router(state.clone(), args.read_timeout);
+    let mut stop = state.ingest.shutdown.clone();
+    let served = serve(
+        listener,
+        routes,
+        state.clone(),
+        web.clone(),
+        args.conn_limits(),
+        async move { stop.wait().await },
+    );
+    tokio::spawn(async move {
+        if let Err(e) = served.await {
+            tracing::error!(error = %e, "OTLP/HTTP stopped");
+        }
+    })
+}
+
+/// Reloads the config on every SIGHUP.
+async fn reload_on_hangup(reloader: Arc<Reloader>) {
+    crate::shutdown::on_hangup(move || {
+        let reloader = reloader.clone();
+        async move {
+            // Failures are logged and counted inside.
+            let _ = reloader.reload().await;
+        }
+    })
+    .await;
+}
+
 /// Binds an optional listener (`None` when not asked for) and logs its
 /// address under `message`.
 async fn bind(
     addr: Option<&str>,
     message: &'static str,
-) -> Result<Option<tokio::net::TcpListener>, AppError> {
+) -> Result<Option<TcpListener>, AppError> {
     let Some(addr) = addr else {
         return Ok(None);
     };
-    let listener = tokio::net::TcpListener::bind(addr)
+    let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| AppError::Listen {
             addr: addr.to_owned(),
@@ -253,7 +271,7 @@ async fn open_storage(
 /// Serves `app` on `listener`, over TLS and behind basic auth as the web
 /// config asks, until `shutdown` resolves.
 async fn serve(
-    listener: tokio::net::TcpListener,
+    listener: TcpListener,
     mut app: axum::Router,
     state: AppState,
     web: WebConfig,
