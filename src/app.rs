@@ -212,10 +212,7 @@ async fn reload_on_hangup(reloader: Arc<Reloader>) {
 
 /// Binds an optional listener (`None` when not asked for) and logs its
 /// address under `message`.
-async fn bind(
-    addr: Option<&str>,
-    message: &'static str,
-) -> Result<Option<TcpListener>, AppError> {
+async fn bind(addr: Option<&str>, message: &'static str) -> Result<Option<TcpListener>, AppError> {
     let Some(addr) = addr else {
         return Ok(None);
     };

@@ -18,13 +18,32 @@ fn shipped() -> Vec<PathBuf> {
     files
 }
 
+/// The environment `config/examples/tokens.yaml` reads its tokens from.
+pub const TOKENS: [(&str, &str); 2] = [
+    ("AMAZE_CHECKOUT_TOKEN", "checkout-0123456789abcdef"),
+    ("AMAZE_OPS_TOKEN", "ops-0123456789abcdef01"),
+];
+
 #[test]
 fn every_shipped_config_is_valid() {
     let files = shipped();
     assert!(files.len() >= 2, "default config plus examples");
     for f in files {
-        let c = Config::load(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
-        assert!(!c.slas.is_empty(), "{}", f.display());
+        // As a user checks it, with the tokens it reads in the environment.
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_amaze-exporter"))
+            .arg("check")
+            .arg(&f)
+            .envs(TOKENS)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            f.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(said.contains(": valid, "), "{said}");
     }
 }
 

@@ -30,6 +30,7 @@ mod probe;
 mod promtool;
 mod properties;
 mod push;
+mod readme;
 mod reload_sources;
 mod rules;
 mod security;

@@ -13,14 +13,14 @@ const PASSWORD: &str = "correct horse battery staple";
 const TOKEN: &str = "pusher-0123456789abcdef";
 
 /// A CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files.
-struct Pki {
+pub struct Pki {
     dir: tempfile::TempDir,
     ca: String,
     client: (String, String),
 }
 
 impl Pki {
-    fn new() -> Pki {
+    pub fn new() -> Pki {
         let dir = tempfile::tempdir().unwrap();
         let ca_key = KeyPair::generate().unwrap();
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -46,6 +46,11 @@ impl Pki {
             ca: ca.pem(),
             client: (client.pem(), client_key.serialize_pem()),
         }
+    }
+
+    /// The directory holding `ca.crt`, `server.crt` and `server.key`.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     fn web_config(&self, body: &str) -> String {
