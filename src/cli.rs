@@ -78,9 +78,9 @@ pub enum Command {
         /// How long until the eroding SLA breaks its promise.
         #[arg(long = "breach-after", value_name = "DURATION", default_value = "15m", value_parser = humantime::parse_duration)]
         breach_after: std::time::Duration,
-        /// Stop after this long (default: run until interrupted).
-        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
-        duration: Option<std::time::Duration>,
+        /// How long to run, then stop (0: until interrupted).
+        #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = humantime::parse_duration)]
+        duration: std::time::Duration,
     },
     /// Backfill deliveries from NDJSON or CSV exports, up to 400 days old:
     /// every row is checked first, nothing is recorded if any is refused,

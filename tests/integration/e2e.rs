@@ -76,7 +76,8 @@ impl Prometheus {
         p
     }
 
-    fn get(&self, path: &str, query: &[(&str, &str)]) -> Value {
+    /// The JSON answer of the API at `path`.
+    pub fn get(&self, path: &str, query: &[(&str, &str)]) -> Value {
         let mut req = self.agent.get(format!("{}{path}", self.base));
         for (k, v) in query {
             req = req.query(*k, *v);

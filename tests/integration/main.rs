@@ -7,6 +7,7 @@ mod conformance;
 mod connections;
 mod crash;
 mod dashboards;
+mod demo;
 mod disk_faults;
 mod durability;
 mod e2e;
