@@ -9,16 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::e2e::Prometheus;
-use crate::server::{Home, tool_available};
+use crate::server::{Home, free_port, tool_available};
 
 const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/amaze.yaml");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
 
 /// `demo` with `flags`, its stdout gathered as it comes.
 struct Demo {

@@ -38,11 +38,7 @@ impl Prometheus {
         let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("prometheus.yml");
         std::fs::write(&config_path, config).expect("write config");
-        // A free port: bind, note it, release it for Prometheus.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = crate::server::free_port();
         let child = Command::new("prometheus")
             .arg(format!("--config.file={}", config_path.display()))
             .arg(format!(

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::e2e::Prometheus;
-use crate::server::{Exporter, Home, tool_available};
+use crate::server::{Exporter, Home, free_port, tool_available};
 
 const CONFIG: &str = "version: 1
 slas:
@@ -25,13 +25,6 @@ slas:
 ";
 
 const WINDOWS: [&str; 7] = ["5m", "30m", "1h", "6h", "1d", "3d", "30d"];
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
 
 /// An exporter on a fixed port, so it can come back where Prometheus and
 /// haproxy look for it.

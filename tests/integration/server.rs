@@ -491,6 +491,15 @@ pub fn python_has(module: &str, pip: &str) -> bool {
 
 /// Fails in CI (AMAZE_REQUIRE_TOOLS=1) when `tool` is missing; elsewhere
 /// returns false after saying why the test is skipped.
+/// A port free now on 127.0.0.1, for a server that must come back on the
+/// same one (bound, noted, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
 pub fn tool_available(tool: &str) -> bool {
     let found = Command::new(tool).arg("--version").output().is_ok();
     if !found {
