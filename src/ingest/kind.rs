@@ -11,7 +11,7 @@ use std::marker::PhantomData;
 
 use tokio::task::JoinHandle;
 
-use super::{SourceContext, StopSources};
+use super::{Source, SourceContext, StopSources};
 use crate::fields::Problems;
 use crate::sla::Sla;
 
@@ -25,6 +25,8 @@ pub trait Kind {
     type Running: Default + Send + Sync;
     /// Every key its shape takes at any depth, for "did you mean".
     const KEYS: &'static [&'static str];
+    /// The `source` label its deliveries and refusals are counted under.
+    const SOURCE: Source;
 
     /// Checks `raw`, found at `at` (`sources.<key>`), against the SLAs,
     /// recording every problem in `p`.
@@ -62,13 +64,17 @@ pub struct StartError {
 }
 
 /// Registers the kinds of source configured under `sources:`, one line each
-/// (`key: Kind`, with its doc), and generates from the list:
+/// (`key in module: Kind`, with its doc), and generates from the list:
+/// - `pub mod module;` for each;
 /// - `RawSources`: the YAML shape of `sources:`;
 /// - `Sources`: the checked settings of every kind, and `RawSources::validate`;
 /// - `RunningSources`: what runs, started, reconfigured and stopped as one;
-/// - `SOURCE_KEYS`: every key the section takes.
+/// - `SOURCE_KEYS`: every key the section takes;
+/// - `CONFIGURED`: the `source` label of each.
 macro_rules! sources {
-    ($($(#[doc = $doc:expr])* $key:ident: $kind:ty,)*) => {
+    ($($(#[doc = $doc:expr])* $key:ident in $module:ident: $kind:ty,)*) => {
+        $(pub mod $module;)*
+
         /// `sources:` as written: each registered kind's shape under its key.
         #[derive(Debug, Default, serde::Deserialize)]
         pub struct RawSources {
@@ -128,6 +134,9 @@ macro_rules! sources {
             }
         }
 
+        /// The `source` label of every kind configured under `sources:`.
+        pub const CONFIGURED: &[$crate::source::Source] = &[$(<$kind as $crate::ingest::Kind>::SOURCE,)*];
+
         /// Every key `sources:` takes at any depth.
         pub const SOURCE_KEYS: &[&[&str]] = &[
             &[$(stringify!($key),)*],
@@ -184,12 +193,15 @@ pub struct Task<C> {
 
 impl<C> Task<C> {
     /// Spawns `run` with a stop signal of its own, so it can stop while the
-    /// other sources go on.
+    /// other sources go on, once `source`'s counters show (every reason it
+    /// can give, at zero).
     pub fn spawn<F: Future<Output = ()> + Send + 'static>(
+        source: Source,
         config: C,
         ctx: &SourceContext,
         run: impl FnOnce(SourceContext) -> F,
     ) -> Task<C> {
+        ctx.metrics().register_source(source);
         let (stop, ctx) = ctx.with_own_stop();
         let handle = tokio::spawn(run(ctx));
         Task {
@@ -228,6 +240,8 @@ pub trait Named: Clone + PartialEq + fmt::Debug + Send + Sync + 'static {
     const LABEL: &'static str;
     /// Every key its shape takes at any depth.
     const KEYS: &'static [&'static str];
+    /// The `source` label it is counted under.
+    const SOURCE: Source;
 
     /// Checks the entry at `at`, the `index`-th of the list; `names` holds
     /// the names taken so far.
@@ -241,7 +255,7 @@ pub trait Named: Clone + PartialEq + fmt::Debug + Send + Sync + 'static {
     ) -> Option<Self>;
     /// Its configured name.
     fn name(&self) -> &str;
-    /// Registers its series and spawns it.
+    /// Registers its own series and spawns it with [`Task::spawn`].
     fn start(self, ctx: &SourceContext) -> Task<Self>;
     /// Removes the series of one that stopped for good.
     fn forget(&self, ctx: &SourceContext);
@@ -256,6 +270,7 @@ impl<C: Named> Kind for ListOf<C> {
     type Config = Vec<C>;
     type Running = Vec<Task<C>>;
     const KEYS: &'static [&'static str] = C::KEYS;
+    const SOURCE: Source = C::SOURCE;
 
     fn validate(p: &mut Problems, at: &str, raw: &Vec<C::Raw>, slas: &[Sla]) -> Vec<C> {
         let mut names = HashSet::new();

@@ -18,19 +18,22 @@
 //!    [`SourceContext::deliver`] (readings) or [`SourceContext::commit`]
 //!    (anything else), counting lines it cannot read with
 //!    [`SourceContext::refuse`] (it never writes the recorder or the journal
-//!    itself), and how its settings are checked, started, changed on reload
-//!    and stopped: a unit type implementing [`Kind`], or, for a list of
-//!    sources known by name, [`Named`] on the settings ([`ListOf`] is then
-//!    the kind).
+//!    itself), and how its settings are checked, started (with
+//!    [`Task::spawn`]), changed on reload and stopped: a unit type
+//!    implementing [`Kind`], or, for a list of sources known by name,
+//!    [`Named`] on the settings ([`ListOf`] is then the kind).
 //! 3. `src/ingest/<name>/config.rs`: its YAML shape (`Raw...`, fields
 //!    `pub(crate)`), its `KEYS` (a test reads the shape and checks them), its
 //!    checked settings type (with `PartialEq`, which a reload compares) and
 //!    its validator, declared field by field with [`crate::fields::Section`].
-//! 4. One line in the `sources!` list below: `key: name::Kind` (or
-//!    `key: ListOf<name::Config>`). It gives
-//!    the kind its field in [`RawSources`] (the YAML), [`Sources`] (the
-//!    checked config) and [`RunningSources`] (what the supervisor starts,
-//!    reconfigures and stops), and its keys in [`SOURCE_KEYS`].
+//! 4. One line in the `sources!` list below: `key in name: name::Kind` (or
+//!    `key in name: ListOf<name::Config>`). It declares the module and
+//!    gives the kind its field in [`RawSources`] (the YAML), [`Sources`]
+//!    (the checked config) and [`RunningSources`] (what the supervisor
+//!    starts, reconfigures and stops), its keys in [`SOURCE_KEYS`] and its
+//!    label in [`CONFIGURED`]. A `Source` without this line fails the unit
+//!    test `every_source_is_a_route_or_a_registered_kind`. Its counters
+//!    show from its start: [`Task::spawn`] registers them.
 //! 5. `tests/integration/exporter.rs`: configure it in
 //!    `every_source_is_started_and_counted_from_the_start` and feed it one
 //!    delivery; the test fails for a [`Source`] that is missing there, or
@@ -40,13 +43,9 @@
 pub mod events;
 pub mod json;
 mod kind;
-pub mod log_tail;
-pub mod otlp;
 pub mod pattern;
-pub mod probe;
 pub mod push;
 pub mod readings;
-pub mod statsd;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -68,13 +67,13 @@ pub use kind::{Changes, Kind, ListOf, Named, StartError, Task};
 
 kind::sources! {
     /// Timers over UDP, TCP or a Unix datagram socket.
-    statsd: statsd::Statsd,
+    statsd in statsd: statsd::Statsd,
     /// Followed log files.
-    log_tail: ListOf<log_tail::LogTailConfig>,
+    log_tail in log_tail: ListOf<log_tail::LogTailConfig>,
     /// Active HTTP checks.
-    probes: ListOf<probe::ProbeConfig>,
+    probes in probe: ListOf<probe::ProbeConfig>,
     /// Which OTLP spans become deliveries of which SLA.
-    otlp: otlp::Otlp,
+    otlp in otlp: otlp::Otlp,
 }
 use json::ItemError;
 pub use readings::{Labels, Reading, Readings, SeriesCache, Slot};
@@ -403,6 +402,24 @@ fn by_series(readings: &Readings, series: usize) -> impl Iterator<Item = (usize,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every source that is not an HTTP route of its own is a kind in the
+    /// `sources!` list: a new `Source` without its registration line fails
+    /// here, before any integration test.
+    #[test]
+    fn every_source_is_a_route_or_a_registered_kind() {
+        for source in Source::ALL {
+            let route = matches!(source, Source::Http | Source::Events | Source::Reload);
+            assert!(
+                route || CONFIGURED.contains(source),
+                "{source:?} has no line in the sources! list of src/ingest/mod.rs"
+            );
+        }
+        assert!(
+            CONFIGURED.contains(&Source::Otlp),
+            "OTLP's rules are a kind too"
+        );
+    }
     use crate::recorder::open::EventError;
 
     /// A batch is admitted series by series, each series' deliveries in

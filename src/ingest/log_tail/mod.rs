@@ -26,6 +26,7 @@ impl Named for LogTailConfig {
     type Raw = RawLogTail;
     const LABEL: &'static str = "log";
     const KEYS: &'static [&'static str] = config::KEYS;
+    const SOURCE: Source = Source::LogTail;
 
     fn read(
         p: &mut Problems,
@@ -43,10 +44,9 @@ impl Named for LogTailConfig {
     }
 
     fn start(self, ctx: &SourceContext) -> Task<Self> {
-        ctx.metrics().register_source(Source::LogTail);
         ctx.metrics().log_tail.register(&self.name);
         let config = self.clone();
-        Task::spawn(self, ctx, |ctx| run(config, ctx))
+        Task::spawn(Self::SOURCE, self, ctx, |ctx| run(config, ctx))
     }
 
     fn forget(&self, ctx: &SourceContext) {

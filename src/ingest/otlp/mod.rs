@@ -19,7 +19,7 @@ use prost::Message;
 use tokio::task::JoinHandle;
 
 use super::json::ItemError;
-use super::{Admitted, Batch, Changes, Kind, Reason, Refused, SourceContext, StartError};
+use super::{Admitted, Batch, Changes, Kind, Reason, Refused, Source, SourceContext, StartError};
 use crate::auth::Denied;
 use crate::delivery::{Input, Timing};
 use crate::fields::Problems;
@@ -39,6 +39,7 @@ impl Kind for Otlp {
     type Config = Vec<SpanRule>;
     type Running = ();
     const KEYS: &'static [&'static str] = config::KEYS;
+    const SOURCE: Source = Source::Otlp;
 
     fn validate(p: &mut Problems, at: &str, raw: &Option<RawOtlp>, slas: &[Sla]) -> Vec<SpanRule> {
         config::otlp(p, at, raw.as_ref(), slas)

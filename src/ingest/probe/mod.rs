@@ -26,6 +26,7 @@ impl Named for ProbeConfig {
     type Raw = RawProbe;
     const LABEL: &'static str = "probe";
     const KEYS: &'static [&'static str] = config::KEYS;
+    const SOURCE: Source = Source::Probe;
 
     fn read(
         p: &mut Problems,
@@ -43,10 +44,9 @@ impl Named for ProbeConfig {
     }
 
     fn start(self, ctx: &SourceContext) -> Task<Self> {
-        ctx.metrics().register_source(Source::Probe);
         register(&ctx.metrics().probe, &self);
         let config = self.clone();
-        Task::spawn(self, ctx, |ctx| run(config, ctx))
+        Task::spawn(Self::SOURCE, self, ctx, |ctx| run(config, ctx))
     }
 
     fn forget(&self, ctx: &SourceContext) {

@@ -49,6 +49,7 @@ impl Kind for Statsd {
     type Config = Option<StatsdConfig>;
     type Running = Option<Running>;
     const KEYS: &'static [&'static str] = config::KEYS;
+    const SOURCE: Source = Source::Statsd;
 
     fn validate(
         p: &mut Problems,
@@ -129,9 +130,10 @@ impl Kind for Statsd {
 /// Binds `config`'s sockets and starts receiving on them.
 async fn start(config: StatsdConfig, ctx: &SourceContext) -> Result<Running, StartError> {
     let listeners = bind(&config).await?;
-    ctx.metrics().register_source(Source::Statsd);
     let (live, mappings) = watch::channel(Arc::new(config.mappings.clone()));
-    let task = Task::spawn(config, ctx, |ctx| run(listeners, mappings, ctx));
+    let task = Task::spawn(Source::Statsd, config, ctx, |ctx| {
+        run(listeners, mappings, ctx)
+    });
     Ok(Running { task, live })
 }
 
