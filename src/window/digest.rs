@@ -143,9 +143,18 @@ impl Digest {
             self.value_at(rank, delivered)
                 .is_none_or(|v| v >= limit * (1.0 - RELATIVE_ACCURACY) * (1.0 - slack))
         };
-        let agrees = limit < MIN_RELATIVE
-            || ((counted == 0 || below(counted)) && (counted == delivered || above(counted + 1)));
-        let within = if agrees {
+        // The exact extremes settle a limit clearly outside them whatever
+        // the verdicts say: below the fastest none is within, past the
+        // slowest all are. "Clearly": a delivery exactly on the limit may
+        // read a float ulp past it, and its exact verdict stands.
+        let (fastest, slowest) = (self.sketch.min(), self.sketch.max());
+        let within = if delivered == 0 || fastest.is_some_and(|f| limit < f * (1.0 - 1e-12)) {
+            0
+        } else if slowest.is_some_and(|s| limit > s * (1.0 + 1e-12)) {
+            delivered
+        } else if limit < MIN_RELATIVE
+            || ((counted == 0 || below(counted)) && (counted == delivered || above(counted + 1)))
+        {
             counted
         } else {
             self.sketch_at_most(limit, delivered)
@@ -539,6 +548,11 @@ mod tests {
         }
         assert_eq!(e.amazing_at(0.5).within, 0);
         assert_eq!(e.amazing_at(0.9).within, 20);
+        // Raised by a hair: the limit is below the fastest delivery, so none
+        // is within it, and no quantile falls below the fastest.
+        let hair = d.amazing_at(0.799_999_999);
+        assert_eq!(hair.within, 0);
+        assert_eq!(d.quantile(q("0.5"), Some(hair)), Some(0.8));
         let p50 = e.quantile(q("0.5"), Some(e.amazing_at(0.9))).unwrap();
         assert!((p50 - 0.8).abs() <= 0.8 * RELATIVE_ACCURACY, "{p50}");
     }
