@@ -322,13 +322,39 @@ pub fn objective_text(objective: f64) -> String {
 /// reads on the other side of the objective. 99.98% beside 99.99% reads
 /// `99.980%`, not `100.0%`; 99.995% reads `99.995%`.
 pub fn compliance_text(x: f64, objective: f64, places: usize) -> String {
-    let text = objective_text(objective);
-    let places = text
-        .trim_end_matches('%')
-        .split_once('.')
-        .map_or(0, |(_, d)| d.len())
-        .saturating_add(1)
-        .max(places);
+    cut_percent(x, &[objective], places)
+}
+
+/// A margin beside the edges its status turns at (zero, and the target or
+/// alert margins in `edges`), cut as [`compliance_text`] cuts: 0.4996
+/// beside a 50% target reads `49.9%`, not `50.0%`, and -0.00001 reads
+/// `-0.1%`, not `-0.0%`.
+pub fn margin_text(margin: f64, edges: &[f64], places: usize) -> String {
+    cut_percent(margin, edges, places)
+}
+
+/// A burn rate to two places, rounded up: above 1 (budget overspent) it
+/// never reads `1.00`.
+pub fn burn_text(burn: f64) -> String {
+    let up = ((burn * 100.0) - 1e-6).ceil() / 100.0;
+    // Adding 0 turns -0 into 0.
+    format!("{:.2}", up.max(0.0) + 0.0)
+}
+
+/// `x` as a percentage cut toward minus infinity, to one digit more than
+/// any of `edges` has as a percentage, and at least `places`: a share at or
+/// above an edge reads at or above it, and one below reads below.
+fn cut_percent(x: f64, edges: &[f64], places: usize) -> String {
+    let places = edges
+        .iter()
+        .map(|e| {
+            objective_text(*e)
+                .trim_end_matches('%')
+                .split_once('.')
+                .map_or(0, |(_, d)| d.len())
+                + 1
+        })
+        .fold(places, usize::max);
     let scale = 10f64.powi(places as i32);
     // A hair above the cut, so a share that is exactly a cut value but
     // reads a little below it in floats keeps its last digit.
@@ -341,11 +367,17 @@ pub fn compliance_text(x: f64, objective: f64, places: usize) -> String {
 /// promise: missed by 100% or more.
 pub fn verdict(s: &SlaMonth) -> String {
     match (s.kept, s.margin) {
-        (Some(true), Some(m)) => format!("kept, beaten by {}", percent(Some(m))),
+        (Some(true), Some(m)) => format!(
+            "kept, beaten by {}",
+            margin_text(m, s.target_margin.as_slice(), 2)
+        ),
         (Some(false), Some(m)) if m <= crate::margin::MARGIN_FLOOR => {
             "broken, missed by 100% or more".to_owned()
         }
-        (Some(false), Some(m)) => format!("broken, missed by {}", percent(Some(-m))),
+        (Some(false), Some(m)) => format!(
+            "broken, missed by {}",
+            margin_text(m, &[], 2).trim_start_matches('-')
+        ),
         _ => "too few deliveries to judge".to_owned(),
     }
 }
@@ -447,7 +479,11 @@ pub fn markdown(r: &MonthReport) -> String {
             s.deliveries,
             s.compliance
                 .map_or(String::new(), |c| compliance_text(c, s.objective, 2)),
-            percent(s.margin),
+            s.margin.map_or(String::new(), |m| margin_text(
+                m,
+                s.target_margin.as_slice(),
+                2
+            )),
             percent(s.budget_used),
             verdict(s),
         );
@@ -470,7 +506,7 @@ pub fn markdown(r: &MonthReport) -> String {
                 d.date,
                 d.deliveries,
                 compliance_text(d.compliance, s.objective, 2),
-                percent(Some(d.margin)),
+                margin_text(d.margin, s.target_margin.as_slice(), 2),
             );
         }
     }
@@ -546,6 +582,17 @@ mod tests {
             compliance_text(99_998.0 / 100_000.0, 0.99999, 1),
             "99.9980%"
         );
+        // Margins on their side of zero and of the target; burn rates of 1.
+        assert_eq!(margin_text(0.4996, &[0.5], 1), "49.9%");
+        assert_eq!(margin_text(0.5, &[0.5], 1), "50.0%");
+        assert_eq!(margin_text(0.0999999967, &[0.1], 1), "9.9%");
+        assert_eq!(margin_text(-0.000_01, &[], 2), "-0.01%");
+        assert_eq!(margin_text(0.000_01, &[], 2), "0.00%");
+        assert_eq!(margin_text(0.3, &[0.125], 1), "30.00%");
+        assert_eq!(burn_text(1.0008), "1.01");
+        assert_eq!(burn_text(1.0), "1.00");
+        assert_eq!(burn_text(0.9992), "1.00");
+        assert_eq!(burn_text(0.0), "0.00");
     }
 
     #[test]

@@ -34,7 +34,11 @@ pub fn render(report: &MonthReport, now: Millis) -> String {
                     s.objective,
                     2
                 )),
-            margin = percent(s.margin),
+            margin = s.margin.map_or("—".to_owned(), |m| monthly::margin_text(
+                m,
+                s.target_margin.as_slice(),
+                2
+            )),
             budget = percent(s.budget_used),
             verdict = escape(&monthly::verdict(s)),
         );
@@ -59,7 +63,7 @@ pub fn render(report: &MonthReport, now: Millis) -> String {
                 d.date,
                 d.deliveries,
                 monthly::compliance_text(d.compliance, s.objective, 2),
-                percent(Some(d.margin)),
+                monthly::margin_text(d.margin, s.target_margin.as_slice(), 2),
             );
         }
         details.push_str("</table>\n");

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use super::{escape, page, percent, query_value, status};
 use crate::exposition::advice::{self, Advice, AdviceError, Question};
-use crate::exposition::monthly::{compliance_text, objective_text};
+use crate::exposition::monthly::{burn_text, compliance_text, margin_text, objective_text};
 use crate::recorder::Recorder;
 use crate::window::Millis;
 
@@ -41,8 +41,12 @@ pub fn render(
                 sla.objective.to_f64(),
                 1
             )),
-            percent(a.map(|a| a.margin)),
-            a.map_or("—".to_owned(), |a| format!("{:.2}", a.burn_rate)),
+            a.map_or("—".to_owned(), |a| margin_text(
+                a.margin,
+                &status::edges(sla),
+                1
+            )),
+            a.map_or("—".to_owned(), |a| burn_text(a.burn_rate)),
             a.map_or("too few deliveries", |a| a.status.as_str()),
         );
     }
@@ -159,7 +163,11 @@ fn advisor(advice: &Advice, question: &Question, error: Option<&str>) -> String 
                 x.deliveries,
                 x.compliance
                     .map_or("—".to_owned(), |c| compliance_text(c, w.objective, 1)),
-                percent(x.margin),
+                x.margin.map_or("—".to_owned(), |m| margin_text(
+                    m,
+                    &[advice.target_margin],
+                    1
+                )),
                 x.status.or(x.why).unwrap_or("—"),
                 match (x.compliance, x.exact) {
                     (None, _) => "—",

@@ -3,8 +3,8 @@
 
 use std::fmt::Write;
 
-use super::{escape, page, percent, query_value, svg};
-use crate::exposition::monthly::compliance_text;
+use super::{escape, page, query_value, svg};
+use crate::exposition::monthly::{compliance_text, margin_text};
 use crate::margin::{self, Figures, Status};
 use crate::recorder::{HOUR, History, Recorder, SlaReport};
 use crate::sla::Sla;
@@ -199,7 +199,7 @@ fn card(
         ),
         State::Warning => format!(
             "Warning: the last hour's margin is {}, below the {} alert margin{}.",
-            percent(hour.map(|h| h.margin)),
+            margin_or_dash(hour.map(|h| h.margin), sla),
             sla.alert_margin.percent(),
             if hour.is_some_and(|h| h.margin < 0.0) {
                 "; the last hour breaks the promise"
@@ -209,7 +209,7 @@ fn card(
         ),
         State::Amazing => format!(
             "Amazing: beats the promise by {} {}{}.",
-            percent(a.map(|a| a.margin)),
+            margin_or_dash(a.map(|a| a.margin), sla),
             over,
             target.map_or(String::new(), |_| format!(
                 ", at or above its {} target",
@@ -218,7 +218,7 @@ fn card(
         ),
         State::Meeting => format!(
             "Meeting: beats the promise by {} {}{}.",
-            percent(a.map(|a| a.margin)),
+            margin_or_dash(a.map(|a| a.margin), sla),
             over,
             sla.target_margin.map_or(String::new(), |t| format!(
                 ", short of its {} target",
@@ -275,10 +275,25 @@ fn card(
             target,
             alert
         ),
-        wm = percent(a.map(|a| a.margin)),
-        hm = percent(hour.map(|h| h.margin)),
+        wm = margin_or_dash(a.map(|a| a.margin), sla),
+        hm = margin_or_dash(hour.map(|h| h.margin), sla),
         am = sla.alert_margin.percent(),
         trends = trend_pictures(sla, hours, days),
         budget = svg::budget_bar(a.map(|a| a.budget_remaining())),
     );
+}
+
+/// The margin edges an SLA's status and warning turn at: its target and
+/// alert margins (zero is always one).
+pub fn edges(sla: &Sla) -> Vec<f64> {
+    sla.target_margin
+        .iter()
+        .chain([&sla.alert_margin])
+        .map(|d| d.to_f64())
+        .collect()
+}
+
+/// A margin cut so it reads on its side of every edge; an em dash for `None`.
+fn margin_or_dash(margin: Option<f64>, sla: &Sla) -> String {
+    margin.map_or("—".to_owned(), |m| margin_text(m, &edges(sla), 1))
 }
