@@ -243,6 +243,20 @@ pub fn parse<'a, T: Deserialize<'a>>(
     text: &'a str,
     what: &str,
 ) -> Result<T, ItemError> {
+    // Serde would read a struct from an array of its fields in order too:
+    // `["api","1s"]` is not a delivery anyone meant.
+    let found = match text.trim_start().as_bytes().first() {
+        Some(b'{') => None,
+        Some(b'[') => Some("an array"),
+        Some(b'"') => Some("a string"),
+        Some(b't' | b'f') => Some("a boolean"),
+        Some(b'n') => Some("null"),
+        _ => Some("a number"),
+    };
+    if let Some(found) = found {
+        let reason = format!("expected {what} ({{\"field\": value, ...}}), found {found}");
+        return Err(ItemError::malformed(line, Some(item), None, reason));
+    }
     serde_json::from_str(text).map_err(|first| {
         // Rare path: parse again to learn which field failed.
         let mut de = serde_json::Deserializer::from_str(text);

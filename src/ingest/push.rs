@@ -198,6 +198,27 @@ mod tests {
             parse::<RawDelivery<'_>>(1, 1, r#"{"sla":"a","labels":{"k":1}}"#, "a delivery object")
                 .unwrap_err();
         assert_eq!(e.field.as_deref(), Some("labels.k"));
+        // A delivery is an object: serde would read an array of its fields.
+        for (text, found) in [
+            (r#"["a","1s"]"#, "an array"),
+            (r#""a""#, "a string"),
+            ("1", "a number"),
+            ("null", "null"),
+            ("true", "a boolean"),
+        ] {
+            let e = parse::<RawDelivery<'_>>(3, 2, text, "a delivery object").unwrap_err();
+            assert_eq!((e.line, e.item), (3, Some(2)));
+            assert!(
+                e.reason.ends_with(&format!("found {found}")),
+                "{}",
+                e.reason
+            );
+            assert!(
+                e.reason.starts_with("expected a delivery object"),
+                "{}",
+                e.reason
+            );
+        }
     }
 
     fn timing(json: &str) -> Result<Timing, ItemError> {
