@@ -563,11 +563,19 @@ impl SlaState {
             };
             let values: Vec<&str> = key_values(&key).collect();
             s.mixed_promise = key == overflow && !sla.single_promise();
-            s.promise = if s.mixed_promise {
+            let promise = if s.mixed_promise {
                 sla.promise
             } else {
                 sla.promise_for(&values)
             };
+            if promise != s.promise {
+                // The classic histogram's edges are fractions of the
+                // promise: its counts cannot move to the new edges, so it
+                // starts again (a counter reset to Prometheus).
+                s.buckets = [0; BUCKET_FRACTIONS.len() + 1];
+                s.sum_seconds = 0.0;
+            }
+            s.promise = promise;
             s.judge = Judge::new(s.promise, self.amazing_limit);
             match self.index.get(&key) {
                 Some(&i) => self.data.series[i].absorb(s),

@@ -117,6 +117,64 @@ fn a_reloaded_target_margin_judges_every_figure_again() {
     check(true);
 }
 
+/// A reload that changes the promise starts the classic duration histogram
+/// again: its edges are fractions of the promise, so a 135ms delivery
+/// counted under 150ms must not reappear under the new edges (it would read
+/// as at most 126ms under 140ms). Verdict counters carry on.
+#[test]
+fn a_reloaded_promise_starts_the_duration_histogram_again() {
+    let config = |promise: &str| {
+        format!("version: 1\nslas:\n  - name: r2\n    promise: {promise}\n    objective: 90%\n")
+    };
+    let home = Home::new(&config("150ms"));
+    let ex = home.start(&[]);
+    push_ok(&ex, &lines("r2", "135ms", 1));
+    let sla = [("sla", "r2")];
+    let m = ex.metrics();
+    assert_eq!(
+        m.value("amaze_delivery_duration_seconds_count", &sla),
+        Some(1.0)
+    );
+    home.write_config(&config("140ms"));
+    assert_eq!(ex.reload().status, 200);
+    let m = ex.metrics();
+    assert_eq!(
+        m.value("amaze_delivery_duration_seconds_count", &sla),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.value("amaze_delivery_duration_seconds_sum", &sla),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.value(
+            "amaze_delivery_duration_seconds_bucket",
+            &[("sla", "r2"), ("le", "0.126")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.value(
+            "amaze_deliveries_total",
+            &[("sla", "r2"), ("result", "within")]
+        ),
+        Some(1.0)
+    );
+    push_ok(&ex, &lines("r2", "126ms", 1));
+    let m = ex.metrics();
+    assert_eq!(
+        m.value(
+            "amaze_delivery_duration_seconds_bucket",
+            &[("sla", "r2"), ("le", "0.126")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.value("amaze_delivery_duration_seconds_count", &sla),
+        Some(1.0)
+    );
+}
+
 /// Input 2 and its siblings: a delivery exactly on a bucket edge or the
 /// amaze limit, in whole milliseconds, is on the inclusive side.
 #[test]
