@@ -13,17 +13,18 @@ use std::path::{Path, PathBuf};
 
 use super::atomic_file;
 use crate::recorder::{
-    Lsn, Marks, Recorder, SlaData, SlaDataV2, SlaDataV3, SlaDataV4, SlaDataV5, SlaDataV6,
+    Lsn, Marks, Recorder, SlaData, SlaDataV2, SlaDataV3, SlaDataV4, SlaDataV5, SlaDataV6, SlaDataV7,
 };
 use crate::window::Millis;
 
 /// Bump when anything stored changes shape.
-pub const SNAPSHOT_VERSION: u32 = 7;
+pub const SNAPSHOT_VERSION: u32 = 8;
 /// Oldest version this build still reads: version 1 has no marks, versions
 /// 1 and 2 no open deliveries, versions 1 to 3 float promises, and
 /// versions 1 to 4 no native-histogram buckets, versions 1 to 5 no
-/// SLA-wide windows apart from the series', and versions 1 to 6 no history
-/// (see `recorder::legacy`).
+/// SLA-wide windows apart from the series', versions 1 to 6 no history, and
+/// versions 1 to 7 no clock stretches of open deliveries (see
+/// `recorder::legacy`).
 const OLDEST_READABLE: u32 = 1;
 const MAGIC: &[u8; 8] = b"AMZSNAP\n";
 const PREFIX: &str = "snapshot-";
@@ -257,6 +258,7 @@ fn parse(bytes: &[u8]) -> Result<(Body, Marks), Damage> {
         4 => older::<SlaDataV4>(body),
         5 => older::<SlaDataV5>(body),
         6 => older::<SlaDataV6>(body),
+        7 => older::<SlaDataV7>(body),
         _ => postcard::take_from_bytes(body),
     }
     .map_err(decoding)?;

@@ -1,7 +1,9 @@
 //! SLA data as older snapshot formats stored it, and how it becomes today's:
 //! each version converts into the next, so a new format adds one step.
 //!
-//! Format 7 adds each SLA's history; format 6 keeps the SLA-wide windows apart from the label sets', which
+//! Format 8 keeps each open delivery's clock stretches, so a reload that
+//! changes its promise finds its due instant again; format 7 adds each
+//! SLA's history; format 6 keeps the SLA-wide windows apart from the label sets', which
 //! keep only the windows they export; format 5 adds each series'
 //! native-histogram buckets; format 4 holds promises as exact durations,
 //! the instant an open delivery fell due, and a calendar month's early
@@ -16,7 +18,7 @@ use serde::Deserialize;
 
 use super::id_set::IdSet;
 use super::month::{MonthTally, MonthTallyV3};
-use super::open::{OpenItems, OpenItemsV3};
+use super::open::{OpenItemsUpTo7, OpenItemsV3};
 use super::{BUCKET_FRACTIONS, History, Lsn, NativeBuckets, Series, SlaData};
 use crate::margin::Judge;
 use crate::window::Rolling;
@@ -51,7 +53,7 @@ pub struct SlaDataV4 {
     ids: IdSet,
     overflowed: u64,
     lsn: Lsn,
-    open: OpenItems,
+    open: OpenItemsUpTo7,
     month: Option<MonthTally>,
 }
 
@@ -64,7 +66,7 @@ pub struct SlaDataV5 {
     ids: IdSet,
     overflowed: u64,
     lsn: Lsn,
-    open: OpenItems,
+    open: OpenItemsUpTo7,
     month: Option<MonthTally>,
 }
 
@@ -77,8 +79,23 @@ pub struct SlaDataV6 {
     ids: IdSet,
     overflowed: u64,
     lsn: Lsn,
-    open: OpenItems,
+    open: OpenItemsUpTo7,
     month: Option<MonthTally>,
+}
+
+/// [`SlaData`] as snapshot version 7 stored it: open deliveries without
+/// their clock stretches.
+#[derive(Deserialize)]
+pub struct SlaDataV7 {
+    labels: Vec<String>,
+    series: Vec<Series>,
+    aggregate: Option<Rolling>,
+    ids: IdSet,
+    overflowed: u64,
+    lsn: Lsn,
+    open: OpenItemsUpTo7,
+    month: Option<MonthTally>,
+    history: History,
 }
 
 /// A series up to version 3: its promise in float seconds.
@@ -185,7 +202,7 @@ impl From<SlaDataV2> for SlaDataV4 {
             ids: v.ids,
             overflowed: v.overflowed,
             lsn: v.lsn,
-            open: OpenItems::default(),
+            open: OpenItemsUpTo7::default(),
             month: None,
         }
     }
@@ -199,7 +216,7 @@ impl From<SlaDataV3> for SlaDataV4 {
             ids: v.ids,
             overflowed: v.overflowed,
             lsn: v.lsn,
-            open: v.open.into(),
+            open: OpenItemsUpTo7(v.open.into()),
             month: v.month.map(Into::into),
         }
     }
@@ -234,6 +251,22 @@ impl From<SlaDataV5> for SlaDataV6 {
     }
 }
 
+impl From<SlaDataV7> for SlaData {
+    fn from(v: SlaDataV7) -> SlaData {
+        SlaData {
+            labels: v.labels,
+            series: v.series,
+            aggregate: v.aggregate,
+            ids: v.ids,
+            overflowed: v.overflowed,
+            lsn: v.lsn,
+            open: v.open.0,
+            month: v.month,
+            history: v.history,
+        }
+    }
+}
+
 impl From<SlaDataV6> for SlaData {
     fn from(v: SlaDataV6) -> SlaData {
         SlaData {
@@ -243,7 +276,7 @@ impl From<SlaDataV6> for SlaData {
             ids: v.ids,
             overflowed: v.overflowed,
             lsn: v.lsn,
-            open: v.open,
+            open: v.open.0,
             month: v.month,
             // History counts from the upgrade on.
             history: History::default(),

@@ -20,7 +20,7 @@ pub mod open;
 pub use clocks::{OpenSummary, OpenView};
 pub use history::{DAYS_KEPT, HOUR, History, Stamp, Stamps, hours_kept};
 use id_set::IdSet;
-pub use legacy::{SlaDataV2, SlaDataV3, SlaDataV4, SlaDataV5, SlaDataV6};
+pub use legacy::{SlaDataV2, SlaDataV3, SlaDataV4, SlaDataV5, SlaDataV6, SlaDataV7};
 pub use marks::{Mark, Marks};
 pub use month::LABEL as CALENDAR_MONTH_LABEL;
 pub use native::NativeBuckets;
@@ -541,7 +541,7 @@ impl SlaState {
                 .join(&KEY_SEPARATOR.to_string())
                 .into()
         };
-        self.data.open.reconfigure(|key| {
+        self.data.open.reconfigure(sla.clock(), |key| {
             let key = rekey(key);
             let values: Vec<&str> = key_values(&key).collect();
             let promise = sla.promise_for(&values);

@@ -124,10 +124,30 @@ pub struct OpenItem {
     /// that much (a running clock's due instant is computed instead).
     fell_due: Option<Millis>,
     /// It fell due before a pause that a release without `fell_due`
-    /// recorded (snapshot format 3): when is unknown.
+    /// recorded (snapshot format 3), or in a stretch `stretches` no longer
+    /// holds: when is unknown.
     fell_due_unknown: bool,
     overdue_counted: bool,
+    /// Its closed running stretches, oldest first, so the instant its clock
+    /// reached a promise a reload sets can be found again.
+    stretches: Vec<Stretch>,
+    /// Whether `stretches` goes back to the start (not for items from
+    /// snapshot formats before 8, nor past [`MAX_STRETCHES`]).
+    stretches_complete: bool,
 }
+
+/// A closed running stretch of an open delivery's clock: where the clock
+/// stood when it began, and when that was. It ran until the next stretch's
+/// `banked_before` (or the item's `banked`, for the last).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Stretch {
+    banked_before: Millis,
+    since: Millis,
+}
+
+/// Closed stretches an open delivery keeps; older ones are let go (a
+/// ticket paused this often is rare, and only a reload asks for them).
+pub const MAX_STRETCHES: usize = 64;
 
 impl OpenItem {
     /// Clock time at `now`: working time while not paused.
@@ -171,6 +191,36 @@ impl OpenItem {
     /// Whether it is known to have fallen due without the instant.
     pub fn fell_due_unknown(&self) -> bool {
         self.fell_due_unknown
+    }
+
+    /// The instant its clock reached the promise in a closed stretch, if it
+    /// did there and the stretch is still known.
+    fn reached_in_stretches(&self, calendar: &Calendar) -> Option<Millis> {
+        let ends = self
+            .stretches
+            .iter()
+            .skip(1)
+            .map(|s| s.banked_before)
+            .chain([self.banked]);
+        self.stretches.iter().zip(ends).find_map(|(stretch, end)| {
+            let left = self.left(stretch.banked_before)?;
+            (stretch.banked_before + left <= end)
+                .then(|| calendar.add_working(stretch.since, left))
+                .flatten()
+        })
+    }
+
+    /// Takes a new promise: the instant its clock reached it is found again
+    /// in the stretches when it already has, and is unknown only when they
+    /// no longer reach back that far.
+    fn repromise(&mut self, promise: Duration, calendar: &Calendar) {
+        self.promise = promise;
+        self.fell_due = None;
+        self.fell_due_unknown = false;
+        if ms(self.banked) >= promise {
+            self.fell_due = self.reached_in_stretches(calendar);
+            self.fell_due_unknown = self.fell_due.is_none();
+        }
     }
 
     /// Clock milliseconds from `banked` until the promise is reached (the
@@ -222,19 +272,19 @@ impl OpenItems {
     }
 
     /// Sets every item's promise again, by its labels, and its labels' order
-    /// (a reload). `rekey` maps an old key to the new one and its promise.
-    pub fn reconfigure(&mut self, mut rekey: impl FnMut(&str) -> (Box<str>, Duration)) {
+    /// (a reload). `rekey` maps an old key to the new one and its promise;
+    /// clocks count by `calendar`.
+    pub fn reconfigure(
+        &mut self,
+        calendar: &Calendar,
+        mut rekey: impl FnMut(&str) -> (Box<str>, Duration),
+    ) {
         for item in self.items.values_mut() {
             let (key, promise) = rekey(&item.key);
             if promise != item.promise {
-                // The instant it reached the old promise says nothing of the
-                // new one; it is known again only while its clock runs short
-                // of it.
-                item.fell_due = None;
-                item.fell_due_unknown = ms(item.banked) >= promise;
+                item.repromise(promise, calendar);
             }
             item.key = key;
-            item.promise = promise;
         }
     }
 
@@ -268,6 +318,8 @@ impl OpenItems {
                             fell_due: None,
                             fell_due_unknown: false,
                             overdue_counted: false,
+                            stretches: Vec::new(),
+                            stretches_complete: true,
                         },
                     );
                     Ok((Transition::Started, None))
@@ -316,6 +368,14 @@ impl OpenItems {
             ))),
             (Kind::Pause, Some(since)) => {
                 let left = item.left(item.banked);
+                if item.stretches.len() == MAX_STRETCHES {
+                    item.stretches.remove(0);
+                    item.stretches_complete = false;
+                }
+                item.stretches.push(Stretch {
+                    banked_before: item.banked,
+                    since,
+                });
                 item.banked += calendar.working_between(since, e.at);
                 if let (None, Some(left)) = (item.fell_due, left)
                     && ms(item.banked) >= item.promise
@@ -366,6 +426,56 @@ impl OpenItems {
     }
 }
 
+/// [`OpenItems`] read from snapshot versions 4 to 7, which stored them
+/// without the stretches a reload finds a due instant again in.
+#[derive(Debug, Default, Deserialize)]
+#[serde(from = "OpenItemsV4")]
+pub struct OpenItemsUpTo7(pub OpenItems);
+
+#[derive(Deserialize)]
+struct OpenItemsV4 {
+    items: BTreeMap<Box<str>, OpenItemV4>,
+    became_overdue: u64,
+}
+
+#[derive(Deserialize)]
+struct OpenItemV4 {
+    key: Box<str>,
+    promise: Duration,
+    started: Millis,
+    last: (Kind, Millis),
+    banked: Millis,
+    running_since: Option<Millis>,
+    fell_due: Option<Millis>,
+    fell_due_unknown: bool,
+    overdue_counted: bool,
+}
+
+impl From<OpenItemsV4> for OpenItemsUpTo7 {
+    fn from(v: OpenItemsV4) -> OpenItemsUpTo7 {
+        let items = v.items.into_iter().map(|(id, i)| {
+            let item = OpenItem {
+                key: i.key,
+                promise: i.promise,
+                started: i.started,
+                last: i.last,
+                banked: i.banked,
+                running_since: i.running_since,
+                fell_due: i.fell_due,
+                fell_due_unknown: i.fell_due_unknown,
+                overdue_counted: i.overdue_counted,
+                stretches: Vec::new(),
+                stretches_complete: false,
+            };
+            (id, item)
+        });
+        OpenItemsUpTo7(OpenItems {
+            items: items.collect(),
+            became_overdue: v.became_overdue,
+        })
+    }
+}
+
 /// [`OpenItems`] as snapshot version 3 stored them: without the instant
 /// a paused item fell due.
 #[derive(Deserialize)]
@@ -398,6 +508,8 @@ impl From<OpenItemsV3> for OpenItems {
                 fell_due: None,
                 fell_due_unknown: i.banked >= i.promise_ms,
                 overdue_counted: i.overdue_counted,
+                stretches: Vec::new(),
+                stretches_complete: false,
             };
             (id, item)
         });
@@ -457,6 +569,92 @@ pub(super) mod tests {
             at,
             explicit_at: true,
         }
+    }
+
+    /// A reload that changes the promise finds the instant the clock
+    /// reached the new one in the stretches it ran: before a pause, exactly
+    /// at a pause, or ahead while running; a ticket from an older format, or
+    /// one whose stretch was let go, says the instant is unknown.
+    #[test]
+    fn a_new_promise_finds_its_due_instant_in_the_clock_stretches() {
+        let cal = Calendar::always();
+        let mut open = OpenItems::default();
+        let item = |open: &OpenItems| open.items.get("T-1").unwrap().clone();
+        // Started at 0, paused at 2h, resumed at 4h: running, 2h banked.
+        open.apply(&event(Kind::Start, 0), &cal, ms(8 * H), false, 10)
+            .unwrap();
+        open.apply(&event(Kind::Pause, 2 * H), &cal, ms(8 * H), false, 10)
+            .unwrap();
+        open.apply(&event(Kind::Resume, 4 * H), &cal, ms(8 * H), false, 10)
+            .unwrap();
+        assert_eq!(item(&open).due(&cal), Some(10 * H));
+        // 10 minutes: reached before the pause, at 0 + 10m.
+        open.reconfigure(&cal, |k| (k.into(), ms(H / 6)));
+        assert_eq!(item(&open).due(&cal), Some(H / 6));
+        assert!(!item(&open).fell_due_unknown());
+        // Exactly the 2h banked: reached at the pause.
+        open.reconfigure(&cal, |k| (k.into(), ms(2 * H)));
+        assert_eq!(item(&open).due(&cal), Some(2 * H));
+        // 3h: not yet reached; ahead, while running: 4h + 1h.
+        open.reconfigure(&cal, |k| (k.into(), ms(3 * H)));
+        assert_eq!(item(&open).due(&cal), Some(5 * H));
+        // Paused short of a new promise: unknown until it resumes.
+        open.apply(
+            &event(Kind::Pause, 4 * H + H / 2),
+            &cal,
+            ms(3 * H),
+            false,
+            10,
+        )
+        .unwrap();
+        assert_eq!(item(&open).due(&cal), None);
+        assert!(!item(&open).fell_due_unknown());
+        // Lowered below the clock while paused: found in the second stretch.
+        open.reconfigure(&cal, |k| (k.into(), ms(2 * H + H / 4)));
+        assert_eq!(item(&open).due(&cal), Some(4 * H + H / 4));
+        // An item from format 7 has no stretches: unknown, listed first.
+        let mut old = item(&open);
+        old.stretches.clear();
+        old.stretches_complete = false;
+        old.repromise(ms(H), &cal);
+        assert_eq!(old.due(&cal), None);
+        assert!(old.fell_due_unknown());
+    }
+
+    /// Past [`MAX_STRETCHES`] pauses the oldest stretch is let go.
+    #[test]
+    fn stretches_are_bounded() {
+        let cal = Calendar::always();
+        let mut open = OpenItems::default();
+        open.apply(&event(Kind::Start, 0), &cal, ms(1000 * H), false, 10)
+            .unwrap();
+        for i in 0..(MAX_STRETCHES as i64 + 1) {
+            open.apply(
+                &event(Kind::Pause, 2 * i * H + H),
+                &cal,
+                ms(1000 * H),
+                false,
+                10,
+            )
+            .unwrap();
+            open.apply(
+                &event(Kind::Resume, 2 * i * H + 2 * H),
+                &cal,
+                ms(1000 * H),
+                false,
+                10,
+            )
+            .unwrap();
+        }
+        let mut item = open.items.get("T-1").unwrap().clone();
+        assert_eq!(item.stretches.len(), MAX_STRETCHES);
+        assert!(!item.stretches_complete);
+        // Reached in the first stretch, which is gone.
+        item.repromise(ms(H / 2), &cal);
+        assert!(item.fell_due_unknown());
+        // Reached in a stretch still kept: stretch k runs from 2kH, banked kH.
+        item.repromise(ms(10 * H + H / 2), &cal);
+        assert_eq!(item.due(&cal), Some(20 * H + H / 2));
     }
 
     #[test]

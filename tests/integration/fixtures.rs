@@ -17,7 +17,7 @@ use amaze_exporter::window::Millis;
 /// Every snapshot format version with a fixture; the newest must be the
 /// current one. Log records moved with snapshots up to version 4 and have
 /// not changed since.
-const VERSIONS: [u32; 7] = [1, 2, 3, 4, 5, 6, 7];
+const VERSIONS: [u32; 8] = [1, 2, 3, 4, 5, 6, 7, 8];
 
 #[test]
 fn the_current_format_versions_have_fixtures() {
@@ -208,6 +208,24 @@ fn state_of_every_format_version_loads_with_its_figures() {
                 "version {version}"
             );
             assert_eq!((desk.deliveries, desk.bad), (1, 0), "version {version}");
+            // A reload lowering the desk's promise to 20 minutes: T-2 reached
+            // it at 11:30, before its pause. From version 8 the clock's
+            // stretches say so; before, the instant is unknown and T-2 leads.
+            let lowered = text.replace("promise: 1h", "promise: 20m");
+            let lowered = Arc::new(Config::parse(&lowered).unwrap().catalog());
+            let reloaded = recorder.reconfigure(lowered);
+            let open = reloaded.open_items(now, |_| true);
+            let due: Vec<(&str, Option<&str>)> = open
+                .iter()
+                .map(|v| (v.id.as_str(), v.due_at.as_deref()))
+                .collect();
+            let t2 = if version >= 8 {
+                ("T-2", Some("2026-11-20T11:30:00Z"))
+            } else {
+                ("T-2", None)
+            };
+            let t3 = ("T-3", Some("2026-11-20T11:40:00Z"));
+            assert_eq!(due, [t2, t3], "version {version}");
         } else {
             assert!(open.is_empty());
             assert_eq!(desk.deliveries, 0);
