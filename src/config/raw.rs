@@ -101,18 +101,49 @@ pub struct Parsed {
 /// Parses YAML text into the raw shape, collecting unknown keys instead of
 /// stopping at the first; the error carries serde-saphyr's line, column and
 /// source snippet.
-pub fn parse(text: &str) -> Result<Parsed, serde_saphyr::Error> {
+pub fn parse(text: &str) -> Result<Parsed, SyntaxError> {
     let mut unknown = Vec::new();
+    let mut at = String::new();
+    let mut note = |path: serde_ignored::Path<'_>| {
+        let path = path.to_string();
+        // Spanned values carry their location in a field of their own.
+        if !path.contains("__serde_saphyr") {
+            unknown.push(path);
+        }
+    };
     let config = serde_saphyr::with_deserializer_from_str(text, |de| {
-        serde_ignored::deserialize(de, |path| {
-            let path = path.to_string();
-            // Spanned values carry their location in a field of their own.
-            if !path.contains("__serde_saphyr") {
-                unknown.push(path);
-            }
+        let de = serde_ignored::Deserializer::new(de, &mut note);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            // A scalar is read into a `Spanned`, whose own field no key names.
+            at = e.path().to_string().trim_end_matches(".value").to_owned();
+            e.into_inner()
         })
+    })
+    .map_err(|error| SyntaxError {
+        path: crate::config::unknown::bracketed(&at),
+        error,
     })?;
     Ok(Parsed { config, unknown })
+}
+
+/// A file that is not YAML, or a value of a shape no field takes, and the
+/// YAML path of the value (`sources.statsd.listen`) when serde knows it.
+#[derive(Debug)]
+pub struct SyntaxError {
+    /// Where, as the other problems write paths; empty when unknown.
+    pub path: String,
+    /// serde-saphyr's message, with line, column and a snippet.
+    pub error: serde_saphyr::Error,
+}
+
+impl std::fmt::Display for SyntaxError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path.is_empty() || self.path == "." {
+            write!(f, "{}", self.error)
+        } else {
+            write!(f, "{}: {}", self.path, self.error)
+        }
+    }
 }
 
 /// Every key the file may hold, at any depth: what a misspelt key is

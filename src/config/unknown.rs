@@ -31,7 +31,7 @@ pub fn problems(text: &str, paths: &[String]) -> Vec<Problem> {
 
 /// `slas.0.promis` or `slas.?[0].promis` as the rest of the problems
 /// write paths: `slas[0].promis`.
-fn bracketed(dotted: &str) -> String {
+pub(super) fn bracketed(dotted: &str) -> String {
     let mut out = String::new();
     for part in dotted.split('.') {
         let part = part.trim_start_matches('?');

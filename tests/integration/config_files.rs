@@ -135,6 +135,25 @@ fn syntax_errors_point_at_the_line() {
     assert!(err.contains("line 2"), "{err}");
 }
 
+/// A value of a shape no field takes stops the reading there; the error
+/// names its YAML path beside the line.
+#[test]
+fn shape_errors_name_the_path_and_line() {
+    let err = Config::parse(
+        "version: 1\nslas:\n  - name: a\n    promise: 1s\n    objective: 99%\nsources:\n  statsd:\n    listen: [1]\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("sources.statsd.listen: "), "{err}");
+    assert!(err.contains("line 8 column 13"), "{err}");
+    let err = Config::parse(
+        "version: 1\nslas:\n  - name: a\n    promise: 1s\n    objective: 99%\n    labels: {a: 1}\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("slas[0].labels: "), "{err}");
+}
+
 #[test]
 fn statsd_source_problems_are_all_reported_with_paths() {
     let yaml = r#"
