@@ -121,7 +121,7 @@ pub fn parse(text: &str) -> Result<Parsed, SyntaxError> {
     })
     .map_err(|error| SyntaxError {
         path: crate::config::unknown::bracketed(&at),
-        error,
+        error: Box::new(error),
     })?;
     Ok(Parsed { config, unknown })
 }
@@ -133,7 +133,7 @@ pub struct SyntaxError {
     /// Where, as the other problems write paths; empty when unknown.
     pub path: String,
     /// serde-saphyr's message, with line, column and a snippet.
-    pub error: serde_saphyr::Error,
+    pub error: Box<serde_saphyr::Error>,
 }
 
 impl std::fmt::Display for SyntaxError {
