@@ -249,7 +249,8 @@ pub fn report(recorder: &Recorder, month: Month, now: Millis) -> MonthReport {
                         .map(|a| a.status != margin::Status::Breaching),
                     compliance_over_objective_points: assessment
                         .as_ref()
-                        .map(|a| (a.compliance - objective) * 100.0),
+                        // Ten places: past them is float noise (5.000000000000004).
+                        .map(|a| ((a.compliance - objective) * 1e12).round() / 1e10),
                     worst_days: days,
                 }
             })
