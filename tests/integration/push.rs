@@ -340,7 +340,11 @@ fn malformed_bodies_get_clear_errors() {
             &b"{\"sla\":\"checkout\",\"duration\":\"1\xff\"}"[..],
             "not UTF-8",
         ),
-        ("application/x-ndjson", &b"[1,2]"[..], "invalid type"),
+        (
+            "application/x-ndjson",
+            &b"[1,2]"[..],
+            "expected a delivery object ({\\\"field\\\": value, ...}), found an array",
+        ),
     ] {
         let r = ex.post("/api/v1/deliveries", ct, body);
         assert_eq!(r.status, 400, "{}", r.body);
