@@ -86,8 +86,13 @@ pub enum Command {
     /// every row is checked first, nothing is recorded if any is refused,
     /// and ids make a re-import count nothing twice.
     Import(ImportFlags),
-    /// Print the man page (roff) to stdout: `amaze-exporter man > amaze-exporter.1`.
-    Man,
+    /// Print a man page (roff) to stdout: `amaze-exporter man > amaze-exporter.1`,
+    /// or a subcommand's: `amaze-exporter man demo > amaze-exporter-demo.1`.
+    Man {
+        /// The subcommand whose page to print (default: the exporter's own).
+        #[arg(value_name = "SUBCOMMAND")]
+        subcommand: Option<String>,
+    },
     /// Print shell completions to stdout, for bash, zsh, fish, elvish or powershell.
     Completions {
         /// The shell.
@@ -352,14 +357,43 @@ fn telemetry_path(s: &str) -> Result<String, String> {
 
 /// The man page of the whole command line, subcommands listed, as roff
 /// (`dist/man/amaze-exporter.1` is this output; a test keeps it current).
-pub fn man_page() -> std::io::Result<Vec<u8>> {
+pub fn man_page(subcommand: Option<&str>) -> std::io::Result<Vec<u8>> {
     use clap::CommandFactory;
     let mut out = Vec::new();
     // The release alone: the revision and build date would date the
     // committed page at every commit.
     let command = Cli::command().version(env!("CARGO_PKG_VERSION"));
-    clap_mangen::Man::new(command).render(&mut out)?;
+    let page = match subcommand {
+        None => command,
+        Some(name) => {
+            let sub = command
+                .find_subcommand(name)
+                .filter(|_| name != "help")
+                .ok_or_else(|| {
+                    std::io::Error::other(format!(
+                        "no subcommand `{name}`; these have pages: {}",
+                        man_subcommands().join(", ")
+                    ))
+                })?;
+            // Named as man pages of subcommands are: amaze-exporter-demo(1).
+            sub.clone()
+                .name(format!("amaze-exporter-{name}"))
+                .bin_name(format!("amaze-exporter {name}"))
+                .version(env!("CARGO_PKG_VERSION"))
+        }
+    };
+    clap_mangen::Man::new(page).render(&mut out)?;
     Ok(out)
+}
+
+/// The subcommands with man pages of their own, by name.
+pub fn man_subcommands() -> Vec<String> {
+    use clap::CommandFactory;
+    Cli::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_owned())
+        .filter(|n| n != "help")
+        .collect()
 }
 
 /// Completions for `shell`.
@@ -367,6 +401,16 @@ pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
     use clap::CommandFactory;
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "amaze-exporter", &mut out);
+    if shell == clap_complete::Shell::Bash {
+        // clap_complete names a hyphenated binary's subcommand states one
+        // way where it sets them and another where it matches them
+        // (clap-rs/clap#6421), so no subcommand's flags would complete.
+        let text = String::from_utf8_lossy(&out).replace(
+            "amaze__subcmd__exporter__subcmd__",
+            "amaze__exporter__subcmd__",
+        );
+        return text.into_bytes();
+    }
     out
 }
 

@@ -41,6 +41,14 @@ pub enum DemoError {
     /// `--breach-after` leaves no time to erode.
     #[error("--breach-after must be at least 1m")]
     TooSoon,
+    /// Nothing took a push since the start.
+    #[error("nothing answers at {target} ({reason}); start the exporter, or name it with --target")]
+    NoExporter {
+        /// The exporter's URL.
+        target: String,
+        /// Why the last push failed.
+        reason: String,
+    },
     /// The exporter refused a push for good (a config that differs from
     /// the demo's, say); refusals that pass (429, 5xx, no answer) are
     /// retried.
@@ -58,6 +66,13 @@ pub enum DemoError {
 const MARGIN_LOW_FOR: Duration = Duration::from_secs(600);
 const MARGIN_BREACHED_FOR: Duration = Duration::from_secs(300);
 const SCRAPE_AND_EVALUATE: Duration = Duration::from_secs(30);
+/// The log-normal spread of the eroding SLA's delivery times, and of the
+/// others'.
+const ERODING_SPREAD: f64 = 0.5;
+const HEALTHY_SPREAD: f64 = 0.25;
+/// How long the demo waits for a first push to go through before it says
+/// nothing answers (later, a restart is waited out).
+const NO_EXPORTER: Duration = Duration::from_secs(10);
 
 /// Where the newest deliveries' quantile is at `breach_after`, as a share of
 /// the promise. The hour's quantile lags the newest deliveries (it holds the
@@ -123,17 +138,29 @@ pub fn milestones(
     let mut out = Vec::new();
     if alert_margin > 0.0 {
         let pending = erosion.margin_low() + SCRAPE_AND_EVALUATE;
+        let fires = pending + MARGIN_LOW_FOR;
+        // The rule holds only while the margin is not negative: with an
+        // early breach the alert never reaches its 10 minutes.
+        let never = if fires < erosion.breach_after {
+            ""
+        } else {
+            " (it breaks its promise before AmazeMarginLow's 10 minutes: a --breach-after of 13m or more shows the alert fire)"
+        };
         out.push((
             pending,
             format!(
-                "AmazeMarginLow is pending for {sla} (Prometheus, Alerts): its hour margin is below its {} alert margin; the status page says warning",
+                "AmazeMarginLow is pending for {sla} (Prometheus, Alerts): its hour margin is below its {} alert margin; the status page says warning{never}",
                 percent(alert_margin)
             ),
         ));
-        out.push((
-            pending + MARGIN_LOW_FOR,
-            format!("AmazeMarginLow fires for {sla}: the promise still holds, its room is going"),
-        ));
+        if never.is_empty() {
+            out.push((
+                fires,
+                format!(
+                    "AmazeMarginLow fires for {sla}: the promise still holds, its room is going"
+                ),
+            ));
+        }
     }
     out.push((
         erosion.breach_after,
@@ -149,6 +176,7 @@ pub fn milestones(
         out.retain(|(at, _)| *at < duration);
         out.push((duration, "the demo ends".to_owned()));
     }
+    out.sort_by_key(|(at, _)| *at);
     out
 }
 
@@ -274,14 +302,21 @@ pub fn run(args: DemoArgs) -> Result<(), DemoError> {
             println!("demo: done: {sent} deliveries pushed; the exporter keeps them");
             return Ok(());
         }
+        let first = sent == 0;
         for (i, s) in catalog.slas.iter().enumerate() {
-            let share = if i == eroding {
-                erosion.share(elapsed)
+            // The healthy SLAs spread less, so their few deliveries a second
+            // never flash a warning; the eroding one as its schedule was
+            // measured with.
+            let (share, sigma) = if i == eroding {
+                (erosion.share(elapsed), ERODING_SPREAD)
             } else {
-                healthy_share(i)
+                (healthy_share(i), HEALTHY_SPREAD)
             };
-            let n = if latency_like(s) { 200 } else { 2 };
-            let body = batch(s, n, share, &mut rng);
+            // The first batch is a backlog of 200 for every SLA, so no
+            // window is judged on its first handful of deliveries (the
+            // slowest of a few would flash a warning).
+            let n = if latency_like(s) || first { 200 } else { 2 };
+            let body = batch(s, n, share, sigma, &mut rng);
             match push(&agent, &url, &body) {
                 Ok(()) => {
                     sent += n as u64;
@@ -294,6 +329,12 @@ pub fn run(args: DemoArgs) -> Result<(), DemoError> {
                     }
                 }
                 Err(Refusal::Passing(why)) => {
+                    if sent == 0 && elapsed >= NO_EXPORTER {
+                        return Err(DemoError::NoExporter {
+                            target: args.target.clone(),
+                            reason: why,
+                        });
+                    }
                     if down.is_none() {
                         println!(
                             "demo: {}: {base} does not answer ({why}); pushing again every second",
@@ -338,24 +379,45 @@ fn push(agent: &ureq::Agent, url: &str, body: &str) -> Result<(), Refusal> {
         return Ok(());
     }
     let text = reply.body_mut().read_to_string().unwrap_or_default();
-    let why = format!("{status}: {}", text.trim());
     if status.as_u16() == 429 || status.is_server_error() {
-        Err(Refusal::Passing(why))
-    } else {
-        Err(Refusal::Final(why))
+        return Err(Refusal::Passing(format!("{status}: {}", text.trim())));
     }
+    Err(Refusal::Final(refusal(status.as_u16(), &text)))
+}
+
+/// A refusal in a line: its status, what it says, and the first of its
+/// errors, with a hint when the configs disagree.
+fn refusal(status: u16, body: &str) -> String {
+    let json: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    let said = json["error"].as_str().unwrap_or(body.trim());
+    let errors = json["errors"].as_array().map_or(0, Vec::len);
+    let mut out = format!("{status}: {said}");
+    if let Some(first) = json["errors"][0]["reason"].as_str() {
+        out.push_str(&format!("; first: {first}"));
+        if errors > 1 {
+            out.push_str(&format!(" ({} more)", errors - 1));
+        }
+    }
+    if out.contains("unknown SLA") {
+        out.push_str("; give the demo the exporter's config with --config.file");
+    }
+    // An odd body must not flood the terminal.
+    if out.len() > 400 {
+        let cut = (0..=400)
+            .rev()
+            .find(|&i| out.is_char_boundary(i))
+            .unwrap_or(0);
+        out.truncate(cut);
+        out.push_str("...");
+    }
+    out
 }
 
 /// `n` deliveries of `sla` whose objective quantile lands near `share` of
-/// each delivery's promise.
-fn batch(sla: &Sla, n: usize, share: f64, rng: &mut Rng) -> String {
+/// each delivery's promise, log-normal with spread `sigma`.
+fn batch(sla: &Sla, n: usize, share: f64, sigma: f64, rng: &mut Rng) -> String {
     // For log-normal times, the objective's z-score sets the median.
-    let sigma: f64 = 0.5;
-    let z = match sla.objective.to_f64() {
-        o if o >= 0.99 => 2.33,
-        o if o >= 0.95 => 1.64,
-        _ => 1.28,
-    };
+    let z = z_score(sla.objective.to_f64());
     let median = share * (-z * sigma).exp();
     let keys: Vec<Vec<String>> = sla.labels.iter().map(|k| values(k)).collect();
     let mut out = String::with_capacity(n * 120);
@@ -379,6 +441,15 @@ fn batch(sla: &Sla, n: usize, share: f64, rng: &mut Rng) -> String {
         ));
     }
     out
+}
+
+/// The standard normal quantile of `o` (0.5 to 1), within 0.00045
+/// (Abramowitz and Stegun, 26.2.23).
+fn z_score(o: f64) -> f64 {
+    let p = (1.0 - o).clamp(1e-12, 0.5);
+    let t = (-2.0 * p.ln()).sqrt();
+    t - (2.515_517 + 0.802_853 * t + 0.010_328 * t * t)
+        / (1.0 + 1.432_788 * t + 0.189_269 * t * t + 0.001_308 * t * t * t)
 }
 
 #[cfg(test)]
@@ -416,7 +487,7 @@ mod tests {
         for second in 0..(20 * 60) {
             let now = start + second * 1000;
             let share = erosion.share(Duration::from_secs(second as u64));
-            let body = batch(sla, 200, share, &mut rng);
+            let body = batch(sla, 200, share, ERODING_SPREAD, &mut rng);
             let admitted: Vec<_> = body
                 .lines()
                 .map(|line| {
@@ -485,6 +556,60 @@ mod tests {
         assert_eq!(plan.last().unwrap().1, "the demo ends");
     }
 
+    /// An early breach leaves AmazeMarginLow no time to fire: the plan says
+    /// so instead of promising it, and stays in time order.
+    #[test]
+    fn the_plan_is_in_order_and_promises_only_what_can_happen() {
+        let short = Erosion::new(0.42, 0.2, Duration::from_secs(300));
+        let plan = milestones("api", &short, 0.2, Duration::from_secs(1800));
+        assert!(plan.windows(2).all(|w| w[0].0 <= w[1].0), "{plan:?}");
+        assert!(
+            !plan
+                .iter()
+                .any(|(_, what)| what.contains("AmazeMarginLow fires"))
+        );
+        assert!(
+            plan[0].1.contains("a --breach-after of 13m or more"),
+            "{plan:?}"
+        );
+        let default = Erosion::new(0.42, 0.2, Duration::from_secs(900));
+        let plan = milestones("api", &default, 0.2, Duration::from_secs(1800));
+        assert!(
+            plan.iter()
+                .any(|(_, what)| what.contains("AmazeMarginLow fires"))
+        );
+        assert!(!plan[0].1.contains("13m or more"));
+    }
+
+    /// A refusal of many lines reads as one, with the hint that matters.
+    #[test]
+    fn refusals_are_one_readable_line() {
+        let body = serde_json::json!({
+            "error": "100 delivery lines rejected; nothing was recorded",
+            "errors": (0..100).map(|i| serde_json::json!({"line": i, "reason": "unknown SLA `api_latency`; configured: checkout"})).collect::<Vec<_>>(),
+        })
+        .to_string();
+        let said = refusal(404, &body);
+        assert_eq!(
+            said,
+            "404: 100 delivery lines rejected; nothing was recorded; first: unknown SLA `api_latency`; configured: checkout (99 more); give the demo the exporter's config with --config.file"
+        );
+        assert!(refusal(400, &"x".repeat(5000)).len() <= 403);
+    }
+
+    #[test]
+    fn z_scores_of_common_objectives() {
+        for (o, z) in [
+            (0.9, 1.2816),
+            (0.95, 1.6449),
+            (0.98, 2.0537),
+            (0.99, 2.3263),
+            (0.999, 3.0902),
+        ] {
+            assert!((z_score(o) - z).abs() < 5e-4, "{o}: {}", z_score(o));
+        }
+    }
+
     #[test]
     fn erosion_rises_to_half_the_alert_margin_then_to_the_promise() {
         let e = Erosion::new(0.42, 0.2, Duration::from_secs(900));
@@ -502,7 +627,7 @@ mod tests {
                 .unwrap()
                 .catalog();
         let mut rng = Rng(42);
-        let body = batch(&catalog.slas[0], 20_000, 0.42, &mut rng);
+        let body = batch(&catalog.slas[0], 20_000, 0.42, ERODING_SPREAD, &mut rng);
         let mut secs: Vec<f64> = body
             .lines()
             .map(|l| {

@@ -95,20 +95,28 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("amaze-exporter demo: {e}");
-                ExitCode::from(if matches!(e, DemoError::Config(_)) {
-                    2
-                } else {
-                    1
-                })
+                ExitCode::from(
+                    if matches!(
+                        e,
+                        DemoError::Config(_) | DemoError::UnknownSla(_) | DemoError::TooSoon
+                    ) {
+                        2
+                    } else {
+                        1
+                    },
+                )
             }
         };
     }
-    if let Some(Command::Man | Command::Completions { .. }) = &cli.command {
+    let printed = match &cli.command {
+        Some(Command::Completions { shell }) => Some(Ok(amaze_exporter::cli::completions(*shell))),
+        Some(Command::Man { subcommand }) => {
+            Some(amaze_exporter::cli::man_page(subcommand.as_deref()))
+        }
+        _ => None,
+    };
+    if let Some(out) = printed {
         use std::io::Write;
-        let out = match &cli.command {
-            Some(Command::Completions { shell }) => Ok(amaze_exporter::cli::completions(*shell)),
-            _ => amaze_exporter::cli::man_page(),
-        };
         return match out.and_then(|bytes| std::io::stdout().write_all(&bytes)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

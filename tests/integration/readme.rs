@@ -47,13 +47,24 @@ fn blocks(readme: &str) -> Vec<Block> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < lines.len() {
-        let Some(lang) = lines[i].strip_prefix("```") else {
+        // Fences may be indented (in a list) and of either kind.
+        let line = lines[i].trim_start();
+        let indent = lines[i].len() - line.len();
+        let Some((fence, lang)) = ["```", "~~~"]
+            .into_iter()
+            .find_map(|f| line.strip_prefix(f).map(|rest| (f, rest)))
+        else {
             i += 1;
             continue;
         };
+        // `console title=x` is a console block; `yml` is YAML.
+        let lang = match lang.split_whitespace().next().unwrap_or("") {
+            "yml" => "yaml",
+            other => other,
+        };
         let start = i;
         let end = (i + 1..lines.len())
-            .find(|&j| lines[j].starts_with("```"))
+            .find(|&j| lines[j].trim_start().starts_with(fence))
             .expect("every block is closed");
         let (kind, directive) = start
             .checked_sub(1)
@@ -61,10 +72,18 @@ fn blocks(readme: &str) -> Vec<Block> {
             .unzip();
         out.push(Block {
             line: start + 1,
-            lang: lang.trim().to_owned(),
+            lang: lang.to_owned(),
             directive: directive.unwrap_or_default(),
             kind,
-            text: lines[start + 1..end].join("\n"),
+            // Without the fence's own indentation (a block in a list).
+            text: lines[start + 1..end]
+                .iter()
+                .map(|l| {
+                    let pad = l.len() - l.trim_start_matches(' ').len();
+                    &l[pad.min(indent)..]
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
         });
         i = end + 1;
     }
@@ -251,7 +270,26 @@ fn every_console_example_prints_what_readme_shows() {
     let mut wrong = Vec::new();
     let mut blessed: Vec<(usize, Vec<Step>)> = Vec::new();
     let mut ran = 0;
-    for block in blocks(&readme).into_iter().filter(|b| b.lang == "console") {
+    let all = blocks(&readme);
+    for block in &all {
+        // A prompt anywhere makes a console example, which must run; an
+        // example directive anywhere must be on one.
+        let prompts = block.text.lines().any(|l| l.starts_with("$ "));
+        let example = block.kind.as_deref() == Some("example");
+        assert!(
+            block.lang == "console" || (!prompts && !example),
+            "README line {}: a block with `$ ` commands or an example directive must be ```console",
+            block.line
+        );
+        let file = matches!(block.kind.as_deref(), Some("file" | "fragment"));
+        assert!(
+            block.lang == "yaml" || !file,
+            "README line {}: a file or fragment directive on a block that is not YAML",
+            block.line
+        );
+    }
+    let mut configs: HashMap<String, (Option<String>, Option<String>)> = HashMap::new();
+    for block in all.into_iter().filter(|b| b.lang == "console") {
         assert_eq!(
             block.kind.as_deref(),
             Some("example"),
@@ -259,6 +297,22 @@ fn every_console_example_prints_what_readme_shows() {
             block.line
         );
         let name = block.directive.get("session").cloned().expect("a session");
+        // A later block of a session may not ask for another config or clock.
+        let asked = (
+            block.directive.get("config").cloned(),
+            block.directive.get("clock").cloned(),
+        );
+        match configs.get(&name) {
+            None => {
+                configs.insert(name.clone(), asked);
+            }
+            Some(first) => assert!(
+                (asked.0.is_none() || asked.0 == first.0)
+                    && (asked.1.is_none() || asked.1 == first.1),
+                "README line {}: session `{name}` runs {first:?} already",
+                block.line
+            ),
+        }
         if skipped.contains(&name) {
             continue;
         }
@@ -311,7 +365,7 @@ fn every_console_example_prints_what_readme_shows() {
         "{}\n\n(AMAZE_BLESS_README=1 writes what the binary printed into README.md; review the diff)",
         wrong.join("\n\n")
     );
-    assert!(ran >= 10 || !skipped.is_empty(), "{ran} commands ran");
+    assert!(ran >= 20 || !skipped.is_empty(), "{ran} commands ran");
 }
 
 /// Rewrites README's console blocks that start at the given lines with
@@ -435,7 +489,7 @@ fn every_yaml_snippet_is_a_shipped_file_or_a_fragment_of_one() {
             wrong.push(format!("README line {}: {e}", block.line));
         }
     }
-    assert!(seen >= 8, "{seen} YAML blocks");
+    assert!(seen >= 9, "{seen} YAML blocks");
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
