@@ -264,6 +264,12 @@ pub fn parse<'a, T: Deserialize<'a>>(
             Err(e) => Some(e.path().to_string()).filter(|p| !matches!(p.as_str(), "" | "." | "?")),
             Ok(_) => None,
         };
+        // serde names a repeated key only in its message.
+        let field = field.or_else(|| {
+            let message = first.to_string();
+            let rest = message.split("duplicate field `").nth(1)?;
+            rest.split('`').next().map(str::to_owned)
+        });
         let mut reason = first.to_string();
         // serde_json says "at line L column C" of the item: drop it for
         // one-line items, whose line is reported, else give the body line.

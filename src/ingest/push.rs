@@ -198,6 +198,9 @@ mod tests {
             parse::<RawDelivery<'_>>(1, 1, r#"{"sla":"a","labels":{"k":1}}"#, "a delivery object")
                 .unwrap_err();
         assert_eq!(e.field.as_deref(), Some("labels.k"));
+        let e = parse::<RawDelivery<'_>>(1, 1, r#"{"sla":"a","sla":"b"}"#, "a delivery object")
+            .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("sla"), "{}", e.reason);
         // A delivery is an object: serde would read an array of its fields.
         for (text, found) in [
             (r#"["a","1s"]"#, "an array"),
