@@ -198,8 +198,10 @@ fn spawn_otlp_http(
     })
 }
 
-/// Reloads the config on every SIGHUP.
-async fn reload_on_hangup(reloader: Arc<Reloader>) {
+/// Reloads the config on every SIGHUP. Listens from the call on, not from
+/// the first poll (`on_hangup` registers eagerly), so a SIGHUP sent the
+/// moment the exporter says it listens is never the default action.
+fn reload_on_hangup(reloader: Arc<Reloader>) -> impl Future<Output = ()> {
     crate::shutdown::on_hangup(move || {
         let reloader = reloader.clone();
         async move {
@@ -207,7 +209,6 @@ async fn reload_on_hangup(reloader: Arc<Reloader>) {
             let _ = reloader.reload().await;
         }
     })
-    .await;
 }
 
 /// Binds an optional listener (`None` when not asked for) and logs its

@@ -182,7 +182,14 @@ fn calendar(at: &mut Section<'_>, text: &Text, calendars: &Calendars) -> Option<
 }
 
 fn sla(p: &mut Problems, path: &str, raw: &RawSla, calendars: &Calendars) -> Option<Sla> {
-    let mut at = Section::new(p, path);
+    let mut at = Section::new(p, path).starting_at(&[
+        raw.name.as_ref(),
+        raw.description.as_ref(),
+        raw.promise.as_ref(),
+        raw.objective.as_ref(),
+        raw.target_margin.as_ref(),
+        raw.window.as_ref(),
+    ]);
     let name = at.required("name", raw.name.as_ref(), |s| {
         sla_name(s).map(str::to_owned)
     });

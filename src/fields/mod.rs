@@ -66,6 +66,21 @@ impl Problems {
         });
     }
 
+    /// Records `message` at `path`, on `line` when known (a key that is
+    /// missing has no line of its own: its entry's is given).
+    pub fn at_line(
+        &mut self,
+        path: impl Into<String>,
+        line: Option<u64>,
+        message: impl Into<String>,
+    ) {
+        self.0.push(Problem {
+            path: path.into(),
+            line,
+            message: message.into(),
+        });
+    }
+
     /// Parses an optional scalar, recording a problem when it does not parse.
     pub fn parse<T>(
         &mut self,

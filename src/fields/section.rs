@@ -16,6 +16,8 @@ pub struct Section<'p> {
     p: &'p mut Problems,
     path: String,
     before: usize,
+    /// The first line of the entry, for keys missing from it.
+    line: Option<u64>,
 }
 
 impl<'p> Section<'p> {
@@ -26,7 +28,16 @@ impl<'p> Section<'p> {
             p,
             path: path.into(),
             before,
+            line: None,
         }
+    }
+
+    /// This section, knowing its entry starts on the first line any of
+    /// `texts` (its keys' values) is on: a required key that is missing is
+    /// reported on that line.
+    pub fn starting_at(mut self, texts: &[Option<&Text>]) -> Section<'p> {
+        self.line = texts.iter().flatten().map(|t| t.referenced.line()).min();
+        self
     }
 
     /// The path of `key` in this section.
@@ -70,7 +81,13 @@ impl<'p> Section<'p> {
         read: impl FnOnce(&str) -> Result<T, String>,
     ) -> Option<T> {
         if text.is_none() {
-            self.problem(key, None, "required");
+            let message = if self.line.is_some() {
+                "required: missing from the entry that starts here"
+            } else {
+                "required"
+            };
+            let path = self.path(key);
+            self.p.at_line(path, self.line, message);
             return None;
         }
         self.optional(key, text, read)

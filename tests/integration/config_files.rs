@@ -79,10 +79,11 @@ fn missing_fields_are_named() {
     let err = Config::parse("version: 1\nslas:\n  - description: nameless\n")
         .unwrap_err()
         .to_string();
+    // No line of their own: the entry's, which starts on line 3.
     for needle in [
-        "slas[0].name: required",
-        "slas[0].promise: required",
-        "slas[0].objective: required",
+        "slas[0].name (line 3): required",
+        "slas[0].promise (line 3): required",
+        "slas[0].objective (line 3): required",
     ] {
         assert!(err.contains(needle), "{needle}: {err}");
     }

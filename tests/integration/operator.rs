@@ -104,7 +104,7 @@ fn every_config_problem_is_listed_with_unknown_keys_and_guesses() {
     let err = text(&out.stderr);
     for expected in [
         format!("{config}: config has 4 problems"),
-        "slas[0].objective: required".to_owned(),
+        "slas[0].objective (line 3): required".to_owned(),
         "slas[0].objectiv (line 5): unknown key `objectiv`; did you mean `objective`?".to_owned(),
         "slas[0].windw (line 6): unknown key `windw`; did you mean `window`?".to_owned(),
         "slas[0].min_deliveries (line 7)".to_owned(),
