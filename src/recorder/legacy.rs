@@ -267,20 +267,26 @@ impl From<SlaDataV7> for SlaData {
     }
 }
 
-impl From<SlaDataV6> for SlaData {
-    fn from(v: SlaDataV6) -> SlaData {
-        SlaData {
+impl From<SlaDataV6> for SlaDataV7 {
+    fn from(v: SlaDataV6) -> SlaDataV7 {
+        SlaDataV7 {
             labels: v.labels,
             series: v.series,
             aggregate: v.aggregate,
             ids: v.ids,
             overflowed: v.overflowed,
             lsn: v.lsn,
-            open: v.open.0,
+            open: v.open,
             month: v.month,
             // History counts from the upgrade on.
             history: History::default(),
         }
+    }
+}
+
+impl From<SlaDataV6> for SlaData {
+    fn from(v: SlaDataV6) -> SlaData {
+        SlaDataV7::from(v).into()
     }
 }
 

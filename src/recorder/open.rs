@@ -498,7 +498,7 @@ struct OpenItemV3 {
 impl From<OpenItemsV3> for OpenItems {
     fn from(v: OpenItemsV3) -> OpenItems {
         let items = v.items.into_iter().map(|(id, i)| {
-            let item = OpenItem {
+            let item = OpenItemV4 {
                 key: i.key,
                 promise: ms(i.promise_ms),
                 started: i.started,
@@ -508,15 +508,14 @@ impl From<OpenItemsV3> for OpenItems {
                 fell_due: None,
                 fell_due_unknown: i.banked >= i.promise_ms,
                 overdue_counted: i.overdue_counted,
-                stretches: Vec::new(),
-                stretches_complete: false,
             };
             (id, item)
         });
-        OpenItems {
+        let v4 = OpenItemsV4 {
             items: items.collect(),
             became_overdue: v.became_overdue,
-        }
+        };
+        OpenItemsUpTo7::from(v4).0
     }
 }
 
