@@ -134,12 +134,7 @@ pub fn required<T>(
     text: Option<&Text>,
     parse: impl FnOnce(&str) -> Result<T, String>,
 ) -> Option<T> {
-    let path = format!("{path}.{field}");
-    if text.is_none() {
-        p.at(path, None, "required");
-        return None;
-    }
-    p.parse(&path, text, parse)
+    Section::new(p, path).required(field, text, parse)
 }
 
 /// Whether `key` is a label of `sla` (when the SLA is known); records the
